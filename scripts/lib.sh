@@ -1,0 +1,41 @@
+# Shared by rkube's scripts: installs what a machine is missing, from Debian's packages
+# and PyPI only. Sourced, not run.
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    echo "==> apt-get update"
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  echo "==> apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# ensure_deps [test]: etcd, protoc and kubectl for everyone; busybox and the Python
+# kubernetes client for the test suite.
+ensure_deps() {
+  local want=()
+  command -v etcd >/dev/null 2>&1 || want+=(etcd-server)
+  command -v protoc >/dev/null 2>&1 || want+=(protobuf-compiler)
+  command -v kubectl >/dev/null 2>&1 || want+=(kubernetes-client)
+  command -v hostname >/dev/null 2>&1 || want+=(hostname)
+  if [ "${1:-}" = test ]; then
+    command -v busybox >/dev/null 2>&1 || want+=(busybox-static)
+    command -v python3 >/dev/null 2>&1 || want+=(python3 python3-pip)
+  fi
+  if [ ${#want[@]} -gt 0 ]; then apt_install "${want[@]}"; fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo is not installed; install a Rust toolchain (rustup) first" >&2
+    return 1
+  fi
+  if [ "${1:-}" = test ] && ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
+    echo "==> pip install kubernetes"
+    python3 -m pip install --quiet kubernetes \
+      || python3 -m pip install --quiet --break-system-packages kubernetes
+  fi
+}

@@ -1,0 +1,699 @@
+//! Request handling: authentication result in, resource and verb out, answered in the
+//! negotiated form. Every failure leaves as a `Status` body with upstream's code and reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::request::{negotiate, parse_resource_path, Output, Query, ResourcePath};
+use super::table::{self, Include};
+use super::tls::User;
+use super::{discovery, openapi, watch, Server, MAX_BODY_BYTES};
+use crate::meta::patch::PatchType;
+use crate::meta::selector::{FieldSelector, LabelSelector};
+use crate::meta::{object, status, ApiError, GroupResource};
+use crate::registry::{
+    namespaces, pods, CreateOptions, DeleteOptions, ListOptions, Store, WatchOptions,
+};
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+fn respond(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = code;
+    if let Ok(value) = header::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    resp
+}
+
+/// The response for an error: its `Status` as JSON.
+pub fn error_response(err: &ApiError) -> Response<Body> {
+    let body = serde_json::to_vec(&err.to_status()).expect("a JSON value always serializes");
+    let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = respond(code, "application/json", body);
+    if let Some(secs) = err.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// An object (or list) in the negotiated form.
+fn encode(code: StatusCode, value: &Value, output: Output, warnings: &[String]) -> Response<Body> {
+    let mut resp = match output {
+        Output::Yaml => match serde_yaml::to_string(value) {
+            Ok(text) => respond(code, "application/yaml", text),
+            Err(e) => return error_response(&ApiError::internal(e)),
+        },
+        Output::Json | Output::Table => respond(
+            code,
+            "application/json",
+            serde_json::to_vec(value).expect("a JSON value always serializes"),
+        ),
+    };
+    for warning in warnings {
+        let text = format!("299 - \"{}\"", warning.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(value) = header::HeaderValue::from_str(&text) {
+            resp.headers_mut().append(header::WARNING, value);
+        }
+    }
+    resp
+}
+
+fn json_ok(value: &Value) -> Result<Response<Body>, ApiError> {
+    Ok(encode(StatusCode::OK, value, Output::Json, &[]))
+}
+
+pub async fn handle(
+    server: Arc<Server>,
+    user: Option<User>,
+    req: Request<Incoming>,
+    shutdown: CancellationToken,
+) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let resp = match route(&server, user, req, &shutdown).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(&e),
+    };
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed = ?started.elapsed(), "request");
+    resp
+}
+
+async fn route(
+    server: &Arc<Server>,
+    user: Option<User>,
+    req: Request<Incoming>,
+    shutdown: &CancellationToken,
+) -> Result<Response<Body>, ApiError> {
+    // No anonymous access at all (as k3s runs kube-apiserver): every request needs a client
+    // certificate the cluster CA signed.
+    let user = user.ok_or_else(ApiError::unauthorized)?;
+    let path = req.uri().path().to_string();
+    let query = Query::parse(req.uri().query());
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let stores = server.registry.stores();
+    let get_only = |method: &Method| {
+        if method == Method::GET {
+            Ok(())
+        } else {
+            Err(ApiError::new_method_not_allowed(method))
+        }
+    };
+    match segments.as_slice() {
+        ["version"] => {
+            get_only(req.method())?;
+            json_ok(&discovery::version())
+        }
+        ["healthz" | "livez" | "readyz", ..] => health(server, &segments, &query).await,
+        ["api"] => json_ok(&discovery::core_versions(&server.local_addr.to_string())),
+        ["apis"] => json_ok(&discovery::group_list(stores)),
+        ["apis", group] => discovery::group(stores, group)
+            .ok_or_else(ApiError::path_not_found)
+            .and_then(|v| json_ok(&v)),
+        ["api", version] => discovery::resource_list(stores, "", version)
+            .ok_or_else(ApiError::path_not_found)
+            .and_then(|v| json_ok(&v)),
+        ["apis", group, version] => discovery::resource_list(stores, group, version)
+            .ok_or_else(ApiError::path_not_found)
+            .and_then(|v| json_ok(&v)),
+        ["openapi", "v3"] => json_ok(&openapi::root(stores)),
+        ["openapi", "v3", rest @ ..] => openapi::document(stores, &rest.join("/"))
+            .ok_or_else(ApiError::path_not_found)
+            .and_then(|v| json_ok(&v)),
+        _ => {
+            let resource = parse_resource_path(&segments).ok_or_else(ApiError::path_not_found)?;
+            resource_request(server, &user, req, resource, query, shutdown).await
+        }
+    }
+}
+
+impl ApiError {
+    fn new_method_not_allowed(method: &Method) -> ApiError {
+        let mut e = ApiError::bad_request(format!("the server does not allow this method on the requested resource ({method})"));
+        e.code = 405;
+        e.reason = "MethodNotAllowed";
+        e
+    }
+}
+
+async fn health(
+    server: &Server,
+    segments: &[&str],
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let etcd_ok = server.etcd.healthy().await;
+    let which = segments[0];
+    let checks = [("ping", true), ("etcd", etcd_ok)];
+    if let Some(check) = segments.get(1) {
+        return match checks.iter().find(|(name, _)| name == check) {
+            Some((_, true)) => Ok(respond(StatusCode::OK, "text/plain; charset=utf-8", "ok")),
+            Some((name, false)) => Ok(respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                format!("internal server error: {name} check failed"),
+            )),
+            None => Err(ApiError::path_not_found()),
+        };
+    }
+    let healthy = checks.iter().all(|(_, ok)| *ok);
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let body = if query.get("verbose").is_some() || !healthy {
+        let mut text = String::new();
+        for (name, ok) in checks {
+            if ok {
+                text.push_str(&format!("[+]{name} ok\n"));
+            } else {
+                text.push_str(&format!("[-]{name} failed: reason withheld\n"));
+            }
+        }
+        if healthy {
+            text.push_str(&format!("{which} check passed\n"));
+        } else {
+            text.push_str(&format!("{which} check failed\n"));
+        }
+        text
+    } else {
+        "ok".to_string()
+    };
+    Ok(respond(code, "text/plain; charset=utf-8", body))
+}
+
+/// Decides whether `user` may do this. Cluster admins (`system:masters`) may do anything;
+/// the scheduler and kubelets get what their upstream roles give them.
+fn authorize(user: &User, verb: &str, path: &ResourcePath) -> Result<(), ApiError> {
+    if user.in_group("system:masters")
+        || user.name == "system:kube-scheduler"
+        || user.in_group("system:nodes")
+    {
+        return Ok(());
+    }
+    let mut resource = path.resource.clone();
+    if !path.subresource.is_empty() {
+        resource = format!("{resource}/{}", path.subresource);
+    }
+    let why = if path.namespace.is_empty() {
+        format!(
+            "User {:?} cannot {verb} resource {resource:?} in API group {:?} at the cluster scope",
+            user.name, path.group
+        )
+    } else {
+        format!(
+            "User {:?} cannot {verb} resource {resource:?} in API group {:?} in the namespace {:?}",
+            user.name, path.group, path.namespace
+        )
+    };
+    Err(ApiError::forbidden(
+        GroupResource {
+            group: &path.group,
+            resource: &path.resource,
+        },
+        &path.name,
+        &why,
+    ))
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<(Bytes, String), ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Err(ApiError::too_large(MAX_BODY_BYTES));
+    }
+    let collected = Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::too_large(MAX_BODY_BYTES)
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })?;
+    Ok((collected.to_bytes(), content_type))
+}
+
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Parses an object body sent as JSON or YAML.
+fn parse_object(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    let media = media_type(content_type);
+    let value: Value = match media.as_str() {
+        "" | "application/json" | "*/*" => serde_json::from_slice(bytes).map_err(|e| {
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                ApiError::bad_request("Object 'Kind' is missing in ''")
+            } else {
+                ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
+            }
+        })?,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            serde_yaml::from_slice(bytes).map_err(|e| {
+                ApiError::bad_request(format!("couldn't get version/kind; yaml parse error: {e}"))
+            })?
+        }
+        _ => return Err(ApiError::unsupported_media_type(content_type)),
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "couldn't get version/kind; json parse error: expected an object, got {}",
+            short_type(&value)
+        )));
+    }
+    Ok(value)
+}
+
+fn short_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn write_options(query: &Query) -> Result<CreateOptions, ApiError> {
+    let strict = match query.get("fieldValidation") {
+        None | Some("") | Some("Warn") | Some("Ignore") => false,
+        Some("Strict") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
+            )))
+        }
+    };
+    let dry_run = match query.get("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
+            )))
+        }
+    };
+    Ok(CreateOptions { dry_run, strict })
+}
+
+fn selectors(query: &Query) -> Result<(Option<LabelSelector>, Option<FieldSelector>), ApiError> {
+    let label = query
+        .get("labelSelector")
+        .filter(|s| !s.is_empty())
+        .map(LabelSelector::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+    let field = query
+        .get("fieldSelector")
+        .filter(|s| !s.is_empty())
+        .map(FieldSelector::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok((label, field))
+}
+
+fn list_kind(store: &Store) -> String {
+    format!("{}List", store.info().kind)
+}
+
+async fn resource_request(
+    server: &Arc<Server>,
+    user: &User,
+    req: Request<Incoming>,
+    mut path: ResourcePath,
+    query: Query,
+    shutdown: &CancellationToken,
+) -> Result<Response<Body>, ApiError> {
+    // `/api/v1/namespaces/<ns>/status` names the namespace's own subresource.
+    if path.group.is_empty()
+        && path.name.is_empty()
+        && !path.namespace.is_empty()
+        && matches!(path.resource.as_str(), "status" | "finalize")
+    {
+        path = ResourcePath {
+            resource: "namespaces".into(),
+            name: std::mem::take(&mut path.namespace),
+            subresource: std::mem::take(&mut path.resource),
+            ..path
+        };
+    }
+    let store = server
+        .registry
+        .get(&path.group, &path.resource)
+        .filter(|s| s.info().version == path.version)
+        .cloned()
+        .ok_or_else(ApiError::path_not_found)?;
+    let info = store.info();
+    if (!info.namespaced && !path.namespace.is_empty())
+        || (info.namespaced && path.namespace.is_empty() && !path.name.is_empty())
+    {
+        return Err(ApiError::path_not_found());
+    }
+    if !path.subresource.is_empty() && !info.subresources.contains(&path.subresource.as_str()) {
+        return Err(ApiError::path_not_found());
+    }
+    let output = negotiate(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()))?;
+    let method = req.method().clone();
+    let collection = path.name.is_empty();
+    let ns = path.namespace.clone();
+    let gr = info.group_resource();
+    let verb = match (&method, collection) {
+        (&Method::GET, true) if query.flag("watch")? => "watch",
+        (&Method::GET, true) => "list",
+        (&Method::GET, false) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, false) => "update",
+        (&Method::PATCH, false) => "patch",
+        (&Method::DELETE, false) => "delete",
+        (&Method::DELETE, true) => "deletecollection",
+        _ => {
+            return Err(ApiError::method_not_supported(gr, &method.to_string().to_lowercase()))
+        }
+    };
+    authorize(user, verb, &path)?;
+    let sub = path.subresource.as_str();
+    match (verb, sub) {
+        ("watch", "") => watch(server, store, &ns, &query, output, shutdown).await,
+        ("list", "") => list(&store, &ns, &query, output).await,
+        ("get", "" | "status") => {
+            let obj = store.get(&ns, &path.name).await?;
+            if output == Output::Table {
+                let include = Include::parse(query.get("includeObject"))?;
+                let meta = json!({"resourceVersion": object::resource_version(&obj)});
+                let t = table::table(store.strategy.as_ref(), &[obj], include, meta, true);
+                return Ok(encode(StatusCode::OK, &t, Output::Json, &[]));
+            }
+            Ok(encode(StatusCode::OK, &obj, output, &[]))
+        }
+        ("create", "") if collection => {
+            let (bytes, ct) = read_body(req).await?;
+            let body = parse_object(&bytes, &ct)?;
+            let (created, warnings) = store.create(&ns, body, &write_options(&query)?).await?;
+            Ok(encode(StatusCode::CREATED, &created, output.plain(), &warnings))
+        }
+        ("create", "binding") if info.plural == "pods" => {
+            let (bytes, ct) = read_body(req).await?;
+            let body = parse_object(&bytes, &ct)?;
+            bind(&store, &ns, &path.name, &body, &query).await
+        }
+        ("update", "" | "status") => {
+            let (bytes, ct) = read_body(req).await?;
+            let body = parse_object(&bytes, &ct)?;
+            let options = write_options(&query)?;
+            let (updated, warnings) = store.update(&ns, &path.name, sub, body, &options).await?;
+            Ok(encode(StatusCode::OK, &updated, output.plain(), &warnings))
+        }
+        ("patch", "" | "status") => {
+            let (bytes, ct) = read_body(req).await?;
+            let kind = PatchType::from_content_type(&ct).ok_or_else(|| {
+                let mut e = ApiError::unsupported_media_type(&ct);
+                e.message = format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})");
+                e
+            })?;
+            let options = write_options(&query)?;
+            let (patched, warnings) = store
+                .patch(&ns, &path.name, sub, kind, &bytes, &options)
+                .await?;
+            Ok(encode(StatusCode::OK, &patched, output.plain(), &warnings))
+        }
+        ("delete", "") => {
+            let (bytes, ct) = read_body(req).await?;
+            let options = delete_options(&bytes, &ct, &query)?;
+            if info.plural == "namespaces" {
+                return delete_namespace(server, &store, &path.name, &options, output).await;
+            }
+            let (obj, _gone) = store.delete(&ns, &path.name, &options).await?;
+            Ok(encode(StatusCode::OK, &obj, output.plain(), &[]))
+        }
+        ("deletecollection", "") => {
+            let (bytes, ct) = read_body(req).await?;
+            let options = delete_options(&bytes, &ct, &query)?;
+            let (label, field) = selectors(&query)?;
+            let listed = store
+                .list(&ns, &ListOptions { label, field, ..ListOptions::default() })
+                .await?;
+            let mut deleted = Vec::new();
+            for obj in listed.items {
+                match store
+                    .delete(object::namespace(&obj), object::name(&obj), &options)
+                    .await
+                {
+                    Ok((gone, _)) => deleted.push(gone),
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let list = json!({"kind": list_kind(&store), "apiVersion": info.api_version(),
+                "metadata": {}, "items": deleted});
+            Ok(encode(StatusCode::OK, &list, output.plain(), &[]))
+        }
+        _ => Err(ApiError::method_not_supported(gr, verb)),
+    }
+}
+
+impl Output {
+    /// Tables are only for reads; writes answer with the object.
+    fn plain(self) -> Output {
+        match self {
+            Output::Table => Output::Json,
+            other => other,
+        }
+    }
+}
+
+fn delete_options(bytes: &[u8], content_type: &str, query: &Query) -> Result<DeleteOptions, ApiError> {
+    let body: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        parse_object(bytes, content_type)?
+    };
+    let mut grace = query.integer("gracePeriodSeconds")?;
+    if let Some(g) = body.get("gracePeriodSeconds").filter(|v| !v.is_null()) {
+        grace = Some(g.as_i64().ok_or_else(|| {
+            ApiError::bad_request("gracePeriodSeconds must be an integer")
+        })?);
+    }
+    let text = |pointer: &str| body.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+    let dry_run = match body.get("dryRun").and_then(Value::as_array) {
+        Some(list) => list.iter().any(|v| v == "All"),
+        None => write_options(query)?.dry_run,
+    };
+    Ok(DeleteOptions {
+        grace_period: grace,
+        uid: text("/preconditions/uid"),
+        resource_version: text("/preconditions/resourceVersion"),
+        dry_run,
+    })
+}
+
+async fn list(
+    store: &Arc<Store>,
+    ns: &str,
+    query: &Query,
+    output: Output,
+) -> Result<Response<Body>, ApiError> {
+    let (label, field) = selectors(query)?;
+    let rv = query.get("resourceVersion").unwrap_or("");
+    object::parse_resource_version(rv).map_err(ApiError::bad_request)?;
+    let options = ListOptions {
+        label,
+        field,
+        any_version: rv == "0",
+        limit: query.count("limit")?.map(|l| l as usize),
+        continue_token: query.get("continue").filter(|c| !c.is_empty()).map(str::to_string),
+    };
+    let result = store.list(ns, &options).await?;
+    let mut meta = json!({"resourceVersion": result.resource_version.to_string()});
+    if let Some(token) = &result.continue_token {
+        meta["continue"] = json!(token);
+    }
+    if let Some(remaining) = result.remaining {
+        meta["remainingItemCount"] = json!(remaining);
+    }
+    if output == Output::Table {
+        let include = Include::parse(query.get("includeObject"))?;
+        let t = table::table(store.strategy.as_ref(), &result.items, include, meta, true);
+        return Ok(encode(StatusCode::OK, &t, Output::Json, &[]));
+    }
+    let list = json!({
+        "kind": list_kind(store),
+        "apiVersion": store.info().api_version(),
+        "metadata": meta,
+        "items": result.items.iter().map(|o| o.as_ref()).collect::<Vec<_>>(),
+    });
+    Ok(encode(StatusCode::OK, &list, output, &[]))
+}
+
+async fn watch(
+    server: &Arc<Server>,
+    store: Arc<Store>,
+    ns: &str,
+    query: &Query,
+    output: Output,
+    shutdown: &CancellationToken,
+) -> Result<Response<Body>, ApiError> {
+    let _ = server;
+    let (label, field) = selectors(query)?;
+    let rv = object::parse_resource_version(query.get("resourceVersion").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let send_initial_events = query.flag("sendInitialEvents")?;
+    if send_initial_events && query.get("resourceVersionMatch") != Some("NotOlderThan") {
+        return Err(ApiError::invalid(
+            "ListOptions",
+            GroupResource { group: "meta.k8s.io", resource: "ListOptions" },
+            "",
+            vec![crate::meta::Cause {
+                reason: "FieldValueForbidden".into(),
+                message: "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+                field: "resourceVersionMatch".into(),
+            }],
+        ));
+    }
+    let include = match output {
+        Output::Table => Some(Include::parse(query.get("includeObject"))?),
+        _ => None,
+    };
+    let timeout = query.count("timeoutSeconds")?.map(|s| Duration::from_secs(s as u64));
+    let bookmarks = query.flag("allowWatchBookmarks")?;
+    let w = store
+        .watch(ns, WatchOptions { label, field, resource_version: rv, send_initial_events })
+        .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let params = watch::WatchParams { table: include, bookmarks, timeout, start_rv: rv.unwrap_or(0) };
+    tokio::spawn(watch::pump(store, w, params, tx, shutdown.clone()));
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
+        .map(|bytes| Ok::<_, std::io::Error>(Frame::data(bytes)));
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+async fn bind(
+    store: &Store,
+    ns: &str,
+    name: &str,
+    body: &Value,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let binding_gr = GroupResource { group: "", resource: "pods/binding" };
+    let given = object::name(body);
+    if !given.is_empty() && given != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({given}) does not match the name on the URL ({name})"
+        )));
+    }
+    let node = body.pointer("/target/name").and_then(Value::as_str).unwrap_or("");
+    if node.is_empty() {
+        return Err(ApiError::invalid(
+            "Binding",
+            binding_gr,
+            name,
+            vec![crate::meta::Cause {
+                reason: "FieldValueRequired".into(),
+                message: "target.name: Required value".into(),
+                field: "target.name".into(),
+            }],
+        ));
+    }
+    let kind = body.pointer("/target/kind").and_then(Value::as_str).unwrap_or("Node");
+    if !kind.is_empty() && kind != "Node" {
+        return Err(ApiError::invalid(
+            "Binding",
+            binding_gr,
+            name,
+            vec![crate::meta::Cause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!("target.kind: Unsupported value: {kind:?}: supported values: \"Node\""),
+                field: "target.kind".into(),
+            }],
+        ));
+    }
+    let annotations = body.pointer("/metadata/annotations").cloned();
+    let dry_run = write_options(query)?.dry_run;
+    let uid = body.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_string);
+    store
+        .update_with(ns, name, "binding", dry_run, &mut |pod| {
+            if let Some(uid) = &uid {
+                if uid != object::uid(pod) {
+                    return Err(ApiError::conflict(
+                        binding_gr,
+                        name,
+                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", object::uid(pod)),
+                    ));
+                }
+            }
+            pods::bind(pod, node, annotations.as_ref())
+        })
+        .await?;
+    let mut ok = status::success_status(binding_gr, name, "");
+    ok["code"] = json!(201);
+    Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
+}
+
+/// Deletes a namespace and everything in it. Upstream marks the namespace Terminating and a
+/// controller empties it; rkube empties it inline (deviation: the namespace is gone when the
+/// DELETE returns, though graceful Pods in it may still be terminating).
+async fn delete_namespace(
+    server: &Arc<Server>,
+    store: &Store,
+    name: &str,
+    options: &DeleteOptions,
+    output: Output,
+) -> Result<Response<Body>, ApiError> {
+    let gr = store.info().group_resource();
+    if namespaces::UNDELETABLE.contains(&name) {
+        return Err(ApiError::forbidden(gr, name, "this namespace may not be deleted"));
+    }
+    store.get("", name).await?;
+    if !options.dry_run {
+        for other in server.registry.stores() {
+            if !other.info().namespaced {
+                continue;
+            }
+            let listed = other.list(name, &ListOptions::default()).await?;
+            for obj in listed.items {
+                match other.delete(name, object::name(&obj), &DeleteOptions::default()).await {
+                    Ok(_) => {}
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    let (obj, _) = store.delete("", name, options).await?;
+    Ok(encode(StatusCode::OK, &obj, output.plain(), &[]))
+}

@@ -1,0 +1,216 @@
+//! The API server: HTTPS, authentication, routing and encoding over the registry.
+//!
+//! Requests flow `tls` (who is calling) → `handler` (which resource and verb, authorization,
+//! content negotiation) → the registry's stores. Discovery and OpenAPI documents are built
+//! from the same `ResourceInfo` the stores use, so they cannot disagree.
+
+mod discovery;
+mod handler;
+mod openapi;
+mod request;
+mod table;
+pub mod tls;
+mod watch;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::registry::{self, Registry, Strategy};
+use crate::storage::{EtcdStorage, Storage, StorageError};
+
+/// The largest request body accepted, as kube-apiserver's `MaxRequestBodyBytes`.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The Kubernetes version rkube reports and behaves as.
+pub const KUBE_VERSION: (&str, &str) = ("1", "32");
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub etcd_servers: Vec<String>,
+    pub etcd_prefix: String,
+    pub cert_file: String,
+    pub key_file: String,
+    pub client_ca_file: String,
+    /// How often etcd history is compacted (upstream `--etcd-compaction-interval`, 5m).
+    pub compaction_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot reach etcd at {servers}: {source}")]
+    Etcd {
+        servers: String,
+        #[source]
+        source: StorageError,
+    },
+    #[error("cannot create the system namespaces: {0}")]
+    Bootstrap(String),
+}
+
+/// What every request handler shares.
+pub struct Server {
+    pub registry: Registry,
+    pub etcd: EtcdStorage,
+    pub local_addr: SocketAddr,
+}
+
+/// Every kind rkube serves, in discovery order.
+pub fn strategies() -> Vec<Arc<dyn Strategy>> {
+    vec![
+        Arc::new(registry::namespaces::NamespaceStrategy),
+        Arc::new(registry::pods::PodStrategy),
+        Arc::new(registry::events::EventStrategy),
+    ]
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let (tls_config, authenticator) =
+        tls::server_config(&config.cert_file, &config.key_file, &config.client_ca_file)?;
+    let etcd_error = |source| ServerError::Etcd {
+        servers: config.etcd_servers.join(","),
+        source,
+    };
+    let etcd = EtcdStorage::connect(&config.etcd_servers)
+        .await
+        .map_err(etcd_error)?;
+    let tracker = TaskTracker::new();
+    let registry = Registry::start(
+        etcd.clone(),
+        &config.etcd_prefix,
+        strategies(),
+        &tracker,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(etcd_error)?;
+    bootstrap_namespaces(&etcd, &config.etcd_prefix).await?;
+    let local_addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let server = Arc::new(Server {
+        registry,
+        etcd,
+        local_addr,
+    });
+    tracker.spawn(compactor(
+        server.clone(),
+        config.compaction_interval,
+        shutdown.clone(),
+    ));
+    let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+    tracing::info!(address = %local_addr, "serving the API");
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, _) = match accepted {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let server = server.clone();
+        let authenticator = authenticator.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+            let Ok(Ok(tls)) = handshake.await else {
+                return;
+            };
+            let user = authenticator.authenticate(tls.get_ref().1.peer_certificates());
+            let conn_shutdown = shutdown.clone();
+            let service = service_fn(move |req| {
+                let server = server.clone();
+                let user = user.clone();
+                let shutdown = conn_shutdown.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        handler::handle(server, user, req, shutdown).await,
+                    )
+                }
+            });
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .header_read_timeout(Duration::from_secs(32))
+                .timer(hyper_util::rt::TokioTimer::new());
+            builder.http2().max_concurrent_streams(100);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
+    }
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+    Ok(())
+}
+
+/// Creates the namespaces every cluster has, if they are missing.
+async fn bootstrap_namespaces(etcd: &EtcdStorage, prefix: &str) -> Result<(), ServerError> {
+    use registry::namespaces;
+    let strategy = namespaces::NamespaceStrategy;
+    for name in namespaces::SYSTEM {
+        let key = crate::storage::object_key(prefix, "namespaces", "", name);
+        let mut obj = namespaces::bootstrap(name);
+        let meta = crate::meta::object::metadata_mut(&mut obj);
+        meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
+        meta.insert(
+            "creationTimestamp".into(),
+            crate::meta::object::now_rfc3339().into(),
+        );
+        strategy.prepare_for_create(&mut obj);
+        match etcd.create(&key, obj).await {
+            Ok(_) | Err(StorageError::AlreadyExists(_)) => {}
+            Err(e) => return Err(ServerError::Bootstrap(e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// Compacts etcd every `interval` to the revision seen one interval earlier, as
+/// kube-apiserver does, so that at least one interval of history stays for resuming watches.
+async fn compactor(server: Arc<Server>, interval: Duration, shutdown: CancellationToken) {
+    let mut previous: Option<i64> = None;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+        if let Some(rev) = previous {
+            match server.etcd.compact(rev).await {
+                Ok(()) => {
+                    for store in server.registry.stores() {
+                        store.compacted(rev);
+                    }
+                    tracing::debug!(revision = rev, "compacted etcd");
+                }
+                Err(e) => tracing::warn!(error = %e, "compaction failed"),
+            }
+        }
+        previous = server.etcd.current_revision().await.ok();
+    }
+}

@@ -1,0 +1,207 @@
+//! What a request asks for: path parsed into resource and verb, query parameters, and the
+//! media types of its body and of the answer it accepts.
+
+use std::collections::HashMap;
+
+use crate::meta::ApiError;
+
+/// A request for a resource, parsed from its path (`/api/v1/namespaces/ns/pods/name/status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourcePath {
+    pub group: String,
+    pub version: String,
+    pub namespace: String,
+    pub resource: String,
+    pub name: String,
+    pub subresource: String,
+}
+
+/// Parses the path of a resource request; None if the path names no resource.
+pub fn parse_resource_path(segments: &[&str]) -> Option<ResourcePath> {
+    let (group, version, rest) = match segments {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    let mut path = ResourcePath {
+        group: group.to_string(),
+        version: version.to_string(),
+        ..ResourcePath::default()
+    };
+    let rest = match rest {
+        ["namespaces", ns, resource, tail @ ..] => {
+            path.namespace = ns.to_string();
+            path.resource = resource.to_string();
+            tail
+        }
+        [resource, tail @ ..] => {
+            path.resource = resource.to_string();
+            tail
+        }
+        [] => return None,
+    };
+    match rest {
+        [] => {}
+        [name] => path.name = name.to_string(),
+        [name, sub] => {
+            path.name = name.to_string();
+            path.subresource = sub.to_string();
+        }
+        _ => return None,
+    }
+    if path.resource.is_empty() {
+        return None;
+    }
+    Some(path)
+}
+
+/// Query parameters; a repeated parameter keeps its first value.
+#[derive(Debug, Default)]
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Query {
+        let mut map = HashMap::new();
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+        }
+        Query(map)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    pub fn flag(&self, key: &str) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None | Some("") | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "invalid value {other:?} for query parameter {key:?}: must be a boolean"
+            ))),
+        }
+    }
+
+    /// A non-negative integer parameter.
+    pub fn count(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(key) {
+            None | Some("") => Ok(None),
+            Some(text) => text
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid value {text:?} for query parameter {key:?}: must be a non-negative integer"
+                    ))
+                }),
+        }
+    }
+
+    /// An integer parameter that may be negative (e.g. `gracePeriodSeconds`).
+    pub fn integer(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(key) {
+            None | Some("") => Ok(None),
+            Some(text) => text.parse::<i64>().map(Some).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "invalid value {text:?} for query parameter {key:?}: must be an integer"
+                ))
+            }),
+        }
+    }
+}
+
+/// How a response body is to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Json,
+    Yaml,
+    /// `application/json;as=Table;v=v1;g=meta.k8s.io`
+    Table,
+}
+
+/// Picks the response form from an `Accept` header, as the server's negotiation does: the
+/// first listed type it can produce wins; protobuf alone is refused with 406.
+pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(Output::Json);
+    };
+    for entry in accept.split(',') {
+        let mut parts = entry.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let params: HashMap<String, String> = parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let as_kind = params.get("as").map(String::as_str);
+        match (media.as_str(), as_kind) {
+            ("application/json" | "*/*" | "application/*", Some("Table")) => {
+                let group_ok = params.get("g").is_none_or(|g| g == "meta.k8s.io");
+                let version_ok = params.get("v").is_none_or(|v| v == "v1" || v == "v1beta1");
+                if group_ok && version_ok {
+                    return Ok(Output::Table);
+                }
+            }
+            ("application/json" | "*/*" | "application/*", None) => return Ok(Output::Json),
+            ("application/yaml", None) => return Ok(Output::Yaml),
+            _ => {}
+        }
+    }
+    Err(ApiError::not_acceptable(format!(
+        "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf;as=Table (got {accept:?})"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(path: &str) -> Vec<&str> {
+        path.trim_matches('/').split('/').collect()
+    }
+
+    #[test]
+    fn resource_paths_parse_into_their_parts() {
+        let p = parse_resource_path(&segs("/api/v1/namespaces/default/pods/db/status"))
+            .expect("parses");
+        assert_eq!(
+            (p.namespace.as_str(), p.resource.as_str(), p.name.as_str(), p.subresource.as_str()),
+            ("default", "pods", "db", "status")
+        );
+        let ns = parse_resource_path(&segs("/api/v1/namespaces/default")).expect("parses");
+        assert_eq!((ns.resource.as_str(), ns.name.as_str()), ("namespaces", "default"));
+        let all = parse_resource_path(&segs("/api/v1/pods")).expect("parses");
+        assert_eq!((all.namespace.as_str(), all.resource.as_str()), ("", "pods"));
+        let lease = parse_resource_path(&segs(
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1",
+        ))
+        .expect("parses");
+        assert_eq!(lease.group, "coordination.k8s.io");
+        assert!(parse_resource_path(&segs("/api/v1/namespaces/a/pods/b/c/d")).is_none());
+    }
+
+    #[test]
+    fn kubectl_get_negotiates_a_table() {
+        let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate(Some(accept)), Ok(Output::Table));
+        assert_eq!(negotiate(Some("application/json")), Ok(Output::Json));
+        assert_eq!(negotiate(None), Ok(Output::Json));
+        assert_eq!(negotiate(Some("application/yaml")), Ok(Output::Yaml));
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf"))
+                .expect_err("protobuf only")
+                .code,
+            406
+        );
+        assert_eq!(negotiate(Some("application")).expect_err("bad").code, 406);
+    }
+
+    #[test]
+    fn query_numbers_are_checked() {
+        let q = Query::parse(Some("limit=-1&timeoutSeconds=5&gracePeriodSeconds=abc"));
+        assert_eq!(q.count("limit").expect_err("negative").code, 400);
+        assert_eq!(q.count("timeoutSeconds").expect("ok"), Some(5));
+        assert_eq!(q.integer("gracePeriodSeconds").expect_err("abc").code, 400);
+    }
+}

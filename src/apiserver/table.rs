@@ -1,0 +1,65 @@
+//! Server-side `Table` output (`meta.k8s.io/v1`), which `kubectl get` prints column by column.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::meta::ApiError;
+use crate::registry::Strategy;
+
+/// What each row carries besides its cells (`includeObject`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Include {
+    None,
+    Metadata,
+    Object,
+}
+
+impl Include {
+    pub fn parse(value: Option<&str>) -> Result<Include, ApiError> {
+        match value {
+            None | Some("") | Some("Metadata") => Ok(Include::Metadata),
+            Some("None") => Ok(Include::None),
+            Some("Object") => Ok(Include::Object),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "includeObject must be one of None, Metadata, Object (got {other:?})"
+            ))),
+        }
+    }
+}
+
+fn row(strategy: &dyn Strategy, obj: &Value, include: Include, now: jiff::Timestamp) -> Value {
+    let object = match include {
+        Include::None => Value::Null,
+        Include::Metadata => json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+        }),
+        Include::Object => obj.clone(),
+    };
+    json!({"cells": strategy.row(obj, now), "object": object})
+}
+
+/// A Table of `items`. `with_columns` is false for watch events after the first, which
+/// kubectl reads as "same columns as before".
+pub fn table(
+    strategy: &dyn Strategy,
+    items: &[Arc<Value>],
+    include: Include,
+    metadata: Value,
+    with_columns: bool,
+) -> Value {
+    let now = jiff::Timestamp::now();
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|obj| row(strategy, obj, include, now))
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": if with_columns { strategy.column_definitions() } else { json!([]) },
+        "rows": rows,
+    })
+}

@@ -1,0 +1,5 @@
+//! Bringing clusters up and down: certificates, kubeconfigs, and the processes of a cluster.
+
+pub mod kubeconfig;
+pub mod pki;
+pub mod up;

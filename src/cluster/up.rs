@@ -1,0 +1,307 @@
+//! `rkube up` and `rkube down`: start a cluster's processes, detached, and stop them again.
+//!
+//! Everything a cluster keeps lives in its state directory (`.rkube/` by default): etcd's
+//! data, the logs of every process and `state.json`, which names the processes `down` stops.
+//! Certificates go to `certs/` and the admin kubeconfig to `./kubeconfig`.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::pki::{self, Ca, PkiError};
+use crate::storage::EtcdStorage;
+
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub state_dir: PathBuf,
+    pub certs_dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub port: u16,
+    pub bind_address: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> UpError {
+    let what = what.into();
+    move |source| UpError::Io { what, source }
+}
+
+/// What `down` needs to find the processes `up` started.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub etcd_pid: u32,
+    pub etcd_url: String,
+    pub apiserver_pid: u32,
+    pub server: String,
+}
+
+fn state_path(dir: &Path) -> PathBuf {
+    dir.join("state.json")
+}
+
+fn read_state(dir: &Path) -> Option<State> {
+    let text = fs::read_to_string(state_path(dir)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether `pid` is a live process whose command line mentions `name`.
+fn alive(pid: u32, name: &str) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmd| String::from_utf8_lossy(&cmd).contains(name))
+        .unwrap_or(false)
+}
+
+fn free_port() -> Result<u16, UpError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("cannot find a free port"))?;
+    let port = listener.local_addr().map_err(io("cannot find a free port"))?.port();
+    Ok(port)
+}
+
+/// Finds `name` on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn step(message: &str) -> Instant {
+    print!("{message} ... ");
+    let _ = std::io::stdout().flush();
+    Instant::now()
+}
+
+fn done(started: Instant) {
+    println!("ok ({:.1}s)", started.elapsed().as_secs_f64());
+}
+
+/// Starts `program` detached from this process, its output appended to `log`.
+fn spawn_detached(program: &Path, args: &[String], log: &Path) -> Result<u32, UpError> {
+    let out = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io(format!("cannot open {}", log.display())))?;
+    let err = out.try_clone().map_err(io("cannot duplicate the log file"))?;
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        // Its own process group: Ctrl-C in the shell that ran `rkube up` does not reach it.
+        .process_group(0)
+        .spawn()
+        .map_err(io(format!("cannot start {}", program.display())))?;
+    Ok(child.id())
+}
+
+/// Whether the API server behind `kubeconfig` answers `/readyz` with 200.
+pub async fn ready(kubeconfig: &Path) -> bool {
+    let Ok(config) = kube::config::Kubeconfig::read_from(kubeconfig) else {
+        return false;
+    };
+    let Ok(config) =
+        kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
+            .await
+    else {
+        return false;
+    };
+    let Ok(client) = kube::Client::try_from(config) else {
+        return false;
+    };
+    let Ok(req) = http::Request::get("/readyz").body(Vec::new()) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), client.request_text(req)).await,
+        Ok(Ok(text)) if text.trim() == "ok"
+    )
+}
+
+async fn wait_for(what: &str, log: &Path, deadline: Duration, mut check: impl AsyncFnMut() -> bool) -> Result<(), UpError> {
+    let started = Instant::now();
+    while started.elapsed() < deadline {
+        if check().await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(UpError::Failed(format!(
+        "{what} did not become ready within {}s; see {}",
+        deadline.as_secs(),
+        log.display()
+    )))
+}
+
+/// Brings the cluster up, or returns at once if it is already up and healthy.
+pub async fn up(options: &UpOptions) -> Result<State, UpError> {
+    let state_dir = &options.state_dir;
+    if let Some(state) = read_state(state_dir) {
+        if alive(state.etcd_pid, "etcd")
+            && alive(state.apiserver_pid, "apiserver")
+            && ready(&options.kubeconfig).await
+        {
+            println!("rkube is already running: API server {}", state.server);
+            return Ok(state);
+        }
+        stop(&state);
+    }
+    let logs = state_dir.join("logs");
+    fs::create_dir_all(&logs).map_err(io(format!("cannot create {}", logs.display())))?;
+
+    let t = step(&format!("Generating certificates in {}", options.certs_dir.display()));
+    let ca = Ca::load_or_create(&options.certs_dir)?;
+    let serving = ca.issue_server(
+        &options.certs_dir,
+        "apiserver",
+        "kube-apiserver",
+        &pki::apiserver_hosts(&[]),
+    )?;
+    let admin = ca.issue_client(&options.certs_dir, "admin", "kubernetes-admin", &["system:masters"])?;
+    done(t);
+
+    let etcd_bin = which("etcd").ok_or_else(|| {
+        UpError::Failed("etcd is not installed: run scripts/up, or `apt-get install etcd-server`".into())
+    })?;
+    let (client_port, peer_port) = (free_port()?, free_port()?);
+    let etcd_url = format!("http://127.0.0.1:{client_port}");
+    let peer_url = format!("http://127.0.0.1:{peer_port}");
+    let etcd_log = logs.join("etcd.log");
+    let t = step(&format!("Starting etcd on {etcd_url}"));
+    let etcd_args: Vec<String> = vec![
+        "--name".into(),
+        "rkube".into(),
+        "--data-dir".into(),
+        state_dir.join("etcd").display().to_string(),
+        "--listen-client-urls".into(),
+        etcd_url.clone(),
+        "--advertise-client-urls".into(),
+        etcd_url.clone(),
+        "--listen-peer-urls".into(),
+        peer_url.clone(),
+        "--initial-advertise-peer-urls".into(),
+        peer_url.clone(),
+        "--initial-cluster".into(),
+        format!("rkube={peer_url}"),
+        "--logger".into(),
+        "zap".into(),
+        "--log-level".into(),
+        "warn".into(),
+    ];
+    let etcd_pid = spawn_detached(&etcd_bin, &etcd_args, &etcd_log)?;
+    let endpoints = vec![etcd_url.clone()];
+    wait_for("etcd", &etcd_log, Duration::from_secs(20), async || {
+        match EtcdStorage::connect(&endpoints).await {
+            Ok(etcd) => etcd.healthy().await,
+            Err(_) => false,
+        }
+    })
+    .await?;
+    done(t);
+
+    let server = format!("https://127.0.0.1:{}", options.port);
+    super::kubeconfig::write(&options.kubeconfig, "rkube", &server, &ca.cert_pem, "rkube-admin", &admin)?;
+    let apiserver_log = logs.join("apiserver.log");
+    let t = step(&format!("Starting the API server on {server}"));
+    let exe = std::env::current_exe().map_err(io("cannot find the rkube binary"))?;
+    let certs = |f: &Path| f.display().to_string();
+    let args: Vec<String> = vec![
+        "apiserver".into(),
+        "--etcd-servers".into(),
+        etcd_url.clone(),
+        "--bind-address".into(),
+        options.bind_address.clone(),
+        "--secure-port".into(),
+        options.port.to_string(),
+        "--tls-cert-file".into(),
+        certs(&serving.cert),
+        "--tls-private-key-file".into(),
+        certs(&serving.key),
+        "--client-ca-file".into(),
+        certs(&options.certs_dir.join("ca.crt")),
+    ];
+    let apiserver_pid = spawn_detached(&exe, &args, &apiserver_log)?;
+    let state = State {
+        etcd_pid,
+        etcd_url,
+        apiserver_pid,
+        server: server.clone(),
+    };
+    let state_text = serde_json::to_vec_pretty(&state).expect("state always serializes");
+    pki::write_file(&state_path(state_dir), &state_text, false)?;
+    let kubeconfig = options.kubeconfig.clone();
+    wait_for("the API server", &apiserver_log, Duration::from_secs(20), async || {
+        alive(apiserver_pid, "apiserver") && ready(&kubeconfig).await
+    })
+    .await?;
+    done(t);
+    Ok(state)
+}
+
+/// Stops the processes of a cluster: SIGTERM, then SIGKILL after 10 s.
+fn stop(state: &State) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let procs = [(state.apiserver_pid, "apiserver"), (state.etcd_pid, "etcd")];
+    for (pid, name) in procs {
+        if alive(pid, name) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+    }
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if procs.iter().all(|(pid, name)| !alive(*pid, name)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (pid, name) in procs {
+        if alive(pid, name) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Stops the cluster; with `purge`, also deletes its data, certificates and kubeconfig.
+pub fn down(options: &UpOptions, purge: bool) -> Result<(), UpError> {
+    match read_state(&options.state_dir) {
+        Some(state) => {
+            let t = step("Stopping the API server and etcd");
+            stop(&state);
+            let _ = fs::remove_file(state_path(&options.state_dir));
+            done(t);
+        }
+        None => println!("No rkube cluster is running from {}", options.state_dir.display()),
+    }
+    if purge {
+        for dir in [&options.state_dir, &options.certs_dir] {
+            if dir.exists() {
+                fs::remove_dir_all(dir).map_err(io(format!("cannot remove {}", dir.display())))?;
+            }
+        }
+        let _ = fs::remove_file(&options.kubeconfig);
+        println!("Removed the cluster's data, certificates and kubeconfig");
+    }
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! rkube: a Kubernetes-compatible control plane — API server, scheduler and kubelet.
+//!
+//! # Bird's-eye view
+//!
+//! Stock `kubectl` and client libraries talk HTTPS to the API server, which keeps every object
+//! in etcd. The scheduler and the kubelets are separate processes and clients of the API like
+//! any other: they never touch etcd.
+//!
+//! # Code map
+//!
+//! - [`meta`]: API machinery with no I/O — `Status` errors, selectors, quantities, patches.
+//! - [`storage`]: the storage seam — the [`storage::Storage`] trait, etcd, and the watch cache.
+//! - [`registry`]: the generic store and one strategy per kind (defaulting, validation, Table).
+//! - [`apiserver`]: HTTP only — TLS, authentication, routing, discovery, OpenAPI, watch.
+//! - [`cluster`]: certificates, kubeconfig, and `rkube up`/`down` process supervision.
+//!
+//! # Architecture invariants
+//!
+//! - Dependencies point one way: `meta ← storage ← registry ← apiserver`.
+//! - `metadata.resourceVersion` is never stored; it is always the etcd revision of the read.
+//! - No request can panic the server: input errors are `ApiError`s, answered as `Status`.
+
+pub mod apiserver;
+pub mod cluster;
+pub mod meta;
+pub mod registry;
+pub mod storage;

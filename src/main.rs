@@ -1,0 +1,161 @@
+//! rkube's entry point: parses the command line, owns signals and shutdown, and hands over to
+//! one component.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use rkube::cluster::up::{self, UpOptions};
+
+#[derive(Parser)]
+#[command(name = "rkube", version, about = "A Kubernetes-compatible control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Serve the Kubernetes API over HTTPS, backed by etcd.
+    Apiserver(ApiserverArgs),
+    /// Start a cluster (etcd and the API server) and return once it is ready.
+    Up(ClusterArgs),
+    /// Stop the cluster started by `rkube up`.
+    Down {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// Also delete the cluster's data, certificates and kubeconfig.
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct ApiserverArgs {
+    /// etcd client URLs, comma-separated.
+    #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// The key prefix of every object in etcd.
+    #[arg(long, default_value = "/registry")]
+    etcd_prefix: String,
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: String,
+    /// The HTTPS port; 0 picks a free one (printed on stdout).
+    #[arg(long, default_value_t = 6443)]
+    secure_port: u16,
+    #[arg(long)]
+    tls_cert_file: String,
+    #[arg(long)]
+    tls_private_key_file: String,
+    /// The CA that signs client certificates.
+    #[arg(long)]
+    client_ca_file: String,
+    /// How often etcd history is compacted, e.g. 5m or 30s.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    etcd_compaction_interval: Duration,
+}
+
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// Where the cluster keeps its data and logs.
+    #[arg(long, default_value = ".rkube")]
+    state_dir: PathBuf,
+    #[arg(long, default_value = "certs")]
+    certs_dir: PathBuf,
+    #[arg(long, default_value = "kubeconfig")]
+    kubeconfig: PathBuf,
+    /// The API server's port.
+    #[arg(long, default_value_t = 6443)]
+    port: u16,
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: String,
+}
+
+impl ClusterArgs {
+    fn options(&self) -> UpOptions {
+        UpOptions {
+            state_dir: self.state_dir.clone(),
+            certs_dir: self.certs_dir.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            port: self.port,
+            bind_address: self.bind_address.clone(),
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s or 5m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{text:?} is not a duration like 30s or 5m")),
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        token.cancel();
+    });
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command {
+        Commands::Apiserver(args) => {
+            let shutdown = CancellationToken::new();
+            cancel_on_signals(shutdown.clone())?;
+            let address = format!("{}:{}", args.bind_address, args.secure_port);
+            let listener = tokio::net::TcpListener::bind(&address)
+                .await
+                .with_context(|| format!("cannot listen on {address}: is another API server running? Pass --secure-port"))?;
+            let local = listener.local_addr().context("listener has no address")?;
+            println!("listening on {local}");
+            let config = rkube::apiserver::Config {
+                etcd_servers: args.etcd_servers,
+                etcd_prefix: args.etcd_prefix,
+                cert_file: args.tls_cert_file,
+                key_file: args.tls_private_key_file,
+                client_ca_file: args.client_ca_file,
+                compaction_interval: args.etcd_compaction_interval,
+            };
+            rkube::apiserver::run(listener, config, shutdown).await?;
+        }
+        Commands::Up(args) => {
+            let state = up::up(&args.options()).await?;
+            println!();
+            println!("rkube is up: API server {} (etcd {})", state.server, state.etcd_url);
+            println!("Use it with:");
+            println!("  export KUBECONFIG=$PWD/{}", args.kubeconfig.display());
+            println!("  kubectl get ns");
+            println!("Logs are in {}/logs; stop it with scripts/down.", args.state_dir.display());
+        }
+        Commands::Down { cluster, purge } => up::down(&cluster.options(), purge)?,
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! Resources: one generic [`Store`] plus a [`Strategy`] per kind, as Kubernetes' registry does.
+//!
+//! The store does what every kind shares (keys, preconditions, resourceVersion checks,
+//! selectors, graceful deletion, watches); a strategy holds what is particular to one kind
+//! (decoding, defaulting, validation, which fields can be selected, how it prints as a Table).
+//! Mirrors `pkg/registry/core/pod/strategy.go` and `apiserver/pkg/registry/generic/registry`.
+
+pub mod decode;
+pub mod events;
+pub mod field_error;
+pub mod namespaces;
+pub mod pod_logic;
+pub mod pods;
+mod store;
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::meta::patch::PatchSchema;
+use crate::meta::ApiError;
+pub use field_error::FieldError;
+pub use store::{
+    CreateOptions, DeleteOptions, ListOptions, ListResult, Registry, Store, Watch, WatchEvent,
+    WatchOptions,
+};
+
+/// What discovery says about a resource, and what the store needs to name it in errors.
+#[derive(Debug)]
+pub struct ResourceInfo {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub short_names: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    pub namespaced: bool,
+    /// Subresources served besides the main resource, e.g. `status`, `binding`.
+    pub subresources: &'static [&'static str],
+}
+
+impl ResourceInfo {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    pub fn group_resource(&self) -> crate::meta::GroupResource<'static> {
+        crate::meta::GroupResource {
+            group: self.group,
+            resource: self.plural,
+        }
+    }
+}
+
+/// The per-kind behaviour behind a [`Store`].
+pub trait Strategy: Send + Sync {
+    fn info(&self) -> &'static ResourceInfo;
+
+    /// Turns a request body into the canonical stored form: decoded through the kind's type,
+    /// so unknown fields drop out (and are reported) and every known field has its type.
+    fn decode(&self, body: Value) -> Result<decode::Decoded, ApiError>;
+
+    /// Sets defaults on a new object (after the store set uid, namespace, creationTimestamp).
+    fn prepare_for_create(&self, obj: &mut Value);
+
+    fn validate(&self, obj: &Value) -> Vec<FieldError>;
+
+    /// Resets what a write of the main resource may not change (e.g. `status`).
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        if let Some(status) = old.get("status") {
+            new["status"] = status.clone();
+        } else if let Some(obj) = new.as_object_mut() {
+            obj.remove("status");
+        }
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
+        let _ = old;
+        self.validate(new)
+    }
+
+    /// For writes through the `status` subresource: keeps everything but `status` (and the
+    /// metadata the status writer may touch) from the old object.
+    fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
+        let status = new.get("status").cloned();
+        let mut merged = old.clone();
+        match status {
+            Some(status) => merged["status"] = status,
+            None => {
+                if let Some(obj) = merged.as_object_mut() {
+                    obj.remove("status");
+                }
+            }
+        }
+        for field in ["resourceVersion"] {
+            if let Some(v) = new.pointer(&format!("/metadata/{field}")) {
+                crate::meta::object::metadata_mut(&mut merged).insert(field.into(), v.clone());
+            }
+        }
+        *new = merged;
+    }
+
+    /// The value of a selectable field, or None when the kind does not support selecting on it.
+    fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
+        default_field_value(self.info(), obj, field)
+    }
+
+    /// The grace period a delete gets: None deletes at once, Some(n) marks the object for
+    /// deletion in n seconds and leaves it to its owner (the kubelet) to finish.
+    fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
+        let _ = (obj, requested);
+        None
+    }
+
+    fn patch_schema(&self) -> PatchSchema {
+        crate::meta::patch::generic_patch_schema()
+    }
+
+    /// The Table `columnDefinitions` for this kind (priority 1 columns show with `-o wide`).
+    fn column_definitions(&self) -> Value {
+        serde_json::json!([
+            {"name": "Name", "type": "string", "format": "name", "description": NAME_DESCRIPTION, "priority": 0},
+            {"name": "Created At", "type": "date", "format": "", "description": CREATED_DESCRIPTION, "priority": 0},
+        ])
+    }
+
+    /// One Table row's cells, in the order of [`Strategy::column_definitions`].
+    fn row(&self, obj: &Value, now: Timestamp) -> Vec<Value> {
+        let _ = now;
+        vec![
+            Value::String(crate::meta::object::name(obj).to_string()),
+            obj.pointer("/metadata/creationTimestamp")
+                .cloned()
+                .unwrap_or(Value::Null),
+        ]
+    }
+}
+
+/// A Table column definition.
+pub fn column(name: &str, kind: &str, format: &str, description: &str, priority: u8) -> Value {
+    serde_json::json!({"name": name, "type": kind, "format": format, "description": description, "priority": priority})
+}
+
+pub const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+pub const CREATED_DESCRIPTION: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+pub const AGE_DESCRIPTION: &str = CREATED_DESCRIPTION;
+
+/// `metadata.name` and `metadata.namespace` are selectable on every kind.
+pub fn default_field_value(info: &ResourceInfo, obj: &Value, field: &str) -> Option<String> {
+    match field {
+        "metadata.name" => Some(crate::meta::object::name(obj).to_string()),
+        "metadata.namespace" if info.namespaced => {
+            Some(crate::meta::object::namespace(obj).to_string())
+        }
+        _ => None,
+    }
+}
+
+/// The AGE cell: how long ago `metadata.creationTimestamp` was, as kubectl prints it.
+pub fn age(obj: &Value, now: Timestamp) -> String {
+    since(obj.pointer("/metadata/creationTimestamp"), now)
+}
+
+/// A human duration since the timestamp in `value`, or `<unknown>`.
+pub fn since(value: Option<&Value>, now: Timestamp) -> String {
+    let Some(when) = value
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<Timestamp>().ok())
+    else {
+        return "<unknown>".into();
+    };
+    let secs = now.as_second().saturating_sub(when.as_second()).max(0);
+    pod_logic::human_duration(std::time::Duration::from_secs(secs.unsigned_abs()))
+}

@@ -1,0 +1,103 @@
+//! The Namespace kind (cluster-scoped): the four namespaces every cluster starts with.
+
+use k8s_openapi::api::core::v1::Namespace;
+use serde_json::{json, Value};
+
+use super::decode::{decode_as, Decoded};
+use super::{age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION};
+use crate::meta::{object, ApiError};
+
+static INFO: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Namespace",
+    plural: "namespaces",
+    singular: "namespace",
+    short_names: &["ns"],
+    categories: &[],
+    namespaced: false,
+    subresources: &["status", "finalize"],
+};
+
+/// The namespaces kube-apiserver creates at start, and which may never be deleted (but
+/// `kube-node-lease`, which upstream lets go).
+pub const SYSTEM: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const UNDELETABLE: [&str; 3] = ["default", "kube-system", "kube-public"];
+
+pub fn info() -> &'static ResourceInfo {
+    &INFO
+}
+
+/// A namespace as the apiserver bootstraps it.
+pub fn bootstrap(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+pub struct NamespaceStrategy;
+
+impl Strategy for NamespaceStrategy {
+    fn info(&self) -> &'static ResourceInfo {
+        &INFO
+    }
+
+    fn decode(&self, body: Value) -> Result<Decoded, ApiError> {
+        decode_as::<Namespace>(&INFO, body)
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        let name = object::name(obj).to_string();
+        let meta = object::metadata_mut(obj);
+        let labels = meta.entry("labels").or_insert_with(|| json!({}));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+        }
+        obj["spec"] = json!({"finalizers": ["kubernetes"]});
+        obj["status"] = json!({"phase": "Active"});
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        let mut errors = field_error::validate_object_meta_value(obj, false, field_error::is_dns1123_label);
+        if object::name(obj).is_empty() && errors.is_empty() {
+            errors.push(FieldError::required("metadata.name", "name or generateName is required"));
+        }
+        errors
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        new["status"] = old.get("status").cloned().unwrap_or(json!({}));
+        let name = object::name(old).to_string();
+        let meta = object::metadata_mut(new);
+        let labels = meta.entry("labels").or_insert_with(|| json!({}));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+        }
+    }
+
+    fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
+        match field {
+            "status.phase" => Some(
+                obj.pointer("/status/phase")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ),
+            _ => super::default_field_value(&INFO, obj, field),
+        }
+    }
+
+    fn column_definitions(&self) -> Value {
+        json!([
+            column("Name", "string", "name", NAME_DESCRIPTION, 0),
+            column("Status", "string", "", "The status of the namespace", 0),
+            column("Age", "string", "", AGE_DESCRIPTION, 0),
+        ])
+    }
+
+    fn row(&self, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
+        vec![
+            json!(object::name(obj)),
+            json!(obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("")),
+            json!(age(obj, now)),
+        ]
+    }
+}

@@ -1,0 +1,344 @@
+//! The Pod kind: decoding with quantity checks, defaulting, validation, graceful deletion,
+//! selectable fields, Table rows, and the `binding` subresource's rules.
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{json, Value};
+
+use super::decode::{cannot_handle, decode_as, Decoded};
+use super::{pod_logic, FieldError, ResourceInfo, Strategy};
+use crate::meta::patch::PatchSchema;
+use crate::meta::quantity::Quantity;
+use crate::meta::{object, ApiError};
+
+static INFO: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Pod",
+    plural: "pods",
+    singular: "pod",
+    short_names: &["po"],
+    categories: &["all"],
+    namespaced: true,
+    subresources: &["status", "binding", "log", "exec", "attach", "portforward", "eviction"],
+};
+
+pub fn info() -> &'static ResourceInfo {
+    &INFO
+}
+
+pub struct PodStrategy;
+
+fn typed(obj: &Value) -> Option<Pod> {
+    serde_json::from_value(obj.clone()).ok()
+}
+
+/// Runs `f` on the typed Pod and writes the result back; an object that does not decode
+/// (impossible after `decode`) is left alone.
+fn with_typed(obj: &mut Value, f: impl FnOnce(&mut Pod)) {
+    if let Some(mut pod) = typed(obj) {
+        f(&mut pod);
+        if let Ok(value) = serde_json::to_value(&pod) {
+            *obj = value;
+        }
+    }
+}
+
+/// Every map of quantities in a Pod: container requests and limits, and the Pod overhead.
+fn quantity_maps(obj: &mut Value) -> Vec<&mut serde_json::Map<String, Value>> {
+    let mut maps = Vec::new();
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return maps;
+    };
+    let mut overhead = None;
+    let mut containers = Vec::new();
+    for (key, value) in spec.iter_mut() {
+        match key.as_str() {
+            "overhead" => overhead = value.as_object_mut(),
+            "containers" | "initContainers" | "ephemeralContainers" => {
+                if let Some(list) = value.as_array_mut() {
+                    containers.extend(list.iter_mut());
+                }
+            }
+            _ => {}
+        }
+    }
+    maps.extend(overhead);
+    for container in containers {
+        if let Some(resources) = container.get_mut("resources").and_then(Value::as_object_mut) {
+            for (key, value) in resources.iter_mut() {
+                if key == "limits" || key == "requests" {
+                    if let Some(map) = value.as_object_mut() {
+                        maps.push(map);
+                    }
+                }
+            }
+        }
+    }
+    maps
+}
+
+impl Strategy for PodStrategy {
+    fn info(&self) -> &'static ResourceInfo {
+        &INFO
+    }
+
+    fn decode(&self, body: Value) -> Result<Decoded, ApiError> {
+        let mut decoded = decode_as::<Pod>(&INFO, body)?;
+        // Quantities are parsed while decoding upstream, so a malformed one is a 400; the
+        // stored form is the canonical one ("0.5" becomes "500m").
+        for map in quantity_maps(&mut decoded.object) {
+            for value in map.values_mut() {
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let quantity = Quantity::parse(&text).map_err(|e| cannot_handle(&INFO, e))?;
+                *value = Value::String(quantity.canonical());
+            }
+        }
+        Ok(decoded)
+    }
+
+    fn prepare_for_create(&self, obj: &mut Value) {
+        if let Some(o) = obj.as_object_mut() {
+            o.remove("status");
+        }
+        with_typed(obj, pod_logic::default_pod);
+    }
+
+    fn validate(&self, obj: &Value) -> Vec<FieldError> {
+        match typed(obj) {
+            Some(pod) => pod_logic::validate_pod(&pod),
+            None => vec![FieldError::invalid("spec", None, "the object does not decode as a Pod")],
+        }
+    }
+
+    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+        // Writes to the Pod itself cannot change its status (that is `pods/status`).
+        match old.get("status") {
+            Some(status) => new["status"] = status.clone(),
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+        // Defaults apply to updates too (e.g. a container image changed to `:latest` keeps
+        // an explicit pull policy, but a new field gets its default).
+        with_typed(new, pod_logic::default_pod);
+        if let Some(status) = old.get("status") {
+            new["status"] = status.clone();
+        }
+    }
+
+    fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
+        match (typed(new), typed(old)) {
+            (Some(new), Some(old)) => pod_logic::validate_pod_update(&new, &old),
+            _ => vec![FieldError::invalid("spec", None, "the object does not decode as a Pod")],
+        }
+    }
+
+    fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
+        let text = |pointer: &str| {
+            obj.pointer(pointer)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        Some(match field {
+            "metadata.name" => text("/metadata/name"),
+            "metadata.namespace" => text("/metadata/namespace"),
+            "spec.nodeName" => text("/spec/nodeName"),
+            "spec.restartPolicy" => text("/spec/restartPolicy"),
+            "spec.schedulerName" => text("/spec/schedulerName"),
+            "spec.serviceAccountName" => text("/spec/serviceAccountName"),
+            "spec.hostNetwork" => obj
+                .pointer("/spec/hostNetwork")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                .to_string(),
+            "status.phase" => text("/status/phase"),
+            "status.podIP" => text("/status/podIP"),
+            "status.nominatedNodeName" => text("/status/nominatedNodeName"),
+            _ => return None,
+        })
+    }
+
+    /// Upstream `CheckGracefulDelete`: unscheduled and finished Pods go at once; others get
+    /// the requested period or their `terminationGracePeriodSeconds`, negative meaning 1.
+    fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
+        let node = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+        let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        if node.is_empty() || phase == "Succeeded" || phase == "Failed" {
+            return None;
+        }
+        let grace = requested.unwrap_or_else(|| {
+            obj.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30)
+        });
+        match grace {
+            0 => None,
+            g if g < 0 => Some(1),
+            g => Some(g),
+        }
+    }
+
+    fn patch_schema(&self) -> PatchSchema {
+        crate::meta::patch::pod_patch_schema()
+    }
+
+    fn column_definitions(&self) -> Value {
+        pod_logic::pod_column_definitions()
+    }
+
+    fn row(&self, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
+        let Some(pod) = typed(obj) else {
+            return vec![json!(object::name(obj))];
+        };
+        let row = pod_logic::pod_table_row(&pod, now);
+        [
+            row.name,
+            row.ready,
+            row.status,
+            row.restarts,
+            row.age,
+            row.ip,
+            row.node,
+            row.nominated_node,
+            row.readiness_gates,
+        ]
+        .into_iter()
+        .map(Value::String)
+        .collect()
+    }
+}
+
+/// Applies a Binding to a Pod, as upstream `setPodHostAndAnnotations`: the Pod gets its node
+/// and the `PodScheduled=True` condition, unless it is already bound or being deleted.
+pub fn bind(pod: &Value, node: &str, annotations: Option<&Value>) -> Result<Value, ApiError> {
+    let name = object::name(pod);
+    let gr = INFO.group_resource();
+    let binding = crate::meta::GroupResource {
+        group: "",
+        resource: "pods/binding",
+    };
+    if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        return Err(ApiError::conflict(
+            binding,
+            name,
+            &format!("pod {name} is being deleted, cannot be assigned to a host"),
+        ));
+    }
+    let current = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+    if !current.is_empty() {
+        return Err(ApiError::conflict(
+            binding,
+            name,
+            &format!("pod {name} is already assigned to node {current:?}"),
+        ));
+    }
+    let _ = gr;
+    let mut bound = pod.clone();
+    bound["spec"]["nodeName"] = json!(node);
+    if let Some(Value::Object(extra)) = annotations {
+        let meta = object::metadata_mut(&mut bound);
+        let target = meta
+            .entry("annotations")
+            .or_insert_with(|| json!({}));
+        if let Some(target) = target.as_object_mut() {
+            for (k, v) in extra {
+                target.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let condition = json!({
+        "type": "PodScheduled",
+        "status": "True",
+        "lastProbeTime": null,
+        "lastTransitionTime": object::now_rfc3339(),
+    });
+    let status = bound
+        .as_object_mut()
+        .expect("a decoded Pod is an object")
+        .entry("status")
+        .or_insert_with(|| json!({}));
+    let conditions = status
+        .as_object_mut()
+        .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+    if let Some(Value::Array(list)) = conditions {
+        list.retain(|c| c["type"] != "PodScheduled");
+        list.push(condition);
+    }
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(node: &str, phase: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db", "namespace": "default"},
+            "spec": {"nodeName": node, "containers": [{"name": "db", "image": "mongo:3.3"}]},
+            "status": {"phase": phase}})
+    }
+
+    #[test]
+    fn unscheduled_and_finished_pods_are_deleted_at_once() {
+        let s = PodStrategy;
+        assert_eq!(s.delete_grace(&pod("", "Pending"), None), None);
+        assert_eq!(s.delete_grace(&pod("n1", "Succeeded"), Some(30)), None);
+        assert_eq!(s.delete_grace(&pod("n1", "Running"), None), Some(30));
+        assert_eq!(s.delete_grace(&pod("n1", "Running"), Some(0)), None);
+        assert_eq!(s.delete_grace(&pod("n1", "Running"), Some(-5)), Some(1));
+    }
+
+    #[test]
+    fn binding_fails_if_pod_already_assigned() {
+        let err = bind(&pod("n1", "Pending"), "n2", None).expect_err("bound already");
+        assert_eq!(err.code, 409);
+        assert_eq!(
+            err.message,
+            "Operation cannot be fulfilled on pods/binding \"db\": pod db is already assigned to node \"n1\""
+        );
+    }
+
+    #[test]
+    fn binding_sets_node_and_scheduled_condition() {
+        let bound = bind(&pod("", "Pending"), "n2", None).expect("binds");
+        assert_eq!(bound["spec"]["nodeName"], "n2");
+        assert_eq!(bound["status"]["conditions"][0]["type"], "PodScheduled");
+        assert_eq!(bound["status"]["conditions"][0]["status"], "True");
+    }
+
+    #[test]
+    fn bad_quantities_are_a_bad_request() {
+        let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q"},
+            "spec": {"containers": [{"name": "c", "image": "i",
+                "resources": {"limits": {"memory": "1.5.5Gi"}}}]}});
+        let err = PodStrategy.decode(body).expect_err("bad quantity");
+        assert_eq!(err.code, 400);
+        assert!(err.message.contains("quantities must match the regular expression"));
+    }
+
+    #[test]
+    fn quantities_are_stored_canonically() {
+        let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q"},
+            "spec": {"containers": [{"name": "c", "image": "i",
+                "resources": {"requests": {"cpu": 0.5, "memory": "1024Mi"}}}]}});
+        let decoded = PodStrategy.decode(body).expect("decodes");
+        let requests = &decoded.object["spec"]["containers"][0]["resources"]["requests"];
+        assert_eq!(requests["cpu"], "500m");
+        assert_eq!(requests["memory"], "1Gi");
+    }
+
+    #[test]
+    fn selectable_fields_match_upstream() {
+        let p = pod("n1", "Running");
+        let s = PodStrategy;
+        assert_eq!(s.field_value(&p, "spec.nodeName").as_deref(), Some("n1"));
+        assert_eq!(s.field_value(&p, "status.phase").as_deref(), Some("Running"));
+        assert_eq!(s.field_value(&p, "spec.hostNetwork").as_deref(), Some("false"));
+        assert_eq!(s.field_value(&p, "spec.foo"), None);
+    }
+}

@@ -1,0 +1,902 @@
+//! The generic store: create, read, list, update, patch, delete and watch for any kind.
+//!
+//! What it does follows `apiserver/pkg/registry/generic/registry/store.go`: system metadata is
+//! set here (uid, creationTimestamp, namespace), resourceVersion preconditions become 409s,
+//! graceful deletion marks an object and leaves it for its owner to finish, and a watch only
+//! shows what matches its selectors (an object that stops matching is seen as DELETED).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rand::Rng as _;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{FieldError, Strategy};
+use crate::meta::patch::{apply_patch, PatchType};
+use crate::meta::selector::{FieldSelector, LabelSelector};
+use crate::meta::{object, ApiError, Cause, GroupResource};
+use crate::storage::{
+    self, Cacher, EtcdStorage, EventType, Storage, StorageError, Stored, WatchStream,
+};
+
+/// How often generateName may collide before the create fails (upstream: 7 since v1.32).
+const GENERATE_NAME_TRIES: usize = 8;
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub dry_run: bool,
+    /// `fieldValidation=Strict`: unknown fields are a 400 rather than a warning.
+    pub strict: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub label: Option<LabelSelector>,
+    pub field: Option<FieldSelector>,
+    /// `resourceVersion=0`: any recent state will do, so the cache answers.
+    pub any_version: bool,
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ListResult {
+    pub items: Vec<Arc<Value>>,
+    pub resource_version: i64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WatchOptions {
+    pub label: Option<LabelSelector>,
+    pub field: Option<FieldSelector>,
+    /// Where the watch starts; None (or 0) starts with the current objects as ADDED events.
+    pub resource_version: Option<i64>,
+    /// `sendInitialEvents=true`: current objects first, then a marker bookmark.
+    pub send_initial_events: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub grace_period: Option<i64>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub dry_run: bool,
+}
+
+/// What a watch yields to the HTTP layer.
+#[derive(Debug)]
+pub enum WatchEvent {
+    Changed(EventType, Arc<Value>),
+    /// The current objects have all been sent (for `sendInitialEvents`).
+    InitialEventsEnd(i64),
+    Error(ApiError),
+}
+
+/// Every store of the server, by (group, plural).
+pub struct Registry {
+    stores: Vec<Arc<Store>>,
+}
+
+impl Registry {
+    /// Starts a watch cache for each kind and builds its store.
+    pub async fn start(
+        etcd: EtcdStorage,
+        prefix: &str,
+        strategies: Vec<Arc<dyn Strategy>>,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<Registry, StorageError> {
+        let mut caches = Vec::new();
+        for strategy in &strategies {
+            let info = strategy.info();
+            let cache_prefix = storage::list_prefix(prefix, info.plural, "");
+            let cacher =
+                Cacher::start(etcd.clone(), cache_prefix, tracker, shutdown.clone()).await?;
+            caches.push(cacher);
+        }
+        let namespaces = strategies
+            .iter()
+            .zip(&caches)
+            .find(|(s, _)| s.info().group.is_empty() && s.info().plural == "namespaces")
+            .map(|(_, c)| c.clone());
+        let mut stores = Vec::new();
+        for (strategy, cacher) in strategies.into_iter().zip(caches) {
+            let info = strategy.info();
+            let store = Arc::new(Store {
+                namespaces: if info.namespaced {
+                    namespaces.clone()
+                } else {
+                    None
+                },
+                strategy,
+                storage: cacher,
+                prefix: prefix.to_string(),
+            });
+            stores.push(store);
+        }
+        Ok(Registry { stores })
+    }
+
+    pub fn get(&self, group: &str, plural: &str) -> Option<&Arc<Store>> {
+        self.stores
+            .iter()
+            .find(|s| s.info().group == group && s.info().plural == plural)
+    }
+
+    pub fn stores(&self) -> &[Arc<Store>] {
+        &self.stores
+    }
+}
+
+pub struct Store {
+    pub strategy: Arc<dyn Strategy>,
+    storage: Arc<Cacher>,
+    prefix: String,
+    /// The namespaces cache, for namespaced kinds: objects go only into existing namespaces.
+    namespaces: Option<Arc<Cacher>>,
+}
+
+/// Translates a storage failure into the API error about `name`.
+pub fn storage_error(gr: GroupResource<'_>, name: &str, err: StorageError) -> ApiError {
+    match err {
+        StorageError::NotFound(_) => ApiError::not_found(gr, name),
+        StorageError::AlreadyExists(_) => ApiError::already_exists(gr, name),
+        StorageError::Conflict { .. } => ApiError::modified(gr, name),
+        StorageError::Expired { requested, oldest } => ApiError::expired(format!(
+            "too old resource version: {requested} ({oldest})"
+        )),
+        // etcd refuses values over its request limit; upstream answers 500 here, which tells
+        // the client nothing useful, so rkube answers 413 as for an oversized body.
+        StorageError::TooLarge => {
+            let mut e = ApiError::too_large(crate::apiserver::MAX_BODY_BYTES);
+            e.message = format!(
+                "Request entity too large: {gr} \"{name}\" is larger than etcd accepts"
+            );
+            e
+        }
+        StorageError::Unavailable(why) => ApiError::service_unavailable(format!(
+            "the storage backend is unavailable: {why}"
+        )),
+        StorageError::Corrupt { .. } => ApiError::internal(err),
+        StorageError::Rejected(api) => api,
+    }
+}
+
+/// The 422 for a list of field errors.
+pub fn invalid(strategy: &dyn Strategy, name: &str, errors: Vec<FieldError>) -> ApiError {
+    let info = strategy.info();
+    let causes = errors
+        .iter()
+        .map(|e| Cause {
+            reason: e.reason().to_string(),
+            message: e.to_string(),
+            field: e.field.clone(),
+        })
+        .collect();
+    ApiError::invalid(info.kind, info.group_resource(), name, causes)
+}
+
+impl Store {
+    pub fn info(&self) -> &'static super::ResourceInfo {
+        self.strategy.info()
+    }
+
+    fn gr(&self) -> GroupResource<'static> {
+        self.info().group_resource()
+    }
+
+    fn key(&self, namespace: &str, name: &str) -> String {
+        storage::object_key(&self.prefix, self.info().plural, namespace, name)
+    }
+
+    fn list_prefix(&self, namespace: &str) -> String {
+        storage::list_prefix(&self.prefix, self.info().plural, namespace)
+    }
+
+    /// Tells the cache that etcd history at and before `rev` is gone.
+    pub fn compacted(&self, rev: i64) {
+        self.storage.compacted(rev);
+    }
+
+    /// How many watchers this kind's cache serves.
+    pub fn watcher_count(&self) -> usize {
+        self.storage.watcher_count()
+    }
+
+    async fn ensure_namespace(&self, namespace: &str) -> Result<(), ApiError> {
+        let Some(namespaces) = &self.namespaces else {
+            return Ok(());
+        };
+        let key = storage::object_key(&self.prefix, "namespaces", "", namespace);
+        match namespaces.get(&key).await {
+            Ok(_) => Ok(()),
+            Err(StorageError::NotFound(_)) => Err(ApiError::not_found(
+                GroupResource {
+                    group: "",
+                    resource: "namespaces",
+                },
+                namespace,
+            )),
+            Err(e) => Err(storage_error(self.gr(), namespace, e)),
+        }
+    }
+
+    /// Decodes a body and applies the field-validation level; returns the object and warnings.
+    fn decode(&self, body: Value, strict: bool) -> Result<(Value, Vec<String>), ApiError> {
+        let decoded = self.strategy.decode(body)?;
+        if !decoded.unknown_fields.is_empty() {
+            if strict {
+                return Err(super::decode::strict_error(
+                    self.info(),
+                    &decoded.unknown_fields,
+                ));
+            }
+            let warnings = decoded
+                .unknown_fields
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            return Ok((decoded.object, warnings));
+        }
+        Ok((decoded.object, Vec::new()))
+    }
+
+    fn check_namespace(&self, obj: &mut Value, namespace: &str) -> Result<(), ApiError> {
+        let given = object::namespace(obj).to_string();
+        if self.info().namespaced {
+            if !given.is_empty() && given != namespace {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            object::metadata_mut(obj).insert("namespace".into(), json!(namespace));
+        } else {
+            object::metadata_mut(obj).remove("namespace");
+        }
+        Ok(())
+    }
+
+    pub async fn create(
+        &self,
+        namespace: &str,
+        body: Value,
+        options: &CreateOptions,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        let (mut obj, warnings) = self.decode(body, options.strict)?;
+        self.check_namespace(&mut obj, namespace)?;
+        let meta = object::metadata_mut(&mut obj);
+        for system_field in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+            "managedFields",
+        ] {
+            meta.remove(system_field);
+        }
+        meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        meta.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
+        let generate = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|_| meta.get("name").and_then(Value::as_str).unwrap_or("").is_empty());
+        if let Some(base) = &generate {
+            meta.insert("name".into(), json!(generated_name(base)));
+        }
+        self.strategy.prepare_for_create(&mut obj);
+        let errors = self.strategy.validate(&obj);
+        if !errors.is_empty() {
+            return Err(invalid(
+                self.strategy.as_ref(),
+                object::name(&obj),
+                errors,
+            ));
+        }
+        if self.info().namespaced {
+            self.ensure_namespace(namespace).await?;
+        }
+        if options.dry_run {
+            return Ok((obj, warnings));
+        }
+        let mut tries = 0;
+        loop {
+            let name = object::name(&obj).to_string();
+            match self.storage.create(&self.key(namespace, &name), obj.clone()).await {
+                Ok(stored) => return Ok(((*stored.object).clone(), warnings)),
+                Err(StorageError::AlreadyExists(_)) if generate.is_some() => {
+                    tries += 1;
+                    if tries >= GENERATE_NAME_TRIES {
+                        return Err(ApiError::already_exists(self.gr(), &name));
+                    }
+                    let base = generate.as_deref().unwrap_or_default();
+                    object::metadata_mut(&mut obj)
+                        .insert("name".into(), json!(generated_name(base)));
+                }
+                Err(e) => return Err(storage_error(self.gr(), &name, e)),
+            }
+        }
+    }
+
+    pub async fn get(&self, namespace: &str, name: &str) -> Result<Arc<Value>, ApiError> {
+        self.storage
+            .get(&self.key(namespace, name))
+            .await
+            .map(|s| s.object)
+            .map_err(|e| storage_error(self.gr(), name, e))
+    }
+
+    /// Rejects field selectors on fields the kind cannot select by (400, as upstream).
+    pub fn check_field_selector(&self, field: &FieldSelector) -> Result<(), ApiError> {
+        let probe = json!({"metadata": {}});
+        for req in field.requirements() {
+            if self.strategy.field_value(&probe, &req.field).is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {}",
+                    req.field
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn matches(&self, obj: &Value, label: Option<&LabelSelector>, field: Option<&FieldSelector>) -> bool {
+        if let Some(label) = label {
+            if !label.is_empty() && !label.matches(&object::labels(obj)) {
+                return false;
+            }
+        }
+        if let Some(field) = field {
+            if !field.matches(|f| self.strategy.field_value(obj, f)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    pub async fn list(&self, namespace: &str, options: &ListOptions) -> Result<ListResult, ApiError> {
+        if let Some(field) = &options.field {
+            self.check_field_selector(field)?;
+        }
+        let prefix = self.list_prefix(namespace);
+        let continued = options
+            .continue_token
+            .as_deref()
+            .map(ContinueToken::decode)
+            .transpose()?;
+        let (items, rev) = match &continued {
+            Some(token) => self
+                .storage
+                .list_at(&prefix, token.rv)
+                .await
+                .map_err(|e| match e {
+                    StorageError::Expired { .. } => ApiError::expired(CONTINUE_EXPIRED),
+                    e => storage_error(self.gr(), "", e),
+                })?,
+            None if options.any_version => self.storage.list_cached(&prefix),
+            None => self
+                .storage
+                .list(&prefix)
+                .await
+                .map_err(|e| storage_error(self.gr(), "", e))?,
+        };
+        let start = continued.as_ref().map(|t| t.start.as_str()).unwrap_or("");
+        let mut matching = items
+            .into_iter()
+            .filter(|s| s.key.as_str() >= start)
+            .filter(|s| self.matches(&s.object, options.label.as_ref(), options.field.as_ref()));
+        let mut out: Vec<Stored> = Vec::new();
+        let limit = options.limit.filter(|l| *l > 0);
+        let mut continue_token = None;
+        let mut remaining = None;
+        for stored in matching.by_ref() {
+            if limit.is_some_and(|l| out.len() >= l) {
+                let rest = 1 + matching.count();
+                remaining = Some(rest);
+                continue_token = Some(
+                    ContinueToken {
+                        rv: rev,
+                        start: stored.key.clone(),
+                    }
+                    .encode(),
+                );
+                break;
+            }
+            out.push(stored);
+        }
+        Ok(ListResult {
+            items: out.into_iter().map(|s| s.object).collect(),
+            resource_version: rev,
+            continue_token,
+            remaining,
+        })
+    }
+
+    pub async fn watch(
+        &self,
+        namespace: &str,
+        options: WatchOptions,
+    ) -> Result<Watch, ApiError> {
+        if let Some(field) = &options.field {
+            self.check_field_selector(field)?;
+        }
+        let prefix = self.list_prefix(namespace);
+        let mut pending = VecDeque::new();
+        let from_scratch = options.send_initial_events || options.resource_version.unwrap_or(0) == 0;
+        let stream = if from_scratch {
+            let (items, rev, stream) = self.storage.snapshot_and_watch(&prefix);
+            for stored in items {
+                if self.matches(&stored.object, options.label.as_ref(), options.field.as_ref()) {
+                    pending.push_back(WatchEvent::Changed(EventType::Added, stored.object));
+                }
+            }
+            if options.send_initial_events {
+                pending.push_back(WatchEvent::InitialEventsEnd(rev));
+            }
+            stream
+        } else {
+            let after = options.resource_version.unwrap_or(0);
+            self.storage
+                .watch(&prefix, after)
+                .await
+                .map_err(|e| storage_error(self.gr(), "", e))?
+        };
+        Ok(Watch {
+            strategy: self.strategy.clone(),
+            stream,
+            pending,
+            label: options.label,
+            field: options.field,
+        })
+    }
+
+    /// Replaces an object (PUT). `subresource` is "" or "status".
+    pub async fn update(
+        &self,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        body: Value,
+        options: &CreateOptions,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        let (mut obj, warnings) = self.decode(body, options.strict)?;
+        let given = object::name(&obj);
+        if given != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({given}) does not match the name on the URL ({name})"
+            )));
+        }
+        self.check_namespace(&mut obj, namespace)?;
+        let wanted_rv = object::resource_version(&obj).to_string();
+        let result = self
+            .update_with(namespace, name, subresource, options.dry_run, &mut |current| {
+                if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
+                    return Err(ApiError::modified(self.gr(), name));
+                }
+                Ok(obj.clone())
+            })
+            .await?;
+        Ok((result, warnings))
+    }
+
+    /// Applies a PATCH body of the given type to the current object.
+    pub async fn patch(
+        &self,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        kind: PatchType,
+        patch: &[u8],
+        options: &CreateOptions,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        let schema = self.strategy.patch_schema();
+        let mut warnings = Vec::new();
+        let result = self
+            .update_with(namespace, name, subresource, options.dry_run, &mut |current| {
+                let patched = apply_patch(current, patch, kind, &schema).map_err(patch_error)?;
+                let wanted_rv = object::resource_version(&patched);
+                if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
+                    return Err(ApiError::modified(self.gr(), name));
+                }
+                let (mut obj, w) = self.decode(patched, options.strict)?;
+                if object::name(&obj) != name {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({}) does not match the name on the URL ({name})",
+                        object::name(&obj)
+                    )));
+                }
+                self.check_namespace(&mut obj, namespace)?;
+                warnings = w;
+                Ok(obj)
+            })
+            .await?;
+        Ok((result, warnings))
+    }
+
+    /// Read-modify-write of one object with the update rules of the kind applied to whatever
+    /// `produce` makes of the current state.
+    pub async fn update_with(
+        &self,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        dry_run: bool,
+        produce: &mut (dyn FnMut(&Value) -> Result<Value, ApiError> + Send),
+    ) -> Result<Value, ApiError> {
+        let key = self.key(namespace, name);
+        let strategy = self.strategy.clone();
+        let mut try_update = |current: &Stored| -> Result<Value, ApiError> {
+            let old = &*current.object;
+            let mut new = produce(old)?;
+            keep_system_metadata(&mut new, old);
+            match subresource {
+                "status" => strategy.prepare_for_status_update(&mut new, old),
+                // A binding may set what no other write may (spec.nodeName); its rules are
+                // checked by the binding itself.
+                "binding" => {}
+                _ => strategy.prepare_for_update(&mut new, old),
+            }
+            let errors = if subresource == "binding" {
+                Vec::new()
+            } else {
+                strategy.validate_update(&new, old)
+            };
+            if !errors.is_empty() {
+                return Err(invalid(strategy.as_ref(), name, errors));
+            }
+            if dry_run {
+                return Err(DryRun(new).into());
+            }
+            Ok(new)
+        };
+        let stored = match self.storage.guaranteed_update(&key, &mut try_update).await {
+            Ok(stored) => stored,
+            Err(StorageError::Rejected(e)) if e.reason == DRY_RUN_REASON => {
+                return serde_json::from_str(&e.message).map_err(ApiError::internal)
+            }
+            Err(e) => return Err(storage_error(self.gr(), name, e)),
+        };
+        self.finish_if_finalized(namespace, name, &stored).await
+    }
+
+    /// An object marked for deletion whose last finalizer is gone and whose grace period is
+    /// zero is deleted for real, as the generic store does after an update.
+    async fn finish_if_finalized(
+        &self,
+        namespace: &str,
+        name: &str,
+        stored: &Stored,
+    ) -> Result<Value, ApiError> {
+        let obj = &*stored.object;
+        let marked = obj.pointer("/metadata/deletionTimestamp").is_some();
+        let grace = obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let finalizers = obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if marked && grace == 0 && !finalizers {
+            let rev = stored.rev;
+            let deleted = self
+                .storage
+                .delete(&self.key(namespace, name), &mut |current| {
+                    if current.rev != rev {
+                        return Err(ApiError::modified(self.gr(), name));
+                    }
+                    Ok(())
+                })
+                .await;
+            return match deleted {
+                Ok(last) => Ok((*last.object).clone()),
+                Err(StorageError::NotFound(_)) => Ok(obj.clone()),
+                Err(e) => Err(storage_error(self.gr(), name, e)),
+            };
+        }
+        Ok(obj.clone())
+    }
+
+    /// Deletes an object, gracefully where the kind asks for it. Returns the object and
+    /// whether it is gone (true) or only marked for deletion (false).
+    pub async fn delete(
+        &self,
+        namespace: &str,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<(Value, bool), ApiError> {
+        let key = self.key(namespace, name);
+        let current = self
+            .storage
+            .get(&key)
+            .await
+            .map_err(|e| storage_error(self.gr(), name, e))?;
+        self.check_preconditions(name, &current.object, options)?;
+        let grace = self
+            .strategy
+            .delete_grace(&current.object, options.grace_period);
+        let has_finalizers = current
+            .object
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if grace.is_some_and(|g| g > 0) || has_finalizers {
+            let grace = grace.unwrap_or(0).max(0);
+            let marked = self
+                .update_with(namespace, name, "", options.dry_run, &mut |obj| {
+                    self.check_preconditions(name, obj, options)?;
+                    Ok(mark_for_deletion(obj, grace))
+                })
+                .await?;
+            let gone = marked.pointer("/metadata/deletionTimestamp").is_none();
+            return Ok((marked, gone));
+        }
+        if options.dry_run {
+            return Ok(((*current.object).clone(), true));
+        }
+        let last = self
+            .storage
+            .delete(&key, &mut |stored| {
+                self.check_preconditions(name, &stored.object, options)
+            })
+            .await
+            .map_err(|e| storage_error(self.gr(), name, e))?;
+        Ok(((*last.object).clone(), true))
+    }
+
+    fn check_preconditions(
+        &self,
+        name: &str,
+        obj: &Value,
+        options: &DeleteOptions,
+    ) -> Result<(), ApiError> {
+        if let Some(uid) = &options.uid {
+            let actual = object::uid(obj);
+            if uid != actual {
+                return Err(ApiError::conflict(
+                    self.gr(),
+                    name,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                ));
+            }
+        }
+        if let Some(rv) = &options.resource_version {
+            let actual = object::resource_version(obj);
+            if rv != actual {
+                return Err(ApiError::conflict(
+                    self.gr(),
+                    name,
+                    &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A patch that cannot be applied, with the code kube-apiserver gives that failure.
+fn patch_error(e: crate::meta::patch::PatchError) -> ApiError {
+    let mut err = ApiError::bad_request(e.to_string());
+    match e.status_code() {
+        413 => {
+            err.code = 413;
+            err.reason = "RequestEntityTooLarge";
+        }
+        422 => {
+            err.code = 422;
+            err.reason = "Invalid";
+        }
+        500 => {
+            err.code = 500;
+            err.reason = "InternalError";
+        }
+        _ => {}
+    }
+    err
+}
+
+/// Sets `deletionTimestamp` `grace` seconds ahead; a second delete may only shorten it.
+fn mark_for_deletion(obj: &Value, grace: i64) -> Value {
+    let mut marked = obj.clone();
+    let current = obj
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    if obj.pointer("/metadata/deletionTimestamp").is_some()
+        && current.is_some_and(|c| c <= grace)
+    {
+        return marked;
+    }
+    let when = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(grace))
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    let meta = object::metadata_mut(&mut marked);
+    meta.insert("deletionTimestamp".into(), json!(object::format_time(when)));
+    meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+    marked
+}
+
+/// System metadata a client cannot change by writing the object.
+fn keep_system_metadata(new: &mut Value, old: &Value) {
+    let meta = object::metadata_mut(new);
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "namespace",
+        "generateName",
+    ] {
+        match old.pointer(&format!("/metadata/{field}")) {
+            Some(v) => {
+                meta.insert(field.into(), v.clone());
+            }
+            None => {
+                meta.remove(field);
+            }
+        }
+    }
+    meta.remove("selfLink");
+    meta.remove("managedFields");
+}
+
+const DRY_RUN_REASON: &str = "DryRun";
+
+/// Carries the would-be object of a dry-run update out of the storage retry loop.
+struct DryRun(Value);
+
+impl From<DryRun> for ApiError {
+    fn from(d: DryRun) -> ApiError {
+        let mut e = ApiError::bad_request(d.0.to_string());
+        e.reason = DRY_RUN_REASON;
+        e
+    }
+}
+
+const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+/// Where the next page of a list starts, and the revision all pages are read at.
+struct ContinueToken {
+    rv: i64,
+    start: String,
+}
+
+impl ContinueToken {
+    fn encode(&self) -> String {
+        let body = json!({"v": "meta.k8s.io/v1", "rv": self.rv, "start": self.start});
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body.to_string())
+    }
+
+    fn decode(token: &str) -> Result<ContinueToken, ApiError> {
+        let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+        let body: Value = serde_json::from_slice(&bytes).map_err(|_| bad("not JSON"))?;
+        let rv = body["rv"].as_i64().filter(|r| *r > 0).ok_or_else(|| bad("bad revision"))?;
+        let start = body["start"].as_str().ok_or_else(|| bad("no start key"))?;
+        Ok(ContinueToken {
+            rv,
+            start: start.to_string(),
+        })
+    }
+}
+
+fn generated_name(base: &str) -> String {
+    // The alphabet upstream uses: no vowels (no words), no look-alikes.
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    let mut base = base.to_string();
+    // Names are at most 253 characters; the base gives way to the suffix.
+    if base.len() > 58 {
+        let mut cut = 58;
+        while !base.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        base.truncate(cut);
+    }
+    format!("{base}{suffix}")
+}
+
+/// A watch of one kind, filtered by selectors.
+pub struct Watch {
+    strategy: Arc<dyn Strategy>,
+    stream: WatchStream,
+    pending: VecDeque<WatchEvent>,
+    label: Option<LabelSelector>,
+    field: Option<FieldSelector>,
+}
+
+impl Watch {
+    fn matches(&self, obj: &Value) -> bool {
+        if let Some(label) = &self.label {
+            if !label.is_empty() && !label.matches(&object::labels(obj)) {
+                return false;
+            }
+        }
+        if let Some(field) = &self.field {
+            if !field.matches(|f| self.strategy.field_value(obj, f)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The next event, or None when the stream ended.
+    pub async fn next(&mut self) -> Option<WatchEvent> {
+        if let Some(event) = self.pending.pop_front() {
+            return Some(event);
+        }
+        loop {
+            let item = self.stream.recv().await?;
+            let event = match item {
+                Ok(event) => event,
+                Err(e) => {
+                    let gr = self.strategy.info().group_resource();
+                    return Some(WatchEvent::Error(storage_error(gr, "", e)));
+                }
+            };
+            let now = self.matches(&event.object);
+            let before = event.prev.as_deref().is_some_and(|p| self.matches(p));
+            let kind = match event.kind {
+                EventType::Added if now => EventType::Added,
+                EventType::Modified if now && before => EventType::Modified,
+                EventType::Modified if now => EventType::Added,
+                EventType::Modified if before => EventType::Deleted,
+                EventType::Deleted if now => EventType::Deleted,
+                _ => continue,
+            };
+            return Some(WatchEvent::Changed(kind, event.object.clone()));
+        }
+    }
+
+    /// The resourceVersion of the newest event the cache has seen, for bookmarks.
+    pub fn is_closed(&self) -> bool {
+        self.stream.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let token = ContinueToken {
+            rv: 42,
+            start: "/registry/pods/default/b".into(),
+        }
+        .encode();
+        let back = ContinueToken::decode(&token).expect("decodes");
+        assert_eq!(back.rv, 42);
+        assert_eq!(back.start, "/registry/pods/default/b");
+        assert_eq!(ContinueToken::decode("!!").err().map(|e| e.code), Some(400));
+    }
+
+    #[test]
+    fn generated_names_keep_the_base_and_add_five_characters() {
+        let name = generated_name("web-");
+        assert!(name.starts_with("web-"));
+        assert_eq!(name.len(), 9);
+    }
+
+    #[test]
+    fn a_second_delete_may_only_shorten_the_grace_period() {
+        let obj = json!({"metadata": {"name": "p"}});
+        let first = mark_for_deletion(&obj, 30);
+        assert_eq!(first["metadata"]["deletionGracePeriodSeconds"], 30);
+        let longer = mark_for_deletion(&first, 60);
+        assert_eq!(longer["metadata"]["deletionGracePeriodSeconds"], 30);
+        let shorter = mark_for_deletion(&first, 5);
+        assert_eq!(shorter["metadata"]["deletionGracePeriodSeconds"], 5);
+    }
+}

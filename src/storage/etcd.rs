@@ -1,0 +1,326 @@
+//! [`Storage`] on etcd: create/update as compare-and-swap transactions on revisions.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, Compare, CompareOp, EventType as EtcdEventType, GetOptions, KeyValue, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
+};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::{
+    CheckDelete, EventType, Storage, StorageError, StorageEvent, Stored, TryUpdate, WatchItem,
+    WatchStream,
+};
+use crate::meta::object;
+
+/// How many events a direct etcd watch may buffer for a slow reader before it is cut off.
+const WATCH_BUFFER: usize = 1024;
+
+#[derive(Clone)]
+pub struct EtcdStorage {
+    client: Client,
+}
+
+impl EtcdStorage {
+    pub async fn connect(endpoints: &[String]) -> Result<Self, StorageError> {
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(std::time::Duration::from_secs(2))
+            .with_timeout(std::time::Duration::from_secs(30));
+        let client = Client::connect(endpoints, Some(options))
+            .await
+            .map_err(unavailable)?;
+        Ok(EtcdStorage { client })
+    }
+
+    /// Answers whether etcd serves reads right now (for `/readyz` and `/livez`).
+    pub async fn healthy(&self) -> bool {
+        let mut client = self.client.clone();
+        let probe = client.get("health", Some(GetOptions::new().with_count_only()));
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(2), probe).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// The current etcd revision.
+    pub async fn current_revision(&self) -> Result<i64, StorageError> {
+        let mut client = self.client.clone();
+        let resp = client
+            .get("compact_rev_probe", Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(unavailable)?;
+        Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
+    }
+
+    /// Drops history at and before `rev`, as kube-apiserver's periodic compaction does.
+    pub async fn compact(&self, rev: i64) -> Result<(), StorageError> {
+        let mut client = self.client.clone();
+        match client.compact(rev, None).await {
+            Ok(_) => Ok(()),
+            // Compacting to an already compacted revision is not a failure.
+            Err(e) if e.to_string().contains("compacted") => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Reads every object under `prefix` as it was at revision `rev` (for continued lists).
+    pub async fn list_at(&self, prefix: &str, rev: i64) -> Result<(Vec<Stored>, i64), StorageError> {
+        let mut client = self.client.clone();
+        let resp = client
+            .get(prefix, Some(GetOptions::new().with_prefix().with_revision(rev)))
+            .await
+            .map_err(|e| {
+                if e.to_string().contains("compacted") {
+                    StorageError::Expired {
+                        requested: rev,
+                        oldest: 0,
+                    }
+                } else {
+                    unavailable(e)
+                }
+            })?;
+        let items = resp.kvs().iter().map(decode).collect::<Result<_, _>>()?;
+        Ok((items, rev))
+    }
+
+    async fn get_kv(&self, key: &str) -> Result<Option<Stored>, StorageError> {
+        let mut client = self.client.clone();
+        let resp = client.get(key, None).await.map_err(unavailable)?;
+        resp.kvs().first().map(decode).transpose()
+    }
+}
+
+fn unavailable(e: etcd_client::Error) -> StorageError {
+    let text = e.to_string();
+    if text.contains("request is too large") || text.contains("larger than max") {
+        StorageError::TooLarge
+    } else {
+        StorageError::Unavailable(text)
+    }
+}
+
+/// Turns an etcd key-value into an object with its resourceVersion set.
+fn decode(kv: &KeyValue) -> Result<Stored, StorageError> {
+    decode_at(kv, kv.mod_revision())
+}
+
+fn decode_at(kv: &KeyValue, rev: i64) -> Result<Stored, StorageError> {
+    let key = String::from_utf8_lossy(kv.key()).into_owned();
+    let mut value: Value =
+        serde_json::from_slice(kv.value()).map_err(|e| StorageError::Corrupt {
+            key: key.clone(),
+            reason: e.to_string(),
+        })?;
+    object::set_resource_version(&mut value, rev);
+    Ok(Stored {
+        key,
+        object: Arc::new(value),
+        rev,
+    })
+}
+
+/// The bytes stored for an object: its JSON without `metadata.resourceVersion`.
+fn encode(mut object: Value) -> Vec<u8> {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    serde_json::to_vec(&object).expect("a JSON value always serializes")
+}
+
+fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> i64 {
+    header.map(|h| h.revision()).unwrap_or(0)
+}
+
+#[async_trait]
+impl Storage for EtcdStorage {
+    async fn create(&self, key: &str, object: Value) -> Result<Stored, StorageError> {
+        let mut client = self.client.clone();
+        let bytes = encode(object);
+        let txn = Txn::new()
+            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, bytes.clone(), None)]);
+        let resp = client.txn(txn).await.map_err(unavailable)?;
+        if !resp.succeeded() {
+            return Err(StorageError::AlreadyExists(key.to_string()));
+        }
+        let rev = header_revision(resp.header());
+        let kv_value: Value = serde_json::from_slice(&bytes).expect("encoded just above");
+        let mut value = kv_value;
+        object::set_resource_version(&mut value, rev);
+        Ok(Stored {
+            key: key.to_string(),
+            object: Arc::new(value),
+            rev,
+        })
+    }
+
+    async fn get(&self, key: &str) -> Result<Stored, StorageError> {
+        self.get_kv(key)
+            .await?
+            .ok_or_else(|| StorageError::NotFound(key.to_string()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<(Vec<Stored>, i64), StorageError> {
+        let mut client = self.client.clone();
+        let resp = client
+            .get(prefix, Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(unavailable)?;
+        let rev = header_revision(resp.header());
+        let items = resp.kvs().iter().map(decode).collect::<Result<_, _>>()?;
+        Ok((items, rev))
+    }
+
+    async fn guaranteed_update(
+        &self,
+        key: &str,
+        try_update: &mut TryUpdate<'_>,
+    ) -> Result<Stored, StorageError> {
+        let mut client = self.client.clone();
+        loop {
+            let current = self.get(key).await?;
+            let updated = try_update(&current)?;
+            let bytes = encode(updated);
+            if bytes == encode((*current.object).clone()) {
+                return Ok(current);
+            }
+            let txn = Txn::new()
+                .when([Compare::mod_revision(key, CompareOp::Equal, current.rev)])
+                .and_then([TxnOp::put(key, bytes.clone(), None)]);
+            let resp = client.txn(txn).await.map_err(unavailable)?;
+            if resp.succeeded() {
+                let rev = header_revision(resp.header());
+                let mut value: Value = serde_json::from_slice(&bytes).expect("encoded just above");
+                object::set_resource_version(&mut value, rev);
+                return Ok(Stored {
+                    key: key.to_string(),
+                    object: Arc::new(value),
+                    rev,
+                });
+            }
+            // Someone else wrote in between: read again and re-apply, as GuaranteedUpdate does.
+        }
+    }
+
+    async fn delete(
+        &self,
+        key: &str,
+        check: &mut CheckDelete<'_>,
+    ) -> Result<Stored, StorageError> {
+        let mut client = self.client.clone();
+        loop {
+            let current = self.get(key).await?;
+            check(&current)?;
+            let txn = Txn::new()
+                .when([Compare::mod_revision(key, CompareOp::Equal, current.rev)])
+                .and_then([TxnOp::delete(key, None)]);
+            let resp = client.txn(txn).await.map_err(unavailable)?;
+            if resp.succeeded() {
+                let rev = header_revision(resp.header());
+                let mut last = (*current.object).clone();
+                object::set_resource_version(&mut last, rev);
+                return Ok(Stored {
+                    key: key.to_string(),
+                    object: Arc::new(last),
+                    rev,
+                });
+            }
+        }
+    }
+
+    async fn watch(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError> {
+        let mut client = self.client.clone();
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_prev_key()
+            .with_start_revision(after + 1);
+        let mut stream = client
+            .watch(prefix, Some(options))
+            .await
+            .map_err(unavailable)?;
+        let (tx, rx) = mpsc::channel::<WatchItem>(WATCH_BUFFER);
+        let requested = after;
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    msg = stream.message() => msg,
+                    () = tx.closed() => return,
+                };
+                let resp = match msg {
+                    Ok(Some(resp)) => resp,
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(unavailable(e))).await;
+                        return;
+                    }
+                };
+                if resp.compact_revision() > 0 {
+                    let _ = tx
+                        .send(Err(StorageError::Expired {
+                            requested,
+                            oldest: resp.compact_revision(),
+                        }))
+                        .await;
+                    return;
+                }
+                if resp.canceled() {
+                    let reason = resp.cancel_reason().to_string();
+                    let _ = tx.send(Err(StorageError::Unavailable(reason))).await;
+                    return;
+                }
+                for event in resp.events() {
+                    let item = convert_event(event);
+                    if tx.send(item.map(Arc::new)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// Converts an etcd watch event into a storage event.
+pub(super) fn convert_event(event: &etcd_client::Event) -> Result<StorageEvent, StorageError> {
+    let kv = event.kv().ok_or_else(|| StorageError::Corrupt {
+        key: String::new(),
+        reason: "watch event without a key".into(),
+    })?;
+    let rev = kv.mod_revision();
+    let prev = event.prev_kv().map(decode).transpose()?;
+    match event.event_type() {
+        EtcdEventType::Put => {
+            let current = decode(kv)?;
+            let kind = if kv.create_revision() == kv.mod_revision() {
+                EventType::Added
+            } else {
+                EventType::Modified
+            };
+            Ok(StorageEvent {
+                kind,
+                key: current.key,
+                object: current.object,
+                prev: prev.map(|p| p.object),
+                rev,
+            })
+        }
+        EtcdEventType::Delete => {
+            // A delete carries no value: the object is its last state, at the delete's revision.
+            let last = event.prev_kv().ok_or_else(|| StorageError::Corrupt {
+                key: String::from_utf8_lossy(kv.key()).into_owned(),
+                reason: "delete event without its previous value".into(),
+            })?;
+            let gone = decode_at(last, rev)?;
+            Ok(StorageEvent {
+                kind: EventType::Deleted,
+                key: gone.key,
+                object: gone.object,
+                prev: prev.map(|p| p.object),
+                rev,
+            })
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The storage seam: objects under keys with etcd revisions as resource versions.
+//!
+//! Modelled on Kubernetes `storage.Interface` (`staging/src/k8s.io/apiserver/pkg/storage/
+//! interfaces.go`). Objects are JSON values; `metadata.resourceVersion` is never stored, it is
+//! filled from the key's etcd `mod_revision` on every read (and from the header revision for
+//! lists), so an object's version can never disagree with etcd.
+//!
+//! Architecture invariant: nothing above this module knows about etcd; the [`Cacher`] wraps
+//! [`EtcdStorage`] and implements the same trait, fanning one etcd watch per resource out to
+//! every API watcher.
+
+mod cacher;
+mod etcd;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::meta::ApiError;
+
+pub use cacher::Cacher;
+pub use etcd::EtcdStorage;
+
+/// An object as read from storage, with its resourceVersion already set.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub key: String,
+    pub object: Arc<Value>,
+    pub rev: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change of one key. `object` carries the revision of the change as its resourceVersion
+/// (for a deletion: the last state, stamped with the deletion's revision); `prev` is the state
+/// before, which watchers need to tell when an object stops matching their selector.
+#[derive(Debug, Clone)]
+pub struct StorageEvent {
+    pub kind: EventType,
+    pub key: String,
+    pub object: Arc<Value>,
+    pub prev: Option<Arc<Value>>,
+    pub rev: i64,
+}
+
+/// What a watch stream yields: a change, or the error that ends the stream (e.g. 410 Expired).
+pub type WatchItem = Result<Arc<StorageEvent>, StorageError>;
+
+/// The receiving end of a watch. The stream ends when the sender is dropped.
+pub type WatchStream = mpsc::Receiver<WatchItem>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("key {0} not found")]
+    NotFound(String),
+    #[error("key {0} already exists")]
+    AlreadyExists(String),
+    #[error("key {key} was modified: expected revision {expected}")]
+    Conflict { key: String, expected: i64 },
+    /// History at `requested` is no longer available; `oldest` is the oldest revision left.
+    #[error("too old resource version: {requested} ({oldest})")]
+    Expired { requested: i64, oldest: i64 },
+    #[error("request is too large")]
+    TooLarge,
+    #[error("etcd is unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored value at {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+    /// The update function refused to produce a new object.
+    #[error(transparent)]
+    Rejected(#[from] ApiError),
+}
+
+/// The function a guaranteed update applies to the current state. It gets the current object
+/// (with its resourceVersion) and returns the new one, or an error that aborts the update.
+pub type TryUpdate<'a> = dyn FnMut(&Stored) -> Result<Value, ApiError> + Send + 'a;
+
+/// The function a delete checks the current state with before deleting (preconditions,
+/// graceful-deletion rules); an error aborts the delete.
+pub type CheckDelete<'a> = dyn FnMut(&Stored) -> Result<(), ApiError> + Send + 'a;
+
+#[async_trait]
+pub trait Storage: Send + Sync {
+    /// Stores `object` at `key` if nothing is there; returns the stored object.
+    async fn create(&self, key: &str, object: Value) -> Result<Stored, StorageError>;
+
+    /// Reads the object at `key`.
+    async fn get(&self, key: &str) -> Result<Stored, StorageError>;
+
+    /// Reads every object under `prefix` and the revision the list is consistent at.
+    async fn list(&self, prefix: &str) -> Result<(Vec<Stored>, i64), StorageError>;
+
+    /// Applies `try_update` to the current object until the write lands without a concurrent
+    /// change in between (optimistic concurrency, retried). An update that changes nothing
+    /// writes nothing and returns the current object.
+    async fn guaranteed_update(
+        &self,
+        key: &str,
+        try_update: &mut TryUpdate<'_>,
+    ) -> Result<Stored, StorageError>;
+
+    /// Deletes the object at `key` if `check` accepts its current state; returns the last
+    /// state stamped with the deletion's revision.
+    async fn delete(&self, key: &str, check: &mut CheckDelete<'_>)
+        -> Result<Stored, StorageError>;
+
+    /// Streams every change under `prefix` after revision `after`.
+    async fn watch(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError>;
+}
+
+/// The key of an object: `<prefix>/<resource>/<namespace>/<name>` or, cluster-scoped,
+/// `<prefix>/<resource>/<name>`.
+pub fn object_key(prefix: &str, resource: &str, namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        format!("{prefix}/{resource}/{name}")
+    } else {
+        format!("{prefix}/{resource}/{namespace}/{name}")
+    }
+}
+
+/// The key prefix of a list: every object of a resource, or those of one namespace.
+pub fn list_prefix(prefix: &str, resource: &str, namespace: &str) -> String {
+    if namespace.is_empty() {
+        format!("{prefix}/{resource}/")
+    } else {
+        format!("{prefix}/{resource}/{namespace}/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_registry_layout() {
+        assert_eq!(
+            object_key("/registry", "pods", "default", "db"),
+            "/registry/pods/default/db"
+        );
+        assert_eq!(object_key("/registry", "nodes", "", "n1"), "/registry/nodes/n1");
+        assert_eq!(list_prefix("/r", "pods", ""), "/r/pods/");
+        assert_eq!(list_prefix("/r", "pods", "kube-system"), "/r/pods/kube-system/");
+    }
+}

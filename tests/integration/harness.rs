@@ -1,0 +1,232 @@
+//! The test cluster: real etcd and the real `rkube apiserver` on free ports, with a kubeconfig
+//! in a temp dir. The handle kills its processes and removes its files when dropped, also
+//! when a test fails.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rkube::cluster::{kubeconfig, pki};
+
+/// A process killed when the handle goes away.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct TestClusterBuilder {
+    compaction: Option<String>,
+}
+
+pub struct TestCluster {
+    // Dropped in order: the API server before etcd, both before the temp dir.
+    apiserver: Option<Process>,
+    _etcd: Process,
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub server: String,
+    pub etcd_url: String,
+    certs: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the loopback interface has free ports")
+}
+
+impl TestCluster {
+    pub fn builder() -> TestClusterBuilder {
+        TestClusterBuilder { compaction: None }
+    }
+
+    /// Runs the real kubectl against this cluster.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_stdin(args, None)
+    }
+
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("KUBECONFIG")
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl runs (is /usr/bin/kubectl installed?)");
+        if let Some(input) = stdin {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .expect("stdin is piped")
+                .write_all(input.as_bytes())
+                .expect("kubectl reads its stdin");
+        }
+        child.wait_with_output().expect("kubectl finishes")
+    }
+
+    /// Runs kubectl and returns its stdout, failing the test with stderr if it fails.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting failure and returns its stderr.
+    pub fn kubectl_err(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should have failed but printed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub fn certs(&self) -> &Path {
+        &self.certs
+    }
+
+    /// A `kube` client authenticated as the cluster admin.
+    pub async fn client(&self) -> kube::Client {
+        let config = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(
+            config,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .expect("kubeconfig is valid");
+        kube::Client::try_from(config).expect("client builds")
+    }
+
+    /// Stops the API server process (etcd keeps running).
+    pub fn stop_apiserver(&mut self) {
+        self.apiserver = None;
+    }
+}
+
+impl TestClusterBuilder {
+    /// Compacts etcd every `interval` (e.g. "1s"), to exercise 410 Expired.
+    pub fn compaction(mut self, interval: &str) -> Self {
+        self.compaction = Some(interval.to_string());
+        self
+    }
+
+    pub async fn start(self) -> TestCluster {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (client_port, peer_port) = (free_port(), free_port());
+        let etcd_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let etcd_log = std::fs::File::create(dir.path().join("etcd.log")).expect("log file");
+        let etcd = Command::new("etcd")
+            .args(["--name", "test", "--data-dir"])
+            .arg(dir.path().join("etcd"))
+            .args(["--listen-client-urls", &etcd_url, "--advertise-client-urls", &etcd_url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("test={peer_url}")])
+            .args(["--logger", "zap", "--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(etcd_log)
+            .spawn()
+            .expect("etcd runs (scripts/test installs etcd-server)");
+        let etcd = Process(etcd);
+
+        let certs = dir.path().join("certs");
+        let ca = pki::Ca::load_or_create(&certs).expect("CA");
+        let serving = ca
+            .issue_server(&certs, "apiserver", "kube-apiserver", &pki::apiserver_hosts(&[]))
+            .expect("serving cert");
+        let admin = ca
+            .issue_client(&certs, "admin", "kubernetes-admin", &["system:masters"])
+            .expect("admin cert");
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(storage) = rkube::storage::EtcdStorage::connect(&[etcd_url.clone()]).await {
+                if storage.healthy().await {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "etcd did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let log = std::fs::File::create(dir.path().join("apiserver.log")).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rkube"));
+        cmd.args(["apiserver", "--bind-address", "127.0.0.1", "--secure-port", "0"])
+            .args(["--etcd-servers", &etcd_url])
+            .arg("--tls-cert-file")
+            .arg(&serving.cert)
+            .arg("--tls-private-key-file")
+            .arg(&serving.key)
+            .arg("--client-ca-file")
+            .arg(certs.join("ca.crt"));
+        if let Some(interval) = &self.compaction {
+            cmd.args(["--etcd-compaction-interval", interval]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("rkube apiserver runs");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let apiserver = Process(child);
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the API server prints its address");
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        let server = format!("https://{address}");
+        let kubeconfig_path = dir.path().join("kubeconfig");
+        kubeconfig::write(&kubeconfig_path, "test", &server, &ca.cert_pem, "admin", &admin)
+            .expect("kubeconfig");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !rkube::cluster::up::ready(&kubeconfig_path).await {
+            let log = std::fs::read_to_string(dir.path().join("apiserver.log")).unwrap_or_default();
+            assert!(Instant::now() < deadline, "the API server did not become ready:\n{log}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        TestCluster {
+            apiserver: Some(apiserver),
+            _etcd: etcd,
+            dir,
+            kubeconfig: kubeconfig_path,
+            server,
+            etcd_url,
+            certs,
+        }
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes; for state that has no watch to wait on
+/// (e.g. a process's output).
+pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check()
+}

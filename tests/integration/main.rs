@@ -1,0 +1,7 @@
+//! Integration tests: real etcd, the real `rkube` binary, the real kubectl and client libraries.
+
+mod api;
+mod clients;
+mod harness;
+mod kubectl;
+mod raw;
