@@ -11,7 +11,11 @@ use tokio_util::sync::CancellationToken;
 use rkube::cluster::up::{self, UpOptions};
 
 #[derive(Parser)]
-#[command(name = "rkube", version, about = "A Kubernetes-compatible control plane")]
+#[command(
+    name = "rkube",
+    version,
+    about = "A Kubernetes-compatible control plane"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -87,7 +91,9 @@ impl ClusterArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number
         .parse()
@@ -120,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -149,11 +155,17 @@ async fn main() -> anyhow::Result<()> {
         Commands::Up(args) => {
             let state = up::up(&args.options()).await?;
             println!();
-            println!("rkube is up: API server {} (etcd {})", state.server, state.etcd_url);
+            println!(
+                "rkube is up: API server {} (etcd {})",
+                state.server, state.etcd_url
+            );
             println!("Use it with:");
             println!("  export KUBECONFIG=$PWD/{}", args.kubeconfig.display());
             println!("  kubectl get ns");
-            println!("Logs are in {}/logs; stop it with scripts/down.", args.state_dir.display());
+            println!(
+                "Logs are in {}/logs; stop it with scripts/down.",
+                args.state_dir.display()
+            );
         }
         Commands::Down { cluster, purge } => up::down(&cluster.options(), purge)?,
     }

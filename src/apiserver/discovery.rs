@@ -65,7 +65,11 @@ fn resource_entry(info: &ResourceInfo) -> Value {
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`: the resources of one group version.
-pub fn resource_list(stores: &[std::sync::Arc<Store>], group: &str, version: &str) -> Option<Value> {
+pub fn resource_list(
+    stores: &[std::sync::Arc<Store>],
+    group: &str,
+    version: &str,
+) -> Option<Value> {
     let mut resources = Vec::new();
     for store in stores {
         let info = store.info();

@@ -26,7 +26,9 @@ use crate::registry::{
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
 fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 fn respond(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
@@ -43,7 +45,7 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     let body = serde_json::to_vec(&err.to_status()).expect("a JSON value always serializes");
     let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = respond(code, "application/json", body);
-    if let Some(secs) = err.retry_after {
+    if let Some(secs) = err.details.retry_after {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
     }
@@ -64,7 +66,10 @@ fn encode(code: StatusCode, value: &Value, output: Output, warnings: &[String]) 
         ),
     };
     for warning in warnings {
-        let text = format!("299 - \"{}\"", warning.replace('\\', "\\\\").replace('"', "\\\""));
+        let text = format!(
+            "299 - \"{}\"",
+            warning.replace('\\', "\\\\").replace('"', "\\\"")
+        );
         if let Ok(value) = header::HeaderValue::from_str(&text) {
             resp.headers_mut().append(header::WARNING, value);
         }
@@ -143,7 +148,9 @@ async fn route(
 
 impl ApiError {
     fn new_method_not_allowed(method: &Method) -> ApiError {
-        let mut e = ApiError::bad_request(format!("the server does not allow this method on the requested resource ({method})"));
+        let mut e = ApiError::bad_request(format!(
+            "the server does not allow this method on the requested resource ({method})"
+        ));
         e.code = 405;
         e.reason = "MethodNotAllowed";
         e
@@ -278,11 +285,10 @@ fn parse_object(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
                 ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
             }
         })?,
-        "application/yaml" | "application/x-yaml" | "text/yaml" => {
-            serde_yaml::from_slice(bytes).map_err(|e| {
+        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(bytes)
+            .map_err(|e| {
                 ApiError::bad_request(format!("couldn't get version/kind; yaml parse error: {e}"))
-            })?
-        }
+            })?,
         _ => return Err(ApiError::unsupported_media_type(content_type)),
     };
     if !value.is_object() {
@@ -333,7 +339,7 @@ fn selectors(query: &Query) -> Result<(Option<LabelSelector>, Option<FieldSelect
         .filter(|s| !s.is_empty())
         .map(LabelSelector::parse)
         .transpose()
-        .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let field = query
         .get("fieldSelector")
         .filter(|s| !s.is_empty())
@@ -383,7 +389,11 @@ async fn resource_request(
     if !path.subresource.is_empty() && !info.subresources.contains(&path.subresource.as_str()) {
         return Err(ApiError::path_not_found());
     }
-    let output = negotiate(req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()))?;
+    let output = negotiate(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    )?;
     let method = req.method().clone();
     let collection = path.name.is_empty();
     let ns = path.namespace.clone();
@@ -398,7 +408,10 @@ async fn resource_request(
         (&Method::DELETE, false) => "delete",
         (&Method::DELETE, true) => "deletecollection",
         _ => {
-            return Err(ApiError::method_not_supported(gr, &method.to_string().to_lowercase()))
+            return Err(ApiError::method_not_supported(
+                gr,
+                &method.to_string().to_lowercase(),
+            ))
         }
     };
     authorize(user, verb, &path)?;
@@ -420,7 +433,12 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let body = parse_object(&bytes, &ct)?;
             let (created, warnings) = store.create(&ns, body, &write_options(&query)?).await?;
-            Ok(encode(StatusCode::CREATED, &created, output.plain(), &warnings))
+            Ok(encode(
+                StatusCode::CREATED,
+                &created,
+                output.plain(),
+                &warnings,
+            ))
         }
         ("create", "binding") if info.plural == "pods" => {
             let (bytes, ct) = read_body(req).await?;
@@ -461,7 +479,14 @@ async fn resource_request(
             let options = delete_options(&bytes, &ct, &query)?;
             let (label, field) = selectors(&query)?;
             let listed = store
-                .list(&ns, &ListOptions { label, field, ..ListOptions::default() })
+                .list(
+                    &ns,
+                    &ListOptions {
+                        label,
+                        field,
+                        ..ListOptions::default()
+                    },
+                )
                 .await?;
             let mut deleted = Vec::new();
             for obj in listed.items {
@@ -492,7 +517,11 @@ impl Output {
     }
 }
 
-fn delete_options(bytes: &[u8], content_type: &str, query: &Query) -> Result<DeleteOptions, ApiError> {
+fn delete_options(
+    bytes: &[u8],
+    content_type: &str,
+    query: &Query,
+) -> Result<DeleteOptions, ApiError> {
     let body: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -500,11 +529,16 @@ fn delete_options(bytes: &[u8], content_type: &str, query: &Query) -> Result<Del
     };
     let mut grace = query.integer("gracePeriodSeconds")?;
     if let Some(g) = body.get("gracePeriodSeconds").filter(|v| !v.is_null()) {
-        grace = Some(g.as_i64().ok_or_else(|| {
-            ApiError::bad_request("gracePeriodSeconds must be an integer")
-        })?);
+        grace = Some(
+            g.as_i64()
+                .ok_or_else(|| ApiError::bad_request("gracePeriodSeconds must be an integer"))?,
+        );
     }
-    let text = |pointer: &str| body.pointer(pointer).and_then(Value::as_str).map(str::to_string);
+    let text = |pointer: &str| {
+        body.pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let dry_run = match body.get("dryRun").and_then(Value::as_array) {
         Some(list) => list.iter().any(|v| v == "All"),
         None => write_options(query)?.dry_run,
@@ -531,7 +565,10 @@ async fn list(
         field,
         any_version: rv == "0",
         limit: query.count("limit")?.map(|l| l as usize),
-        continue_token: query.get("continue").filter(|c| !c.is_empty()).map(str::to_string),
+        continue_token: query
+            .get("continue")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
     };
     let result = store.list(ns, &options).await?;
     let mut meta = json!({"resourceVersion": result.resource_version.to_string()});
@@ -575,7 +612,7 @@ async fn watch(
             "",
             vec![crate::meta::Cause {
                 reason: "FieldValueForbidden".into(),
-                message: "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+                message: "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
                 field: "resourceVersionMatch".into(),
             }],
         ));
@@ -584,13 +621,28 @@ async fn watch(
         Output::Table => Some(Include::parse(query.get("includeObject"))?),
         _ => None,
     };
-    let timeout = query.count("timeoutSeconds")?.map(|s| Duration::from_secs(s as u64));
+    let timeout = query
+        .count("timeoutSeconds")?
+        .map(|s| Duration::from_secs(s as u64));
     let bookmarks = query.flag("allowWatchBookmarks")?;
     let w = store
-        .watch(ns, WatchOptions { label, field, resource_version: rv, send_initial_events })
+        .watch(
+            ns,
+            WatchOptions {
+                label,
+                field,
+                resource_version: rv,
+                send_initial_events,
+            },
+        )
         .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let params = watch::WatchParams { table: include, bookmarks, timeout, start_rv: rv.unwrap_or(0) };
+    let params = watch::WatchParams {
+        table: include,
+        bookmarks,
+        timeout,
+        start_rv: rv.unwrap_or(0),
+    };
     tokio::spawn(watch::pump(store, w, params, tx, shutdown.clone()));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
         .map(|bytes| Ok::<_, std::io::Error>(Frame::data(bytes)));
@@ -609,14 +661,20 @@ async fn bind(
     body: &Value,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
-    let binding_gr = GroupResource { group: "", resource: "pods/binding" };
+    let binding_gr = GroupResource {
+        group: "",
+        resource: "pods/binding",
+    };
     let given = object::name(body);
     if !given.is_empty() && given != name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({given}) does not match the name on the URL ({name})"
         )));
     }
-    let node = body.pointer("/target/name").and_then(Value::as_str).unwrap_or("");
+    let node = body
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if node.is_empty() {
         return Err(ApiError::invalid(
             "Binding",
@@ -624,12 +682,15 @@ async fn bind(
             name,
             vec![crate::meta::Cause {
                 reason: "FieldValueRequired".into(),
-                message: "target.name: Required value".into(),
+                message: "Required value".into(),
                 field: "target.name".into(),
             }],
         ));
     }
-    let kind = body.pointer("/target/kind").and_then(Value::as_str).unwrap_or("Node");
+    let kind = body
+        .pointer("/target/kind")
+        .and_then(Value::as_str)
+        .unwrap_or("Node");
     if !kind.is_empty() && kind != "Node" {
         return Err(ApiError::invalid(
             "Binding",
@@ -637,14 +698,17 @@ async fn bind(
             name,
             vec![crate::meta::Cause {
                 reason: "FieldValueNotSupported".into(),
-                message: format!("target.kind: Unsupported value: {kind:?}: supported values: \"Node\""),
+                message: format!("Unsupported value: {kind:?}: supported values: \"Node\""),
                 field: "target.kind".into(),
             }],
         ));
     }
     let annotations = body.pointer("/metadata/annotations").cloned();
     let dry_run = write_options(query)?.dry_run;
-    let uid = body.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_string);
+    let uid = body
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     store
         .update_with(ns, name, "binding", dry_run, &mut |pod| {
             if let Some(uid) = &uid {
@@ -676,7 +740,11 @@ async fn delete_namespace(
 ) -> Result<Response<Body>, ApiError> {
     let gr = store.info().group_resource();
     if namespaces::UNDELETABLE.contains(&name) {
-        return Err(ApiError::forbidden(gr, name, "this namespace may not be deleted"));
+        return Err(ApiError::forbidden(
+            gr,
+            name,
+            "this namespace may not be deleted",
+        ));
     }
     store.get("", name).await?;
     if !options.dry_run {
@@ -686,7 +754,10 @@ async fn delete_namespace(
             }
             let listed = other.list(name, &ListOptions::default()).await?;
             for obj in listed.items {
-                match other.delete(name, object::name(&obj), &DeleteOptions::default()).await {
+                match other
+                    .delete(name, object::name(&obj), &DeleteOptions::default())
+                    .await
+                {
                     Ok(_) => {}
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),

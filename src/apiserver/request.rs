@@ -166,13 +166,24 @@ mod tests {
         let p = parse_resource_path(&segs("/api/v1/namespaces/default/pods/db/status"))
             .expect("parses");
         assert_eq!(
-            (p.namespace.as_str(), p.resource.as_str(), p.name.as_str(), p.subresource.as_str()),
+            (
+                p.namespace.as_str(),
+                p.resource.as_str(),
+                p.name.as_str(),
+                p.subresource.as_str()
+            ),
             ("default", "pods", "db", "status")
         );
         let ns = parse_resource_path(&segs("/api/v1/namespaces/default")).expect("parses");
-        assert_eq!((ns.resource.as_str(), ns.name.as_str()), ("namespaces", "default"));
+        assert_eq!(
+            (ns.resource.as_str(), ns.name.as_str()),
+            ("namespaces", "default")
+        );
         let all = parse_resource_path(&segs("/api/v1/pods")).expect("parses");
-        assert_eq!((all.namespace.as_str(), all.resource.as_str()), ("", "pods"));
+        assert_eq!(
+            (all.namespace.as_str(), all.resource.as_str()),
+            ("", "pods")
+        );
         let lease = parse_resource_path(&segs(
             "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1",
         ))

@@ -54,9 +54,9 @@ pub async fn pump(
     tx: mpsc::Sender<Bytes>,
     shutdown: CancellationToken,
 ) {
-    let timeout = params.timeout.unwrap_or_else(|| {
-        Duration::from_secs(rand::rng().random_range(1800..3600))
-    });
+    let timeout = params
+        .timeout
+        .unwrap_or_else(|| Duration::from_secs(rand::rng().random_range(1800..3600)));
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last_rv = params.start_rv;
     let mut first_table = true;

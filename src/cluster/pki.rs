@@ -85,7 +85,9 @@ fn name(cn: &str, orgs: &[&str]) -> DistinguishedName {
 
 /// Valid from yesterday (tolerating clock skew) for `days` days.
 fn validity(params: &mut CertificateParams, days: i64) {
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
     let day = |offset: i64| {
         today
             .checked_add(jiff::Span::new().days(offset))
@@ -124,12 +126,7 @@ impl Ca {
         Ok(Ca { cert_pem, key })
     }
 
-    fn issue(
-        &self,
-        params: CertificateParams,
-        dir: &Path,
-        base: &str,
-    ) -> Result<Issued, PkiError> {
+    fn issue(&self, params: CertificateParams, dir: &Path, base: &str) -> Result<Issued, PkiError> {
         let key = KeyPair::generate()?;
         let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, &self.key)?;
         let cert = params.signed_by(&key, &issuer)?;

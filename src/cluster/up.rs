@@ -73,8 +73,12 @@ fn alive(pid: u32, name: &str) -> bool {
 }
 
 fn free_port() -> Result<u16, UpError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("cannot find a free port"))?;
-    let port = listener.local_addr().map_err(io("cannot find a free port"))?.port();
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(io("cannot find a free port"))?;
+    let port = listener
+        .local_addr()
+        .map_err(io("cannot find a free port"))?
+        .port();
     Ok(port)
 }
 
@@ -103,7 +107,9 @@ fn spawn_detached(program: &Path, args: &[String], log: &Path) -> Result<u32, Up
         .append(true)
         .open(log)
         .map_err(io(format!("cannot open {}", log.display())))?;
-    let err = out.try_clone().map_err(io("cannot duplicate the log file"))?;
+    let err = out
+        .try_clone()
+        .map_err(io("cannot duplicate the log file"))?;
     let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -139,7 +145,12 @@ pub async fn ready(kubeconfig: &Path) -> bool {
     )
 }
 
-async fn wait_for(what: &str, log: &Path, deadline: Duration, mut check: impl AsyncFnMut() -> bool) -> Result<(), UpError> {
+async fn wait_for(
+    what: &str,
+    log: &Path,
+    deadline: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Result<(), UpError> {
     let started = Instant::now();
     while started.elapsed() < deadline {
         if check().await {
@@ -170,7 +181,10 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
     let logs = state_dir.join("logs");
     fs::create_dir_all(&logs).map_err(io(format!("cannot create {}", logs.display())))?;
 
-    let t = step(&format!("Generating certificates in {}", options.certs_dir.display()));
+    let t = step(&format!(
+        "Generating certificates in {}",
+        options.certs_dir.display()
+    ));
     let ca = Ca::load_or_create(&options.certs_dir)?;
     let serving = ca.issue_server(
         &options.certs_dir,
@@ -178,11 +192,18 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         "kube-apiserver",
         &pki::apiserver_hosts(&[]),
     )?;
-    let admin = ca.issue_client(&options.certs_dir, "admin", "kubernetes-admin", &["system:masters"])?;
+    let admin = ca.issue_client(
+        &options.certs_dir,
+        "admin",
+        "kubernetes-admin",
+        &["system:masters"],
+    )?;
     done(t);
 
     let etcd_bin = which("etcd").ok_or_else(|| {
-        UpError::Failed("etcd is not installed: run scripts/up, or `apt-get install etcd-server`".into())
+        UpError::Failed(
+            "etcd is not installed: run scripts/up, or `apt-get install etcd-server`".into(),
+        )
     })?;
     let (client_port, peer_port) = (free_port()?, free_port()?);
     let etcd_url = format!("http://127.0.0.1:{client_port}");
@@ -211,17 +232,27 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
     ];
     let etcd_pid = spawn_detached(&etcd_bin, &etcd_args, &etcd_log)?;
     let endpoints = vec![etcd_url.clone()];
-    wait_for("etcd", &etcd_log, Duration::from_secs(20), async || {
-        match EtcdStorage::connect(&endpoints).await {
+    wait_for(
+        "etcd",
+        &etcd_log,
+        Duration::from_secs(20),
+        async || match EtcdStorage::connect(&endpoints).await {
             Ok(etcd) => etcd.healthy().await,
             Err(_) => false,
-        }
-    })
+        },
+    )
     .await?;
     done(t);
 
     let server = format!("https://127.0.0.1:{}", options.port);
-    super::kubeconfig::write(&options.kubeconfig, "rkube", &server, &ca.cert_pem, "rkube-admin", &admin)?;
+    super::kubeconfig::write(
+        &options.kubeconfig,
+        "rkube",
+        &server,
+        &ca.cert_pem,
+        "rkube-admin",
+        &admin,
+    )?;
     let apiserver_log = logs.join("apiserver.log");
     let t = step(&format!("Starting the API server on {server}"));
     let exe = std::env::current_exe().map_err(io("cannot find the rkube binary"))?;
@@ -251,9 +282,12 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
     let state_text = serde_json::to_vec_pretty(&state).expect("state always serializes");
     pki::write_file(&state_path(state_dir), &state_text, false)?;
     let kubeconfig = options.kubeconfig.clone();
-    wait_for("the API server", &apiserver_log, Duration::from_secs(20), async || {
-        alive(apiserver_pid, "apiserver") && ready(&kubeconfig).await
-    })
+    wait_for(
+        "the API server",
+        &apiserver_log,
+        Duration::from_secs(20),
+        async || alive(apiserver_pid, "apiserver") && ready(&kubeconfig).await,
+    )
     .await?;
     done(t);
     Ok(state)
@@ -292,7 +326,10 @@ pub fn down(options: &UpOptions, purge: bool) -> Result<(), UpError> {
             let _ = fs::remove_file(state_path(&options.state_dir));
             done(t);
         }
-        None => println!("No rkube cluster is running from {}", options.state_dir.display()),
+        None => println!(
+            "No rkube cluster is running from {}",
+            options.state_dir.display()
+        ),
     }
     if purge {
         for dir in [&options.state_dir, &options.certs_dir] {

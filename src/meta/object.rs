@@ -6,7 +6,9 @@ use serde_json::{Map, Value};
 
 /// `metadata.name`, or "" when absent.
 pub fn name(obj: &Value) -> &str {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// `metadata.namespace`, or "" when absent.
@@ -18,7 +20,9 @@ pub fn namespace(obj: &Value) -> &str {
 
 /// `metadata.uid`, or "" when absent.
 pub fn uid(obj: &Value) -> &str {
-    obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("")
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 /// `metadata.resourceVersion`, or "" when absent.
@@ -52,7 +56,8 @@ pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !meta.is_object() {
         *meta = Value::Object(Map::new());
     }
-    meta.as_object_mut().expect("metadata was made an object above")
+    meta.as_object_mut()
+        .expect("metadata was made an object above")
 }
 
 pub fn set_resource_version(obj: &mut Value, rev: i64) {

@@ -20,6 +20,13 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
+    /// Boxed: errors travel through every `Result` of a request, so they stay small.
+    pub details: Box<Details>,
+}
+
+/// The `details` of a `Status`: what the error is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
     pub group: String,
     pub kind: String,
     pub name: String,
@@ -52,19 +59,14 @@ impl ApiError {
             code,
             reason,
             message: message.into(),
-            group: String::new(),
-            kind: String::new(),
-            name: String::new(),
-            uid: String::new(),
-            causes: Vec::new(),
-            retry_after: None,
+            details: Box::default(),
         }
     }
 
     fn about(mut self, gr: GroupResource<'_>, name: &str) -> Self {
-        self.group = gr.group.to_string();
-        self.kind = gr.resource.to_string();
-        self.name = name.to_string();
+        self.details.group = gr.group.to_string();
+        self.details.kind = gr.resource.to_string();
+        self.details.name = name.to_string();
         self
     }
 
@@ -91,7 +93,11 @@ impl ApiError {
 
     /// The plain 404 for a path that names no resource at all.
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn method_not_supported(gr: GroupResource<'_>, action: &str) -> Self {
@@ -108,7 +114,12 @@ impl ApiError {
     }
 
     pub fn already_exists(gr: GroupResource<'_>, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{gr} \"{name}\" already exists")).about(gr, name)
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{gr} \"{name}\" already exists"),
+        )
+        .about(gr, name)
     }
 
     pub fn conflict(gr: GroupResource<'_>, name: &str, why: &str) -> Self {
@@ -151,16 +162,31 @@ impl ApiError {
     }
 
     /// 422 Invalid, with one cause per field error: `Pod "db" is invalid: [a, b]`.
+    /// Each cause's message is the error without its field, as upstream's `StatusCause`; the
+    /// top-level message lists them with their fields.
     pub fn invalid(kind: &str, gr: GroupResource<'_>, name: &str, causes: Vec<Cause>) -> Self {
-        let listed: Vec<&str> = causes.iter().map(|c| c.message.as_str()).collect();
+        let listed: Vec<String> = causes
+            .iter()
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
+            .collect();
         let body = match listed.as_slice() {
-            [one] => (*one).to_string(),
+            [one] => one.clone(),
             many => format!("[{}]", many.join(", ")),
         };
-        let mut err = Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {body}"))
-            .about(gr, name);
-        err.kind = kind.to_string();
-        err.causes = causes;
+        let mut err = Self::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {body}"),
+        )
+        .about(gr, name);
+        err.details.kind = kind.to_string();
+        err.details.causes = causes;
         err
     }
 
@@ -181,7 +207,7 @@ impl ApiError {
     }
 
     pub fn with_uid(mut self, uid: &str) -> Self {
-        self.uid = uid.to_string();
+        self.details.uid = uid.to_string();
         self
     }
 
@@ -196,28 +222,29 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        let d = &self.details;
         let mut details = serde_json::Map::new();
-        if !self.name.is_empty() {
-            details.insert("name".into(), json!(self.name));
+        if !d.name.is_empty() {
+            details.insert("name".into(), json!(d.name));
         }
-        if !self.group.is_empty() {
-            details.insert("group".into(), json!(self.group));
+        if !d.group.is_empty() {
+            details.insert("group".into(), json!(d.group));
         }
-        if !self.kind.is_empty() {
-            details.insert("kind".into(), json!(self.kind));
+        if !d.kind.is_empty() {
+            details.insert("kind".into(), json!(d.kind));
         }
-        if !self.uid.is_empty() {
-            details.insert("uid".into(), json!(self.uid));
+        if !d.uid.is_empty() {
+            details.insert("uid".into(), json!(d.uid));
         }
-        if !self.causes.is_empty() {
-            let causes: Vec<Value> = self
+        if !d.causes.is_empty() {
+            let causes: Vec<Value> = d
                 .causes
                 .iter()
                 .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                 .collect();
             details.insert("causes".into(), Value::Array(causes));
         }
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = d.retry_after {
             details.insert("retryAfterSeconds".into(), json!(secs));
         }
         if !details.is_empty() {
@@ -263,12 +290,12 @@ mod tests {
         let causes = vec![
             Cause {
                 reason: "FieldValueRequired".into(),
-                message: "spec.containers: Required value".into(),
+                message: "Required value".into(),
                 field: "spec.containers".into(),
             },
             Cause {
                 reason: "FieldValueInvalid".into(),
-                message: "metadata.name: Invalid value: \"A\"".into(),
+                message: "Invalid value: \"A\"".into(),
                 field: "metadata.name".into(),
             },
         ];
@@ -278,7 +305,10 @@ mod tests {
             "Pod \"A\" is invalid: [spec.containers: Required value, metadata.name: Invalid value: \"A\"]"
         );
         assert_eq!(err.to_status()["details"]["kind"], "Pod");
-        assert_eq!(err.to_status()["details"]["causes"][0]["field"], "spec.containers");
+        assert_eq!(
+            err.to_status()["details"]["causes"][0]["field"],
+            "spec.containers"
+        );
     }
 
     #[test]

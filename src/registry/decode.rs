@@ -157,7 +157,10 @@ mod tests {
         let decoded = decode_as::<Pod>(pods(), body).expect("decodes");
         assert_eq!(
             decoded.unknown_fields,
-            vec!["spec.containers[0].imagee".to_string(), "spec.foo".to_string()]
+            vec![
+                "spec.containers[0].imagee".to_string(),
+                "spec.foo".to_string()
+            ]
         );
         assert!(decoded.object.pointer("/spec/foo").is_none());
     }
@@ -168,7 +171,13 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "i", "command": ["sleep", 1200]}]}});
         let err = decode_as::<Pod>(pods(), body).expect_err("must fail");
         assert_eq!(err.code, 400);
-        assert!(err.message.starts_with("Pod in version \"v1\" cannot be handled as a Pod: spec.containers[0].command[1]"), "{}", err.message);
+        assert!(
+            err.message.starts_with(
+                "Pod in version \"v1\" cannot be handled as a Pod: spec.containers[0].command[1]"
+            ),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -44,8 +44,7 @@ impl Strategy for EventStrategy {
     fn prepare_for_create(&self, _obj: &mut Value) {}
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        let mut errors =
-            field_error::validate_object_meta_value(obj, true, field_error::is_dns1123_subdomain);
+        let mut errors = super::validate_meta(obj, true, field_error::name_is_dns_subdomain);
         if obj.pointer("/involvedObject").is_none() {
             errors.push(FieldError::required("involvedObject", ""));
         }

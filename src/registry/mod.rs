@@ -149,6 +149,20 @@ pub const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is r
 pub const CREATED_DESCRIPTION: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 pub const AGE_DESCRIPTION: &str = CREATED_DESCRIPTION;
 
+/// Validates the `metadata` of an object held as JSON, with `name_fn` judging its name.
+pub fn validate_meta(
+    obj: &Value,
+    namespaced: bool,
+    name_fn: impl Fn(&str, bool) -> Vec<String>,
+) -> Vec<FieldError> {
+    let meta = obj
+        .get("metadata")
+        .cloned()
+        .and_then(|m| serde_json::from_value(m).ok())
+        .unwrap_or_default();
+    field_error::validate_object_meta(&meta, namespaced, name_fn)
+}
+
 /// `metadata.name` and `metadata.namespace` are selectable on every kind.
 pub fn default_field_value(info: &ResourceInfo, obj: &Value, field: &str) -> Option<String> {
     match field {

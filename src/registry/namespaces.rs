@@ -4,7 +4,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use serde_json::{json, Value};
 
 use super::decode::{decode_as, Decoded};
-use super::{age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION};
+use super::{
+    age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION,
+};
 use crate::meta::{object, ApiError};
 
 static INFO: ResourceInfo = ResourceInfo {
@@ -56,9 +58,12 @@ impl Strategy for NamespaceStrategy {
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        let mut errors = field_error::validate_object_meta_value(obj, false, field_error::is_dns1123_label);
+        let mut errors = super::validate_meta(obj, false, field_error::name_is_dns_label);
         if object::name(obj).is_empty() && errors.is_empty() {
-            errors.push(FieldError::required("metadata.name", "name or generateName is required"));
+            errors.push(FieldError::required(
+                "metadata.name",
+                "name or generateName is required",
+            ));
         }
         errors
     }
@@ -96,7 +101,10 @@ impl Strategy for NamespaceStrategy {
     fn row(&self, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
         vec![
             json!(object::name(obj)),
-            json!(obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("")),
+            json!(obj
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("")),
             json!(age(obj, now)),
         ]
     }

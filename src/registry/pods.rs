@@ -19,7 +19,15 @@ static INFO: ResourceInfo = ResourceInfo {
     short_names: &["po"],
     categories: &["all"],
     namespaced: true,
-    subresources: &["status", "binding", "log", "exec", "attach", "portforward", "eviction"],
+    subresources: &[
+        "status",
+        "binding",
+        "log",
+        "exec",
+        "attach",
+        "portforward",
+        "eviction",
+    ],
 };
 
 pub fn info() -> &'static ResourceInfo {
@@ -64,7 +72,10 @@ fn quantity_maps(obj: &mut Value) -> Vec<&mut serde_json::Map<String, Value>> {
     }
     maps.extend(overhead);
     for container in containers {
-        if let Some(resources) = container.get_mut("resources").and_then(Value::as_object_mut) {
+        if let Some(resources) = container
+            .get_mut("resources")
+            .and_then(Value::as_object_mut)
+        {
             for (key, value) in resources.iter_mut() {
                 if key == "limits" || key == "requests" {
                     if let Some(map) = value.as_object_mut() {
@@ -88,12 +99,12 @@ impl Strategy for PodStrategy {
         // stored form is the canonical one ("0.5" becomes "500m").
         for map in quantity_maps(&mut decoded.object) {
             for value in map.values_mut() {
-                let text = match value {
+                let text = match &*value {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                let quantity = Quantity::parse(&text).map_err(|e| cannot_handle(&INFO, e))?;
-                *value = Value::String(quantity.canonical());
+                let quantity = Quantity::parse(text.trim()).map_err(|e| cannot_handle(&INFO, e))?;
+                *value = Value::String(quantity.to_api_string());
             }
         }
         Ok(decoded)
@@ -109,7 +120,11 @@ impl Strategy for PodStrategy {
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         match typed(obj) {
             Some(pod) => pod_logic::validate_pod(&pod),
-            None => vec![FieldError::invalid("spec", None, "the object does not decode as a Pod")],
+            None => vec![FieldError::invalid(
+                "spec",
+                "",
+                "the object does not decode as a Pod",
+            )],
         }
     }
 
@@ -123,18 +138,19 @@ impl Strategy for PodStrategy {
                 }
             }
         }
-        // Defaults apply to updates too (e.g. a container image changed to `:latest` keeps
-        // an explicit pull policy, but a new field gets its default).
-        with_typed(new, pod_logic::default_pod);
-        if let Some(status) = old.get("status") {
-            new["status"] = status.clone();
+        if let Some(old_pod) = typed(old) {
+            with_typed(new, |pod| pod_logic::default_pod_for_update(pod, &old_pod));
         }
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
         match (typed(new), typed(old)) {
             (Some(new), Some(old)) => pod_logic::validate_pod_update(&new, &old),
-            _ => vec![FieldError::invalid("spec", None, "the object does not decode as a Pod")],
+            _ => vec![FieldError::invalid(
+                "spec",
+                "",
+                "the object does not decode as a Pod",
+            )],
         }
     }
 
@@ -167,8 +183,14 @@ impl Strategy for PodStrategy {
     /// Upstream `CheckGracefulDelete`: unscheduled and finished Pods go at once; others get
     /// the requested period or their `terminationGracePeriodSeconds`, negative meaning 1.
     fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
-        let node = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
-        let phase = obj.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        let node = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let phase = obj
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if node.is_empty() || phase == "Succeeded" || phase == "Failed" {
             return None;
         }
@@ -230,7 +252,10 @@ pub fn bind(pod: &Value, node: &str, annotations: Option<&Value>) -> Result<Valu
             &format!("pod {name} is being deleted, cannot be assigned to a host"),
         ));
     }
-    let current = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+    let current = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if !current.is_empty() {
         return Err(ApiError::conflict(
             binding,
@@ -243,9 +268,7 @@ pub fn bind(pod: &Value, node: &str, annotations: Option<&Value>) -> Result<Valu
     bound["spec"]["nodeName"] = json!(node);
     if let Some(Value::Object(extra)) = annotations {
         let meta = object::metadata_mut(&mut bound);
-        let target = meta
-            .entry("annotations")
-            .or_insert_with(|| json!({}));
+        let target = meta.entry("annotations").or_insert_with(|| json!({}));
         if let Some(target) = target.as_object_mut() {
             for (k, v) in extra {
                 target.insert(k.clone(), v.clone());
@@ -318,7 +341,9 @@ mod tests {
                 "resources": {"limits": {"memory": "1.5.5Gi"}}}]}});
         let err = PodStrategy.decode(body).expect_err("bad quantity");
         assert_eq!(err.code, 400);
-        assert!(err.message.contains("quantities must match the regular expression"));
+        assert!(err
+            .message
+            .contains("quantities must match the regular expression"));
     }
 
     #[test]
@@ -337,8 +362,14 @@ mod tests {
         let p = pod("n1", "Running");
         let s = PodStrategy;
         assert_eq!(s.field_value(&p, "spec.nodeName").as_deref(), Some("n1"));
-        assert_eq!(s.field_value(&p, "status.phase").as_deref(), Some("Running"));
-        assert_eq!(s.field_value(&p, "spec.hostNetwork").as_deref(), Some("false"));
+        assert_eq!(
+            s.field_value(&p, "status.phase").as_deref(),
+            Some("Running")
+        );
+        assert_eq!(
+            s.field_value(&p, "spec.hostNetwork").as_deref(),
+            Some("false")
+        );
         assert_eq!(s.field_value(&p, "spec.foo"), None);
     }
 }

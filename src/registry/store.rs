@@ -147,21 +147,20 @@ pub fn storage_error(gr: GroupResource<'_>, name: &str, err: StorageError) -> Ap
         StorageError::NotFound(_) => ApiError::not_found(gr, name),
         StorageError::AlreadyExists(_) => ApiError::already_exists(gr, name),
         StorageError::Conflict { .. } => ApiError::modified(gr, name),
-        StorageError::Expired { requested, oldest } => ApiError::expired(format!(
-            "too old resource version: {requested} ({oldest})"
-        )),
+        StorageError::Expired { requested, oldest } => {
+            ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
+        }
         // etcd refuses values over its request limit; upstream answers 500 here, which tells
         // the client nothing useful, so rkube answers 413 as for an oversized body.
         StorageError::TooLarge => {
             let mut e = ApiError::too_large(crate::apiserver::MAX_BODY_BYTES);
-            e.message = format!(
-                "Request entity too large: {gr} \"{name}\" is larger than etcd accepts"
-            );
+            e.message =
+                format!("Request entity too large: {gr} \"{name}\" is larger than etcd accepts");
             e
         }
-        StorageError::Unavailable(why) => ApiError::service_unavailable(format!(
-            "the storage backend is unavailable: {why}"
-        )),
+        StorageError::Unavailable(why) => {
+            ApiError::service_unavailable(format!("the storage backend is unavailable: {why}"))
+        }
         StorageError::Corrupt { .. } => ApiError::internal(err),
         StorageError::Rejected(api) => api,
     }
@@ -174,7 +173,7 @@ pub fn invalid(strategy: &dyn Strategy, name: &str, errors: Vec<FieldError>) -> 
         .iter()
         .map(|e| Cause {
             reason: e.reason().to_string(),
-            message: e.to_string(),
+            message: e.body(),
             field: e.field.clone(),
         })
         .collect();
@@ -287,18 +286,19 @@ impl Store {
             .get("generateName")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .filter(|_| meta.get("name").and_then(Value::as_str).unwrap_or("").is_empty());
+            .filter(|_| {
+                meta.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
+            });
         if let Some(base) = &generate {
             meta.insert("name".into(), json!(generated_name(base)));
         }
         self.strategy.prepare_for_create(&mut obj);
         let errors = self.strategy.validate(&obj);
         if !errors.is_empty() {
-            return Err(invalid(
-                self.strategy.as_ref(),
-                object::name(&obj),
-                errors,
-            ));
+            return Err(invalid(self.strategy.as_ref(), object::name(&obj), errors));
         }
         if self.info().namespaced {
             self.ensure_namespace(namespace).await?;
@@ -309,7 +309,11 @@ impl Store {
         let mut tries = 0;
         loop {
             let name = object::name(&obj).to_string();
-            match self.storage.create(&self.key(namespace, &name), obj.clone()).await {
+            match self
+                .storage
+                .create(&self.key(namespace, &name), obj.clone())
+                .await
+            {
                 Ok(stored) => return Ok(((*stored.object).clone(), warnings)),
                 Err(StorageError::AlreadyExists(_)) if generate.is_some() => {
                     tries += 1;
@@ -347,7 +351,12 @@ impl Store {
         Ok(())
     }
 
-    fn matches(&self, obj: &Value, label: Option<&LabelSelector>, field: Option<&FieldSelector>) -> bool {
+    fn matches(
+        &self,
+        obj: &Value,
+        label: Option<&LabelSelector>,
+        field: Option<&FieldSelector>,
+    ) -> bool {
         if let Some(label) = label {
             if !label.is_empty() && !label.matches(&object::labels(obj)) {
                 return false;
@@ -361,7 +370,11 @@ impl Store {
         true
     }
 
-    pub async fn list(&self, namespace: &str, options: &ListOptions) -> Result<ListResult, ApiError> {
+    pub async fn list(
+        &self,
+        namespace: &str,
+        options: &ListOptions,
+    ) -> Result<ListResult, ApiError> {
         if let Some(field) = &options.field {
             self.check_field_selector(field)?;
         }
@@ -419,21 +432,22 @@ impl Store {
         })
     }
 
-    pub async fn watch(
-        &self,
-        namespace: &str,
-        options: WatchOptions,
-    ) -> Result<Watch, ApiError> {
+    pub async fn watch(&self, namespace: &str, options: WatchOptions) -> Result<Watch, ApiError> {
         if let Some(field) = &options.field {
             self.check_field_selector(field)?;
         }
         let prefix = self.list_prefix(namespace);
         let mut pending = VecDeque::new();
-        let from_scratch = options.send_initial_events || options.resource_version.unwrap_or(0) == 0;
+        let from_scratch =
+            options.send_initial_events || options.resource_version.unwrap_or(0) == 0;
         let stream = if from_scratch {
             let (items, rev, stream) = self.storage.snapshot_and_watch(&prefix);
             for stored in items {
-                if self.matches(&stored.object, options.label.as_ref(), options.field.as_ref()) {
+                if self.matches(
+                    &stored.object,
+                    options.label.as_ref(),
+                    options.field.as_ref(),
+                ) {
                     pending.push_back(WatchEvent::Changed(EventType::Added, stored.object));
                 }
             }
@@ -476,12 +490,18 @@ impl Store {
         self.check_namespace(&mut obj, namespace)?;
         let wanted_rv = object::resource_version(&obj).to_string();
         let result = self
-            .update_with(namespace, name, subresource, options.dry_run, &mut |current| {
-                if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
-                    return Err(ApiError::modified(self.gr(), name));
-                }
-                Ok(obj.clone())
-            })
+            .update_with(
+                namespace,
+                name,
+                subresource,
+                options.dry_run,
+                &mut |current| {
+                    if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
+                        return Err(ApiError::modified(self.gr(), name));
+                    }
+                    Ok(obj.clone())
+                },
+            )
             .await?;
         Ok((result, warnings))
     }
@@ -499,23 +519,30 @@ impl Store {
         let schema = self.strategy.patch_schema();
         let mut warnings = Vec::new();
         let result = self
-            .update_with(namespace, name, subresource, options.dry_run, &mut |current| {
-                let patched = apply_patch(current, patch, kind, &schema).map_err(patch_error)?;
-                let wanted_rv = object::resource_version(&patched);
-                if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
-                    return Err(ApiError::modified(self.gr(), name));
-                }
-                let (mut obj, w) = self.decode(patched, options.strict)?;
-                if object::name(&obj) != name {
-                    return Err(ApiError::bad_request(format!(
+            .update_with(
+                namespace,
+                name,
+                subresource,
+                options.dry_run,
+                &mut |current| {
+                    let patched =
+                        apply_patch(current, patch, kind, &schema).map_err(patch_error)?;
+                    let wanted_rv = object::resource_version(&patched);
+                    if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
+                        return Err(ApiError::modified(self.gr(), name));
+                    }
+                    let (mut obj, w) = self.decode(patched, options.strict)?;
+                    if object::name(&obj) != name {
+                        return Err(ApiError::bad_request(format!(
                         "the name of the object ({}) does not match the name on the URL ({name})",
                         object::name(&obj)
                     )));
-                }
-                self.check_namespace(&mut obj, namespace)?;
-                warnings = w;
-                Ok(obj)
-            })
+                    }
+                    self.check_namespace(&mut obj, namespace)?;
+                    warnings = w;
+                    Ok(obj)
+                },
+            )
             .await?;
         Ok((result, warnings))
     }
@@ -708,9 +735,7 @@ fn mark_for_deletion(obj: &Value, grace: i64) -> Value {
     let current = obj
         .pointer("/metadata/deletionGracePeriodSeconds")
         .and_then(Value::as_i64);
-    if obj.pointer("/metadata/deletionTimestamp").is_some()
-        && current.is_some_and(|c| c <= grace)
-    {
+    if obj.pointer("/metadata/deletionTimestamp").is_some() && current.is_some_and(|c| c <= grace) {
         return marked;
     }
     let when = jiff::Timestamp::now()
@@ -779,7 +804,10 @@ impl ContinueToken {
             .decode(token)
             .map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
         let body: Value = serde_json::from_slice(&bytes).map_err(|_| bad("not JSON"))?;
-        let rv = body["rv"].as_i64().filter(|r| *r > 0).ok_or_else(|| bad("bad revision"))?;
+        let rv = body["rv"]
+            .as_i64()
+            .filter(|r| *r > 0)
+            .ok_or_else(|| bad("bad revision"))?;
         let start = body["start"].as_str().ok_or_else(|| bad("no start key"))?;
         Ok(ContinueToken {
             rv,

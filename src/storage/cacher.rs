@@ -76,7 +76,8 @@ impl State {
         self.rev = self.rev.max(event.rev);
         let event = Arc::new(event);
         let oldest = self.oldest;
-        self.watchers.retain(|slot| State::offer(slot, &event, oldest));
+        self.watchers
+            .retain(|slot| State::offer(slot, &event, oldest));
         self.history.push_back(event);
         while self.history.len() > HISTORY {
             if let Some(dropped) = self.history.pop_front() {
@@ -231,7 +232,11 @@ impl Cacher {
     }
 
     /// A consistent list at an earlier revision, read from etcd.
-    pub async fn list_at(&self, prefix: &str, rev: i64) -> Result<(Vec<Stored>, i64), StorageError> {
+    pub async fn list_at(
+        &self,
+        prefix: &str,
+        rev: i64,
+    ) -> Result<(Vec<Stored>, i64), StorageError> {
         self.inner.list_at(prefix, rev).await
     }
 
@@ -275,11 +280,7 @@ impl Storage for Cacher {
         self.inner.guaranteed_update(key, try_update).await
     }
 
-    async fn delete(
-        &self,
-        key: &str,
-        check: &mut CheckDelete<'_>,
-    ) -> Result<Stored, StorageError> {
+    async fn delete(&self, key: &str, check: &mut CheckDelete<'_>) -> Result<Stored, StorageError> {
         self.inner.delete(key, check).await
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use etcd_client::{
     Client, Compare, CompareOp, EventType as EtcdEventType, GetOptions, KeyValue, Txn, TxnOp,
-    TxnOpResponse, WatchOptions,
+    WatchOptions,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -49,7 +49,10 @@ impl EtcdStorage {
     pub async fn current_revision(&self) -> Result<i64, StorageError> {
         let mut client = self.client.clone();
         let resp = client
-            .get("compact_rev_probe", Some(GetOptions::new().with_count_only()))
+            .get(
+                "compact_rev_probe",
+                Some(GetOptions::new().with_count_only()),
+            )
             .await
             .map_err(unavailable)?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
@@ -67,10 +70,17 @@ impl EtcdStorage {
     }
 
     /// Reads every object under `prefix` as it was at revision `rev` (for continued lists).
-    pub async fn list_at(&self, prefix: &str, rev: i64) -> Result<(Vec<Stored>, i64), StorageError> {
+    pub async fn list_at(
+        &self,
+        prefix: &str,
+        rev: i64,
+    ) -> Result<(Vec<Stored>, i64), StorageError> {
         let mut client = self.client.clone();
         let resp = client
-            .get(prefix, Some(GetOptions::new().with_prefix().with_revision(rev)))
+            .get(
+                prefix,
+                Some(GetOptions::new().with_prefix().with_revision(rev)),
+            )
             .await
             .map_err(|e| {
                 if e.to_string().contains("compacted") {
@@ -205,11 +215,7 @@ impl Storage for EtcdStorage {
         }
     }
 
-    async fn delete(
-        &self,
-        key: &str,
-        check: &mut CheckDelete<'_>,
-    ) -> Result<Stored, StorageError> {
+    async fn delete(&self, key: &str, check: &mut CheckDelete<'_>) -> Result<Stored, StorageError> {
         let mut client = self.client.clone();
         loop {
             let current = self.get(key).await?;

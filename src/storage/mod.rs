@@ -118,8 +118,7 @@ pub trait Storage: Send + Sync {
 
     /// Deletes the object at `key` if `check` accepts its current state; returns the last
     /// state stamped with the deletion's revision.
-    async fn delete(&self, key: &str, check: &mut CheckDelete<'_>)
-        -> Result<Stored, StorageError>;
+    async fn delete(&self, key: &str, check: &mut CheckDelete<'_>) -> Result<Stored, StorageError>;
 
     /// Streams every change under `prefix` after revision `after`.
     async fn watch(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError>;
@@ -154,8 +153,14 @@ mod tests {
             object_key("/registry", "pods", "default", "db"),
             "/registry/pods/default/db"
         );
-        assert_eq!(object_key("/registry", "nodes", "", "n1"), "/registry/nodes/n1");
+        assert_eq!(
+            object_key("/registry", "nodes", "", "n1"),
+            "/registry/nodes/n1"
+        );
         assert_eq!(list_prefix("/r", "pods", ""), "/r/pods/");
-        assert_eq!(list_prefix("/r", "pods", "kube-system"), "/r/pods/kube-system/");
+        assert_eq!(
+            list_prefix("/r", "pods", "kube-system"),
+            "/r/pods/kube-system/"
+        );
     }
 }

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::Api;
 use serde_json::json;
 
@@ -23,26 +25,48 @@ async fn kube_client_lists_watches_with_resume_creates_patches_and_deletes() {
     let cluster = TestCluster::builder().start().await;
     let pods: Api<Pod> = Api::namespaced(cluster.client().await, "default");
 
-    let created = pods.create(&PostParams::default(), &pod("one")).await.expect("create");
-    assert_eq!(created.spec.as_ref().and_then(|s| s.restart_policy.as_deref()), Some("Always"));
-    let list = pods.list(&ListParams::default().labels("app=demo")).await.expect("list");
+    let created = pods
+        .create(&PostParams::default(), &pod("one"))
+        .await
+        .expect("create");
+    assert_eq!(
+        created
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref()),
+        Some("Always")
+    );
+    let list = pods
+        .list(&ListParams::default().labels("app=demo"))
+        .await
+        .expect("list");
     assert_eq!(list.items.len(), 1);
     let rv = list.metadata.resource_version.clone().expect("list rv");
 
     // Changes made while nobody watches are seen by a watch resumed from the list's version.
     let patch = json!({"metadata": {"labels": {"tier": "backend"}}});
-    pods.patch("one", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
-    pods.create(&PostParams::default(), &pod("two")).await.expect("create two");
-    let stream = pods.watch(&WatchParams::default().timeout(10), &rv).await.expect("watch");
-    let events: Vec<WatchEvent<Pod>> = tokio::time::timeout(Duration::from_secs(10), stream.take(2).try_collect())
+    pods.patch("one", &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .expect("events in time")
-        .expect("watch events");
+        .expect("patch");
+    pods.create(&PostParams::default(), &pod("two"))
+        .await
+        .expect("create two");
+    let stream = pods
+        .watch(&WatchParams::default().timeout(10), &rv)
+        .await
+        .expect("watch");
+    let events: Vec<WatchEvent<Pod>> =
+        tokio::time::timeout(Duration::from_secs(10), stream.take(2).try_collect())
+            .await
+            .expect("events in time")
+            .expect("watch events");
     let seen: Vec<String> = events
         .iter()
         .map(|e| match e {
             WatchEvent::Added(p) => format!("ADDED {}", p.metadata.name.as_deref().unwrap_or("")),
-            WatchEvent::Modified(p) => format!("MODIFIED {}", p.metadata.name.as_deref().unwrap_or("")),
+            WatchEvent::Modified(p) => {
+                format!("MODIFIED {}", p.metadata.name.as_deref().unwrap_or(""))
+            }
             other => format!("{other:?}"),
         })
         .collect();
@@ -50,18 +74,35 @@ async fn kube_client_lists_watches_with_resume_creates_patches_and_deletes() {
 
     let strategic = json!({"spec": {"containers": [{"name": "c", "image": "busybox:1.37"}]}});
     let patched = pods
-        .patch("one", &PatchParams::default(), &Patch::Strategic(&strategic))
+        .patch(
+            "one",
+            &PatchParams::default(),
+            &Patch::Strategic(&strategic),
+        )
         .await
         .expect("strategic patch");
-    assert_eq!(patched.spec.expect("spec").containers[0].image.as_deref(), Some("busybox:1.37"));
+    assert_eq!(
+        patched.spec.expect("spec").containers[0].image.as_deref(),
+        Some("busybox:1.37")
+    );
 
-    pods.delete("one", &DeleteParams::default()).await.expect("delete");
+    pods.delete("one", &DeleteParams::default())
+        .await
+        .expect("delete");
     let err = pods.get("one").await.expect_err("gone");
-    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 404), "{err}");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 404),
+        "{err}"
+    );
 
     // The runtime watcher (list, then watch, with resume) sees the remaining Pod.
-    let mut watcher = Box::pin(kube::runtime::watcher(pods.clone(), kube::runtime::watcher::Config::default()));
-    let first = tokio::time::timeout(Duration::from_secs(10), watcher.next()).await.expect("in time");
+    let mut watcher = Box::pin(kube::runtime::watcher(
+        pods.clone(),
+        kube::runtime::watcher::Config::default(),
+    ));
+    let first = tokio::time::timeout(Duration::from_secs(10), watcher.next())
+        .await
+        .expect("in time");
     assert!(first.is_some());
 }
 

@@ -25,12 +25,11 @@ pub struct TestClusterBuilder {
 
 pub struct TestCluster {
     // Dropped in order: the API server before etcd, both before the temp dir.
-    apiserver: Option<Process>,
+    _apiserver: Process,
     _etcd: Process,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub server: String,
-    pub etcd_url: String,
     certs: PathBuf,
 }
 
@@ -60,10 +59,16 @@ impl TestCluster {
             .args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("KUBECONFIG")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("kubectl runs (is /usr/bin/kubectl installed?)");
+        let mut child = cmd
+            .spawn()
+            .expect("kubectl runs (is /usr/bin/kubectl installed?)");
         if let Some(input) = stdin {
             use std::io::Write as _;
             child
@@ -113,11 +118,6 @@ impl TestCluster {
         .expect("kubeconfig is valid");
         kube::Client::try_from(config).expect("client builds")
     }
-
-    /// Stops the API server process (etcd keeps running).
-    pub fn stop_apiserver(&mut self) {
-        self.apiserver = None;
-    }
 }
 
 impl TestClusterBuilder {
@@ -137,8 +137,18 @@ impl TestClusterBuilder {
         let etcd = Command::new("etcd")
             .args(["--name", "test", "--data-dir"])
             .arg(dir.path().join("etcd"))
-            .args(["--listen-client-urls", &etcd_url, "--advertise-client-urls", &etcd_url])
-            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args([
+                "--listen-client-urls",
+                &etcd_url,
+                "--advertise-client-urls",
+                &etcd_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
             .args(["--initial-cluster", &format!("test={peer_url}")])
             .args(["--logger", "zap", "--log-level", "error"])
             .stdout(Stdio::null())
@@ -150,7 +160,12 @@ impl TestClusterBuilder {
         let certs = dir.path().join("certs");
         let ca = pki::Ca::load_or_create(&certs).expect("CA");
         let serving = ca
-            .issue_server(&certs, "apiserver", "kube-apiserver", &pki::apiserver_hosts(&[]))
+            .issue_server(
+                &certs,
+                "apiserver",
+                "kube-apiserver",
+                &pki::apiserver_hosts(&[]),
+            )
             .expect("serving cert");
         let admin = ca
             .issue_client(&certs, "admin", "kubernetes-admin", &["system:masters"])
@@ -158,7 +173,9 @@ impl TestClusterBuilder {
 
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(storage) = rkube::storage::EtcdStorage::connect(&[etcd_url.clone()]).await {
+            if let Ok(storage) =
+                rkube::storage::EtcdStorage::connect(std::slice::from_ref(&etcd_url)).await
+            {
                 if storage.healthy().await {
                     break;
                 }
@@ -169,14 +186,20 @@ impl TestClusterBuilder {
 
         let log = std::fs::File::create(dir.path().join("apiserver.log")).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rkube"));
-        cmd.args(["apiserver", "--bind-address", "127.0.0.1", "--secure-port", "0"])
-            .args(["--etcd-servers", &etcd_url])
-            .arg("--tls-cert-file")
-            .arg(&serving.cert)
-            .arg("--tls-private-key-file")
-            .arg(&serving.key)
-            .arg("--client-ca-file")
-            .arg(certs.join("ca.crt"));
+        cmd.args([
+            "apiserver",
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            "0",
+        ])
+        .args(["--etcd-servers", &etcd_url])
+        .arg("--tls-cert-file")
+        .arg(&serving.cert)
+        .arg("--tls-private-key-file")
+        .arg(&serving.key)
+        .arg("--client-ca-file")
+        .arg(certs.join("ca.crt"));
         if let Some(interval) = &self.compaction {
             cmd.args(["--etcd-compaction-interval", interval]);
         }
@@ -198,35 +221,31 @@ impl TestClusterBuilder {
             .to_string();
         let server = format!("https://{address}");
         let kubeconfig_path = dir.path().join("kubeconfig");
-        kubeconfig::write(&kubeconfig_path, "test", &server, &ca.cert_pem, "admin", &admin)
-            .expect("kubeconfig");
+        kubeconfig::write(
+            &kubeconfig_path,
+            "test",
+            &server,
+            &ca.cert_pem,
+            "admin",
+            &admin,
+        )
+        .expect("kubeconfig");
         let deadline = Instant::now() + Duration::from_secs(20);
         while !rkube::cluster::up::ready(&kubeconfig_path).await {
             let log = std::fs::read_to_string(dir.path().join("apiserver.log")).unwrap_or_default();
-            assert!(Instant::now() < deadline, "the API server did not become ready:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "the API server did not become ready:\n{log}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         TestCluster {
-            apiserver: Some(apiserver),
+            _apiserver: apiserver,
             _etcd: etcd,
             dir,
             kubeconfig: kubeconfig_path,
             server,
-            etcd_url,
             certs,
         }
     }
-}
-
-/// Polls `check` until it holds or `timeout` passes; for state that has no watch to wait on
-/// (e.g. a process's output).
-pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    check()
 }

@@ -13,7 +13,10 @@ use tokio_rustls::TlsConnector;
 /// Which client certificate to present.
 pub enum Identity<'a> {
     None,
-    Files { cert: &'a std::path::Path, key: &'a std::path::Path },
+    Files {
+        cert: &'a std::path::Path,
+        key: &'a std::path::Path,
+    },
 }
 
 pub struct Raw {
@@ -51,7 +54,9 @@ pub fn client_config(
             let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut pem.as_slice())
                 .expect("key")
                 .expect("a key");
-            builder.with_client_auth_cert(certs, key).expect("client auth")
+            builder
+                .with_client_auth_cert(certs, key)
+                .expect("client auth")
         }
     }
 }
@@ -97,6 +102,23 @@ impl Raw {
             .body(Full::new(Bytes::from(body)))
             .expect("request");
         sender.send_request(req).await.expect("response")
+    }
+
+    /// Sends only the head of a request that announces a `length`-byte body, and returns the
+    /// status line of the answer: a server must refuse an oversized body without reading it.
+    pub async fn head_only(&self, method: &str, path: &str, length: usize) -> String {
+        use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+        let mut tls = self.connect().await.expect("TLS handshake");
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+        );
+        tls.write_all(head.as_bytes()).await.expect("write head");
+        let mut line = String::new();
+        tokio::io::BufReader::new(tls)
+            .read_line(&mut line)
+            .await
+            .expect("status line");
+        line.trim().to_string()
     }
 
     /// Sends a request and reads the whole answer: status code and body as JSON.
