@@ -25,7 +25,16 @@ struct Cli {
 enum Commands {
     /// Serve the Kubernetes API over HTTPS, backed by etcd.
     Apiserver(ApiserverArgs),
-    /// Start a cluster (etcd and the API server) and return once it is ready.
+    /// Bind unassigned Pods to nodes, as a client of the API server.
+    Scheduler {
+        /// The kubeconfig naming the API server and the scheduler's credentials.
+        #[arg(long)]
+        kubeconfig: PathBuf,
+    },
+    /// Run the Pods bound to one node through Docker, as a client of the API server.
+    Kubelet(KubeletArgs),
+    /// Start a cluster (etcd, the API server, the scheduler, a kubelet per node) and return once
+    /// every node is Ready.
     Up(ClusterArgs),
     /// Stop the cluster started by `rkube up`.
     Down {
@@ -60,10 +69,40 @@ struct ApiserverArgs {
     /// How often etcd history is compacted, e.g. 5m or 30s.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     etcd_compaction_interval: Duration,
+    /// How long Events are kept, e.g. 1h.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    event_ttl: Duration,
+}
+
+#[derive(clap::Args)]
+struct KubeletArgs {
+    #[arg(long)]
+    node_name: String,
+    /// The kubeconfig with this node's credentials (`system:node:<name>`).
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// The cluster this node belongs to (its Pods join the Docker network `rkube-<cluster>`).
+    #[arg(long, default_value = "rkube")]
+    cluster: String,
+    /// Where Pod volumes are kept.
+    #[arg(long, default_value = ".rkube/kubelet")]
+    root_dir: PathBuf,
+    /// Labels to register the node with, `key=value,...`.
+    #[arg(long, value_delimiter = ',')]
+    node_labels: Vec<String>,
+    /// Taints to register the node with, `key=value:Effect,...` (value optional).
+    #[arg(long, value_delimiter = ',')]
+    register_with_taints: Vec<String>,
+    /// Capacity overrides, `cpu=2,memory=4Gi,pods=110`.
+    #[arg(long, value_delimiter = ',')]
+    capacity: Vec<String>,
 }
 
 #[derive(clap::Args)]
 struct ClusterArgs {
+    /// A kind-style cluster config (`kind: Cluster`); without it, one schedulable node.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Where the cluster keeps its data and logs.
     #[arg(long, default_value = ".rkube")]
     state_dir: PathBuf,
@@ -81,6 +120,7 @@ struct ClusterArgs {
 impl ClusterArgs {
     fn options(&self) -> UpOptions {
         UpOptions {
+            config: self.config.clone(),
             state_dir: self.state_dir.clone(),
             certs_dir: self.certs_dir.clone(),
             kubeconfig: self.kubeconfig.clone(),
@@ -149,8 +189,55 @@ async fn main() -> anyhow::Result<()> {
                 key_file: args.tls_private_key_file,
                 client_ca_file: args.client_ca_file,
                 compaction_interval: args.etcd_compaction_interval,
+                event_ttl: args.event_ttl,
             };
             rkube::apiserver::run(listener, config, shutdown).await?;
+        }
+        Commands::Scheduler { kubeconfig } => {
+            let shutdown = CancellationToken::new();
+            cancel_on_signals(shutdown.clone())?;
+            let client = rkube::client::from_kubeconfig(&kubeconfig).await?;
+            rkube::scheduler::run(client, shutdown).await?;
+        }
+        Commands::Kubelet(args) => {
+            let shutdown = CancellationToken::new();
+            cancel_on_signals(shutdown.clone())?;
+            let client = rkube::client::from_kubeconfig(&args.kubeconfig).await?;
+            let runtime = rkube::kubelet::docker::DockerRuntime::connect()
+                .await
+                .context("cannot reach the Docker engine: is dockerd running?")?;
+            let pairs = |list: &[String], what: &str| -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+                list.iter()
+                    .filter(|s| !s.is_empty())
+                    .map(|kv| {
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .with_context(|| format!("{what} {kv:?} is not key=value"))
+                    })
+                    .collect()
+            };
+            let taints = args
+                .register_with_taints
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|t| {
+                    let (kv, effect) = t
+                        .split_once(':')
+                        .with_context(|| format!("taint {t:?} is not key[=value]:Effect"))?;
+                    let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
+                    Ok(serde_json::json!({"key": key, "value": value, "effect": effect}))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let config = rkube::kubelet::KubeletConfig {
+                node_name: args.node_name.clone(),
+                cluster: args.cluster,
+                root_dir: args.root_dir.join(&args.node_name),
+                labels: pairs(&args.node_labels, "label")?,
+                taints,
+                capacity: pairs(&args.capacity, "capacity")?,
+                host_ip: rkube::kubelet::host_ip(),
+            };
+            rkube::kubelet::run(client, std::sync::Arc::new(runtime), config, shutdown).await?;
         }
         Commands::Up(args) => {
             let state = up::up(&args.options()).await?;
@@ -167,7 +254,7 @@ async fn main() -> anyhow::Result<()> {
                 args.state_dir.display()
             );
         }
-        Commands::Down { cluster, purge } => up::down(&cluster.options(), purge)?,
+        Commands::Down { cluster, purge } => up::down(&cluster.options(), purge).await?,
     }
     Ok(())
 }

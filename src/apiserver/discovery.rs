@@ -86,6 +86,12 @@ pub fn resource_list(
     if resources.is_empty() {
         return None;
     }
+    if group.is_empty() {
+        // The legacy `POST /api/v1/namespaces/<ns>/bindings`, still used by some schedulers.
+        resources.push(json!({"name": "bindings", "singularName": "binding", "namespaced": true,
+            "kind": "Binding", "verbs": ["create"]}));
+        resources.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    }
     let group_version = if group.is_empty() {
         version.to_string()
     } else {
@@ -166,16 +172,6 @@ pub fn version() -> Value {
         "buildDate": "1970-01-01T00:00:00Z",
         "goVersion": "",
         "compiler": "rustc",
-        "platform": format!("{}/{}", std::env::consts::OS, go_arch()),
+        "platform": format!("{}/{}", std::env::consts::OS, crate::meta::object::go_arch()),
     })
-}
-
-/// The architecture as Go (and so Kubernetes) names it.
-pub fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        other => other,
-    }
 }

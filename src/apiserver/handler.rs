@@ -203,27 +203,67 @@ async fn health(
     Ok(respond(code, "text/plain; charset=utf-8", body))
 }
 
-/// Decides whether `user` may do this. Cluster admins (`system:masters`) may do anything;
-/// the scheduler and kubelets get what their upstream roles give them.
+/// Decides whether `user` may do this, before anything is read or written.
+///
+/// Cluster admins (`system:masters`) may do anything. The scheduler gets what upstream's
+/// `system:kube-scheduler` role gives it; kubelets what the Node authorizer and the
+/// NodeRestriction admission plugin allow (checks that need the object are in
+/// [`authorize_node_object`]). Anyone else is refused with upstream's RBAC message.
 fn authorize(user: &User, verb: &str, path: &ResourcePath) -> Result<(), ApiError> {
-    if user.in_group("system:masters")
-        || user.name == "system:kube-scheduler"
-        || user.in_group("system:nodes")
-    {
+    if user.in_group("system:masters") {
         return Ok(());
     }
-    let mut resource = path.resource.clone();
+    let read = matches!(verb, "get" | "list" | "watch");
+    let resource = path.resource.as_str();
+    let sub = path.subresource.as_str();
+    let allowed = if user.name == "system:kube-scheduler" {
+        read || matches!(
+            (resource, sub, verb),
+            ("pods", "binding", "create")
+                | ("bindings", "", "create")
+                | ("pods", "status", "patch" | "update")
+                | ("pods", "", "delete")
+                | ("events", "", "create" | "patch" | "update")
+                | ("leases", "", _)
+        )
+    } else if let Some(node) = node_name(user) {
+        let writes_own = |name: &str| name == node || (verb == "create" && name.is_empty());
+        match (resource, sub) {
+            _ if read => true,
+            ("nodes", "" | "status") if writes_own(&path.name) => true,
+            ("nodes", _) => {
+                return Err(node_forbidden(path, &format!("node {node:?} is not allowed to modify node {:?}", path.name)));
+            }
+            ("leases", "") if path.namespace == "kube-node-lease" && writes_own(&path.name) => true,
+            ("leases", "") => {
+                return Err(node_forbidden(path, &format!("node {node:?} is not allowed to modify lease {:?}", path.name)));
+            }
+            ("pods", "status") if matches!(verb, "update" | "patch") => true,
+            ("pods", "") if verb == "delete" => true,
+            ("pods", "") if verb == "create" => {
+                return Err(node_forbidden(path, &format!("pod does not have \"kubernetes.io/config.mirror\" annotation, node {node:?} can only create mirror pods")));
+            }
+            ("events", "") => matches!(verb, "create" | "patch" | "update"),
+            _ => false,
+        }
+    } else {
+        false
+    };
+    if allowed {
+        return Ok(());
+    }
+    let mut shown = path.resource.clone();
     if !path.subresource.is_empty() {
-        resource = format!("{resource}/{}", path.subresource);
+        shown = format!("{shown}/{}", path.subresource);
     }
     let why = if path.namespace.is_empty() {
         format!(
-            "User {:?} cannot {verb} resource {resource:?} in API group {:?} at the cluster scope",
+            "User {:?} cannot {verb} resource {shown:?} in API group {:?} at the cluster scope",
             user.name, path.group
         )
     } else {
         format!(
-            "User {:?} cannot {verb} resource {resource:?} in API group {:?} in the namespace {:?}",
+            "User {:?} cannot {verb} resource {shown:?} in API group {:?} in the namespace {:?}",
             user.name, path.group, path.namespace
         )
     };
@@ -234,6 +274,62 @@ fn authorize(user: &User, verb: &str, path: &ResourcePath) -> Result<(), ApiErro
         },
         &path.name,
         &why,
+    ))
+}
+
+/// The node a kubelet's identity names: user `system:node:<name>` in group `system:nodes`.
+fn node_name(user: &User) -> Option<&str> {
+    if !user.in_group("system:nodes") {
+        return None;
+    }
+    user.name.strip_prefix("system:node:")
+}
+
+fn node_forbidden(path: &ResourcePath, why: &str) -> ApiError {
+    ApiError::forbidden(
+        GroupResource {
+            group: &path.group,
+            resource: &path.resource,
+        },
+        &path.name,
+        why,
+    )
+}
+
+/// NodeRestriction's rules that need the Pod: a kubelet may only delete, or write the status
+/// of, Pods bound to its own node.
+async fn authorize_node_object(
+    store: &Store,
+    user: &User,
+    verb: &str,
+    path: &ResourcePath,
+) -> Result<(), ApiError> {
+    let Some(node) = node_name(user) else {
+        return Ok(());
+    };
+    if user.in_group("system:masters") || path.resource != "pods" || path.group != "" {
+        return Ok(());
+    }
+    let what = match (verb, path.subresource.as_str()) {
+        ("delete", "") => "delete pods",
+        ("update" | "patch", "status") => "update pod status for pods",
+        _ => return Ok(()),
+    };
+    let pod = match store.get(&path.namespace, &path.name).await {
+        Ok(pod) => pod,
+        Err(e) if e.code == 404 => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let bound = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if bound == node {
+        return Ok(());
+    }
+    Err(node_forbidden(
+        path,
+        &format!("node {node:?} can only {what} with spec.nodeName set to itself"),
     ))
 }
 
@@ -361,6 +457,25 @@ async fn resource_request(
     query: Query,
     shutdown: &CancellationToken,
 ) -> Result<Response<Body>, ApiError> {
+    // The legacy `POST /api/v1/namespaces/<ns>/bindings` binds the Pod named in the body.
+    if path.group.is_empty() && path.resource == "bindings" && path.name.is_empty() {
+        if req.method() != Method::POST {
+            return Err(ApiError::method_not_supported(
+                GroupResource { group: "", resource: "bindings" },
+                &req.method().to_string().to_lowercase(),
+            ));
+        }
+        authorize(user, "create", &path)?;
+        let store = server
+            .registry
+            .get("", "pods")
+            .cloned()
+            .ok_or_else(ApiError::path_not_found)?;
+        let (bytes, ct) = read_body(req).await?;
+        let body = parse_object(&bytes, &ct)?;
+        let name = object::name(&body).to_string();
+        return bind(&store, &path.namespace, &name, &body, &query).await;
+    }
     // `/api/v1/namespaces/<ns>/status` names the namespace's own subresource.
     if path.group.is_empty()
         && path.name.is_empty()
@@ -415,6 +530,7 @@ async fn resource_request(
         }
     };
     authorize(user, verb, &path)?;
+    authorize_node_object(&store, user, verb, &path).await?;
     let sub = path.subresource.as_str();
     match (verb, sub) {
         ("watch", "") => watch(server, store, &ns, &query, output, shutdown).await,

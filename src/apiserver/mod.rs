@@ -41,6 +41,8 @@ pub struct Config {
     pub client_ca_file: String,
     /// How often etcd history is compacted (upstream `--etcd-compaction-interval`, 5m).
     pub compaction_interval: Duration,
+    /// How long Events live (upstream `--event-ttl`, 1h).
+    pub event_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +67,15 @@ pub struct Server {
 }
 
 /// Every kind rkube serves, in discovery order.
-pub fn strategies() -> Vec<Arc<dyn Strategy>> {
+pub fn strategies(event_ttl: Duration) -> Vec<Arc<dyn Strategy>> {
     vec![
         Arc::new(registry::namespaces::NamespaceStrategy),
         Arc::new(registry::pods::PodStrategy),
-        Arc::new(registry::events::EventStrategy),
+        Arc::new(registry::events::EventStrategy {
+            ttl_secs: event_ttl.as_secs().max(1) as i64,
+        }),
+        Arc::new(registry::nodes::NodeStrategy),
+        Arc::new(registry::leases::LeaseStrategy),
     ]
 }
 
@@ -92,7 +98,7 @@ pub async fn run(
     let registry = Registry::start(
         etcd.clone(),
         &config.etcd_prefix,
-        strategies(),
+        strategies(config.event_ttl),
         &tracker,
         shutdown.clone(),
     )
@@ -183,7 +189,7 @@ async fn bootstrap_namespaces(etcd: &EtcdStorage, prefix: &str) -> Result<(), Se
             crate::meta::object::now_rfc3339().into(),
         );
         strategy.prepare_for_create(&mut obj);
-        match etcd.create(&key, obj).await {
+        match etcd.create(&key, obj, None).await {
             Ok(_) | Err(StorageError::AlreadyExists(_)) => {}
             Err(e) => return Err(ServerError::Bootstrap(e.to_string())),
         }

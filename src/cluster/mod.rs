@@ -1,5 +1,6 @@
 //! Bringing clusters up and down: certificates, kubeconfigs, and the processes of a cluster.
 
+pub mod config;
 pub mod kubeconfig;
 pub mod pki;
 pub mod up;

@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::config::{ClusterConfig, Role};
 use super::pki::{self, Ca, PkiError};
 use crate::storage::EtcdStorage;
 
 #[derive(Debug, Clone)]
 pub struct UpOptions {
+    pub config: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub certs_dir: PathBuf,
     pub kubeconfig: PathBuf,
@@ -37,6 +39,12 @@ pub enum UpError {
     },
     #[error("{0}")]
     Failed(String),
+    #[error("{path}: {source}")]
+    Config {
+        path: String,
+        #[source]
+        source: super::config::ConfigError,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> UpError {
@@ -47,10 +55,33 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> UpError {
 /// What `down` needs to find the processes `up` started.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
-    pub etcd_pid: u32,
+    #[serde(default)]
+    pub cluster: String,
     pub etcd_url: String,
-    pub apiserver_pid: u32,
     pub server: String,
+    /// In start order; stopped in reverse.
+    pub processes: Vec<ProcessRecord>,
+}
+
+/// One process of the cluster: its pid and a word its command line contains (so that a pid
+/// reused by something else is never signalled).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    pub name: String,
+    pub pid: u32,
+    pub marker: String,
+}
+
+impl State {
+    fn all_alive(&self) -> bool {
+        !self.processes.is_empty() && self.processes.iter().all(|p| alive(p.pid, &p.marker))
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), UpError> {
+        let text = serde_json::to_vec_pretty(self).expect("state always serializes");
+        pki::write_file(&state_path(dir), &text, false)?;
+        Ok(())
+    }
 }
 
 fn state_path(dir: &Path) -> PathBuf {
@@ -167,11 +198,20 @@ async fn wait_for(
 
 /// Brings the cluster up, or returns at once if it is already up and healthy.
 pub async fn up(options: &UpOptions) -> Result<State, UpError> {
+    let config = match &options.config {
+        Some(path) => {
+            let text = fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
+            ClusterConfig::parse(&text).map_err(|source| UpError::Config {
+                path: path.display().to_string(),
+                source,
+            })?
+        }
+        None => ClusterConfig::single_node(),
+    };
+    let port = config.api_server_port.unwrap_or(options.port);
     let state_dir = &options.state_dir;
     if let Some(state) = read_state(state_dir) {
-        if alive(state.etcd_pid, "etcd")
-            && alive(state.apiserver_pid, "apiserver")
-            && ready(&options.kubeconfig).await
+        if state.all_alive() && ready(&options.kubeconfig).await
         {
             println!("rkube is already running: API server {}", state.server);
             return Ok(state);
@@ -197,6 +237,12 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         "admin",
         "kubernetes-admin",
         &["system:masters"],
+    )?;
+    let scheduler = ca.issue_client(
+        &options.certs_dir,
+        "scheduler",
+        "system:kube-scheduler",
+        &[],
     )?;
     done(t);
 
@@ -231,6 +277,17 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         "warn".into(),
     ];
     let etcd_pid = spawn_detached(&etcd_bin, &etcd_args, &etcd_log)?;
+    let mut state = State {
+        cluster: config.name.clone(),
+        etcd_url: etcd_url.clone(),
+        server: String::new(),
+        processes: vec![ProcessRecord {
+            name: "etcd".into(),
+            pid: etcd_pid,
+            marker: "etcd".into(),
+        }],
+    };
+    state.save(state_dir)?;
     let endpoints = vec![etcd_url.clone()];
     wait_for(
         "etcd",
@@ -244,7 +301,9 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
     .await?;
     done(t);
 
-    let server = format!("https://127.0.0.1:{}", options.port);
+    let address = config.api_server_address.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let server = format!("https://{address}:{port}");
+    state.server = server.clone();
     super::kubeconfig::write(
         &options.kubeconfig,
         "rkube",
@@ -252,6 +311,15 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         &ca.cert_pem,
         "rkube-admin",
         &admin,
+    )?;
+    let scheduler_kubeconfig = options.certs_dir.join("scheduler.kubeconfig");
+    super::kubeconfig::write(
+        &scheduler_kubeconfig,
+        "rkube",
+        &server,
+        &ca.cert_pem,
+        "system:kube-scheduler",
+        &scheduler,
     )?;
     let apiserver_log = logs.join("apiserver.log");
     let t = step(&format!("Starting the API server on {server}"));
@@ -262,9 +330,12 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         "--etcd-servers".into(),
         etcd_url.clone(),
         "--bind-address".into(),
-        options.bind_address.clone(),
+        config
+            .api_server_address
+            .clone()
+            .unwrap_or_else(|| options.bind_address.clone()),
         "--secure-port".into(),
-        options.port.to_string(),
+        port.to_string(),
         "--tls-cert-file".into(),
         certs(&serving.cert),
         "--tls-private-key-file".into(),
@@ -273,14 +344,12 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         certs(&options.certs_dir.join("ca.crt")),
     ];
     let apiserver_pid = spawn_detached(&exe, &args, &apiserver_log)?;
-    let state = State {
-        etcd_pid,
-        etcd_url,
-        apiserver_pid,
-        server: server.clone(),
-    };
-    let state_text = serde_json::to_vec_pretty(&state).expect("state always serializes");
-    pki::write_file(&state_path(state_dir), &state_text, false)?;
+    state.processes.push(ProcessRecord {
+        name: "apiserver".into(),
+        pid: apiserver_pid,
+        marker: "apiserver".into(),
+    });
+    state.save(state_dir)?;
     let kubeconfig = options.kubeconfig.clone();
     wait_for(
         "the API server",
@@ -290,41 +359,168 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
     )
     .await?;
     done(t);
+
+    let t = step("Starting the scheduler");
+    let scheduler_log = logs.join("scheduler.log");
+    let args: Vec<String> = vec![
+        "scheduler".into(),
+        "--kubeconfig".into(),
+        certs(&scheduler_kubeconfig),
+    ];
+    let scheduler_pid = spawn_detached(&exe, &args, &scheduler_log)?;
+    state.processes.push(ProcessRecord {
+        name: "scheduler".into(),
+        pid: scheduler_pid,
+        marker: "scheduler".into(),
+    });
+    state.save(state_dir)?;
+    done(t);
+
+    for node in &config.nodes {
+        let t = step(&format!("Starting the kubelet of {}", node.name));
+        let creds = ca.issue_client(
+            &options.certs_dir,
+            &format!("kubelet-{}", node.name),
+            &format!("system:node:{}", node.name),
+            &["system:nodes"],
+        )?;
+        let kubeconfig = options.certs_dir.join(format!("kubelet-{}.kubeconfig", node.name));
+        super::kubeconfig::write(
+            &kubeconfig,
+            "rkube",
+            &server,
+            &ca.cert_pem,
+            &format!("system:node:{}", node.name),
+            &creds,
+        )?;
+        let mut labels = node.labels.clone();
+        if node.role == Role::ControlPlane {
+            labels.insert("node-role.kubernetes.io/control-plane".into(), String::new());
+        }
+        let mut args: Vec<String> = vec![
+            "kubelet".into(),
+            "--node-name".into(),
+            node.name.clone(),
+            "--kubeconfig".into(),
+            certs(&kubeconfig),
+            "--cluster".into(),
+            config.name.clone(),
+            "--root-dir".into(),
+            certs(&state_dir.join("kubelet")),
+        ];
+        let pairs = |m: &std::collections::BTreeMap<String, String>| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        if !labels.is_empty() {
+            args.extend(["--node-labels".into(), pairs(&labels)]);
+        }
+        if !node.capacity.is_empty() {
+            args.extend(["--capacity".into(), pairs(&node.capacity)]);
+        }
+        if node.taint_control_plane {
+            args.extend([
+                "--register-with-taints".into(),
+                "node-role.kubernetes.io/control-plane:NoSchedule".into(),
+            ]);
+        }
+        let log = logs.join(format!("kubelet-{}.log", node.name));
+        let pid = spawn_detached(&exe, &args, &log)?;
+        state.processes.push(ProcessRecord {
+            name: format!("kubelet {}", node.name),
+            pid,
+            marker: "kubelet".into(),
+        });
+        state.save(state_dir)?;
+        done(t);
+    }
+    let t = step(&format!("Waiting for {} node(s) to be Ready", config.nodes.len()));
+    let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+    let admin_kubeconfig = options.kubeconfig.clone();
+    wait_for("the nodes", &logs, Duration::from_secs(60), async || {
+        nodes_ready(&admin_kubeconfig, &names).await
+    })
+    .await?;
+    done(t);
     Ok(state)
 }
 
-/// Stops the processes of a cluster: SIGTERM, then SIGKILL after 10 s.
+/// Whether every named node reports `Ready=True`.
+pub async fn nodes_ready(kubeconfig: &Path, names: &[String]) -> bool {
+    let Ok(client) = crate::client::from_kubeconfig(kubeconfig).await else {
+        return false;
+    };
+    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+    let Ok(list) = api.list(&Default::default()).await else {
+        return false;
+    };
+    names.iter().all(|name| {
+        list.items.iter().any(|n| {
+            n.metadata.name.as_deref() == Some(name.as_str())
+                && n.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+    })
+}
+
+/// Stops the processes of a cluster, last started first: SIGTERM, then SIGKILL after 10 s.
 fn stop(state: &State) {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let procs = [(state.apiserver_pid, "apiserver"), (state.etcd_pid, "etcd")];
-    for (pid, name) in procs {
-        if alive(pid, name) {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        }
+    let live = |p: &&ProcessRecord| alive(p.pid, &p.marker);
+    for p in state.processes.iter().rev().filter(live) {
+        let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGTERM);
     }
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(10) {
-        if procs.iter().all(|(pid, name)| !alive(*pid, name)) {
+        if !state.processes.iter().any(|p| live(&p)) {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    for (pid, name) in procs {
-        if alive(pid, name) {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-        }
+    for p in state.processes.iter().filter(live) {
+        let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGKILL);
     }
 }
 
+/// Removes every container of `cluster` and its network.
+async fn remove_containers(cluster: &str) -> Result<(), UpError> {
+    use crate::kubelet::runtime::Runtime as _;
+    let docker = crate::kubelet::docker::DockerRuntime::connect()
+        .await
+        .map_err(|e| UpError::Failed(format!("cannot reach Docker to remove containers: {e}")))?;
+    let filter = [(crate::kubelet::labels::CLUSTER.to_string(), cluster.to_string())];
+    let containers = docker
+        .list(&filter)
+        .await
+        .map_err(|e| UpError::Failed(e.to_string()))?;
+    for c in containers {
+        let _ = docker.remove(&c.id).await;
+    }
+    let _ = docker
+        .remove_network(&crate::kubelet::network_name(cluster))
+        .await;
+    Ok(())
+}
+
 /// Stops the cluster; with `purge`, also deletes its data, certificates and kubeconfig.
-pub fn down(options: &UpOptions, purge: bool) -> Result<(), UpError> {
+pub async fn down(options: &UpOptions, purge: bool) -> Result<(), UpError> {
     match read_state(&options.state_dir) {
         Some(state) => {
-            let t = step("Stopping the API server and etcd");
+            let names: Vec<&str> = state.processes.iter().rev().map(|p| p.name.as_str()).collect();
+            let t = step(&format!("Stopping {}", names.join(", ")));
             stop(&state);
             let _ = fs::remove_file(state_path(&options.state_dir));
             done(t);
+            if !state.cluster.is_empty() {
+                let t = step("Removing the cluster's containers");
+                remove_containers(&state.cluster).await?;
+                done(t);
+            }
         }
         None => println!(
             "No rkube cluster is running from {}",

@@ -80,6 +80,16 @@ pub fn now_micro_rfc3339() -> String {
         .to_string()
 }
 
+/// This machine's architecture as Go (and so Kubernetes) names it.
+pub fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
 /// Parses a resourceVersion query parameter: "" means unset; anything else must be a number.
 pub fn parse_resource_version(rv: &str) -> Result<Option<i64>, String> {
     if rv.is_empty() {

@@ -23,7 +23,16 @@ pub fn info() -> &'static ResourceInfo {
     &INFO
 }
 
-pub struct EventStrategy;
+/// Events live an hour unless the API server is told otherwise (`--event-ttl`).
+pub struct EventStrategy {
+    pub ttl_secs: i64,
+}
+
+impl Default for EventStrategy {
+    fn default() -> Self {
+        EventStrategy { ttl_secs: 3600 }
+    }
+}
 
 fn text(obj: &Value, pointer: &str) -> String {
     obj.pointer(pointer)
@@ -42,6 +51,10 @@ impl Strategy for EventStrategy {
     }
 
     fn prepare_for_create(&self, _obj: &mut Value) {}
+
+    fn time_to_live(&self) -> Option<i64> {
+        Some(self.ttl_secs)
+    }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let mut errors = super::validate_meta(obj, true, field_error::name_is_dns_subdomain);

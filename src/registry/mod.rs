@@ -8,7 +8,9 @@
 pub mod decode;
 pub mod events;
 pub mod field_error;
+pub mod leases;
 pub mod namespaces;
+pub mod nodes;
 pub mod pod_logic;
 pub mod pods;
 mod store;
@@ -118,6 +120,11 @@ pub trait Strategy: Send + Sync {
 
     fn patch_schema(&self) -> PatchSchema {
         crate::meta::patch::generic_patch_schema()
+    }
+
+    /// How long objects of this kind live in etcd before expiring, if they expire at all.
+    fn time_to_live(&self) -> Option<i64> {
+        None
     }
 
     /// The Table `columnDefinitions` for this kind (priority 1 columns show with `-o wide`).

@@ -311,7 +311,7 @@ impl Store {
             let name = object::name(&obj).to_string();
             match self
                 .storage
-                .create(&self.key(namespace, &name), obj.clone())
+                .create(&self.key(namespace, &name), obj.clone(), self.strategy.time_to_live())
                 .await
             {
                 Ok(stored) => return Ok(((*stored.object).clone(), warnings)),

@@ -260,8 +260,13 @@ impl Cacher {
 
 #[async_trait]
 impl Storage for Cacher {
-    async fn create(&self, key: &str, object: Value) -> Result<Stored, StorageError> {
-        self.inner.create(key, object).await
+    async fn create(
+        &self,
+        key: &str,
+        object: Value,
+        ttl: Option<i64>,
+    ) -> Result<Stored, StorageError> {
+        self.inner.create(key, object, ttl).await
     }
 
     async fn get(&self, key: &str) -> Result<Stored, StorageError> {

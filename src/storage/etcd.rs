@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, EventType as EtcdEventType, GetOptions, KeyValue, Txn, TxnOp,
+    Client, Compare, CompareOp, EventType as EtcdEventType, GetOptions, KeyValue, PutOptions, Txn,
+    TxnOp,
     WatchOptions,
 };
 use serde_json::Value;
@@ -146,12 +147,24 @@ fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> i64 {
 
 #[async_trait]
 impl Storage for EtcdStorage {
-    async fn create(&self, key: &str, object: Value) -> Result<Stored, StorageError> {
+    async fn create(
+        &self,
+        key: &str,
+        object: Value,
+        ttl: Option<i64>,
+    ) -> Result<Stored, StorageError> {
         let mut client = self.client.clone();
         let bytes = encode(object);
+        let options = match ttl {
+            Some(secs) => {
+                let lease = client.lease_grant(secs, None).await.map_err(unavailable)?;
+                Some(PutOptions::new().with_lease(lease.id()))
+            }
+            None => None,
+        };
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, bytes.clone(), None)]);
+            .and_then([TxnOp::put(key, bytes.clone(), options)]);
         let resp = client.txn(txn).await.map_err(unavailable)?;
         if !resp.succeeded() {
             return Err(StorageError::AlreadyExists(key.to_string()));
@@ -199,7 +212,12 @@ impl Storage for EtcdStorage {
             }
             let txn = Txn::new()
                 .when([Compare::mod_revision(key, CompareOp::Equal, current.rev)])
-                .and_then([TxnOp::put(key, bytes.clone(), None)]);
+                // An update keeps the key's lease (an Event keeps its expiry).
+                .and_then([TxnOp::put(
+                    key,
+                    bytes.clone(),
+                    Some(PutOptions::new().with_ignore_lease()),
+                )]);
             let resp = client.txn(txn).await.map_err(unavailable)?;
             if resp.succeeded() {
                 let rev = header_revision(resp.header());

@@ -98,8 +98,14 @@ pub type CheckDelete<'a> = dyn FnMut(&Stored) -> Result<(), ApiError> + Send + '
 
 #[async_trait]
 pub trait Storage: Send + Sync {
-    /// Stores `object` at `key` if nothing is there; returns the stored object.
-    async fn create(&self, key: &str, object: Value) -> Result<Stored, StorageError>;
+    /// Stores `object` at `key` if nothing is there; returns the stored object. With `ttl`
+    /// (seconds) the object expires by itself, as Events do upstream (`--event-ttl`).
+    async fn create(
+        &self,
+        key: &str,
+        object: Value,
+        ttl: Option<i64>,
+    ) -> Result<Stored, StorageError>;
 
     /// Reads the object at `key`.
     async fn get(&self, key: &str) -> Result<Stored, StorageError>;

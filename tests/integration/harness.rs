@@ -21,10 +21,12 @@ impl Drop for Process {
 
 pub struct TestClusterBuilder {
     compaction: Option<String>,
+    scheduler: bool,
 }
 
 pub struct TestCluster {
     // Dropped in order: the API server before etcd, both before the temp dir.
+    scheduler: Option<Process>,
     _apiserver: Process,
     _etcd: Process,
     pub dir: tempfile::TempDir,
@@ -42,7 +44,10 @@ fn free_port() -> u16 {
 
 impl TestCluster {
     pub fn builder() -> TestClusterBuilder {
-        TestClusterBuilder { compaction: None }
+        TestClusterBuilder {
+            compaction: None,
+            scheduler: false,
+        }
     }
 
     /// Runs the real kubectl against this cluster.
@@ -103,6 +108,29 @@ impl TestCluster {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// Starts (or restarts) the scheduler process.
+    pub fn start_scheduler(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("scheduler.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .arg("scheduler")
+            .arg("--kubeconfig")
+            .arg(self.dir.path().join("scheduler.kubeconfig"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("rkube scheduler runs");
+        self.scheduler = Some(Process(child));
+    }
+
+    /// Kills the scheduler with SIGKILL, as a crash would.
+    pub fn kill_scheduler(&mut self) {
+        self.scheduler = None;
+    }
+
     pub fn certs(&self) -> &Path {
         &self.certs
     }
@@ -121,6 +149,12 @@ impl TestCluster {
 }
 
 impl TestClusterBuilder {
+    /// Also runs `rkube scheduler` (as `system:kube-scheduler`).
+    pub fn scheduler(mut self) -> Self {
+        self.scheduler = true;
+        self
+    }
+
     /// Compacts etcd every `interval` (e.g. "1s"), to exercise 410 Expired.
     pub fn compaction(mut self, interval: &str) -> Self {
         self.compaction = Some(interval.to_string());
@@ -239,13 +273,30 @@ impl TestClusterBuilder {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        TestCluster {
+        let scheduler_creds = ca
+            .issue_client(&certs, "scheduler", "system:kube-scheduler", &[])
+            .expect("scheduler cert");
+        kubeconfig::write(
+            &dir.path().join("scheduler.kubeconfig"),
+            "test",
+            &server,
+            &ca.cert_pem,
+            "scheduler",
+            &scheduler_creds,
+        )
+        .expect("scheduler kubeconfig");
+        let mut cluster = TestCluster {
+            scheduler: None,
             _apiserver: apiserver,
             _etcd: etcd,
             dir,
             kubeconfig: kubeconfig_path,
             server,
             certs,
+        };
+        if self.scheduler {
+            cluster.start_scheduler();
         }
+        cluster
     }
 }

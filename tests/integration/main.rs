@@ -5,3 +5,4 @@ mod clients;
 mod harness;
 mod kubectl;
 mod raw;
+mod scheduler;

@@ -1,0 +1,295 @@
+//! kind-style cluster configs (`kind: Cluster`, `apiVersion: kind.x-k8s.io/v1alpha4`).
+//!
+//! The fields rkube honours are those of kind that make sense without node containers, plus
+//! per-node `capacity` (what kind users asked for in kind#877). Every other kind field is
+//! refused with its path named, never silently ignored.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+pub const DEFAULT_NAME: &str = "rkube";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    ControlPlane,
+    Worker,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub name: String,
+    pub role: Role,
+    pub labels: BTreeMap<String, String>,
+    /// `cpu`, `memory`, `pods` as quantities; what is not given comes from the machine.
+    pub capacity: BTreeMap<String, String>,
+    /// The control-plane taint, when the cluster has workers (as kind does).
+    pub taint_control_plane: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub name: String,
+    pub nodes: Vec<NodeConfig>,
+    pub api_server_address: Option<String>,
+    pub api_server_port: Option<u16>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("cannot parse the cluster config: {0}")]
+    Parse(String),
+    #[error("{field}: {why}")]
+    Invalid { field: String, why: String },
+    #[error("{field} is a kind setting rkube does not support; remove it")]
+    Unsupported { field: String },
+}
+
+fn invalid(field: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        why: why.into(),
+    }
+}
+
+/// Kind's fields that rkube knows and refuses, so the error can say it is deliberate.
+const KNOWN_UNSUPPORTED: &[&str] = &[
+    "featureGates",
+    "runtimeConfig",
+    "kubeadmConfigPatches",
+    "kubeadmConfigPatchesJSON6902",
+    "containerdConfigPatches",
+    "containerdConfigPatchesJSON6902",
+    "image",
+    "extraMounts",
+    "extraPortMappings",
+    "podSubnet",
+    "serviceSubnet",
+    "disableDefaultCNI",
+    "kubeProxyMode",
+    "ipFamily",
+    "dnsSearch",
+];
+
+fn check_keys(map: &serde_json::Map<String, Value>, path: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+    for key in map.keys() {
+        if !allowed.contains(&key.as_str()) {
+            let field = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if KNOWN_UNSUPPORTED.contains(&key.as_str()) {
+                return Err(ConfigError::Unsupported { field });
+            }
+            return Err(invalid(&field, "unknown field"));
+        }
+    }
+    Ok(())
+}
+
+fn string_map(value: &Value, path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let Some(map) = value.as_object() else {
+        return Err(invalid(path, "must be a map"));
+    };
+    map.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            Value::Number(n) => Ok((k.clone(), n.to_string())),
+            Value::Bool(b) => Ok((k.clone(), b.to_string())),
+            _ => Err(invalid(&format!("{path}.{k}"), "must be a string")),
+        })
+        .collect()
+}
+
+impl ClusterConfig {
+    /// The cluster `rkube up` makes without a config: one schedulable control-plane node.
+    pub fn single_node() -> ClusterConfig {
+        ClusterConfig {
+            name: DEFAULT_NAME.into(),
+            nodes: vec![NodeConfig {
+                name: format!("{DEFAULT_NAME}-control-plane"),
+                role: Role::ControlPlane,
+                labels: BTreeMap::new(),
+                capacity: BTreeMap::new(),
+                taint_control_plane: false,
+            }],
+            api_server_address: None,
+            api_server_port: None,
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
+        let doc: Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let Some(top) = doc.as_object() else {
+            return Err(ConfigError::Parse("the document is not a map".into()));
+        };
+        check_keys(top, "", &["kind", "apiVersion", "name", "nodes", "networking"])?;
+        if top.get("kind").and_then(Value::as_str) != Some("Cluster") {
+            return Err(invalid("kind", "must be Cluster"));
+        }
+        match top.get("apiVersion").and_then(Value::as_str) {
+            Some("kind.x-k8s.io/v1alpha4") => {}
+            _ => return Err(invalid("apiVersion", "must be kind.x-k8s.io/v1alpha4")),
+        }
+        let name = match top.get("name") {
+            None => DEFAULT_NAME.to_string(),
+            Some(Value::String(n)) if is_dns_label(n) => n.clone(),
+            Some(_) => return Err(invalid("name", "must be a lowercase DNS label (a-z, 0-9, '-')")),
+        };
+        let mut api_server_address = None;
+        let mut api_server_port = None;
+        if let Some(net) = top.get("networking") {
+            let Some(net) = net.as_object() else {
+                return Err(invalid("networking", "must be a map"));
+            };
+            check_keys(net, "networking", &["apiServerAddress", "apiServerPort"])?;
+            if let Some(addr) = net.get("apiServerAddress") {
+                let addr = addr
+                    .as_str()
+                    .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
+                    .ok_or_else(|| invalid("networking.apiServerAddress", "must be an IP address"))?;
+                api_server_address = Some(addr.to_string());
+            }
+            if let Some(port) = net.get("apiServerPort") {
+                let port = port
+                    .as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or_else(|| invalid("networking.apiServerPort", "must be a port number"))?;
+                api_server_port = Some(port);
+            }
+        }
+        let raw_nodes = match top.get("nodes") {
+            None => vec![serde_json::json!({"role": "control-plane"})],
+            Some(Value::Array(list)) if !list.is_empty() => list.clone(),
+            Some(_) => return Err(invalid("nodes", "must list at least one node")),
+        };
+        let mut nodes = Vec::new();
+        let (mut planes, mut workers) = (0, 0);
+        for (i, raw) in raw_nodes.iter().enumerate() {
+            let path = format!("nodes[{i}]");
+            let Some(map) = raw.as_object() else {
+                return Err(invalid(&path, "must be a map"));
+            };
+            check_keys(map, &path, &["role", "labels", "capacity"])?;
+            let role = match map.get("role").and_then(Value::as_str).unwrap_or("control-plane") {
+                "control-plane" => Role::ControlPlane,
+                "worker" => Role::Worker,
+                other => return Err(invalid(&format!("{path}.role"), format!("unknown role {other:?}: use control-plane or worker"))),
+            };
+            let node_name = match role {
+                Role::ControlPlane => {
+                    planes += 1;
+                    numbered(&format!("{name}-control-plane"), planes)
+                }
+                Role::Worker => {
+                    workers += 1;
+                    numbered(&format!("{name}-worker"), workers)
+                }
+            };
+            let labels = match map.get("labels") {
+                Some(v) => string_map(v, &format!("{path}.labels"))?,
+                None => BTreeMap::new(),
+            };
+            let capacity = match map.get("capacity") {
+                Some(v) => string_map(v, &format!("{path}.capacity"))?,
+                None => BTreeMap::new(),
+            };
+            for (key, value) in &capacity {
+                let field = format!("{path}.capacity.{key}");
+                if !["cpu", "memory", "pods"].contains(&key.as_str()) {
+                    return Err(invalid(&field, "only cpu, memory and pods can be set"));
+                }
+                match crate::meta::quantity::Quantity::parse(value) {
+                    Ok(q) if !q.is_negative() && !q.is_zero() => {}
+                    _ => return Err(invalid(&field, format!("{value:?} is not a positive quantity"))),
+                }
+            }
+            nodes.push(NodeConfig {
+                name: node_name,
+                role,
+                labels,
+                capacity,
+                taint_control_plane: false,
+            });
+        }
+        if planes == 0 {
+            return Err(invalid("nodes", "needs a control-plane node"));
+        }
+        if planes > 1 {
+            return Err(ConfigError::Unsupported {
+                field: "nodes (more than one control-plane)".into(),
+            });
+        }
+        // kind taints the control plane only when workers exist to run Pods.
+        if workers > 0 {
+            for node in &mut nodes {
+                node.taint_control_plane = node.role == Role::ControlPlane;
+            }
+        }
+        Ok(ClusterConfig {
+            name,
+            nodes,
+            api_server_address,
+            api_server_port,
+        })
+    }
+}
+
+/// kind's node names: `x-worker`, `x-worker2`, `x-worker3`, …
+fn numbered(base: &str, n: usize) -> String {
+    if n == 1 {
+        base.to_string()
+    } else {
+        format!("{base}{n}")
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_node_config_names_nodes_like_kind_and_taints_the_control_plane() {
+        let config = ClusterConfig::parse(
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: demo\nnodes:\n- role: control-plane\n- role: worker\n  labels: {tier: web}\n  capacity: {cpu: 2, memory: 4Gi}\n- role: worker\n",
+        )
+        .expect("parses");
+        let names: Vec<&str> = config.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["demo-control-plane", "demo-worker", "demo-worker2"]);
+        assert!(config.nodes[0].taint_control_plane);
+        assert!(!config.nodes[1].taint_control_plane);
+        assert_eq!(config.nodes[1].labels["tier"], "web");
+        assert_eq!(config.nodes[1].capacity["cpu"], "2");
+    }
+
+    #[test]
+    fn a_lone_control_plane_is_schedulable() {
+        let config = ClusterConfig::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n").expect("parses");
+        assert_eq!(config.nodes[0].name, "rkube-control-plane");
+        assert!(!config.nodes[0].taint_control_plane);
+    }
+
+    #[test]
+    fn unsupported_kind_fields_are_named() {
+        let err = ClusterConfig::parse(
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMappings: []\n",
+        )
+        .expect_err("refused");
+        assert_eq!(err.to_string(), "nodes[0].extraPortMappings is a kind setting rkube does not support; remove it");
+        let err = ClusterConfig::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking: {podSubnet: 10.0.0.0/16}\n")
+            .expect_err("refused");
+        assert_eq!(err, ConfigError::Unsupported { field: "networking.podSubnet".into() });
+        let err = ClusterConfig::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: worker\n  capacity: {gpu: 1}\n")
+            .expect_err("refused");
+        assert!(err.to_string().starts_with("nodes[0].capacity.gpu"));
+    }
+}

@@ -1,0 +1,238 @@
+//! The kubelet: runs the Pods bound to one node through the container engine.
+//!
+//! A client of the API server (as `system:node:<name>`) and of Docker, nothing else. It
+//! registers its Node, renews its Lease, watches the Pods with `spec.nodeName=<node>` and
+//! runs one [`pod_worker`] per Pod. Engine events wake the worker of the Pod they concern,
+//! so state changes are reported as soon as Docker sees them.
+//!
+//! Architecture invariant: everything the kubelet knows about running containers it reads
+//! back from the engine (by label), so a restarted kubelet adopts what runs and never starts a
+//! container twice.
+
+pub mod docker;
+pub mod fake;
+pub mod labels;
+mod node;
+pub mod pause;
+mod pod_worker;
+mod probes;
+pub mod runtime;
+mod status;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt as _;
+use kube::Api;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::EventRecorder;
+pub use node::machine_capacity;
+use pod_worker::{Msg, Shared};
+use runtime::{RunState, Runtime};
+
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    pub node_name: String,
+    pub cluster: String,
+    /// Where Pod volumes live.
+    pub root_dir: PathBuf,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Value>,
+    /// cpu, memory, pods; the machine's values where not given.
+    pub capacity: BTreeMap<String, String>,
+    pub host_ip: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeletError {
+    #[error("the container engine failed: {0}")]
+    Runtime(#[from] runtime::RuntimeError),
+    #[error("cannot register node {node}: {source}")]
+    Register {
+        node: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the pod watch ended")]
+    WatchEnded,
+}
+
+/// The Docker network of a cluster: every Pod of every node of it is on it.
+pub fn network_name(cluster: &str) -> String {
+    format!("rkube-{cluster}")
+}
+
+/// This host's first address (what kind shows as a node's InternalIP), or loopback.
+pub fn host_ip() -> String {
+    std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .ok()
+        .and_then(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "127.0.0.1".into())
+}
+
+struct WorkerHandle {
+    tx: mpsc::Sender<Msg>,
+    stop: CancellationToken,
+}
+
+/// Runs the kubelet until `shutdown`.
+pub async fn run(
+    client: kube::Client,
+    runtime: Arc<dyn Runtime>,
+    config: KubeletConfig,
+    shutdown: CancellationToken,
+) -> Result<(), KubeletError> {
+    let network = network_name(&config.cluster);
+    runtime.ensure_network(&network).await?;
+    runtime.ensure_pause_image().await?;
+    let mut capacity = machine_capacity();
+    capacity.extend(config.capacity.clone());
+    let spec = node::NodeSpec {
+        name: config.node_name.clone(),
+        labels: config.labels.clone(),
+        taints: config.taints.clone(),
+        capacity,
+        host_ip: config.host_ip.clone(),
+        runtime_version: runtime.version().await?,
+    };
+    let registered = node::register(&client, &spec)
+        .await
+        .map_err(|source| KubeletError::Register {
+            node: config.node_name.clone(),
+            source,
+        })?;
+    tracing::info!(node = %config.node_name, "node registered");
+    let tracker = TaskTracker::new();
+    tracker.spawn(node::heartbeat(
+        client.clone(),
+        spec,
+        registered.metadata.uid.clone().unwrap_or_default(),
+        shutdown.clone(),
+    ));
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        runtime: runtime.clone(),
+        recorder: Arc::new(EventRecorder::new(client.clone(), "kubelet", &config.node_name)),
+        node: config.node_name.clone(),
+        cluster: config.cluster.clone(),
+        network,
+        host_ip: config.host_ip.clone(),
+        root_dir: config.root_dir.clone(),
+        tracker: tracker.clone(),
+    });
+    let pods = watcher::watcher(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().fields(&format!("spec.nodeName={}", config.node_name)),
+    )
+    .default_backoff();
+    let mut pods = std::pin::pin!(pods);
+    let mut events = runtime.events((labels::NODE.to_string(), config.node_name.clone()));
+    let mut workers: HashMap<String, WorkerHandle> = HashMap::new();
+    let mut listing: Option<Vec<Pod>> = None;
+    loop {
+        tokio::select! {
+            event = pods.next() => match event {
+                Some(Ok(Event::Init)) => listing = Some(Vec::new()),
+                Some(Ok(Event::InitApply(pod))) => {
+                    if let Some(list) = &mut listing {
+                        list.push(pod);
+                    }
+                }
+                Some(Ok(Event::InitDone)) => {
+                    let listed = listing.take().unwrap_or_default();
+                    let live: HashSet<String> = listed.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+                    for pod in listed {
+                        dispatch(&shared, &mut workers, pod, &shutdown);
+                    }
+                    for (uid, handle) in &workers {
+                        if !live.contains(uid) {
+                            let _ = handle.tx.try_send(Msg::Gone);
+                        }
+                    }
+                    remove_orphans(&shared, &live).await;
+                }
+                Some(Ok(Event::Apply(pod))) => dispatch(&shared, &mut workers, pod, &shutdown),
+                Some(Ok(Event::Delete(pod))) => {
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    if let Some(handle) = workers.get(&uid) {
+                        let _ = handle.tx.send(Msg::Gone).await;
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "pod watch failed; retrying"),
+                None => return Err(KubeletError::WatchEnded),
+            },
+            Some(event) = events.next() => {
+                if let Some(uid) = event.labels.get(labels::POD_UID) {
+                    if let Some(handle) = workers.get(uid) {
+                        let _ = handle.tx.try_send(Msg::Poke);
+                    }
+                }
+            }
+            () = shutdown.cancelled() => break,
+        }
+        workers.retain(|_, h| !h.tx.is_closed());
+    }
+    for handle in workers.values() {
+        handle.stop.cancel();
+    }
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    Ok(())
+}
+
+/// Hands a Pod to its worker, starting one for a Pod not seen before.
+fn dispatch(
+    shared: &Arc<Shared>,
+    workers: &mut HashMap<String, WorkerHandle>,
+    pod: Pod,
+    shutdown: &CancellationToken,
+) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    if let Some(handle) = workers.get(&uid).filter(|h| !h.tx.is_closed()) {
+        // A full queue already holds a newer wake-up; the worker reads the latest Pod then.
+        let _ = handle.tx.try_send(Msg::Update(Box::new(pod)));
+        return;
+    }
+    let (tx, rx) = mpsc::channel(64);
+    let stop = shutdown.child_token();
+    shared
+        .tracker
+        .spawn(pod_worker::run(shared.clone(), pod, rx, stop.clone()));
+    workers.insert(uid, WorkerHandle { tx, stop });
+}
+
+/// Removes containers of this node whose Pods no longer exist (deleted while the kubelet was
+/// down, or force-deleted).
+async fn remove_orphans(shared: &Shared, live: &HashSet<String>) {
+    let filter = [(labels::NODE.to_string(), shared.node.clone())];
+    let Ok(containers) = shared.runtime.list(&filter).await else {
+        return;
+    };
+    for c in containers {
+        let uid = c.labels.get(labels::POD_UID).cloned().unwrap_or_default();
+        if live.contains(&uid) {
+            continue;
+        }
+        if c.state == RunState::Running {
+            let _ = shared.runtime.stop(&c.id, Duration::from_secs(2)).await;
+        }
+        let _ = shared.runtime.remove(&c.id).await;
+        let _ = std::fs::remove_dir_all(shared.root_dir.join("pods").join(&uid));
+    }
+}

@@ -1,0 +1,988 @@
+//! The pod worker: one task per Pod that drives the engine towards the Pod's spec.
+//!
+//! Level-triggered, as the kubelet's `syncPod`: every wake-up (a Pod update from the watch,
+//! a container event from the engine, a probe result, a back-off expiring) reads what the
+//! engine has for the Pod and does the next step — sandbox, volumes, init containers in order,
+//! then the app containers — and writes the resulting status through `pods/status`. Deleted
+//! Pods are stopped within their grace period, cleaned up, and finally deleted from the API.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::Api;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::labels;
+use super::probes::{self, ProbeContext, ProbeTable};
+use super::runtime::{ContainerSpec, ContainerState, Mount, RunState, Runtime, SandboxSpec};
+use super::status::{self, Observed, ProbeResults, Waiting};
+use crate::client::{EventRecorder, ObjectRef};
+use crate::meta::quantity::Quantity;
+
+/// Crash-loop back-off: 10 s doubling to 5 min (`backOffPeriod`, `MaxContainerBackOff`).
+const BACKOFF_START: Duration = Duration::from_secs(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// A periodic resync, as the kubelet's, in case an engine event was missed.
+const RESYNC: Duration = Duration::from_secs(10);
+
+/// What every pod worker of a kubelet shares.
+pub struct Shared {
+    pub client: kube::Client,
+    pub runtime: Arc<dyn Runtime>,
+    pub recorder: Arc<EventRecorder>,
+    pub node: String,
+    pub cluster: String,
+    pub network: String,
+    pub host_ip: String,
+    pub root_dir: PathBuf,
+    pub tracker: TaskTracker,
+}
+
+pub enum Msg {
+    /// The Pod as the watch last saw it.
+    Update(Box<Pod>),
+    /// The engine reported a change of one of the Pod's containers.
+    Poke,
+    /// The Pod is gone from the API (force-deleted): stop and clean up.
+    Gone,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    next: Instant,
+    delay: Duration,
+}
+
+impl Backoff {
+    /// After a failure at `now`: the next try waits the doubled delay.
+    fn after(previous: Option<Backoff>, now: Instant) -> Backoff {
+        let delay = previous
+            .map(|b| (b.delay * 2).min(BACKOFF_MAX))
+            .unwrap_or(BACKOFF_START);
+        Backoff {
+            next: now + delay,
+            delay,
+        }
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    pod: Pod,
+    gone: bool,
+    waiting: HashMap<String, Waiting>,
+    restart_backoff: HashMap<String, Backoff>,
+    pull_backoff: HashMap<String, Backoff>,
+    probes: ProbeTable,
+    probe_stops: HashMap<String, CancellationToken>,
+    poke_tx: mpsc::Sender<()>,
+    last_status: Option<serde_json::Value>,
+    wake_at: Option<Instant>,
+}
+
+/// Runs the worker of one Pod until the Pod is gone and cleaned up.
+pub async fn run(shared: Arc<Shared>, pod: Pod, mut rx: mpsc::Receiver<Msg>, shutdown: CancellationToken) {
+    let (poke_tx, mut poke_rx) = mpsc::channel(16);
+    let mut worker = Worker {
+        shared,
+        pod,
+        gone: false,
+        waiting: HashMap::new(),
+        restart_backoff: HashMap::new(),
+        pull_backoff: HashMap::new(),
+        probes: ProbeTable::default(),
+        probe_stops: HashMap::new(),
+        poke_tx,
+        last_status: None,
+        wake_at: None,
+    };
+    loop {
+        worker.wake_at = None;
+        match worker.sync().await {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(pod = %worker.describe(), error = %e, "sync failed; retrying");
+                worker.wake_at = Some(Instant::now() + Duration::from_secs(1));
+            }
+        }
+        let wake = worker
+            .wake_at
+            .unwrap_or_else(|| Instant::now() + RESYNC)
+            .min(Instant::now() + RESYNC);
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(msg) => worker.apply(msg),
+                None => worker.gone = true,
+            },
+            _ = poke_rx.recv() => {}
+            () = tokio::time::sleep_until(wake) => {}
+            () = shutdown.cancelled() => break,
+        }
+        while let Ok(msg) = rx.try_recv() {
+            worker.apply(msg);
+        }
+    }
+    for stop in worker.probe_stops.values() {
+        stop.cancel();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SyncError {
+    #[error(transparent)]
+    Runtime(#[from] super::runtime::RuntimeError),
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn kind_of(c: &ContainerState) -> &str {
+    c.labels.get(labels::KIND).map(String::as_str).unwrap_or("")
+}
+
+fn named<'a>(all: &'a [ContainerState], name: &str, kind: &str) -> Vec<&'a ContainerState> {
+    let mut found: Vec<&ContainerState> = all
+        .iter()
+        .filter(|c| kind_of(c) == kind)
+        .filter(|c| c.labels.get(labels::CONTAINER_NAME).map(String::as_str) == Some(name))
+        .collect();
+    found.sort_by_key(|c| std::cmp::Reverse(labels::attempt(&c.labels)));
+    found
+}
+
+/// Whether an image reference is well-formed, as the kubelet checks before pulling.
+fn valid_image(reference: &str) -> bool {
+    let name = reference.split('@').next().unwrap_or("");
+    let (repo, tag) = match name.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, Some(t)),
+        _ => (name, None),
+    };
+    let repo_ok = !repo.is_empty()
+        && repo.split('/').enumerate().all(|(i, part)| {
+            !part.is_empty()
+                && (i == 0 && part.contains(['.', ':'])
+                    || part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)))
+        });
+    let tag_ok = tag.is_none_or(|t| {
+        !t.is_empty() && t.len() <= 128 && t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    });
+    repo_ok && tag_ok
+}
+
+/// Expands `$(VAR)` references as the kubelet does; `$$` escapes, unknown references stay.
+fn expand(text: &str, env: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+        } else if let Some(inner) = after.strip_prefix('(') {
+            match inner.find(')') {
+                Some(end) => {
+                    let var = &inner[..end];
+                    match env.iter().rev().find(|(k, _)| k == var) {
+                        Some((_, v)) => out.push_str(v),
+                        None => out.push_str(&format!("$({var})")),
+                    }
+                    rest = &inner[end + 1..];
+                }
+                None => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Worker {
+    fn describe(&self) -> String {
+        format!(
+            "{}/{}",
+            self.pod.metadata.namespace.as_deref().unwrap_or(""),
+            self.pod.metadata.name.as_deref().unwrap_or("")
+        )
+    }
+
+    fn uid(&self) -> String {
+        self.pod.metadata.uid.clone().unwrap_or_default()
+    }
+
+    fn object(&self) -> ObjectRef {
+        ObjectRef::pod(
+            self.pod.metadata.namespace.as_deref().unwrap_or(""),
+            self.pod.metadata.name.as_deref().unwrap_or(""),
+            &self.uid(),
+        )
+    }
+
+    fn container_object(&self, name: &str, init: bool) -> ObjectRef {
+        let field = if init { "initContainers" } else { "containers" };
+        self.object().with_field_path(&format!("spec.{field}{{{name}}}"))
+    }
+
+    async fn event(&self, object: &ObjectRef, kind: &str, reason: &str, message: &str) {
+        self.shared.recorder.record(object, kind, reason, message).await;
+    }
+
+    fn apply(&mut self, msg: Msg) {
+        match msg {
+            Msg::Update(pod) => self.pod = *pod,
+            Msg::Poke => {}
+            Msg::Gone => self.gone = true,
+        }
+    }
+
+    fn wake(&mut self, at: Instant) {
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    fn pod_dir(&self) -> PathBuf {
+        self.shared.root_dir.join("pods").join(self.uid())
+    }
+
+    /// One step towards the spec; true when the worker is finished.
+    async fn sync(&mut self) -> Result<bool, SyncError> {
+        let runtime = self.shared.runtime.clone();
+        let filter = [(labels::POD_UID.to_string(), self.uid())];
+        let containers = runtime.list(&filter).await?;
+        if self.gone || self.pod.metadata.deletion_timestamp.is_some() {
+            self.terminate(&containers).await?;
+            if !self.gone {
+                self.finish_delete().await?;
+            }
+            return Ok(true);
+        }
+        let phase = self.pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        if phase == "Succeeded" || phase == "Failed" {
+            return Ok(false);
+        }
+        let Some((sandbox_id, pod_ip)) = self.ensure_sandbox(&containers).await? else {
+            return Ok(false);
+        };
+        self.prepare_volumes()?;
+        let containers = runtime.list(&filter).await?;
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let mut initialized = true;
+        for init in spec.init_containers.clone().unwrap_or_default() {
+            let tries = named(&containers, &init.name, "init");
+            match tries.first() {
+                Some(c) if c.state == RunState::Exited && c.exit_code == 0 => continue,
+                Some(c) if c.state == RunState::Running => {}
+                Some(c) if c.state == RunState::Exited => {
+                    if policy != "Never" {
+                        let attempt = labels::attempt(&c.labels) + 1;
+                        self.restart_with_backoff(&init, attempt, "init", &sandbox_id, &pod_ip).await?;
+                    }
+                }
+                Some(c) => {
+                    let id = c.id.clone();
+                    runtime.start(&id).await?;
+                }
+                None => self.start_container(&init, 0, "init", &sandbox_id, &pod_ip).await?,
+            }
+            initialized = false;
+            break;
+        }
+        if initialized {
+            for container in &spec.containers {
+                self.sync_app_container(container, &containers, &policy, &sandbox_id, &pod_ip)
+                    .await?;
+            }
+        }
+        let containers = runtime.list(&filter).await?;
+        self.collect_garbage(&containers).await;
+        self.sync_probes(&containers, &spec.containers, &pod_ip);
+        self.report(&containers).await?;
+        Ok(false)
+    }
+
+    async fn sync_app_container(
+        &mut self,
+        container: &Container,
+        all: &[ContainerState],
+        policy: &str,
+        sandbox_id: &str,
+        pod_ip: &str,
+    ) -> Result<(), SyncError> {
+        let runtime = self.shared.runtime.clone();
+        let tries = named(all, &container.name, "app");
+        let Some(latest) = tries.first() else {
+            return self.start_container(container, 0, "app", sandbox_id, pod_ip).await;
+        };
+        let attempt = labels::attempt(&latest.labels);
+        match latest.state {
+            RunState::Running => {
+                let kill = {
+                    let table = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+                    table
+                        .get(&container.name)
+                        .filter(|p| p.container_id == latest.id)
+                        .and_then(|p| p.kill.clone())
+                };
+                if let Some(why) = kill {
+                    let object = self.container_object(&container.name, false);
+                    self.event(&object, "Normal", "Killing", &why).await;
+                    let grace = self
+                        .pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.termination_grace_period_seconds)
+                        .unwrap_or(30);
+                    self.stop_probes(&latest.id);
+                    runtime.stop(&latest.id, Duration::from_secs(grace.max(0) as u64)).await?;
+                    // A liveness restart happens at once; the back-off applies to what follows.
+                    return self.start_container(container, attempt + 1, "app", sandbox_id, pod_ip).await;
+                }
+                Ok(())
+            }
+            RunState::Created => {
+                runtime.start(&latest.id).await?;
+                Ok(())
+            }
+            RunState::Exited => {
+                let restart = match policy {
+                    "Always" => true,
+                    "OnFailure" => latest.exit_code != 0,
+                    _ => false,
+                };
+                if restart {
+                    self.restart_with_backoff(container, attempt + 1, "app", sandbox_id, pod_ip)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Restarts a container unless it is backing off, in which case it waits in
+    /// `CrashLoopBackOff` (upstream `doBackOff`).
+    async fn restart_with_backoff(
+        &mut self,
+        container: &Container,
+        attempt: i32,
+        kind: &str,
+        sandbox_id: &str,
+        pod_ip: &str,
+    ) -> Result<(), SyncError> {
+        let now = Instant::now();
+        let previous = self.restart_backoff.get(&container.name).copied();
+        if let Some(b) = previous.filter(|b| b.next > now) {
+            let message = format!(
+                "back-off {}s restarting failed container={} pod={}_{}({})",
+                b.delay.as_secs(),
+                container.name,
+                self.pod.metadata.name.as_deref().unwrap_or(""),
+                self.pod.metadata.namespace.as_deref().unwrap_or(""),
+                self.uid()
+            );
+            let first = self.waiting.get(&container.name).map(|w| w.reason.as_str()) != Some("CrashLoopBackOff");
+            self.waiting.insert(
+                container.name.clone(),
+                Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message,
+                },
+            );
+            if first {
+                let object = self.container_object(&container.name, kind == "init");
+                let text = format!(
+                    "Back-off restarting failed container {} in pod {}_{}({})",
+                    container.name,
+                    self.pod.metadata.name.as_deref().unwrap_or(""),
+                    self.pod.metadata.namespace.as_deref().unwrap_or(""),
+                    self.uid()
+                );
+                self.event(&object, "Warning", "BackOff", &text).await;
+            }
+            self.wake(b.next);
+            return Ok(());
+        }
+        self.restart_backoff
+            .insert(container.name.clone(), Backoff::after(previous, now));
+        self.start_container(container, attempt, kind, sandbox_id, pod_ip).await
+    }
+
+    /// Pulls if the policy says so, then creates and starts one attempt of a container.
+    async fn start_container(
+        &mut self,
+        container: &Container,
+        attempt: i32,
+        kind: &str,
+        sandbox_id: &str,
+        pod_ip: &str,
+    ) -> Result<(), SyncError> {
+        let runtime = self.shared.runtime.clone();
+        let object = self.container_object(&container.name, kind == "init");
+        let image = container.image.clone().unwrap_or_default();
+        if !valid_image(&image) {
+            let message = format!(
+                "Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: invalid reference format"
+            );
+            self.event(&object, "Warning", "InspectFailed", &message).await;
+            self.set_waiting(&container.name, "InvalidImageName", &message);
+            self.event(&object, "Warning", "Failed", "Error: InvalidImageName").await;
+            return Ok(());
+        }
+        let image = super::runtime::with_default_tag(&image);
+        let policy = container.image_pull_policy.clone().unwrap_or_else(|| "IfNotPresent".into());
+        let present = runtime.image(&image).await?;
+        let must_pull = match policy.as_str() {
+            "Always" => true,
+            "Never" => {
+                if present.is_none() {
+                    let message = format!("Container image {image:?} is not present with pull policy of Never");
+                    let first = self.waiting.get(&container.name).map(|w| w.reason.as_str()) != Some("ErrImageNeverPull");
+                    self.set_waiting(&container.name, "ErrImageNeverPull", &message);
+                    if first {
+                        self.event(&object, "Warning", "ErrImageNeverPull", &message).await;
+                        self.event(&object, "Warning", "Failed", "Error: ErrImageNeverPull").await;
+                    }
+                    return Ok(());
+                }
+                false
+            }
+            _ => present.is_none(),
+        };
+        if must_pull {
+            let now = Instant::now();
+            if let Some(b) = self.pull_backoff.get(&image).copied().filter(|b| b.next > now) {
+                let message = format!("Back-off pulling image {image:?}");
+                let first = self.waiting.get(&container.name).map(|w| w.reason.as_str()) != Some("ImagePullBackOff");
+                self.set_waiting(&container.name, "ImagePullBackOff", &message);
+                if first {
+                    self.event(&object, "Normal", "BackOff", &message).await;
+                    self.event(&object, "Warning", "Failed", "Error: ImagePullBackOff").await;
+                }
+                self.wake(b.next);
+                return Ok(());
+            }
+            self.event(&object, "Normal", "Pulling", &format!("Pulling image {image:?}")).await;
+            let started = std::time::Instant::now();
+            match runtime.pull(&image).await {
+                Ok(_) => {
+                    self.pull_backoff.remove(&image);
+                    let took = started.elapsed().as_secs_f64();
+                    let message = format!("Successfully pulled image {image:?} in {took:.3}s ({took:.3}s including waiting)");
+                    self.event(&object, "Normal", "Pulled", &message).await;
+                }
+                Err(e) => {
+                    let previous = self.pull_backoff.get(&image).copied();
+                    let backoff = Backoff::after(previous, Instant::now());
+                    self.pull_backoff.insert(image.clone(), backoff);
+                    let message = format!("Failed to pull image {image:?}: {e}");
+                    self.event(&object, "Warning", "Failed", &message).await;
+                    self.event(&object, "Warning", "Failed", "Error: ErrImagePull").await;
+                    self.set_waiting(&container.name, "ErrImagePull", &message);
+                    self.wake(backoff.next);
+                    return Ok(());
+                }
+            }
+        } else {
+            let message = format!("Container image {image:?} already present on machine");
+            self.event(&object, "Normal", "Pulled", &message).await;
+        }
+        let spec = self.container_spec(container, &image, attempt, kind, sandbox_id, pod_ip)?;
+        // A name left over from an attempt that failed half-way is cleared first.
+        let _ = runtime.remove(&spec.name).await;
+        let id = match runtime.create_container(&spec).await {
+            Ok(id) => id,
+            Err(e) => {
+                let message = e.to_string();
+                self.event(&object, "Warning", "Failed", &format!("Error: {message}")).await;
+                self.set_waiting(&container.name, "CreateContainerError", &message);
+                self.wake(Instant::now() + BACKOFF_START);
+                return Ok(());
+            }
+        };
+        self.event(&object, "Normal", "Created", &format!("Created container {}", container.name)).await;
+        if let Err(e) = runtime.start(&id).await {
+            let message = e.to_string();
+            self.event(&object, "Warning", "Failed", &format!("Error: {message}")).await;
+            self.set_waiting(&container.name, "RunContainerError", &message);
+            return Ok(());
+        }
+        self.waiting.remove(&container.name);
+        self.event(&object, "Normal", "Started", &format!("Started container {}", container.name)).await;
+        Ok(())
+    }
+
+    fn set_waiting(&mut self, name: &str, reason: &str, message: &str) {
+        self.waiting.insert(
+            name.to_string(),
+            Waiting {
+                reason: reason.into(),
+                message: message.into(),
+            },
+        );
+    }
+
+    fn env(&self, container: &Container, pod_ip: &str) -> Vec<(String, String)> {
+        let pod = &self.pod;
+        let mut env: Vec<(String, String)> = Vec::new();
+        for var in container.env.clone().unwrap_or_default() {
+            let value = if let Some(value) = var.value {
+                expand(&value, &env)
+            } else if let Some(field) = var.value_from.as_ref().and_then(|v| v.field_ref.as_ref()) {
+                let path = field.field_path.as_str();
+                let meta = &pod.metadata;
+                let from_map = |map: &Option<BTreeMap<String, String>>, key: &str| {
+                    map.as_ref().and_then(|m| m.get(key)).cloned().unwrap_or_default()
+                };
+                match path {
+                    "metadata.name" => meta.name.clone().unwrap_or_default(),
+                    "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
+                    "metadata.uid" => meta.uid.clone().unwrap_or_default(),
+                    "spec.nodeName" => self.shared.node.clone(),
+                    "spec.serviceAccountName" => pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.service_account_name.clone())
+                        .unwrap_or_default(),
+                    "status.podIP" | "status.podIPs" => pod_ip.to_string(),
+                    "status.hostIP" | "status.hostIPs" => self.shared.host_ip.clone(),
+                    other => {
+                        if let Some(key) = other.strip_prefix("metadata.labels['").and_then(|k| k.strip_suffix("']")) {
+                            from_map(&meta.labels, key)
+                        } else if let Some(key) = other.strip_prefix("metadata.annotations['").and_then(|k| k.strip_suffix("']")) {
+                            from_map(&meta.annotations, key)
+                        } else {
+                            String::new()
+                        }
+                    }
+                }
+            } else {
+                String::new()
+            };
+            env.push((var.name, value));
+        }
+        env
+    }
+
+    fn volume_path(&self, name: &str) -> Option<(String, bool)> {
+        let spec = self.pod.spec.as_ref()?;
+        let volume = spec.volumes.as_ref()?.iter().find(|v| v.name == name)?;
+        if let Some(dir) = &volume.empty_dir {
+            if dir.medium.as_deref() == Some("Memory") {
+                // /dev/shm is memory-backed and, unlike a per-container tmpfs, shared by every
+                // container that mounts the volume.
+                return Some((format!("/dev/shm/rkube-{}/{}", self.uid(), name), true));
+            }
+            let path = self.pod_dir().join("volumes/kubernetes.io~empty-dir").join(name);
+            return Some((path.display().to_string(), true));
+        }
+        if let Some(host) = &volume.host_path {
+            return Some((host.path.clone(), false));
+        }
+        None
+    }
+
+    fn prepare_volumes(&self) -> Result<(), SyncError> {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        for volume in spec.volumes.unwrap_or_default() {
+            if let Some((path, _)) = self.volume_path(&volume.name) {
+                if volume.empty_dir.is_some() {
+                    std::fs::create_dir_all(&path)?;
+                    use std::os::unix::fs::PermissionsExt as _;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))?;
+                }
+                if let Some(host) = &volume.host_path {
+                    match host.type_.as_deref() {
+                        Some("DirectoryOrCreate") => std::fs::create_dir_all(&path)?,
+                        Some("FileOrCreate") => {
+                            if let Some(parent) = std::path::Path::new(&path).parent() {
+                                std::fs::create_dir_all(parent)?;
+                            }
+                            std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn container_spec(
+        &self,
+        container: &Container,
+        image: &str,
+        attempt: i32,
+        kind: &str,
+        sandbox_id: &str,
+        pod_ip: &str,
+    ) -> Result<ContainerSpec, SyncError> {
+        let env = self.env(container, pod_ip);
+        let expand_all = |list: &Option<Vec<String>>| {
+            list.as_ref()
+                .map(|l| l.iter().map(|a| expand(a, &env)).collect::<Vec<_>>())
+        };
+        let mut mounts = Vec::new();
+        for mount in container.volume_mounts.clone().unwrap_or_default() {
+            if let Some((mut host, _)) = self.volume_path(&mount.name) {
+                if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                    host = format!("{host}/{sub}");
+                    std::fs::create_dir_all(&host)?;
+                }
+                mounts.push(Mount {
+                    host_path: host,
+                    container_path: mount.mount_path.clone(),
+                    read_only: mount.read_only.unwrap_or(false),
+                });
+            }
+        }
+        let resources = container.resources.clone().unwrap_or_default();
+        let quantity = |map: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str| {
+            map.as_ref()
+                .and_then(|m| m.get(key))
+                .and_then(|q| Quantity::parse(&q.0).ok())
+        };
+        let memory_limit = quantity(&resources.limits, "memory").map(|q| q.value() as i64);
+        let cpu_limit_milli = quantity(&resources.limits, "cpu").map(|q| q.milli_value() as i64);
+        // The kubelet's `MilliCPUToShares`: 1024 shares a core, at least 2.
+        let cpu_shares = quantity(&resources.requests, "cpu")
+            .or_else(|| quantity(&resources.limits, "cpu"))
+            .map(|q| ((q.milli_value() as i64) * 1024 / 1000).max(2));
+        let security = container.security_context.clone().unwrap_or_default();
+        let pod_security = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.clone())
+            .unwrap_or_default();
+        let uid = security.run_as_user.or(pod_security.run_as_user);
+        let gid = security.run_as_group.or(pod_security.run_as_group);
+        let user = uid.map(|u| match gid {
+            Some(g) => format!("{u}:{g}"),
+            None => u.to_string(),
+        });
+        let caps = security.capabilities.clone().unwrap_or_default();
+        Ok(ContainerSpec {
+            name: labels::container_name(&self.pod, &container.name, attempt),
+            image: image.to_string(),
+            command: expand_all(&container.command),
+            args: expand_all(&container.args),
+            env,
+            working_dir: container.working_dir.clone(),
+            labels: labels::for_container(&self.pod, &self.shared.node, &self.shared.cluster, &container.name, kind, attempt),
+            sandbox_id: sandbox_id.to_string(),
+            mounts,
+            tmpfs: Vec::new(),
+            memory_limit,
+            cpu_limit_milli,
+            cpu_shares,
+            user,
+            privileged: security.privileged.unwrap_or(false),
+            cap_add: caps.add.unwrap_or_default(),
+            cap_drop: caps.drop.unwrap_or_default(),
+            tty: container.tty.unwrap_or(false),
+            stdin: container.stdin.unwrap_or(false),
+            stdin_once: container.stdin_once.unwrap_or(false),
+        })
+    }
+
+    /// The running sandbox (id and IP), creating it when missing or dead.
+    async fn ensure_sandbox(
+        &mut self,
+        containers: &[ContainerState],
+    ) -> Result<Option<(String, String)>, SyncError> {
+        let runtime = self.shared.runtime.clone();
+        let sandboxes = named(containers, labels::SANDBOX_NAME, "sandbox");
+        if let Some(sb) = sandboxes.first().filter(|s| s.state == RunState::Running) {
+            let ip = match &sb.ip {
+                Some(ip) if !ip.is_empty() => ip.clone(),
+                _ => runtime.inspect(&sb.id).await?.ip.unwrap_or_default(),
+            };
+            return Ok(Some((sb.id.clone(), ip)));
+        }
+        let attempt = sandboxes.first().map(|s| labels::attempt(&s.labels) + 1).unwrap_or(0);
+        if !sandboxes.is_empty() {
+            // The old sandbox died: its containers lost their network; start over, as the
+            // kubelet does after "Pod sandbox changed, it will be killed and re-created."
+            self.event(&self.object(), "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.").await;
+            for c in containers {
+                if c.state == RunState::Running {
+                    runtime.stop(&c.id, Duration::from_secs(2)).await?;
+                }
+                runtime.remove(&c.id).await?;
+            }
+        }
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let exposed_ports = spec
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.clone().unwrap_or_default())
+            .filter_map(|p| {
+                u16::try_from(p.container_port)
+                    .ok()
+                    .map(|port| (port, p.protocol.unwrap_or_else(|| "TCP".into()).to_lowercase()))
+            })
+            .collect();
+        let sandbox = SandboxSpec {
+            name: labels::container_name(&self.pod, labels::SANDBOX_NAME, attempt),
+            hostname: self.pod.metadata.name.clone().unwrap_or_default(),
+            labels: labels::for_container(&self.pod, &self.shared.node, &self.shared.cluster, labels::SANDBOX_NAME, "sandbox", attempt),
+            network: self.shared.network.clone(),
+            exposed_ports,
+        };
+        let _ = runtime.remove(&sandbox.name).await;
+        let id = match runtime.create_sandbox(&sandbox).await {
+            Ok(id) => id,
+            Err(e) => {
+                let message = format!("Failed to create pod sandbox: {e}");
+                self.event(&self.object(), "Warning", "FailedCreatePodSandBox", &message).await;
+                self.wake(Instant::now() + Duration::from_secs(5));
+                return Ok(None);
+            }
+        };
+        let ip = runtime.inspect(&id).await?.ip.unwrap_or_default();
+        Ok(Some((id, ip)))
+    }
+
+    /// Removes container attempts older than the previous one (kept for `logs --previous`).
+    async fn collect_garbage(&self, containers: &[ContainerState]) {
+        let mut by_name: HashMap<(String, String), Vec<&ContainerState>> = HashMap::new();
+        for c in containers {
+            let name = c.labels.get(labels::CONTAINER_NAME).cloned().unwrap_or_default();
+            by_name.entry((kind_of(c).to_string(), name)).or_default().push(c);
+        }
+        for (_, mut list) in by_name {
+            list.sort_by_key(|c| std::cmp::Reverse(labels::attempt(&c.labels)));
+            for old in list.iter().skip(2).filter(|c| c.state != RunState::Running) {
+                let _ = self.shared.runtime.remove(&old.id).await;
+            }
+        }
+    }
+
+    fn stop_probes(&mut self, id: &str) {
+        if let Some(stop) = self.probe_stops.remove(id) {
+            stop.cancel();
+        }
+    }
+
+    fn sync_probes(&mut self, containers: &[ContainerState], specs: &[Container], pod_ip: &str) {
+        let running: HashMap<String, &ContainerState> = containers
+            .iter()
+            .filter(|c| kind_of(c) == "app" && c.state == RunState::Running)
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let stale: Vec<String> = self
+            .probe_stops
+            .keys()
+            .filter(|id| !running.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in stale {
+            self.stop_probes(&id);
+        }
+        let ctx = ProbeContext {
+            runtime: self.shared.runtime.clone(),
+            recorder: self.shared.recorder.clone(),
+            object: self.object(),
+            table: self.probes.clone(),
+            poke: self.poke_tx.clone(),
+        };
+        for (id, c) in running {
+            if self.probe_stops.contains_key(&id) {
+                continue;
+            }
+            let name = c.labels.get(labels::CONTAINER_NAME).cloned().unwrap_or_default();
+            let Some(spec) = specs.iter().find(|s| s.name == name) else {
+                continue;
+            };
+            let stop = CancellationToken::new();
+            probes::start(&ctx, spec, &id, pod_ip, &self.shared.tracker, stop.clone());
+            self.probe_stops.insert(id, stop);
+        }
+    }
+
+    /// Writes the status through `pods/status` when it changed.
+    async fn report(&mut self, containers: &[ContainerState]) -> Result<(), SyncError> {
+        let sandboxes = named(containers, labels::SANDBOX_NAME, "sandbox");
+        let probe_results: HashMap<String, ProbeResults> = {
+            let table = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+            containers
+                .iter()
+                .filter(|c| kind_of(c) == "app" && c.state == RunState::Running)
+                .filter_map(|c| {
+                    let name = c.labels.get(labels::CONTAINER_NAME)?.clone();
+                    let result = match table.get(&name).filter(|p| p.container_id == c.id) {
+                        Some(p) => ProbeResults {
+                            ready: p.ready,
+                            started: p.started,
+                        },
+                        None => {
+                            let spec = self.pod.spec.as_ref()?;
+                            let container = spec.containers.iter().find(|s| s.name == name)?;
+                            let plain = container.readiness_probe.is_none() && container.startup_probe.is_none();
+                            ProbeResults {
+                                ready: plain,
+                                started: container.startup_probe.is_none(),
+                            }
+                        }
+                    };
+                    Some((name, result))
+                })
+                .collect()
+        };
+        // A container that runs again no longer waits.
+        for c in containers.iter().filter(|c| c.state == RunState::Running) {
+            if let Some(name) = c.labels.get(labels::CONTAINER_NAME) {
+                self.waiting.remove(name);
+            }
+        }
+        let status = status::pod_status(&Observed {
+            pod: &self.pod,
+            sandbox: sandboxes.first().copied(),
+            containers,
+            waiting: &self.waiting,
+            probes: &probe_results,
+            host_ip: &self.shared.host_ip,
+            now: jiff::Timestamp::now(),
+        });
+        let value = serde_json::to_value(&status).expect("a PodStatus serializes");
+        let current = self.pod.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
+        if Some(&value) == self.last_status.as_ref() && current.as_ref() == Some(&value) {
+            return Ok(());
+        }
+        if current.as_ref() == Some(&value) {
+            self.last_status = Some(value);
+            return Ok(());
+        }
+        let api: Api<Pod> = Api::namespaced(
+            self.shared.client.clone(),
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let name = self.pod.metadata.name.clone().unwrap_or_default();
+        // A merge patch replaces the lists it names (conditions, container statuses), which
+        // are computed whole here; PodScheduled is carried over from the current status.
+        let patch = json!({"status": value});
+        match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(pod) => {
+                self.pod = pod;
+                self.last_status = Some(value);
+                Ok(())
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                self.gone = true;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stops every container within the grace period, then removes them and the volumes.
+    async fn terminate(&mut self, containers: &[ContainerState]) -> Result<(), SyncError> {
+        let runtime = self.shared.runtime.clone();
+        let grace = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .unwrap_or(30)
+            .max(0) as u64;
+        for stop in self.probe_stops.values() {
+            stop.cancel();
+        }
+        self.probe_stops.clear();
+        let mut stops = tokio::task::JoinSet::new();
+        for c in containers.iter().filter(|c| c.state == RunState::Running && kind_of(c) != "sandbox") {
+            let name = c.labels.get(labels::CONTAINER_NAME).cloned().unwrap_or_default();
+            let object = self.container_object(&name, kind_of(c) == "init");
+            self.event(&object, "Normal", "Killing", &format!("Stopping container {name}")).await;
+            let runtime = runtime.clone();
+            let id = c.id.clone();
+            stops.spawn(async move { runtime.stop(&id, Duration::from_secs(grace)).await });
+        }
+        while let Some(done) = stops.join_next().await {
+            if let Ok(Err(e)) = done {
+                tracing::warn!(pod = %self.describe(), error = %e, "stopping a container failed");
+            }
+        }
+        for c in containers.iter().filter(|c| kind_of(c) != "sandbox") {
+            runtime.remove(&c.id).await?;
+        }
+        for c in containers.iter().filter(|c| kind_of(c) == "sandbox") {
+            runtime.remove(&c.id).await?;
+        }
+        let _ = std::fs::remove_dir_all(self.pod_dir());
+        let _ = std::fs::remove_dir_all(format!("/dev/shm/rkube-{}", self.uid()));
+        Ok(())
+    }
+
+    /// The final delete (grace 0, this Pod's uid only) that removes the Pod from the API.
+    async fn finish_delete(&self) -> Result<(), SyncError> {
+        let api: Api<Pod> = Api::namespaced(
+            self.shared.client.clone(),
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(self.uid()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(self.pod.metadata.name.as_deref().unwrap_or(""), &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references_are_checked_like_the_kubelet() {
+        for ok in ["busybox", "busybox:1.36", "localhost:5000/a/b:v1", "rkube-test/sh:1", "img@sha256:abc"] {
+            assert!(valid_image(ok), "{ok}");
+        }
+        for bad in ["NGINX:::latest", "Upper/case", "a//b", "", "x:"] {
+            assert!(!valid_image(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn variable_references_expand_like_the_kubelet() {
+        let env = vec![("A".to_string(), "1".to_string())];
+        assert_eq!(expand("x$(A)y", &env), "x1y");
+        assert_eq!(expand("$$(A)", &env), "$(A)");
+        assert_eq!(expand("$(B)", &env), "$(B)");
+        assert_eq!(expand("cost $5", &env), "cost $5");
+    }
+
+    #[test]
+    fn crash_backoff_doubles_to_five_minutes() {
+        let now = Instant::now();
+        let mut b = Backoff::after(None, now);
+        let mut delays = vec![b.delay.as_secs()];
+        for _ in 0..6 {
+            b = Backoff::after(Some(b), now);
+            delays.push(b.delay.as_secs());
+        }
+        assert_eq!(delays, [10, 20, 40, 80, 160, 300, 300]);
+    }
+}

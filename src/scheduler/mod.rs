@@ -1,0 +1,411 @@
+//! The scheduler: binds each unassigned Pod to a node with room for it.
+//!
+//! A client of the API server and nothing else (architecture invariant). One task owns the
+//! state: the nodes, every non-terminal Pod, and the Pods assumed onto a node while their
+//! binding is in flight, so two Pods never take the same room. Decisions are made in memory
+//! (see [`framework`]); bindings and status writes run beside the loop and report back.
+//!
+//! Nothing is scheduled before both watches have listed everything, so a restarted scheduler
+//! counts every bound Pod before it places a new one.
+
+pub mod framework;
+pub mod message;
+mod queue;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt as _};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt as _;
+use kube::Api;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::client::{EventRecorder, ObjectRef};
+use framework::NodeInfo;
+use queue::SchedulingQueue;
+
+/// The name Pods ask for in `spec.schedulerName`, and the events' source.
+pub const SCHEDULER_NAME: &str = "default-scheduler";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("the {what} watch ended")]
+    WatchEnded { what: &'static str },
+}
+
+/// How a binding went.
+struct BindOutcome {
+    uid: String,
+    result: Result<(), kube::Error>,
+}
+
+/// A watch's objects while it (re)lists, applied in one piece when the list is complete.
+struct Relist<K> {
+    buffer: Option<Vec<K>>,
+    synced: bool,
+}
+
+impl<K> Default for Relist<K> {
+    fn default() -> Self {
+        Relist {
+            buffer: None,
+            synced: false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    nodes: HashMap<String, Node>,
+    pods: HashMap<String, Pod>,
+    /// uid → node, for Pods whose binding has not shown up in the watch yet.
+    assumed: HashMap<String, String>,
+    queue: SchedulingQueue,
+    /// Per-node accounting, rebuilt from `nodes`, `pods` and `assumed` when stale.
+    infos: Vec<NodeInfo>,
+    stale: bool,
+    node_list: Relist<Node>,
+    pod_list: Relist<Pod>,
+}
+
+fn uid(pod: &Pod) -> String {
+    pod.metadata.uid.clone().unwrap_or_default()
+}
+
+fn node_of(pod: &Pod) -> &str {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .unwrap_or("")
+}
+
+/// Whether this scheduler should place the Pod.
+fn wants_scheduling(pod: &Pod) -> bool {
+    let spec = pod.spec.as_ref();
+    let ours = spec
+        .and_then(|s| s.scheduler_name.as_deref())
+        .is_none_or(|n| n == SCHEDULER_NAME);
+    ours && node_of(pod).is_empty() && pod.metadata.deletion_timestamp.is_none()
+}
+
+impl State {
+    fn synced(&self) -> bool {
+        self.node_list.synced && self.pod_list.synced
+    }
+
+    fn on_node_event(&mut self, event: Event<Node>) {
+        match event {
+            Event::Init => self.node_list.buffer = Some(Vec::new()),
+            Event::InitApply(node) => {
+                if let Some(buffer) = &mut self.node_list.buffer {
+                    buffer.push(node);
+                }
+            }
+            Event::InitDone => {
+                let listed = self.node_list.buffer.take().unwrap_or_default();
+                self.nodes = listed
+                    .into_iter()
+                    .map(|n| (n.metadata.name.clone().unwrap_or_default(), n))
+                    .collect();
+                self.node_list.synced = true;
+                self.changed();
+            }
+            Event::Apply(node) => {
+                self.nodes
+                    .insert(node.metadata.name.clone().unwrap_or_default(), node);
+                self.changed();
+            }
+            Event::Delete(node) => {
+                self.nodes
+                    .remove(node.metadata.name.as_deref().unwrap_or_default());
+                self.stale = true;
+            }
+        }
+    }
+
+    fn on_pod_event(&mut self, event: Event<Pod>) {
+        match event {
+            Event::Init => self.pod_list.buffer = Some(Vec::new()),
+            Event::InitApply(pod) => {
+                if let Some(buffer) = &mut self.pod_list.buffer {
+                    buffer.push(pod);
+                }
+            }
+            Event::InitDone => {
+                let listed = self.pod_list.buffer.take().unwrap_or_default();
+                let before: Vec<String> = self.pods.keys().cloned().collect();
+                self.pods.clear();
+                for pod in listed {
+                    self.apply_pod(pod);
+                }
+                for gone in before.iter().filter(|u| !self.pods.contains_key(*u)) {
+                    self.queue.remove(gone);
+                    self.assumed.remove(gone);
+                }
+                self.pod_list.synced = true;
+                self.changed();
+            }
+            Event::Apply(pod) => self.apply_pod(pod),
+            Event::Delete(pod) => {
+                let id = uid(&pod);
+                let was_bound = self
+                    .pods
+                    .remove(&id)
+                    .is_some_and(|p| !node_of(&p).is_empty())
+                    || self.assumed.remove(&id).is_some();
+                self.queue.remove(&id);
+                if was_bound {
+                    self.changed();
+                }
+            }
+        }
+    }
+
+    fn apply_pod(&mut self, pod: Pod) {
+        let id = uid(&pod);
+        if wants_scheduling(&pod) {
+            if !self.assumed.contains_key(&id) {
+                self.queue.add(&id);
+            }
+        } else {
+            self.queue.remove(&id);
+            if !node_of(&pod).is_empty() {
+                self.assumed.remove(&id);
+            }
+        }
+        let node = node_of(&pod).to_string();
+        let previous = self.pods.insert(id, pod);
+        // A Pod's placement or requests only change when it is bound; anything else about it
+        // leaves the accounting as it is.
+        if previous.as_ref().is_none_or(|p| node_of(p) != node) {
+            self.stale = true;
+        }
+    }
+
+    /// Room may have appeared: rebuild the accounting and retry every waiting Pod now.
+    fn changed(&mut self) {
+        self.stale = true;
+        self.queue.move_all_to_active();
+    }
+
+    fn rebuild(&mut self) {
+        let mut infos: Vec<NodeInfo> = self.nodes.values().cloned().map(NodeInfo::new).collect();
+        infos.sort_by(|a, b| a.node.metadata.name.cmp(&b.node.metadata.name));
+        let index: HashMap<String, usize> = infos
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.node.metadata.name.clone().unwrap_or_default(), i))
+            .collect();
+        for (id, pod) in &self.pods {
+            let node = match self.assumed.get(id) {
+                Some(node) => node.as_str(),
+                None => node_of(pod),
+            };
+            if let Some(i) = index.get(node) {
+                let mut placed = pod.clone();
+                if let Some(spec) = placed.spec.as_mut() {
+                    spec.node_name = Some(node.to_string());
+                }
+                infos[*i].add_pod(&placed);
+            }
+        }
+        self.infos = infos;
+        self.stale = false;
+    }
+}
+
+/// Runs the scheduler until `shutdown`.
+pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<(), SchedulerError> {
+    let recorder = Arc::new(EventRecorder::new(client.clone(), SCHEDULER_NAME, ""));
+    let nodes = watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .default_backoff();
+    // Terminal Pods hold no room (upstream's informer leaves them out the same way).
+    let pod_config =
+        watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+    let pods = watcher::watcher(Api::<Pod>::all(client.clone()), pod_config).default_backoff();
+    let mut nodes = std::pin::pin!(nodes);
+    let mut pods = std::pin::pin!(pods);
+    let tracker = TaskTracker::new();
+    let (bound_tx, mut bound_rx) = mpsc::channel::<BindOutcome>(1024);
+    let mut state = State::default();
+    let mut rng = rand::rng();
+    tracing::info!("scheduler started");
+    loop {
+        let wake = state
+            .queue
+            .next_wakeup()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            event = next(&mut nodes, "node") => state.on_node_event(event?),
+            event = next(&mut pods, "pod") => state.on_pod_event(event?),
+            Some(outcome) = bound_rx.recv() => on_bound(&mut state, outcome),
+            () = tokio::time::sleep_until(wake) => {}
+            () = shutdown.cancelled() => break,
+        }
+        if !state.synced() {
+            continue;
+        }
+        while let Some(id) = state.queue.pop(Instant::now()) {
+            schedule_one(&mut state, &id, &client, &recorder, &tracker, &bound_tx, &mut rng);
+        }
+    }
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    Ok(())
+}
+
+/// The next watch event; transient watch errors are logged and skipped (the watcher
+/// re-lists or resumes by itself).
+async fn next<K>(
+    stream: &mut (impl Stream<Item = Result<Event<K>, watcher::Error>> + Unpin),
+    what: &'static str,
+) -> Result<Event<K>, SchedulerError> {
+    loop {
+        match stream.next().await {
+            Some(Ok(event)) => return Ok(event),
+            Some(Err(e)) => tracing::warn!(watch = what, error = %e, "watch failed; retrying"),
+            None => return Err(SchedulerError::WatchEnded { what }),
+        }
+    }
+}
+
+fn on_bound(state: &mut State, outcome: BindOutcome) {
+    let Err(e) = outcome.result else {
+        return;
+    };
+    state.assumed.remove(&outcome.uid);
+    state.stale = true;
+    match &e {
+        // Bound by someone else, or gone: nothing to retry.
+        kube::Error::Api(s) if s.code == 409 || s.code == 404 => {
+            tracing::info!(uid = %outcome.uid, error = %e, "binding refused");
+        }
+        _ => {
+            tracing::warn!(uid = %outcome.uid, error = %e, "binding failed; will retry");
+            state.queue.failed(&outcome.uid, Instant::now());
+        }
+    }
+}
+
+fn schedule_one(
+    state: &mut State,
+    id: &str,
+    client: &kube::Client,
+    recorder: &Arc<EventRecorder>,
+    tracker: &TaskTracker,
+    bound_tx: &mpsc::Sender<BindOutcome>,
+    rng: &mut impl rand::Rng,
+) {
+    let Some(pod) = state.pods.get(id).cloned() else {
+        return;
+    };
+    if !wants_scheduling(&pod) || state.assumed.contains_key(id) {
+        return;
+    }
+    if state.stale {
+        state.rebuild();
+    }
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let object = ObjectRef::pod(&namespace, &name, id);
+    match framework::schedule(&pod, &state.infos, rng) {
+        Ok(node) => {
+            let mut placed = pod.clone();
+            if let Some(spec) = placed.spec.as_mut() {
+                spec.node_name = Some(node.clone());
+            }
+            if let Some(info) = state
+                .infos
+                .iter_mut()
+                .find(|i| i.node.metadata.name.as_deref() == Some(node.as_str()))
+            {
+                info.add_pod(&placed);
+            }
+            state.assumed.insert(id.to_string(), node.clone());
+            let client = client.clone();
+            let recorder = recorder.clone();
+            let bound_tx = bound_tx.clone();
+            let uid = id.to_string();
+            tracker.spawn(async move {
+                let result = bind(&client, &namespace, &name, &uid, &node).await;
+                if result.is_ok() {
+                    let message = format!("Successfully assigned {namespace}/{name} to {node}");
+                    recorder.record(&object, "Normal", "Scheduled", &message).await;
+                }
+                let _ = bound_tx.send(BindOutcome { uid, result }).await;
+            });
+        }
+        Err(fit) => {
+            state.queue.failed(id, Instant::now());
+            let message = fit.message();
+            let already = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"))
+                .is_some_and(|c| c.status == "False" && c.message.as_deref() == Some(&message));
+            let client = client.clone();
+            let recorder = recorder.clone();
+            tracker.spawn(async move {
+                recorder
+                    .record(&object, "Warning", "FailedScheduling", &message)
+                    .await;
+                if !already {
+                    if let Err(e) = mark_unschedulable(&client, &namespace, &name, &message).await {
+                        tracing::debug!(pod = %name, error = %e, "cannot update PodScheduled");
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// POSTs the Binding (`pods/<name>/binding`), with the Pod's uid as precondition.
+async fn bind(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    node: &str,
+) -> Result<(), kube::Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let body = json!({
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": name, "namespace": namespace, "uid": uid},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+    });
+    let _: serde_json::Value = api
+        .create_subresource("binding", name, &PostParams::default(), &body)
+        .await?;
+    Ok(())
+}
+
+/// Sets `PodScheduled=False`, reason `Unschedulable`, as upstream's scheduler does.
+async fn mark_unschedulable(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    message: &str,
+) -> Result<(), kube::Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let patch = json!({"status": {"conditions": [{
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": message,
+        "lastProbeTime": null,
+        "lastTransitionTime": crate::meta::object::now_rfc3339(),
+    }]}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await?;
+    Ok(())
+}
