@@ -103,6 +103,9 @@ struct ClusterArgs {
     /// A kind-style cluster config (`kind: Cluster`); without it, one schedulable node.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The cluster's name (overrides the config's `name`, as `kind --name` does).
+    #[arg(long)]
+    name: Option<String>,
     /// Where the cluster keeps its data and logs.
     #[arg(long, default_value = ".rkube")]
     state_dir: PathBuf,
@@ -121,6 +124,7 @@ impl ClusterArgs {
     fn options(&self) -> UpOptions {
         UpOptions {
             config: self.config.clone(),
+            name: self.name.clone(),
             state_dir: self.state_dir.clone(),
             certs_dir: self.certs_dir.clone(),
             kubeconfig: self.kubeconfig.clone(),
@@ -206,7 +210,9 @@ async fn main() -> anyhow::Result<()> {
             let runtime = rkube::kubelet::docker::DockerRuntime::connect()
                 .await
                 .context("cannot reach the Docker engine: is dockerd running?")?;
-            let pairs = |list: &[String], what: &str| -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+            let pairs = |list: &[String],
+                         what: &str|
+             -> anyhow::Result<std::collections::BTreeMap<String, String>> {
                 list.iter()
                     .filter(|s| !s.is_empty())
                     .map(|kv| {

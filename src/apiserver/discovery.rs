@@ -88,8 +88,10 @@ pub fn resource_list(
     }
     if group.is_empty() {
         // The legacy `POST /api/v1/namespaces/<ns>/bindings`, still used by some schedulers.
-        resources.push(json!({"name": "bindings", "singularName": "binding", "namespaced": true,
-            "kind": "Binding", "verbs": ["create"]}));
+        resources.push(
+            json!({"name": "bindings", "singularName": "binding", "namespaced": true,
+            "kind": "Binding", "verbs": ["create"]}),
+        );
         resources.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     }
     let group_version = if group.is_empty() {

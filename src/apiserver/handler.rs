@@ -232,11 +232,23 @@ fn authorize(user: &User, verb: &str, path: &ResourcePath) -> Result<(), ApiErro
             _ if read => true,
             ("nodes", "" | "status") if writes_own(&path.name) => true,
             ("nodes", _) => {
-                return Err(node_forbidden(path, &format!("node {node:?} is not allowed to modify node {:?}", path.name)));
+                return Err(node_forbidden(
+                    path,
+                    &format!(
+                        "node {node:?} is not allowed to modify node {:?}",
+                        path.name
+                    ),
+                ));
             }
             ("leases", "") if path.namespace == "kube-node-lease" && writes_own(&path.name) => true,
             ("leases", "") => {
-                return Err(node_forbidden(path, &format!("node {node:?} is not allowed to modify lease {:?}", path.name)));
+                return Err(node_forbidden(
+                    path,
+                    &format!(
+                        "node {node:?} is not allowed to modify lease {:?}",
+                        path.name
+                    ),
+                ));
             }
             ("pods", "status") if matches!(verb, "update" | "patch") => true,
             ("pods", "") if verb == "delete" => true,
@@ -307,7 +319,7 @@ async fn authorize_node_object(
     let Some(node) = node_name(user) else {
         return Ok(());
     };
-    if user.in_group("system:masters") || path.resource != "pods" || path.group != "" {
+    if user.in_group("system:masters") || path.resource != "pods" || !path.group.is_empty() {
         return Ok(());
     }
     let what = match (verb, path.subresource.as_str()) {
@@ -461,7 +473,10 @@ async fn resource_request(
     if path.group.is_empty() && path.resource == "bindings" && path.name.is_empty() {
         if req.method() != Method::POST {
             return Err(ApiError::method_not_supported(
-                GroupResource { group: "", resource: "bindings" },
+                GroupResource {
+                    group: "",
+                    resource: "bindings",
+                },
                 &req.method().to_string().to_lowercase(),
             ));
         }

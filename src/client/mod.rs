@@ -18,10 +18,11 @@ pub enum ClientError {
 /// A client authenticated by the kubeconfig at `path`.
 pub async fn from_kubeconfig(path: &Path) -> Result<kube::Client, ClientError> {
     let shown = path.display().to_string();
-    let config = kube::config::Kubeconfig::read_from(path).map_err(|e| ClientError::Kubeconfig {
-        path: shown.clone(),
-        reason: e.to_string(),
-    })?;
+    let config =
+        kube::config::Kubeconfig::read_from(path).map_err(|e| ClientError::Kubeconfig {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
     let config =
         kube::Config::from_custom_kubeconfig(config, &kube::config::KubeConfigOptions::default())
             .await

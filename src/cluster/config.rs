@@ -71,7 +71,11 @@ const KNOWN_UNSUPPORTED: &[&str] = &[
     "dnsSearch",
 ];
 
-fn check_keys(map: &serde_json::Map<String, Value>, path: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+fn check_keys(
+    map: &serde_json::Map<String, Value>,
+    path: &str,
+    allowed: &[&str],
+) -> Result<(), ConfigError> {
     for key in map.keys() {
         if !allowed.contains(&key.as_str()) {
             let field = if path.is_empty() {
@@ -119,12 +123,34 @@ impl ClusterConfig {
         }
     }
 
+    /// The same cluster under another name (`--name`); node names follow it.
+    pub fn renamed(mut self, name: &str) -> Result<ClusterConfig, ConfigError> {
+        if !is_dns_label(name) {
+            return Err(invalid(
+                "name",
+                "must be a lowercase DNS label (a-z, 0-9, '-')",
+            ));
+        }
+        for node in &mut self.nodes {
+            if let Some(suffix) = node.name.strip_prefix(&self.name) {
+                node.name = format!("{name}{suffix}");
+            }
+        }
+        self.name = name.to_string();
+        Ok(self)
+    }
+
     pub fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
-        let doc: Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let doc: Value =
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
         let Some(top) = doc.as_object() else {
             return Err(ConfigError::Parse("the document is not a map".into()));
         };
-        check_keys(top, "", &["kind", "apiVersion", "name", "nodes", "networking"])?;
+        check_keys(
+            top,
+            "",
+            &["kind", "apiVersion", "name", "nodes", "networking"],
+        )?;
         if top.get("kind").and_then(Value::as_str) != Some("Cluster") {
             return Err(invalid("kind", "must be Cluster"));
         }
@@ -135,7 +161,12 @@ impl ClusterConfig {
         let name = match top.get("name") {
             None => DEFAULT_NAME.to_string(),
             Some(Value::String(n)) if is_dns_label(n) => n.clone(),
-            Some(_) => return Err(invalid("name", "must be a lowercase DNS label (a-z, 0-9, '-')")),
+            Some(_) => {
+                return Err(invalid(
+                    "name",
+                    "must be a lowercase DNS label (a-z, 0-9, '-')",
+                ))
+            }
         };
         let mut api_server_address = None;
         let mut api_server_port = None;
@@ -148,7 +179,9 @@ impl ClusterConfig {
                 let addr = addr
                     .as_str()
                     .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
-                    .ok_or_else(|| invalid("networking.apiServerAddress", "must be an IP address"))?;
+                    .ok_or_else(|| {
+                        invalid("networking.apiServerAddress", "must be an IP address")
+                    })?;
                 api_server_address = Some(addr.to_string());
             }
             if let Some(port) = net.get("apiServerPort") {
@@ -172,10 +205,19 @@ impl ClusterConfig {
                 return Err(invalid(&path, "must be a map"));
             };
             check_keys(map, &path, &["role", "labels", "capacity"])?;
-            let role = match map.get("role").and_then(Value::as_str).unwrap_or("control-plane") {
+            let role = match map
+                .get("role")
+                .and_then(Value::as_str)
+                .unwrap_or("control-plane")
+            {
                 "control-plane" => Role::ControlPlane,
                 "worker" => Role::Worker,
-                other => return Err(invalid(&format!("{path}.role"), format!("unknown role {other:?}: use control-plane or worker"))),
+                other => {
+                    return Err(invalid(
+                        &format!("{path}.role"),
+                        format!("unknown role {other:?}: use control-plane or worker"),
+                    ))
+                }
             };
             let node_name = match role {
                 Role::ControlPlane => {
@@ -202,7 +244,12 @@ impl ClusterConfig {
                 }
                 match crate::meta::quantity::Quantity::parse(value) {
                     Ok(q) if !q.is_negative() && !q.is_zero() => {}
-                    _ => return Err(invalid(&field, format!("{value:?} is not a positive quantity"))),
+                    _ => {
+                        return Err(invalid(
+                            &field,
+                            format!("{value:?} is not a positive quantity"),
+                        ))
+                    }
                 }
             }
             nodes.push(NodeConfig {
@@ -248,7 +295,8 @@ fn numbered(base: &str, n: usize) -> String {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 40
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -273,7 +321,8 @@ mod tests {
 
     #[test]
     fn a_lone_control_plane_is_schedulable() {
-        let config = ClusterConfig::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n").expect("parses");
+        let config = ClusterConfig::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n")
+            .expect("parses");
         assert_eq!(config.nodes[0].name, "rkube-control-plane");
         assert!(!config.nodes[0].taint_control_plane);
     }
@@ -284,10 +333,18 @@ mod tests {
             "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMappings: []\n",
         )
         .expect_err("refused");
-        assert_eq!(err.to_string(), "nodes[0].extraPortMappings is a kind setting rkube does not support; remove it");
+        assert_eq!(
+            err.to_string(),
+            "nodes[0].extraPortMappings is a kind setting rkube does not support; remove it"
+        );
         let err = ClusterConfig::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking: {podSubnet: 10.0.0.0/16}\n")
             .expect_err("refused");
-        assert_eq!(err, ConfigError::Unsupported { field: "networking.podSubnet".into() });
+        assert_eq!(
+            err,
+            ConfigError::Unsupported {
+                field: "networking.podSubnet".into()
+            }
+        );
         let err = ClusterConfig::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: worker\n  capacity: {gpu: 1}\n")
             .expect_err("refused");
         assert!(err.to_string().starts_with("nodes[0].capacity.gpu"));

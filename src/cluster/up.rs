@@ -20,6 +20,7 @@ use crate::storage::EtcdStorage;
 #[derive(Debug, Clone)]
 pub struct UpOptions {
     pub config: Option<PathBuf>,
+    pub name: Option<String>,
     pub state_dir: PathBuf,
     pub certs_dir: PathBuf,
     pub kubeconfig: PathBuf,
@@ -70,6 +71,13 @@ pub struct ProcessRecord {
     pub name: String,
     pub pid: u32,
     pub marker: String,
+    /// How it was started, so that `up` can restart it alone if it died.
+    #[serde(default)]
+    pub program: PathBuf,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub log: PathBuf,
 }
 
 impl State {
@@ -200,7 +208,8 @@ async fn wait_for(
 pub async fn up(options: &UpOptions) -> Result<State, UpError> {
     let config = match &options.config {
         Some(path) => {
-            let text = fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
+            let text =
+                fs::read_to_string(path).map_err(io(format!("cannot read {}", path.display())))?;
             ClusterConfig::parse(&text).map_err(|source| UpError::Config {
                 path: path.display().to_string(),
                 source,
@@ -208,12 +217,37 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         }
         None => ClusterConfig::single_node(),
     };
+    let config = match &options.name {
+        Some(name) => config.renamed(name).map_err(|source| UpError::Config {
+            path: "--name".into(),
+            source,
+        })?,
+        None => config,
+    };
     let port = config.api_server_port.unwrap_or(options.port);
     let state_dir = &options.state_dir;
-    if let Some(state) = read_state(state_dir) {
-        if state.all_alive() && ready(&options.kubeconfig).await
-        {
-            println!("rkube is already running: API server {}", state.server);
+    if let Some(mut state) = read_state(state_dir) {
+        let core_alive = state
+            .processes
+            .iter()
+            .filter(|p| p.marker == "etcd" || p.marker == "apiserver")
+            .all(|p| alive(p.pid, &p.marker));
+        if core_alive && ready(&options.kubeconfig).await {
+            if state.all_alive() {
+                println!("rkube is already running: API server {}", state.server);
+                return Ok(state);
+            }
+            // etcd and the API server are fine: restart only what died.
+            for p in state
+                .processes
+                .iter_mut()
+                .filter(|p| !alive(p.pid, &p.marker))
+            {
+                let t = step(&format!("Restarting {}", p.name));
+                p.pid = spawn_detached(&p.program, &p.args, &p.log)?;
+                done(t);
+            }
+            state.save(state_dir)?;
             return Ok(state);
         }
         stop(&state);
@@ -285,6 +319,9 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
             name: "etcd".into(),
             pid: etcd_pid,
             marker: "etcd".into(),
+            program: etcd_bin.clone(),
+            args: etcd_args.clone(),
+            log: etcd_log.clone(),
         }],
     };
     state.save(state_dir)?;
@@ -301,7 +338,10 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
     .await?;
     done(t);
 
-    let address = config.api_server_address.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let address = config
+        .api_server_address
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1".into());
     let server = format!("https://{address}:{port}");
     state.server = server.clone();
     super::kubeconfig::write(
@@ -348,6 +388,9 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         name: "apiserver".into(),
         pid: apiserver_pid,
         marker: "apiserver".into(),
+        program: exe.clone(),
+        args: args.clone(),
+        log: apiserver_log.clone(),
     });
     state.save(state_dir)?;
     let kubeconfig = options.kubeconfig.clone();
@@ -372,6 +415,9 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         name: "scheduler".into(),
         pid: scheduler_pid,
         marker: "scheduler".into(),
+        program: exe.clone(),
+        args: args.clone(),
+        log: scheduler_log.clone(),
     });
     state.save(state_dir)?;
     done(t);
@@ -384,7 +430,9 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
             &format!("system:node:{}", node.name),
             &["system:nodes"],
         )?;
-        let kubeconfig = options.certs_dir.join(format!("kubelet-{}.kubeconfig", node.name));
+        let kubeconfig = options
+            .certs_dir
+            .join(format!("kubelet-{}.kubeconfig", node.name));
         super::kubeconfig::write(
             &kubeconfig,
             "rkube",
@@ -395,7 +443,10 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         )?;
         let mut labels = node.labels.clone();
         if node.role == Role::ControlPlane {
-            labels.insert("node-role.kubernetes.io/control-plane".into(), String::new());
+            labels.insert(
+                "node-role.kubernetes.io/control-plane".into(),
+                String::new(),
+            );
         }
         let mut args: Vec<String> = vec![
             "kubelet".into(),
@@ -432,11 +483,17 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
             name: format!("kubelet {}", node.name),
             pid,
             marker: "kubelet".into(),
+            program: exe.clone(),
+            args: args.clone(),
+            log: log.clone(),
         });
         state.save(state_dir)?;
         done(t);
     }
-    let t = step(&format!("Waiting for {} node(s) to be Ready", config.nodes.len()));
+    let t = step(&format!(
+        "Waiting for {} node(s) to be Ready",
+        config.nodes.len()
+    ));
     let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
     let admin_kubeconfig = options.kubeconfig.clone();
     wait_for("the nodes", &logs, Duration::from_secs(60), async || {
@@ -493,7 +550,10 @@ async fn remove_containers(cluster: &str) -> Result<(), UpError> {
     let docker = crate::kubelet::docker::DockerRuntime::connect()
         .await
         .map_err(|e| UpError::Failed(format!("cannot reach Docker to remove containers: {e}")))?;
-    let filter = [(crate::kubelet::labels::CLUSTER.to_string(), cluster.to_string())];
+    let filter = [(
+        crate::kubelet::labels::CLUSTER.to_string(),
+        cluster.to_string(),
+    )];
     let containers = docker
         .list(&filter)
         .await
@@ -511,7 +571,12 @@ async fn remove_containers(cluster: &str) -> Result<(), UpError> {
 pub async fn down(options: &UpOptions, purge: bool) -> Result<(), UpError> {
     match read_state(&options.state_dir) {
         Some(state) => {
-            let names: Vec<&str> = state.processes.iter().rev().map(|p| p.name.as_str()).collect();
+            let names: Vec<&str> = state
+                .processes
+                .iter()
+                .rev()
+                .map(|p| p.name.as_str())
+                .collect();
             let t = step(&format!("Stopping {}", names.join(", ")));
             stop(&state);
             let _ = fs::remove_file(state_path(&options.state_dir));

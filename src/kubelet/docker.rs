@@ -4,7 +4,8 @@
 //! on the cluster's bridge network, and each app container joins the sandbox's network and IPC
 //! namespaces with `container:<sandbox>` modes. Where dockershim made a choice (swap disabled
 //! under a memory limit, CFS quota with a 100ms period, a progress deadline on pulls,
-//! `ipc=shareable` sandboxes, the sandbox's OOM score) this file makes the same one and says so.
+//! `ipc=shareable` sandboxes) this file makes the same one and says so.
+#![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Display;
@@ -45,9 +46,12 @@ pub const CPU_PERIOD_US: i64 = 100_000;
 /// The smallest CFS quota the kubelet sets (`minQuotaPeriod`, 1ms).
 const MIN_CPU_QUOTA_US: i64 = 1_000;
 
-/// The OOM score of sandboxes: upstream's `PodInfraOOMAdj`, so the kernel kills app containers
-/// before the process that holds the pod's namespaces.
-const SANDBOX_OOM_SCORE_ADJ: i64 = -998;
+/// Upstream's OOM score for sandboxes (`PodInfraOOMAdj`), so the kernel kills app containers
+/// before the process that holds the pod's namespaces. Opt-in through
+/// [`DockerRuntime::with_sandbox_oom_score_adj`]: lowering a score needs CAP_SYS_RESOURCE, which
+/// engines running inside a sandboxed environment may lack (on rkube's development machines
+/// runc then fails every such start with "can't get final child's PID from pipe").
+pub const UPSTREAM_SANDBOX_OOM_SCORE_ADJ: i64 = -998;
 
 /// Label put on networks created by [`Runtime::ensure_network`], to tell them apart.
 pub const NETWORK_LABEL: &str = "io.rkube.network";
@@ -64,9 +68,11 @@ pub struct DockerRuntime {
     docker: Docker,
     pause_image: String,
     pull_progress_deadline: Duration,
+    sandbox_oom_score_adj: Option<i64>,
+    sandbox_init: bool,
     // Serialise the check-then-create sequences, so that concurrent pod starts on one node do
     // not import the pause image twice or create the cluster network twice (engine 20.10
-    // happily creates two networks of one name).
+    // happily creates two networks of one name; see ensure_network for other processes).
     pause_lock: Arc<Mutex<()>>,
     network_lock: Arc<Mutex<()>>,
 }
@@ -89,6 +95,8 @@ impl DockerRuntime {
             docker,
             pause_image: PAUSE_IMAGE.to_string(),
             pull_progress_deadline: DEFAULT_PULL_PROGRESS_DEADLINE,
+            sandbox_oom_score_adj: None,
+            sandbox_init: true,
             pause_lock: Arc::default(),
             network_lock: Arc::default(),
         }
@@ -103,6 +111,20 @@ impl DockerRuntime {
     /// Changes how long a pull may show no progress before it is cancelled.
     pub fn with_pull_progress_deadline(mut self, deadline: Duration) -> Self {
         self.pull_progress_deadline = deadline;
+        self
+    }
+
+    /// Sets the OOM score adjustment of sandboxes (see [`UPSTREAM_SANDBOX_OOM_SCORE_ADJ`]).
+    pub fn with_sandbox_oom_score_adj(mut self, adj: Option<i64>) -> Self {
+        self.sandbox_oom_score_adj = adj;
+        self
+    }
+
+    /// Whether sandboxes run the engine's init (docker-init) as PID 1 in front of pause; on by
+    /// default, see `create_sandbox`. Turn it off for engines installed without docker-init:
+    /// sandboxes then take their whole grace period to stop.
+    pub fn with_sandbox_init(mut self, init: bool) -> Self {
+        self.sandbox_init = init;
         self
     }
 
@@ -165,6 +187,26 @@ impl DockerRuntime {
         Ok(created.id)
     }
 
+    /// The networks called exactly `name` (the engine's name filter also matches substrings).
+    async fn networks_named(
+        &self,
+        name: &str,
+    ) -> Result<Vec<bollard::models::Network>, RuntimeError> {
+        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let networks = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| engine_error(format!("listing networks named {name:?}"), e))?;
+        Ok(networks
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .collect())
+    }
+
     async fn import_pause_image(&self) -> Result<ImageInfo, RuntimeError> {
         tracing::info!(image = %self.pause_image, "importing the built-in pause image");
         self.import_image(&self.pause_image, pause_image_tar(), pause_image_changes())
@@ -217,37 +259,40 @@ impl Runtime for DockerRuntime {
 
     async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
         let _serial = self.network_lock.lock().await;
-        match self.docker.inspect_network(name, None).await {
-            Ok(_) => return Ok(()),
-            Err(DockerError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {}
-            Err(e) => return Err(engine_error(format!("inspecting network {name:?}"), e)),
+        let mut existing = self.networks_named(name).await?;
+        if existing.is_empty() {
+            let request = NetworkCreateRequest {
+                name: name.to_string(),
+                driver: Some("bridge".to_string()),
+                labels: Some(HashMap::from([(
+                    NETWORK_LABEL.to_string(),
+                    name.to_string(),
+                )])),
+                ..Default::default()
+            };
+            self.docker
+                .create_network(request)
+                .await
+                .map_err(|e| engine_error(format!("creating network {name:?}"), e))?;
+            existing = self.networks_named(name).await?;
         }
-        let request = NetworkCreateRequest {
-            name: name.to_string(),
-            driver: Some("bridge".to_string()),
-            labels: Some(HashMap::from([(
-                NETWORK_LABEL.to_string(),
-                name.to_string(),
-            )])),
-            ..Default::default()
-        };
-        let created = self
-            .docker
-            .create_network(request)
-            .await
-            .map_err(|e| engine_error(format!("creating network {name:?}"), e))?;
-        // Before API 1.44 the engine creates a second network of the same name and only warns;
-        // another process won the race, so take ours back.
-        if !created.warning.is_empty() {
-            tracing::debug!(
-                network = name,
-                "duplicate network removed: {}",
-                created.warning
-            );
-            if let Err(e) = self.docker.remove_network(&created.id).await {
-                tracing::warn!(network = name, "cannot remove duplicate network: {e}");
+        if existing.len() > 1 {
+            // Before API 1.44 the engine lets two creators race to two networks of one name,
+            // after which attaching by name fails as "ambiguous". Every caller that sees the
+            // duplicates keeps the same one (the oldest, then the lowest ID) and removes the
+            // rest, so racing kubelets converge.
+            existing.sort_by_key(|n| {
+                let created = serde_json::to_value(&n.created)
+                    .ok()
+                    .and_then(|v| v.as_str().and_then(parse_time));
+                (created, n.id.clone())
+            });
+            for duplicate in existing.iter().skip(1) {
+                let Some(id) = &duplicate.id else { continue };
+                tracing::debug!(network = name, id = %id, "removing a duplicate network");
+                if let Err(e) = self.docker.remove_network(id).await {
+                    tracing::warn!(network = name, "cannot remove duplicate network {id}: {e}");
+                }
             }
         }
         Ok(())
@@ -255,21 +300,9 @@ impl Runtime for DockerRuntime {
 
     async fn remove_network(&self, name: &str) -> Result<(), RuntimeError> {
         let context = format!("removing network {name:?}");
-        let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
-        let options = ListNetworksOptionsBuilder::default()
-            .filters(&filters)
-            .build();
-        let networks = self
-            .docker
-            .list_networks(Some(options))
-            .await
-            .map_err(|e| engine_error(&context, e))?;
-        // The name filter matches substrings; remove every exact match by ID (there can be
-        // several on old engines, see ensure_network).
-        for network in networks {
-            if network.name.as_deref() != Some(name) {
-                continue;
-            }
+        // Remove every network of that name by ID (old engines may hold several, see
+        // ensure_network).
+        for network in self.networks_named(name).await? {
             let Some(id) = network.id else { continue };
             match self.docker.remove_network(&id).await {
                 Ok(()) => {}
@@ -359,8 +392,8 @@ impl Runtime for DockerRuntime {
                 // The engine's init (tini) is PID 1 and forwards SIGTERM to pause, which has
                 // no handler of its own (see pause/pause.rs): sandboxes then stop at once
                 // instead of waiting out the grace period.
-                init: Some(true),
-                oom_score_adj: Some(SANDBOX_OOM_SCORE_ADJ),
+                init: Some(self.sandbox_init),
+                oom_score_adj: self.sandbox_oom_score_adj,
                 ..Default::default()
             }),
             ..Default::default()

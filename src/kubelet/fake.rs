@@ -7,6 +7,7 @@
 //! create, `die` after `start`, exit 143 after SIGTERM, 137 after SIGKILL or OOM). Everything is
 //! deterministic: IDs, IPs and times come from counters and a clock that only moves when a
 //! container changes state (or the test moves it).
+#![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};

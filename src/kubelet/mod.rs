@@ -111,12 +111,13 @@ pub async fn run(
         host_ip: config.host_ip.clone(),
         runtime_version: runtime.version().await?,
     };
-    let registered = node::register(&client, &spec)
-        .await
-        .map_err(|source| KubeletError::Register {
-            node: config.node_name.clone(),
-            source,
-        })?;
+    let registered =
+        node::register(&client, &spec)
+            .await
+            .map_err(|source| KubeletError::Register {
+                node: config.node_name.clone(),
+                source,
+            })?;
     tracing::info!(node = %config.node_name, "node registered");
     let tracker = TaskTracker::new();
     tracker.spawn(node::heartbeat(
@@ -128,7 +129,11 @@ pub async fn run(
     let shared = Arc::new(Shared {
         client: client.clone(),
         runtime: runtime.clone(),
-        recorder: Arc::new(EventRecorder::new(client.clone(), "kubelet", &config.node_name)),
+        recorder: Arc::new(EventRecorder::new(
+            client.clone(),
+            "kubelet",
+            &config.node_name,
+        )),
         node: config.node_name.clone(),
         cluster: config.cluster.clone(),
         network,

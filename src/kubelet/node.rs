@@ -77,10 +77,30 @@ fn conditions(now: &str) -> Value {
             "lastHeartbeatTime": now, "lastTransitionTime": now})
     };
     json!([
-        condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-        condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        condition(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available"
+        ),
+        condition(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure"
+        ),
+        condition(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available"
+        ),
+        condition(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status"
+        ),
     ])
 }
 
@@ -130,12 +150,14 @@ pub async fn register(client: &kube::Client, spec: &NodeSpec) -> Result<Node, ku
     if !spec.taints.is_empty() {
         body["spec"]["taints"] = json!(spec.taints);
     }
-    let node: Node = serde_json::from_value(body.clone()).expect("a Node built from known fields decodes");
+    let node: Node =
+        serde_json::from_value(body.clone()).expect("a Node built from known fields decodes");
     match api.create(&PostParams::default(), &node).await {
         Ok(node) => Ok(node),
         Err(kube::Error::Api(e)) if e.code == 409 => {
             let patch = json!({"metadata": {"labels": labels}});
-            api.patch(&spec.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            api.patch(&spec.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
             let patch = json!({"status": status(spec)});
             api.patch_status(&spec.name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
@@ -145,7 +167,12 @@ pub async fn register(client: &kube::Client, spec: &NodeSpec) -> Result<Node, ku
 }
 
 /// Renews the Lease and refreshes the status every [`HEARTBEAT`] until `shutdown`.
-pub async fn heartbeat(client: kube::Client, spec: NodeSpec, node_uid: String, shutdown: CancellationToken) {
+pub async fn heartbeat(
+    client: kube::Client,
+    spec: NodeSpec,
+    node_uid: String,
+    shutdown: CancellationToken,
+) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let nodes: Api<Node> = Api::all(client);
     loop {
@@ -154,7 +181,11 @@ pub async fn heartbeat(client: kube::Client, spec: NodeSpec, node_uid: String, s
         }
         let patch = json!({"status": {"conditions": conditions(&object::now_rfc3339())}});
         if let Err(e) = nodes
-            .patch_status(&spec.name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .patch_status(
+                &spec.name,
+                &PatchParams::default(),
+                &Patch::Strategic(&patch),
+            )
             .await
         {
             tracing::warn!(node = %spec.name, error = %e, "cannot update the node status");

@@ -5,6 +5,7 @@
 //! `pause/pause.rs`) and `docker import`s it when the image is missing. This module holds no
 //! Docker code: it only makes the bytes to import (see `DockerRuntime::import_image`), with a
 //! small ustar writer that tests also use to build images from host binaries.
+#![forbid(unsafe_code)]
 
 /// The reference sandboxes run; bumped with the crate version so an upgraded kubelet never
 /// reuses an older build.

@@ -81,6 +81,7 @@ struct Worker {
     waiting: HashMap<String, Waiting>,
     restart_backoff: HashMap<String, Backoff>,
     pull_backoff: HashMap<String, Backoff>,
+    sandbox_backoff: Option<Backoff>,
     probes: ProbeTable,
     probe_stops: HashMap<String, CancellationToken>,
     poke_tx: mpsc::Sender<()>,
@@ -89,7 +90,12 @@ struct Worker {
 }
 
 /// Runs the worker of one Pod until the Pod is gone and cleaned up.
-pub async fn run(shared: Arc<Shared>, pod: Pod, mut rx: mpsc::Receiver<Msg>, shutdown: CancellationToken) {
+pub async fn run(
+    shared: Arc<Shared>,
+    pod: Pod,
+    mut rx: mpsc::Receiver<Msg>,
+    shutdown: CancellationToken,
+) {
     let (poke_tx, mut poke_rx) = mpsc::channel(16);
     let mut worker = Worker {
         shared,
@@ -98,6 +104,7 @@ pub async fn run(shared: Arc<Shared>, pod: Pod, mut rx: mpsc::Receiver<Msg>, shu
         waiting: HashMap::new(),
         restart_backoff: HashMap::new(),
         pull_backoff: HashMap::new(),
+        sandbox_backoff: None,
         probes: ProbeTable::default(),
         probe_stops: HashMap::new(),
         poke_tx,
@@ -160,23 +167,40 @@ fn named<'a>(all: &'a [ContainerState], name: &str, kind: &str) -> Vec<&'a Conta
     found
 }
 
-/// Whether an image reference is well-formed, as the kubelet checks before pulling.
+/// Whether an image reference is well-formed, as the kubelet checks before pulling:
+/// `[host[:port]/]path[:tag][@digest]` with a lowercase path.
 fn valid_image(reference: &str) -> bool {
     let name = reference.split('@').next().unwrap_or("");
-    let (repo, tag) = match name.rsplit_once(':') {
-        Some((r, t)) if !t.contains('/') => (r, Some(t)),
+    let (path, tag) = match name.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') => (p, Some(t)),
         _ => (name, None),
     };
-    let repo_ok = !repo.is_empty()
-        && repo.split('/').enumerate().all(|(i, part)| {
-            !part.is_empty()
-                && (i == 0 && part.contains(['.', ':'])
-                    || part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)))
-        });
+    let parts: Vec<&str> = path.split('/').collect();
+    let host_like = |p: &str| {
+        let (host, port) = p.split_once(':').unwrap_or((p, ""));
+        (host.contains('.') || !port.is_empty() || host == "localhost")
+            && !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+            && port.chars().all(|c| c.is_ascii_digit())
+    };
+    let component = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    };
+    let path_ok = parts
+        .iter()
+        .enumerate()
+        .all(|(i, p)| (i == 0 && parts.len() > 1 && host_like(p)) || component(p));
     let tag_ok = tag.is_none_or(|t| {
-        !t.is_empty() && t.len() <= 128 && t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        !t.is_empty()
+            && t.len() <= 128
+            && t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
     });
-    repo_ok && tag_ok
+    path_ok && tag_ok
 }
 
 /// Expands `$(VAR)` references as the kubelet does; `$$` escapes, unknown references stay.
@@ -236,11 +260,15 @@ impl Worker {
 
     fn container_object(&self, name: &str, init: bool) -> ObjectRef {
         let field = if init { "initContainers" } else { "containers" };
-        self.object().with_field_path(&format!("spec.{field}{{{name}}}"))
+        self.object()
+            .with_field_path(&format!("spec.{field}{{{name}}}"))
     }
 
     async fn event(&self, object: &ObjectRef, kind: &str, reason: &str, message: &str) {
-        self.shared.recorder.record(object, kind, reason, message).await;
+        self.shared
+            .recorder
+            .record(object, kind, reason, message)
+            .await;
     }
 
     fn apply(&mut self, msg: Msg) {
@@ -271,7 +299,12 @@ impl Worker {
             }
             return Ok(true);
         }
-        let phase = self.pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        let phase = self
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
         if phase == "Succeeded" || phase == "Failed" {
             return Ok(false);
         }
@@ -280,8 +313,21 @@ impl Worker {
         };
         self.prepare_volumes()?;
         let containers = runtime.list(&filter).await?;
+        // Tell the API the Pod is being set up (`ContainerCreating`) before pulling and
+        // starting, which can take a while; upstream's first status write looks the same.
+        let reported = self
+            .pod
+            .status
+            .as_ref()
+            .is_some_and(|s| s.container_statuses.is_some());
+        if !reported {
+            self.report(&containers).await?;
+        }
         let spec = self.pod.spec.clone().unwrap_or_default();
-        let policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
         let mut initialized = true;
         for init in spec.init_containers.clone().unwrap_or_default() {
             let tries = named(&containers, &init.name, "init");
@@ -291,14 +337,18 @@ impl Worker {
                 Some(c) if c.state == RunState::Exited => {
                     if policy != "Never" {
                         let attempt = labels::attempt(&c.labels) + 1;
-                        self.restart_with_backoff(&init, attempt, "init", &sandbox_id, &pod_ip).await?;
+                        self.restart_with_backoff(&init, attempt, "init", &sandbox_id, &pod_ip)
+                            .await?;
                     }
                 }
                 Some(c) => {
                     let id = c.id.clone();
                     runtime.start(&id).await?;
                 }
-                None => self.start_container(&init, 0, "init", &sandbox_id, &pod_ip).await?,
+                None => {
+                    self.start_container(&init, 0, "init", &sandbox_id, &pod_ip)
+                        .await?
+                }
             }
             initialized = false;
             break;
@@ -327,7 +377,9 @@ impl Worker {
         let runtime = self.shared.runtime.clone();
         let tries = named(all, &container.name, "app");
         let Some(latest) = tries.first() else {
-            return self.start_container(container, 0, "app", sandbox_id, pod_ip).await;
+            return self
+                .start_container(container, 0, "app", sandbox_id, pod_ip)
+                .await;
         };
         let attempt = labels::attempt(&latest.labels);
         match latest.state {
@@ -349,9 +401,13 @@ impl Worker {
                         .and_then(|s| s.termination_grace_period_seconds)
                         .unwrap_or(30);
                     self.stop_probes(&latest.id);
-                    runtime.stop(&latest.id, Duration::from_secs(grace.max(0) as u64)).await?;
+                    runtime
+                        .stop(&latest.id, Duration::from_secs(grace.max(0) as u64))
+                        .await?;
                     // A liveness restart happens at once; the back-off applies to what follows.
-                    return self.start_container(container, attempt + 1, "app", sandbox_id, pod_ip).await;
+                    return self
+                        .start_container(container, attempt + 1, "app", sandbox_id, pod_ip)
+                        .await;
                 }
                 Ok(())
             }
@@ -395,7 +451,8 @@ impl Worker {
                 self.pod.metadata.namespace.as_deref().unwrap_or(""),
                 self.uid()
             );
-            let first = self.waiting.get(&container.name).map(|w| w.reason.as_str()) != Some("CrashLoopBackOff");
+            let first = self.waiting.get(&container.name).map(|w| w.reason.as_str())
+                != Some("CrashLoopBackOff");
             self.waiting.insert(
                 container.name.clone(),
                 Waiting {
@@ -419,7 +476,8 @@ impl Worker {
         }
         self.restart_backoff
             .insert(container.name.clone(), Backoff::after(previous, now));
-        self.start_container(container, attempt, kind, sandbox_id, pod_ip).await
+        self.start_container(container, attempt, kind, sandbox_id, pod_ip)
+            .await
     }
 
     /// Pulls if the policy says so, then creates and starts one attempt of a container.
@@ -438,24 +496,34 @@ impl Worker {
             let message = format!(
                 "Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: invalid reference format"
             );
-            self.event(&object, "Warning", "InspectFailed", &message).await;
+            self.event(&object, "Warning", "InspectFailed", &message)
+                .await;
             self.set_waiting(&container.name, "InvalidImageName", &message);
-            self.event(&object, "Warning", "Failed", "Error: InvalidImageName").await;
+            self.event(&object, "Warning", "Failed", "Error: InvalidImageName")
+                .await;
             return Ok(());
         }
         let image = super::runtime::with_default_tag(&image);
-        let policy = container.image_pull_policy.clone().unwrap_or_else(|| "IfNotPresent".into());
+        let policy = container
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| "IfNotPresent".into());
         let present = runtime.image(&image).await?;
         let must_pull = match policy.as_str() {
             "Always" => true,
             "Never" => {
                 if present.is_none() {
-                    let message = format!("Container image {image:?} is not present with pull policy of Never");
-                    let first = self.waiting.get(&container.name).map(|w| w.reason.as_str()) != Some("ErrImageNeverPull");
+                    let message = format!(
+                        "Container image {image:?} is not present with pull policy of Never"
+                    );
+                    let first = self.waiting.get(&container.name).map(|w| w.reason.as_str())
+                        != Some("ErrImageNeverPull");
                     self.set_waiting(&container.name, "ErrImageNeverPull", &message);
                     if first {
-                        self.event(&object, "Warning", "ErrImageNeverPull", &message).await;
-                        self.event(&object, "Warning", "Failed", "Error: ErrImageNeverPull").await;
+                        self.event(&object, "Warning", "ErrImageNeverPull", &message)
+                            .await;
+                        self.event(&object, "Warning", "Failed", "Error: ErrImageNeverPull")
+                            .await;
                     }
                     return Ok(());
                 }
@@ -465,18 +533,31 @@ impl Worker {
         };
         if must_pull {
             let now = Instant::now();
-            if let Some(b) = self.pull_backoff.get(&image).copied().filter(|b| b.next > now) {
+            if let Some(b) = self
+                .pull_backoff
+                .get(&image)
+                .copied()
+                .filter(|b| b.next > now)
+            {
                 let message = format!("Back-off pulling image {image:?}");
-                let first = self.waiting.get(&container.name).map(|w| w.reason.as_str()) != Some("ImagePullBackOff");
+                let first = self.waiting.get(&container.name).map(|w| w.reason.as_str())
+                    != Some("ImagePullBackOff");
                 self.set_waiting(&container.name, "ImagePullBackOff", &message);
                 if first {
                     self.event(&object, "Normal", "BackOff", &message).await;
-                    self.event(&object, "Warning", "Failed", "Error: ImagePullBackOff").await;
+                    self.event(&object, "Warning", "Failed", "Error: ImagePullBackOff")
+                        .await;
                 }
                 self.wake(b.next);
                 return Ok(());
             }
-            self.event(&object, "Normal", "Pulling", &format!("Pulling image {image:?}")).await;
+            self.event(
+                &object,
+                "Normal",
+                "Pulling",
+                &format!("Pulling image {image:?}"),
+            )
+            .await;
             let started = std::time::Instant::now();
             match runtime.pull(&image).await {
                 Ok(_) => {
@@ -491,7 +572,8 @@ impl Worker {
                     self.pull_backoff.insert(image.clone(), backoff);
                     let message = format!("Failed to pull image {image:?}: {e}");
                     self.event(&object, "Warning", "Failed", &message).await;
-                    self.event(&object, "Warning", "Failed", "Error: ErrImagePull").await;
+                    self.event(&object, "Warning", "Failed", "Error: ErrImagePull")
+                        .await;
                     self.set_waiting(&container.name, "ErrImagePull", &message);
                     self.wake(backoff.next);
                     return Ok(());
@@ -508,21 +590,35 @@ impl Worker {
             Ok(id) => id,
             Err(e) => {
                 let message = e.to_string();
-                self.event(&object, "Warning", "Failed", &format!("Error: {message}")).await;
+                self.event(&object, "Warning", "Failed", &format!("Error: {message}"))
+                    .await;
                 self.set_waiting(&container.name, "CreateContainerError", &message);
                 self.wake(Instant::now() + BACKOFF_START);
                 return Ok(());
             }
         };
-        self.event(&object, "Normal", "Created", &format!("Created container {}", container.name)).await;
+        self.event(
+            &object,
+            "Normal",
+            "Created",
+            &format!("Created container {}", container.name),
+        )
+        .await;
         if let Err(e) = runtime.start(&id).await {
             let message = e.to_string();
-            self.event(&object, "Warning", "Failed", &format!("Error: {message}")).await;
+            self.event(&object, "Warning", "Failed", &format!("Error: {message}"))
+                .await;
             self.set_waiting(&container.name, "RunContainerError", &message);
             return Ok(());
         }
         self.waiting.remove(&container.name);
-        self.event(&object, "Normal", "Started", &format!("Started container {}", container.name)).await;
+        self.event(
+            &object,
+            "Normal",
+            "Started",
+            &format!("Started container {}", container.name),
+        )
+        .await;
         Ok(())
     }
 
@@ -546,7 +642,10 @@ impl Worker {
                 let path = field.field_path.as_str();
                 let meta = &pod.metadata;
                 let from_map = |map: &Option<BTreeMap<String, String>>, key: &str| {
-                    map.as_ref().and_then(|m| m.get(key)).cloned().unwrap_or_default()
+                    map.as_ref()
+                        .and_then(|m| m.get(key))
+                        .cloned()
+                        .unwrap_or_default()
                 };
                 match path {
                     "metadata.name" => meta.name.clone().unwrap_or_default(),
@@ -561,9 +660,15 @@ impl Worker {
                     "status.podIP" | "status.podIPs" => pod_ip.to_string(),
                     "status.hostIP" | "status.hostIPs" => self.shared.host_ip.clone(),
                     other => {
-                        if let Some(key) = other.strip_prefix("metadata.labels['").and_then(|k| k.strip_suffix("']")) {
+                        if let Some(key) = other
+                            .strip_prefix("metadata.labels['")
+                            .and_then(|k| k.strip_suffix("']"))
+                        {
                             from_map(&meta.labels, key)
-                        } else if let Some(key) = other.strip_prefix("metadata.annotations['").and_then(|k| k.strip_suffix("']")) {
+                        } else if let Some(key) = other
+                            .strip_prefix("metadata.annotations['")
+                            .and_then(|k| k.strip_suffix("']"))
+                        {
                             from_map(&meta.annotations, key)
                         } else {
                             String::new()
@@ -587,7 +692,10 @@ impl Worker {
                 // container that mounts the volume.
                 return Some((format!("/dev/shm/rkube-{}/{}", self.uid(), name), true));
             }
-            let path = self.pod_dir().join("volumes/kubernetes.io~empty-dir").join(name);
+            let path = self
+                .pod_dir()
+                .join("volumes/kubernetes.io~empty-dir")
+                .join(name);
             return Some((path.display().to_string(), true));
         }
         if let Some(host) = &volume.host_path {
@@ -612,7 +720,10 @@ impl Worker {
                             if let Some(parent) = std::path::Path::new(&path).parent() {
                                 std::fs::create_dir_all(parent)?;
                             }
-                            std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+                            std::fs::OpenOptions::new()
+                                .create(true)
+                                .append(true)
+                                .open(&path)?;
                         }
                         _ => {}
                     }
@@ -651,7 +762,10 @@ impl Worker {
             }
         }
         let resources = container.resources.clone().unwrap_or_default();
-        let quantity = |map: &Option<BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str| {
+        let quantity = |map: &Option<
+            BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+        >,
+                        key: &str| {
             map.as_ref()
                 .and_then(|m| m.get(key))
                 .and_then(|q| Quantity::parse(&q.0).ok())
@@ -683,7 +797,14 @@ impl Worker {
             args: expand_all(&container.args),
             env,
             working_dir: container.working_dir.clone(),
-            labels: labels::for_container(&self.pod, &self.shared.node, &self.shared.cluster, &container.name, kind, attempt),
+            labels: labels::for_container(
+                &self.pod,
+                &self.shared.node,
+                &self.shared.cluster,
+                &container.name,
+                kind,
+                attempt,
+            ),
             sandbox_id: sandbox_id.to_string(),
             mounts,
             tmpfs: Vec::new(),
@@ -714,11 +835,24 @@ impl Worker {
             };
             return Ok(Some((sb.id.clone(), ip)));
         }
-        let attempt = sandboxes.first().map(|s| labels::attempt(&s.labels) + 1).unwrap_or(0);
+        if let Some(b) = self.sandbox_backoff.filter(|b| b.next > Instant::now()) {
+            self.wake(b.next);
+            return Ok(None);
+        }
+        let attempt = sandboxes
+            .first()
+            .map(|s| labels::attempt(&s.labels) + 1)
+            .unwrap_or(0);
         if !sandboxes.is_empty() {
             // The old sandbox died: its containers lost their network; start over, as the
             // kubelet does after "Pod sandbox changed, it will be killed and re-created."
-            self.event(&self.object(), "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.").await;
+            self.event(
+                &self.object(),
+                "Normal",
+                "SandboxChanged",
+                "Pod sandbox changed, it will be killed and re-created.",
+            )
+            .await;
             for c in containers {
                 if c.state == RunState::Running {
                     runtime.stop(&c.id, Duration::from_secs(2)).await?;
@@ -732,15 +866,25 @@ impl Worker {
             .iter()
             .flat_map(|c| c.ports.clone().unwrap_or_default())
             .filter_map(|p| {
-                u16::try_from(p.container_port)
-                    .ok()
-                    .map(|port| (port, p.protocol.unwrap_or_else(|| "TCP".into()).to_lowercase()))
+                u16::try_from(p.container_port).ok().map(|port| {
+                    (
+                        port,
+                        p.protocol.unwrap_or_else(|| "TCP".into()).to_lowercase(),
+                    )
+                })
             })
             .collect();
         let sandbox = SandboxSpec {
             name: labels::container_name(&self.pod, labels::SANDBOX_NAME, attempt),
             hostname: self.pod.metadata.name.clone().unwrap_or_default(),
-            labels: labels::for_container(&self.pod, &self.shared.node, &self.shared.cluster, labels::SANDBOX_NAME, "sandbox", attempt),
+            labels: labels::for_container(
+                &self.pod,
+                &self.shared.node,
+                &self.shared.cluster,
+                labels::SANDBOX_NAME,
+                "sandbox",
+                attempt,
+            ),
             network: self.shared.network.clone(),
             exposed_ports,
         };
@@ -749,11 +893,20 @@ impl Worker {
             Ok(id) => id,
             Err(e) => {
                 let message = format!("Failed to create pod sandbox: {e}");
-                self.event(&self.object(), "Warning", "FailedCreatePodSandBox", &message).await;
-                self.wake(Instant::now() + Duration::from_secs(5));
+                self.event(
+                    &self.object(),
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    &message,
+                )
+                .await;
+                let backoff = Backoff::after(self.sandbox_backoff, Instant::now());
+                self.sandbox_backoff = Some(backoff);
+                self.wake(backoff.next);
                 return Ok(None);
             }
         };
+        self.sandbox_backoff = None;
         let ip = runtime.inspect(&id).await?.ip.unwrap_or_default();
         Ok(Some((id, ip)))
     }
@@ -762,8 +915,15 @@ impl Worker {
     async fn collect_garbage(&self, containers: &[ContainerState]) {
         let mut by_name: HashMap<(String, String), Vec<&ContainerState>> = HashMap::new();
         for c in containers {
-            let name = c.labels.get(labels::CONTAINER_NAME).cloned().unwrap_or_default();
-            by_name.entry((kind_of(c).to_string(), name)).or_default().push(c);
+            let name = c
+                .labels
+                .get(labels::CONTAINER_NAME)
+                .cloned()
+                .unwrap_or_default();
+            by_name
+                .entry((kind_of(c).to_string(), name))
+                .or_default()
+                .push(c);
         }
         for (_, mut list) in by_name {
             list.sort_by_key(|c| std::cmp::Reverse(labels::attempt(&c.labels)));
@@ -805,7 +965,11 @@ impl Worker {
             if self.probe_stops.contains_key(&id) {
                 continue;
             }
-            let name = c.labels.get(labels::CONTAINER_NAME).cloned().unwrap_or_default();
+            let name = c
+                .labels
+                .get(labels::CONTAINER_NAME)
+                .cloned()
+                .unwrap_or_default();
             let Some(spec) = specs.iter().find(|s| s.name == name) else {
                 continue;
             };
@@ -833,7 +997,8 @@ impl Worker {
                         None => {
                             let spec = self.pod.spec.as_ref()?;
                             let container = spec.containers.iter().find(|s| s.name == name)?;
-                            let plain = container.readiness_probe.is_none() && container.startup_probe.is_none();
+                            let plain = container.readiness_probe.is_none()
+                                && container.startup_probe.is_none();
                             ProbeResults {
                                 ready: plain,
                                 started: container.startup_probe.is_none(),
@@ -860,7 +1025,11 @@ impl Worker {
             now: jiff::Timestamp::now(),
         });
         let value = serde_json::to_value(&status).expect("a PodStatus serializes");
-        let current = self.pod.status.as_ref().and_then(|s| serde_json::to_value(s).ok());
+        let current = self
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok());
         if Some(&value) == self.last_status.as_ref() && current.as_ref() == Some(&value) {
             return Ok(());
         }
@@ -876,7 +1045,10 @@ impl Worker {
         // A merge patch replaces the lists it names (conditions, container statuses), which
         // are computed whole here; PodScheduled is carried over from the current status.
         let patch = json!({"status": value});
-        match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
             Ok(pod) => {
                 self.pod = pod;
                 self.last_status = Some(value);
@@ -897,7 +1069,12 @@ impl Worker {
             .pod
             .metadata
             .deletion_grace_period_seconds
-            .or_else(|| self.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+            .or_else(|| {
+                self.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
             .unwrap_or(30)
             .max(0) as u64;
         for stop in self.probe_stops.values() {
@@ -905,10 +1082,23 @@ impl Worker {
         }
         self.probe_stops.clear();
         let mut stops = tokio::task::JoinSet::new();
-        for c in containers.iter().filter(|c| c.state == RunState::Running && kind_of(c) != "sandbox") {
-            let name = c.labels.get(labels::CONTAINER_NAME).cloned().unwrap_or_default();
+        for c in containers
+            .iter()
+            .filter(|c| c.state == RunState::Running && kind_of(c) != "sandbox")
+        {
+            let name = c
+                .labels
+                .get(labels::CONTAINER_NAME)
+                .cloned()
+                .unwrap_or_default();
             let object = self.container_object(&name, kind_of(c) == "init");
-            self.event(&object, "Normal", "Killing", &format!("Stopping container {name}")).await;
+            self.event(
+                &object,
+                "Normal",
+                "Killing",
+                &format!("Stopping container {name}"),
+            )
+            .await;
             let runtime = runtime.clone();
             let id = c.id.clone();
             stops.spawn(async move { runtime.stop(&id, Duration::from_secs(grace)).await });
@@ -943,7 +1133,10 @@ impl Worker {
             }),
             ..DeleteParams::default()
         };
-        match api.delete(self.pod.metadata.name.as_deref().unwrap_or(""), &params).await {
+        match api
+            .delete(self.pod.metadata.name.as_deref().unwrap_or(""), &params)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
             Err(e) => Err(e.into()),
@@ -957,7 +1150,13 @@ mod tests {
 
     #[test]
     fn image_references_are_checked_like_the_kubelet() {
-        for ok in ["busybox", "busybox:1.36", "localhost:5000/a/b:v1", "rkube-test/sh:1", "img@sha256:abc"] {
+        for ok in [
+            "busybox",
+            "busybox:1.36",
+            "localhost:5000/a/b:v1",
+            "rkube-test/sh:1",
+            "img@sha256:abc",
+        ] {
             assert!(valid_image(ok), "{ok}");
         }
         for bad in ["NGINX:::latest", "Upper/case", "a//b", "", "x:"] {

@@ -97,13 +97,26 @@ pub async fn probe_once(
     }
     if let Some(http) = &probe.http_get {
         let port = port_of(&http.port)?;
-        let host = http.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| pod_ip.to_string());
-        let path = http.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
+        let host = http
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| pod_ip.to_string());
+        let path = http
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into());
         let url = format!("http://{host}:{port}{path}");
         let attempt = async {
             let mut stream = tokio::net::TcpStream::connect((host.as_str(), port as u16))
                 .await
-                .map_err(|e| format!("Get {url:?}: dial tcp {host}:{port}: connect: {}", io_text(&e)))?;
+                .map_err(|e| {
+                    format!(
+                        "Get {url:?}: dial tcp {host}:{port}: connect: {}",
+                        io_text(&e)
+                    )
+                })?;
             let mut request = format!(
                 "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.32\r\nAccept: */*\r\nConnection: close\r\n"
             );
@@ -116,7 +129,10 @@ pub async fn probe_once(
                 .await
                 .map_err(|e| format!("Get {url:?}: {e}"))?;
             let mut head = vec![0u8; 256];
-            let n = stream.read(&mut head).await.map_err(|e| format!("Get {url:?}: {e}"))?;
+            let n = stream
+                .read(&mut head)
+                .await
+                .map_err(|e| format!("Get {url:?}: {e}"))?;
             let line = String::from_utf8_lossy(&head[..n]).to_string();
             let code: u16 = line
                 .split_whitespace()
@@ -135,7 +151,11 @@ pub async fn probe_once(
     }
     if let Some(tcp) = &probe.tcp_socket {
         let port = port_of(&tcp.port)?;
-        let host = tcp.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| pod_ip.to_string());
+        let host = tcp
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| pod_ip.to_string());
         let connect = tokio::net::TcpStream::connect((host.as_str(), port as u16));
         return match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(_)) => Ok(()),
@@ -247,7 +267,9 @@ async fn run(ctx: ProbeContext, kind: Kind, probe: Probe, target: Target) {
                     failures += 1;
                     successes = 0;
                     let message = format!("{} probe failed: {why}", kind.word());
-                    ctx.recorder.record(&object, "Warning", "Unhealthy", &message).await;
+                    ctx.recorder
+                        .record(&object, "Warning", "Unhealthy", &message)
+                        .await;
                 }
             }
             let changed = {
@@ -265,10 +287,14 @@ async fn run(ctx: ProbeContext, kind: Kind, probe: Probe, target: Target) {
                         state.ready |= !readiness;
                     }
                     Kind::Startup if failures >= failure_threshold => {
-                        state.kill = Some(format!("Container {name} failed startup probe, will be restarted"));
+                        state.kill = Some(format!(
+                            "Container {name} failed startup probe, will be restarted"
+                        ));
                     }
                     Kind::Liveness if failures >= failure_threshold => {
-                        state.kill = Some(format!("Container {name} failed liveness probe, will be restarted"));
+                        state.kill = Some(format!(
+                            "Container {name} failed liveness probe, will be restarted"
+                        ));
                     }
                     _ => {}
                 }

@@ -6,6 +6,7 @@
 //! (names, labels, restart policy, probes) lives in the kubelet above this trait, so the same
 //! kubelet logic runs against Docker (`docker.rs`) or against the scripted in-memory engine
 //! (`fake.rs`) in unit tests.
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -67,7 +67,11 @@ fn terminated(c: &ContainerState) -> ContainerStateTerminated {
         container_id: Some(format!("docker://{}", c.id)),
         exit_code: c.exit_code as i32,
         reason: Some(reason.into()),
-        message: if c.error.is_empty() { None } else { Some(c.error.clone()) },
+        message: if c.error.is_empty() {
+            None
+        } else {
+            Some(c.error.clone())
+        },
         started_at: time(c.started_at),
         finished_at: time(c.finished_at),
         signal: None,
@@ -83,7 +87,11 @@ fn container_status(o: &Observed<'_>, spec: &Container, default_waiting: &str) -
     let waiting_state = |w: &Waiting| ApiState {
         waiting: Some(ContainerStateWaiting {
             reason: Some(w.reason.clone()),
-            message: if w.message.is_empty() { None } else { Some(w.message.clone()) },
+            message: if w.message.is_empty() {
+                None
+            } else {
+                Some(w.message.clone())
+            },
         }),
         ..ApiState::default()
     };
@@ -101,8 +109,12 @@ fn container_status(o: &Observed<'_>, spec: &Container, default_waiting: &str) -
             };
             (state, previous.map(exited_last), true)
         }
-        (Some(c), Some(w)) if c.state == RunState::Exited => (waiting_state(w), Some(exited_last(c)), false),
-        (Some(c), None) if c.state == RunState::Exited => (exited_last(c), previous.map(exited_last), false),
+        (Some(c), Some(w)) if c.state == RunState::Exited => {
+            (waiting_state(w), Some(exited_last(c)), false)
+        }
+        (Some(c), None) if c.state == RunState::Exited => {
+            (exited_last(c), previous.map(exited_last), false)
+        }
         (_, Some(w)) => (waiting_state(w), previous.map(exited_last), false),
         _ => (
             waiting_state(&Waiting {
@@ -180,7 +192,11 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         .map(|s| s.name.clone())
         .collect();
     let initialized = pending_init.is_empty();
-    let app_waiting = if initialized { "ContainerCreating" } else { "PodInitializing" };
+    let app_waiting = if initialized {
+        "ContainerCreating"
+    } else {
+        "PodInitializing"
+    };
     let app: Vec<ContainerStatus> = spec
         .containers
         .iter()
@@ -203,7 +219,11 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
             if t.exit_code == 0 {
                 succeeded += 1;
             }
-        } else if s.last_state.as_ref().is_some_and(|l| l.terminated.is_some()) {
+        } else if s
+            .last_state
+            .as_ref()
+            .is_some_and(|l| l.terminated.is_some())
+        {
             stopped += 1;
         } else {
             waiting += 1;
@@ -238,7 +258,11 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         .filter(|s| s.state == RunState::Running)
         .and_then(|s| s.ip.clone())
         .filter(|ip| !ip.is_empty());
-    let unready: Vec<String> = app.iter().filter(|s| !s.ready).map(|s| s.name.clone()).collect();
+    let unready: Vec<String> = app
+        .iter()
+        .filter(|s| !s.ready)
+        .map(|s| s.name.clone())
+        .collect();
     let now = o.now;
     let terminal = phase == "Succeeded" || phase == "Failed";
     let (ready_reason, ready_message) = if terminal && phase == "Succeeded" {
@@ -246,21 +270,48 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
     } else {
         (
             Some("ContainersNotReady".to_string()),
-            Some(format!("containers with unready status: [{}]", unready.join(" "))),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
         )
     };
     let mut conditions = vec![
-        condition(&old_conditions, "PodReadyToStartContainers", pod_ip.is_some(), None, None, now),
+        condition(
+            &old_conditions,
+            "PodReadyToStartContainers",
+            pod_ip.is_some(),
+            None,
+            None,
+            now,
+        ),
         condition(
             &old_conditions,
             "Initialized",
             initialized,
             Some("ContainersNotInitialized".into()),
-            Some(format!("containers with incomplete status: [{}]", pending_init.join(" "))),
+            Some(format!(
+                "containers with incomplete status: [{}]",
+                pending_init.join(" ")
+            )),
             now,
         ),
-        condition(&old_conditions, "Ready", unready.is_empty() && !terminal, ready_reason.clone(), ready_message.clone(), now),
-        condition(&old_conditions, "ContainersReady", unready.is_empty() && !terminal, ready_reason, ready_message, now),
+        condition(
+            &old_conditions,
+            "Ready",
+            unready.is_empty() && !terminal,
+            ready_reason.clone(),
+            ready_message.clone(),
+            now,
+        ),
+        condition(
+            &old_conditions,
+            "ContainersReady",
+            unready.is_empty() && !terminal,
+            ready_reason,
+            ready_message,
+            now,
+        ),
     ];
     if let Some(scheduled) = old_conditions.iter().find(|c| c.type_ == "PodScheduled") {
         conditions.push(scheduled.clone());
@@ -269,7 +320,9 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         phase: Some(phase.into()),
         conditions: Some(conditions),
         host_ip: Some(o.host_ip.to_string()),
-        host_ips: Some(vec![HostIP { ip: o.host_ip.to_string() }]),
+        host_ips: Some(vec![HostIP {
+            ip: o.host_ip.to_string(),
+        }]),
         pod_ip: pod_ip.clone(),
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip }]),
         start_time: old.start_time.clone().or(Some(Time(now))),
@@ -315,14 +368,35 @@ mod tests {
         }
     }
 
-    fn status(p: &Pod, containers: &[ContainerState], waiting: &[(&str, &str)], ready: bool) -> PodStatus {
+    fn status(
+        p: &Pod,
+        containers: &[ContainerState],
+        waiting: &[(&str, &str)],
+        ready: bool,
+    ) -> PodStatus {
         let waiting: HashMap<String, Waiting> = waiting
             .iter()
-            .map(|(c, r)| (c.to_string(), Waiting { reason: r.to_string(), message: String::new() }))
+            .map(|(c, r)| {
+                (
+                    c.to_string(),
+                    Waiting {
+                        reason: r.to_string(),
+                        message: String::new(),
+                    },
+                )
+            })
             .collect();
         let probes: HashMap<String, ProbeResults> = ["a", "b"]
             .iter()
-            .map(|c| (c.to_string(), ProbeResults { ready, started: true }))
+            .map(|c| {
+                (
+                    c.to_string(),
+                    ProbeResults {
+                        ready,
+                        started: true,
+                    },
+                )
+            })
             .collect();
         let sb = sandbox();
         pod_status(&Observed {
@@ -348,17 +422,26 @@ mod tests {
     fn nothing_created_yet_is_pending_container_creating() {
         let s = status(&pod("Always"), &[], &[], true);
         assert_eq!(s.phase.as_deref(), Some("Pending"));
-        assert_eq!(reason(&s.container_statuses.expect("statuses")[0]), "ContainerCreating");
+        assert_eq!(
+            reason(&s.container_statuses.expect("statuses")[0]),
+            "ContainerCreating"
+        );
         assert_eq!(s.pod_ip.as_deref(), Some("172.18.0.5"));
     }
 
     #[test]
     fn all_running_and_ready_is_running_and_ready() {
-        let cs = [container("a", 0, RunState::Running, 0), container("b", 0, RunState::Running, 0)];
+        let cs = [
+            container("a", 0, RunState::Running, 0),
+            container("b", 0, RunState::Running, 0),
+        ];
         let s = status(&pod("Always"), &cs, &[], true);
         assert_eq!(s.phase.as_deref(), Some("Running"));
         let conditions = s.conditions.expect("conditions");
-        let ready = conditions.iter().find(|c| c.type_ == "Ready").expect("Ready");
+        let ready = conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("Ready");
         assert_eq!(ready.status, "True");
         assert!(conditions.iter().any(|c| c.type_ == "PodScheduled"));
     }
@@ -375,33 +458,69 @@ mod tests {
         let b = &s.container_statuses.expect("statuses")[1];
         assert_eq!(reason(b), "CrashLoopBackOff");
         assert_eq!(b.restart_count, 1);
-        let last = b.last_state.clone().and_then(|l| l.terminated).expect("last state");
+        let last = b
+            .last_state
+            .clone()
+            .and_then(|l| l.terminated)
+            .expect("last state");
         assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
     }
 
     #[test]
     fn finished_pods_succeed_or_fail_by_restart_policy() {
-        let ok = [container("a", 0, RunState::Exited, 0), container("b", 0, RunState::Exited, 0)];
-        assert_eq!(status(&pod("Never"), &ok, &[], true).phase.as_deref(), Some("Succeeded"));
-        assert_eq!(status(&pod("Always"), &ok, &[], true).phase.as_deref(), Some("Running"));
-        let bad = [container("a", 0, RunState::Exited, 0), container("b", 0, RunState::Exited, 2)];
-        assert_eq!(status(&pod("Never"), &bad, &[], true).phase.as_deref(), Some("Failed"));
-        assert_eq!(status(&pod("OnFailure"), &bad, &[], true).phase.as_deref(), Some("Running"));
+        let ok = [
+            container("a", 0, RunState::Exited, 0),
+            container("b", 0, RunState::Exited, 0),
+        ];
+        assert_eq!(
+            status(&pod("Never"), &ok, &[], true).phase.as_deref(),
+            Some("Succeeded")
+        );
+        assert_eq!(
+            status(&pod("Always"), &ok, &[], true).phase.as_deref(),
+            Some("Running")
+        );
+        let bad = [
+            container("a", 0, RunState::Exited, 0),
+            container("b", 0, RunState::Exited, 2),
+        ];
+        assert_eq!(
+            status(&pod("Never"), &bad, &[], true).phase.as_deref(),
+            Some("Failed")
+        );
+        assert_eq!(
+            status(&pod("OnFailure"), &bad, &[], true).phase.as_deref(),
+            Some("Running")
+        );
     }
 
     #[test]
     fn unready_container_is_named_in_the_ready_condition() {
-        let cs = [container("a", 0, RunState::Running, 0), container("b", 0, RunState::Running, 0)];
+        let cs = [
+            container("a", 0, RunState::Running, 0),
+            container("b", 0, RunState::Running, 0),
+        ];
         let s = status(&pod("Always"), &cs, &[], false);
         let conditions = s.conditions.expect("conditions");
-        let ready = conditions.iter().find(|c| c.type_ == "Ready").expect("Ready");
+        let ready = conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("Ready");
         assert_eq!(ready.status, "False");
-        assert_eq!(ready.message.as_deref(), Some("containers with unready status: [a b]"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [a b]")
+        );
     }
 
     #[test]
     fn image_pull_errors_show_as_waiting_reasons() {
-        let s = status(&pod("Always"), &[], &[("a", "ErrImagePull"), ("b", "ImagePullBackOff")], true);
+        let s = status(
+            &pod("Always"),
+            &[],
+            &[("a", "ErrImagePull"), ("b", "ImagePullBackOff")],
+            true,
+        );
         let statuses = s.container_statuses.expect("statuses");
         assert_eq!(reason(&statuses[0]), "ErrImagePull");
         assert_eq!(reason(&statuses[1]), "ImagePullBackOff");

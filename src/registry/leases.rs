@@ -4,7 +4,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::{json, Value};
 
 use super::decode::{decode_as, Decoded};
-use super::{age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION};
+use super::{
+    age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION,
+};
 use crate::meta::{object, ApiError};
 
 static INFO: ResourceInfo = ResourceInfo {
@@ -38,7 +40,10 @@ impl Strategy for LeaseStrategy {
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let mut errors = super::validate_meta(obj, true, field_error::name_is_dns_subdomain);
-        if let Some(secs) = obj.pointer("/spec/leaseDurationSeconds").and_then(Value::as_i64) {
+        if let Some(secs) = obj
+            .pointer("/spec/leaseDurationSeconds")
+            .and_then(Value::as_i64)
+        {
             if secs <= 0 {
                 errors.push(FieldError::invalid(
                     "spec.leaseDurationSeconds",
@@ -64,7 +69,10 @@ impl Strategy for LeaseStrategy {
     fn row(&self, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
         vec![
             json!(object::name(obj)),
-            json!(obj.pointer("/spec/holderIdentity").and_then(Value::as_str).unwrap_or("")),
+            json!(obj
+                .pointer("/spec/holderIdentity")
+                .and_then(Value::as_str)
+                .unwrap_or("")),
             json!(age(obj, now)),
         ]
     }

@@ -4,7 +4,9 @@ use k8s_openapi::api::core::v1::Node;
 use serde_json::{json, Value};
 
 use super::decode::{decode_as, Decoded};
-use super::{age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION};
+use super::{
+    age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION,
+};
 use crate::meta::patch::PatchSchema;
 use crate::meta::{object, ApiError};
 
@@ -37,7 +39,10 @@ fn sync_unschedulable_taint(node: &mut Value) {
         .pointer("/spec/unschedulable")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let Some(spec) = node.as_object_mut().map(|o| o.entry("spec").or_insert_with(|| json!({}))) else {
+    let Some(spec) = node
+        .as_object_mut()
+        .map(|o| o.entry("spec").or_insert_with(|| json!({})))
+    else {
         return;
     };
     let Some(spec) = spec.as_object_mut() else {
@@ -120,7 +125,12 @@ impl Strategy for NodeStrategy {
 
     /// Upstream `printNode`.
     fn row(&self, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
-        let text = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+        let text = |p: &str| {
+            obj.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         json_row(obj, now, &text)
     }
 }
@@ -168,7 +178,13 @@ fn json_row(obj: &Value, now: jiff::Timestamp, text: &dyn Fn(&str) -> String) ->
             .unwrap_or("<none>")
             .to_string()
     };
-    let or_unknown = |s: String| if s.is_empty() { "<unknown>".to_string() } else { s };
+    let or_unknown = |s: String| {
+        if s.is_empty() {
+            "<unknown>".to_string()
+        } else {
+            s
+        }
+    };
     vec![
         json!(object::name(obj)),
         json!(status),

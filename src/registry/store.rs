@@ -311,7 +311,11 @@ impl Store {
             let name = object::name(&obj).to_string();
             match self
                 .storage
-                .create(&self.key(namespace, &name), obj.clone(), self.strategy.time_to_live())
+                .create(
+                    &self.key(namespace, &name),
+                    obj.clone(),
+                    self.strategy.time_to_live(),
+                )
                 .await
             {
                 Ok(stored) => return Ok(((*stored.object).clone(), warnings)),
@@ -562,6 +566,10 @@ impl Store {
         let mut try_update = |current: &Stored| -> Result<Value, ApiError> {
             let old = &*current.object;
             let mut new = produce(old)?;
+            if subresource == MARK_DELETION {
+                // Only the deletion marks change: nothing else to default or validate.
+                return Ok(new);
+            }
             keep_system_metadata(&mut new, old);
             match subresource {
                 "status" => strategy.prepare_for_status_update(&mut new, old),
@@ -657,10 +665,16 @@ impl Store {
         if grace.is_some_and(|g| g > 0) || has_finalizers {
             let grace = grace.unwrap_or(0).max(0);
             let marked = self
-                .update_with(namespace, name, "", options.dry_run, &mut |obj| {
-                    self.check_preconditions(name, obj, options)?;
-                    Ok(mark_for_deletion(obj, grace))
-                })
+                .update_with(
+                    namespace,
+                    name,
+                    MARK_DELETION,
+                    options.dry_run,
+                    &mut |obj| {
+                        self.check_preconditions(name, obj, options)?;
+                        Ok(mark_for_deletion(obj, grace))
+                    },
+                )
                 .await?;
             let gone = marked.pointer("/metadata/deletionTimestamp").is_none();
             return Ok((marked, gone));
@@ -772,6 +786,10 @@ fn keep_system_metadata(new: &mut Value, old: &Value) {
 }
 
 const DRY_RUN_REASON: &str = "DryRun";
+
+/// The internal "subresource" of a graceful delete's write: it sets `deletionTimestamp`,
+/// which every other write keeps as it was.
+const MARK_DELETION: &str = "\0mark-deletion";
 
 /// Carries the would-be object of a dry-run update out of the storage retry loop.
 struct DryRun(Value);

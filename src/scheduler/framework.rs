@@ -111,7 +111,7 @@ fn parse_quantity_milli(q: &str) -> Option<i128> {
         "Ei" => (0, 1 << 60),
         other => {
             let exponent = other.strip_prefix(['e', 'E'])?;
-            let digits = exponent.trim_start_matches(['+', '-']);
+            let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
@@ -233,7 +233,10 @@ fn is_scalar_resource(name: &str) -> bool {
 // Pod requests
 // ---------------------------------------------------------------------------------------------
 
-/// The cpu, memory and Pod-count dimensions the scheduler accounts and scores.
+/// The cpu (millicores), memory (bytes) and Pod-count dimensions the scheduler accounts and
+/// scores. A Pod's requests follow upstream `PodRequests`: max(sum of app containers and
+/// sidecars, peak of the init phase) plus overhead; see [`pod_requests`] for the fit view and
+/// [`pod_requests_non_zero`] for the LeastAllocated scoring view.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Resources {
     pub milli_cpu: i64,
@@ -538,6 +541,14 @@ impl NodeInfo {
         }
     }
 
+    /// The host ports placed Pods hold, as (ip, protocol, port) with upstream's defaults filled
+    /// in (`0.0.0.0`, `TCP`).
+    pub fn used_host_ports(&self) -> impl Iterator<Item = (&str, &str, i32)> {
+        self.used_host_ports
+            .keys()
+            .map(|(ip, protocol, port)| (ip.as_str(), protocol.as_str(), *port))
+    }
+
     /// Whether a wanted (ip, protocol, port) collides with a used one (upstream
     /// `HostPortInfo.CheckConflict`): 0.0.0.0 collides with the port on any IP, and any IP
     /// collides with the port on 0.0.0.0 or on itself.
@@ -595,7 +606,9 @@ pub fn tolerates_taint(toleration: &Toleration, taint: &Taint) -> bool {
         return false;
     }
     match toleration.operator.as_deref().unwrap_or("") {
-        "" | "Equal" => toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        "" | "Equal" => {
+            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
         "Exists" => true,
         _ => false,
     }
@@ -695,10 +708,13 @@ fn node_resources_fit(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
         reasons.push(REASON_TOO_MANY_PODS.to_string());
     }
     let free = |alloc: i64, used: i128| i128::from(alloc) - used;
-    if want.milli_cpu > 0 && i128::from(want.milli_cpu) > free(allocatable.milli_cpu, node.requested_cpu) {
+    if want.milli_cpu > 0
+        && i128::from(want.milli_cpu) > free(allocatable.milli_cpu, node.requested_cpu)
+    {
         reasons.push(insufficient_reason(CPU));
     }
-    if want.memory > 0 && i128::from(want.memory) > free(allocatable.memory, node.requested_memory) {
+    if want.memory > 0 && i128::from(want.memory) > free(allocatable.memory, node.requested_memory)
+    {
         reasons.push(insufficient_reason(MEMORY));
     }
     // Ephemeral storage first, then scalar resources (upstream walks a map; the order of
@@ -706,13 +722,19 @@ fn node_resources_fit(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
     let extra_order = want_extra
         .iter()
         .filter(|(name, _)| name.as_str() == EPHEMERAL_STORAGE)
-        .chain(want_extra.iter().filter(|(name, _)| name.as_str() != EPHEMERAL_STORAGE));
+        .chain(
+            want_extra
+                .iter()
+                .filter(|(name, _)| name.as_str() != EPHEMERAL_STORAGE),
+        );
     for (name, amount) in extra_order {
         let is_storage = name == EPHEMERAL_STORAGE;
         if (is_storage && *amount <= 0) || (!is_storage && *amount == 0) {
             continue;
         }
-        let alloc = clamp_i64(milli_to_units(allocatable_list.get(name).copied().unwrap_or(0)));
+        let alloc = clamp_i64(milli_to_units(
+            allocatable_list.get(name).copied().unwrap_or(0),
+        ));
         let used = node.requested_extra.get(name).copied().unwrap_or(0);
         if i128::from(*amount) > free(alloc, used) {
             reasons.push(insufficient_reason(name));
@@ -804,7 +826,11 @@ impl<'a> FieldRequirement<'a> {
     }
 
     fn matches(&self, node_name: &str) -> bool {
-        let field = if self.key == OBJECT_NAME_FIELD { node_name } else { "" };
+        let field = if self.key == OBJECT_NAME_FIELD {
+            node_name
+        } else {
+            ""
+        };
         (field == self.value) == self.equal
     }
 }
@@ -919,7 +945,10 @@ fn preferred_affinity_score(pod: &Pod, node: &Node) -> i64 {
     spec(pod)
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.preferred_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|n| {
+            n.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .into_iter()
         .flatten()
         .filter(|t| t.weight != 0 && !is_empty_term(&t.preference))
@@ -1072,7 +1101,7 @@ fn default_normalize(scores: &mut [i64], reverse: bool) {
             clamp_i64(i128::from(MAX_NODE_SCORE) * i128::from(*s) / i128::from(max))
         };
         if reverse {
-            v = MAX_NODE_SCORE - v;
+            v = MAX_NODE_SCORE.saturating_sub(v);
         }
         *s = v.clamp(0, MAX_NODE_SCORE);
     }
@@ -1100,13 +1129,14 @@ fn least_allocated(allocatable: Resources, cpu: i128, memory: i128) -> i64 {
     if weights == 0 {
         0
     } else {
-        clamp_i64(sum / weights)
+        // Within 0..=100 unless a request is negative, which API validation forbids.
+        clamp_i64(sum / weights).clamp(0, MAX_NODE_SCORE)
     }
 }
 
-/// NodeResourcesBalancedAllocation: `(1 - std) × 100` over the requested fractions (capped at
-/// 1) of the resources the node has; with two resources std is `|f_cpu - f_mem| / 2`. It uses
-/// plain requests (upstream `useRequested: true`), not the non-zero defaults.
+/// NodeResourcesBalancedAllocation: `(1 - std) × 100` over the requested fraction of each
+/// resource the node has (at most one); with two resources std is `|f_cpu - f_mem| / 2`. It
+/// uses plain requests (upstream `useRequested: true`), not the non-zero defaults.
 fn balanced_allocation(allocatable: Resources, cpu: i128, memory: i128) -> i64 {
     let fractions: Vec<f64> = [(allocatable.milli_cpu, cpu), (allocatable.memory, memory)]
         .iter()
@@ -1118,7 +1148,7 @@ fn balanced_allocation(allocatable: Resources, cpu: i128, memory: i128) -> i64 {
         _ => 0.0,
     };
     // Truncation toward zero, as Go's int64(float64) conversion.
-    ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
+    (((1.0 - std) * MAX_NODE_SCORE as f64) as i64).clamp(0, MAX_NODE_SCORE)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1162,8 +1192,7 @@ pub fn schedule(
     nodes: &[NodeInfo],
     rng: &mut impl rand::Rng,
 ) -> Result<String, FitError> {
-    let preemption_never =
-        spec(pod).and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
+    let preemption_never = spec(pod).and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
     let fit_error = |rejections: Vec<(String, Rejection)>| FitError {
         num_all_nodes: nodes.len(),
         rejections,
@@ -1222,6 +1251,924 @@ pub fn schedule(
                 .zip(totals)
                 .collect();
             select_host(&ranked, rng).ok_or_else(|| fit_error(rejections))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::PodStatus;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use serde_json::{json, Value};
+
+    const GI: i64 = 1024 * 1024 * 1024;
+    const MI: i64 = 1024 * 1024;
+
+    fn pod(v: Value) -> Pod {
+        serde_json::from_value(v).expect("test pod is valid JSON for a Pod")
+    }
+
+    /// A Pod whose one container requests `cpu`/`memory` (None leaves the request out), with
+    /// `extra` merged into its spec.
+    fn pod_req(uid: &str, cpu: Option<&str>, memory: Option<&str>, extra: Value) -> Pod {
+        let mut requests = serde_json::Map::new();
+        if let Some(cpu) = cpu {
+            requests.insert("cpu".into(), json!(cpu));
+        }
+        if let Some(memory) = memory {
+            requests.insert("memory".into(), json!(memory));
+        }
+        let mut spec = json!({
+            "containers": [{"name": "app", "image": "app", "resources": {"requests": requests}}]
+        });
+        merge(&mut spec, extra);
+        pod(json!({"metadata": {"name": uid, "namespace": "default", "uid": uid}, "spec": spec}))
+    }
+
+    fn requesting(uid: &str, cpu: &str, memory: &str) -> Pod {
+        pod_req(uid, Some(cpu), Some(memory), json!({}))
+    }
+
+    /// A node with this allocatable, and `extra` merged into the whole object.
+    fn node(name: &str, cpu: &str, memory: &str, pods: &str, extra: Value) -> NodeInfo {
+        let mut v = json!({
+            "metadata": {"name": name},
+            "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": pods}}
+        });
+        merge(&mut v, extra);
+        NodeInfo::new(serde_json::from_value(v).expect("test node is valid JSON for a Node"))
+    }
+
+    fn merge(into: &mut Value, from: Value) {
+        match (into, from) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (slot, v) => *slot = v,
+        }
+    }
+
+    fn plain_node(name: &str) -> NodeInfo {
+        node(name, "4", "8Gi", "110", json!({}))
+    }
+
+    fn reasons(result: Result<(), Rejection>) -> Vec<String> {
+        result.err().map(|r| r.reasons).unwrap_or_default()
+    }
+
+    #[test]
+    fn quantity_parser_rounds_milli_units_up_like_upstream() {
+        #[rustfmt::skip]
+        let cases: &[(&str, Option<i128>)] = &[
+            ("100m", Some(100)), ("1", Some(1000)), ("0.5", Some(500)), ("2.", Some(2000)),
+            (".25", Some(250)), ("1k", Some(1_000_000)), ("1Ki", Some(1_024_000)),
+            ("1Gi", Some(1_073_741_824_000)), ("1.5Mi", Some(1_572_864_000)),
+            ("1e3", Some(1_000_000)), ("1E-3", Some(1)), ("0.0001", Some(1)), ("1n", Some(1)),
+            ("1500u", Some(2)), ("0", Some(0)), ("+7m", Some(7)), ("-1.5m", Some(-1)),
+            ("", None), ("abc", None), ("1Qi", None), ("--1", None), ("1e", None),
+            ("1e+-3", None), ("1.2.3", None), (".", None),
+            ("99999999999999999999999999999999999999999999999E", Some(i128::MAX)),
+            ("1e-999999999999", Some(1)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_quantity_milli(text), *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn pod_requests_sum_app_containers_and_take_the_larger_init_peak() {
+        let c = |cpu: &str, mem: &str| json!({"name": "c", "image": "i", "resources": {"requests": {"cpu": cpu, "memory": mem}}});
+        let sidecar = |cpu: &str| {
+            json!({"name": "s", "image": "i", "restartPolicy": "Always",
+                   "resources": {"requests": {"cpu": cpu}}})
+        };
+        #[rustfmt::skip]
+        let cases = [
+            ("app containers add up", json!([c("1", "1Gi"), c("500m", "1Gi")]), json!([]), (1500, 2 * GI)),
+            ("a larger init container wins", json!([c("1", "1Gi")]), json!([c("3", "512Mi")]), (3000, GI)),
+            ("init containers do not add up", json!([c("1", "1Gi")]), json!([c("2", "1Gi"), c("2", "1Gi")]), (2000, GI)),
+            // sum = 1+2+1 = 4; init peak = max(5, 2, 4+2, 2+1) = 6
+            ("sidecars add to the sum and to later init containers", json!([c("1", "1Gi")]),
+                json!([c("5", "0"), sidecar("2"), c("4", "0"), sidecar("1")]), (6000, GI)),
+            // sum = 1+2 = 3; init peak = max(2, 1+2) = 3
+            ("sidecars alone raise the sum", json!([c("1", "1Gi")]), json!([sidecar("2"), c("1", "0")]), (3000, GI)),
+        ];
+        for (what, containers, init, (cpu, memory)) in cases {
+            let p = pod(json!({"spec": {"containers": containers, "initContainers": init}}));
+            let got = pod_requests(&p);
+            assert_eq!(
+                (got.milli_cpu, got.memory, got.pods),
+                (cpu, memory, 1),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn pod_requests_include_overhead() {
+        let overhead = json!({"overhead": {"cpu": "100m", "memory": "32Mi"}});
+        let p = pod_req("p", Some("250m"), Some("64Mi"), overhead);
+        let want = Resources {
+            milli_cpu: 350,
+            memory: 96 * MI,
+            pods: 1,
+        };
+        assert_eq!(pod_requests(&p), want);
+        assert_eq!(pod_requests_non_zero(&p), want);
+    }
+
+    #[test]
+    fn missing_requests_count_zero_for_fit_but_defaults_for_scoring() {
+        let none = pod_req("p", None, None, json!({}));
+        assert_eq!(
+            pod_requests(&none),
+            Resources {
+                milli_cpu: 0,
+                memory: 0,
+                pods: 1
+            }
+        );
+        let defaults = Resources {
+            milli_cpu: 100,
+            memory: 200 * MI,
+            pods: 1,
+        };
+        assert_eq!(pod_requests_non_zero(&none), defaults);
+        let explicit_zero = pod_req("p", Some("0"), None, json!({}));
+        let zero_cpu = Resources {
+            milli_cpu: 0,
+            ..defaults
+        };
+        assert_eq!(pod_requests_non_zero(&explicit_zero), zero_cpu);
+    }
+
+    #[test]
+    fn node_non_zero_accounting_follows_upstream_calculate_resource_for_sidecars() {
+        // Upstream applies the defaults to each visited list and does not add sidecars to the
+        // app sum there, unlike PodRequests with NonMissingContainerRequests.
+        let p = pod(json!({"metadata": {"uid": "u"}, "spec": {
+            "containers": [{"name": "app", "image": "i"}],
+            "initContainers": [{"name": "s", "image": "i", "restartPolicy": "Always"}]
+        }}));
+        assert_eq!(pod_requests_non_zero(&p).milli_cpu, 200);
+        let mut n = plain_node("n");
+        n.add_pod(&p);
+        assert_eq!(n.non_zero_requested().milli_cpu, 100);
+        assert_eq!(n.non_zero_requested().memory, 200 * MI);
+    }
+
+    #[test]
+    fn node_info_add_and_remove_pod_keep_sums_in_step() {
+        let mut n = plain_node("n");
+        n.add_pod(&requesting("a", "500m", "1Gi"));
+        n.add_pod(&pod_req("b", None, Some("2Gi"), json!({})));
+        let r = |milli_cpu, memory, pods| Resources {
+            milli_cpu,
+            memory,
+            pods,
+        };
+        assert_eq!(n.requested(), r(500, 3 * GI, 2));
+        assert_eq!(n.non_zero_requested(), r(600, 3 * GI, 2));
+        assert!(n.remove_pod("a"));
+        assert_eq!(n.requested(), r(0, 2 * GI, 1));
+        assert_eq!(n.non_zero_requested(), r(100, 2 * GI, 1));
+        assert!(!n.remove_pod("a"), "already gone");
+        assert!(!n.remove_pod(""), "empty uid matches nothing");
+        assert!(n.remove_pod("b"));
+        assert_eq!(n.requested(), Resources::default());
+        assert_eq!(n.allocatable(), r(4000, 8 * GI, 110));
+    }
+
+    #[test]
+    fn filter_rejects_cordoned_node_unless_pod_tolerates_the_unschedulable_taint() {
+        let cordoned = node(
+            "n",
+            "4",
+            "8Gi",
+            "110",
+            json!({"spec": {"unschedulable": true}}),
+        );
+        let plain = requesting("p", "1", "1Gi");
+        let want = Rejection::unresolvable(PLUGIN_NODE_UNSCHEDULABLE, REASON_NODE_UNSCHEDULABLE);
+        assert_eq!(filter(&plain, &cordoned), Err(want));
+        for toleration in [
+            json!({"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}),
+            json!({"operator": "Exists"}),
+        ] {
+            let tolerant = pod_req("p", Some("1"), None, json!({"tolerations": [toleration]}));
+            assert_eq!(filter(&tolerant, &cordoned), Ok(()));
+        }
+    }
+
+    #[test]
+    fn filter_rejects_nodes_other_than_spec_node_name() {
+        let p = pod_req("p", None, None, json!({"nodeName": "b"}));
+        let want = Rejection::unresolvable(PLUGIN_NODE_NAME, REASON_NODE_NAME);
+        assert_eq!(filter(&p, &plain_node("a")), Err(want));
+        assert_eq!(filter(&p, &plain_node("b")), Ok(()));
+    }
+
+    #[test]
+    fn filter_rejects_the_first_untolerated_no_schedule_or_no_execute_taint() {
+        let tainted = node(
+            "n",
+            "4",
+            "8Gi",
+            "110",
+            json!({"spec": {"taints": [
+                {"key": "soft", "value": "x", "effect": "PreferNoSchedule"},
+                {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                {"key": "dedicated", "value": "gpu", "effect": "NoExecute"}
+            ]}}),
+        );
+        let cp = "node-role.kubernetes.io/control-plane";
+        let cp_reason = "node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }";
+        let gpu_reason = "node(s) had untolerated taint {dedicated: gpu}";
+        #[rustfmt::skip]
+        let cases = [
+            (json!([]), Some(cp_reason)),
+            (json!([{"key": cp, "operator": "Exists", "effect": "NoSchedule"}]), Some(gpu_reason)),
+            (json!([{"key": cp, "operator": "Exists"}, {"key": "dedicated", "operator": "Equal", "value": "gpu"}]), None),
+            (json!([{"key": cp, "operator": "Exists"}, {"key": "dedicated", "value": "cpu"}]), Some(gpu_reason)),
+            (json!([{"operator": "Exists"}]), None),
+        ];
+        for (tolerations, want) in cases {
+            let p = pod_req("p", None, None, json!({"tolerations": tolerations.clone()}));
+            let want = match want {
+                None => Ok(()),
+                Some(reason) => Err(Rejection::unresolvable(PLUGIN_TAINT_TOLERATION, reason)),
+            };
+            assert_eq!(filter(&p, &tainted), want, "{tolerations}");
+        }
+    }
+
+    #[test]
+    fn tolerates_taint_follows_upstream_rules() {
+        let taint = Taint {
+            key: "k".into(),
+            value: Some("v".into()),
+            effect: "NoSchedule".into(),
+            ..Taint::default()
+        };
+        // key, operator, value, effect; "" leaves the field out.
+        let t = |key: &str, operator: &str, value: &str, effect: &str| {
+            let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+            Toleration {
+                key: some(key),
+                operator: some(operator),
+                value: some(value),
+                effect: some(effect),
+                ..Toleration::default()
+            }
+        };
+        #[rustfmt::skip]
+        let cases = [
+            ("equal key and value", t("k", "Equal", "v", ""), true),
+            ("operator defaults to Equal", t("k", "", "v", "NoSchedule"), true),
+            ("value differs", t("k", "", "w", ""), false),
+            ("Exists ignores the value", t("k", "Exists", "", ""), true),
+            ("empty key with Exists tolerates every taint", t("", "Exists", "", ""), true),
+            ("effect must match when set", t("k", "Exists", "", "NoExecute"), false),
+            ("key differs", t("other", "Exists", "", ""), false),
+            ("unknown operator", t("k", "Like", "v", ""), false),
+        ];
+        for (what, toleration, want) in cases {
+            assert_eq!(tolerates_taint(&toleration, &taint), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn filter_applies_node_selector_and_required_node_affinity() {
+        let labelled = node(
+            "node-1",
+            "4",
+            "8Gi",
+            "110",
+            json!({"metadata": {"labels": {
+                "zone": "a", "disk": "ssd", "cores": "16"
+            }}}),
+        );
+        let e = |key: &str, op: &str, values: &[&str]| json!({"key": key, "operator": op, "values": values});
+        let exprs = |list: Vec<Value>| json!({"matchExpressions": list});
+        let fields = |list: Vec<Value>| json!({"matchFields": list});
+        let required = |terms: Vec<Value>| {
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                {"nodeSelectorTerms": terms}}}})
+        };
+        let mut both = required(vec![exprs(vec![e("zone", "In", &["a"])])]);
+        merge(&mut both, json!({"nodeSelector": {"disk": "hdd"}}));
+        #[rustfmt::skip]
+        let cases = [
+            ("nodeSelector matches", json!({"nodeSelector": {"zone": "a"}}), true),
+            ("nodeSelector value differs", json!({"nodeSelector": {"zone": "b"}}), false),
+            ("nodeSelector label missing", json!({"nodeSelector": {"gpu": "yes"}}), false),
+            ("In", required(vec![exprs(vec![e("zone", "In", &["a", "b"])])]), true),
+            ("In misses", required(vec![exprs(vec![e("zone", "In", &["b"])])]), false),
+            ("NotIn", required(vec![exprs(vec![e("zone", "NotIn", &["b"])])]), true),
+            ("NotIn on a missing label", required(vec![exprs(vec![e("gpu", "NotIn", &["x"])])]), true),
+            ("Exists", required(vec![exprs(vec![e("disk", "Exists", &[])])]), true),
+            ("DoesNotExist", required(vec![exprs(vec![e("disk", "DoesNotExist", &[])])]), false),
+            ("Gt", required(vec![exprs(vec![e("cores", "Gt", &["8"])])]), true),
+            ("Lt", required(vec![exprs(vec![e("cores", "Lt", &["8"])])]), false),
+            ("Gt on a missing label", required(vec![exprs(vec![e("ram", "Gt", &["1"])])]), false),
+            ("Gt needs an integer", required(vec![exprs(vec![e("cores", "Gt", &["many"])])]), false),
+            ("expressions are ANDed", required(vec![exprs(vec![e("zone", "In", &["a"]), e("disk", "In", &["hdd"])])]), false),
+            ("terms are ORed", required(vec![exprs(vec![e("zone", "In", &["b"])]), exprs(vec![e("disk", "In", &["ssd"])])]), true),
+            ("matchFields on the name", required(vec![fields(vec![e("metadata.name", "In", &["node-1"])])]), true),
+            ("matchFields NotIn the name", required(vec![fields(vec![e("metadata.name", "NotIn", &["node-1"])])]), false),
+            ("no terms match nothing", required(vec![]), false),
+            ("an empty term matches nothing", required(vec![json!({})]), false),
+            ("an invalid term never matches, a later one still can",
+                required(vec![exprs(vec![e("zone", "In", &[])]), exprs(vec![e("zone", "In", &["a"])])]), true),
+            ("nodeSelector and affinity both apply", both, false),
+        ];
+        for (what, extra, fits) in cases {
+            let p = pod_req("p", None, None, extra);
+            let want = match fits {
+                true => Ok(()),
+                false => Err(Rejection::unresolvable(
+                    PLUGIN_NODE_AFFINITY,
+                    REASON_NODE_AFFINITY,
+                )),
+            };
+            assert_eq!(filter(&p, &labelled), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn filter_rejects_host_ports_already_taken_on_the_node() {
+        let port = |ip: &str, protocol: &str, n: i32| json!({"containerPort": 80, "hostPort": n, "hostIP": ip, "protocol": protocol});
+        let with_ports = |uid: &str, ports: Value| {
+            pod(json!({"metadata": {"uid": uid},
+                       "spec": {"containers": [{"name": "c", "image": "i", "ports": ports}]}}))
+        };
+        let mut n = plain_node("n");
+        let old = with_ports(
+            "old",
+            json!([port("10.0.0.1", "TCP", 8080), port("", "", 9090)]),
+        );
+        n.add_pod(&old);
+        let mut used: Vec<_> = n.used_host_ports().collect();
+        used.sort();
+        assert_eq!(used, [("0.0.0.0", "TCP", 9090), ("10.0.0.1", "TCP", 8080)]);
+        #[rustfmt::skip]
+        let cases = [
+            ("same ip, protocol and port", port("10.0.0.1", "TCP", 8080), false),
+            ("a wildcard wanted collides with any ip", port("0.0.0.0", "TCP", 8080), false),
+            ("an empty ip means the wildcard", port("", "TCP", 8080), false),
+            ("another ip is free", port("10.0.0.2", "TCP", 8080), true),
+            ("another protocol is free", port("10.0.0.1", "UDP", 8080), true),
+            ("any ip collides with a wildcard in use", port("10.0.0.7", "TCP", 9090), false),
+            ("an empty protocol means TCP", port("10.0.0.1", "", 8080), false),
+            ("another port is free", port("10.0.0.1", "TCP", 8081), true),
+        ];
+        for (what, wanted, fits) in cases {
+            let p = with_ports("new", json!([wanted]));
+            let want = match fits {
+                true => Ok(()),
+                false => Err(Rejection::unschedulable(
+                    PLUGIN_NODE_PORTS,
+                    vec![REASON_NODE_PORTS.to_string()],
+                )),
+            };
+            assert_eq!(filter(&p, &n), want, "{what}");
+        }
+        assert!(n.remove_pod("old"));
+        assert_eq!(
+            filter(&with_ports("new", json!([port("", "", 9090)])), &n),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn filter_rejects_node_without_room_for_memory_request() {
+        let mut n = node("n", "4", "4Gi", "110", json!({}));
+        n.add_pod(&requesting("old", "1", "3Gi"));
+        let want = Rejection::unschedulable(
+            PLUGIN_NODE_RESOURCES_FIT,
+            vec!["Insufficient memory".to_string()],
+        );
+        assert_eq!(filter(&requesting("p", "1", "2Gi"), &n), Err(want));
+        assert_eq!(
+            filter(&requesting("p", "1", "1Gi"), &n),
+            Ok(()),
+            "exactly full fits"
+        );
+    }
+
+    #[test]
+    fn filter_reports_every_resource_a_node_lacks() {
+        let gpu_and_disk = pod(json!({"metadata": {"uid": "p"}, "spec": {"containers": [
+            {"name": "c", "image": "i",
+             "resources": {"requests": {"example.com/gpu": "1", "ephemeral-storage": "2Gi"}}}
+        ]}}));
+        let small_disk = json!({"status": {"allocatable": {"ephemeral-storage": "1Gi"}}});
+        #[rustfmt::skip]
+        let cases = [
+            ("cpu", requesting("p", "5", "1Gi"), node("n", "4", "8Gi", "110", json!({})),
+                vec!["Insufficient cpu"]),
+            ("all three", requesting("p", "5", "9Gi"), node("n", "4", "8Gi", "0", json!({})),
+                vec!["Too many pods", "Insufficient cpu", "Insufficient memory"]),
+            ("a request-less pod only needs a pod slot", pod_req("p", None, None, json!({})),
+                node("n", "0", "0", "1", json!({})), vec![]),
+            ("extended resources and storage the node lacks", gpu_and_disk,
+                node("n", "4", "8Gi", "110", small_disk),
+                vec!["Insufficient ephemeral-storage", "Insufficient example.com/gpu"]),
+            ("overhead counts", pod_req("p", Some("3900m"), None, json!({"overhead": {"cpu": "200m"}})),
+                node("n", "4", "8Gi", "110", json!({})), vec!["Insufficient cpu"]),
+        ];
+        for (what, p, n, want) in cases {
+            assert_eq!(reasons(filter(&p, &n)), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn filter_counts_pods_already_on_the_node_against_the_pod_limit() {
+        let mut n = node("n", "4", "8Gi", "2", json!({}));
+        n.add_pod(&requesting("a", "1", "1Gi"));
+        assert_eq!(filter(&requesting("p", "1", "1Gi"), &n), Ok(()));
+        n.add_pod(&requesting("b", "1", "1Gi"));
+        assert_eq!(
+            reasons(filter(&requesting("p", "1", "1Gi"), &n)),
+            ["Too many pods"]
+        );
+    }
+
+    #[test]
+    fn filter_returns_the_first_rejection_in_upstream_plugin_order() {
+        let n = node(
+            "n",
+            "1",
+            "1Gi",
+            "110",
+            json!({
+                "metadata": {"labels": {"zone": "a"}},
+                "spec": {"unschedulable": true, "taints": [{"key": "t", "effect": "NoSchedule"}]}
+            }),
+        );
+        let cordon = json!({"key": "node.kubernetes.io/unschedulable", "operator": "Exists"});
+        let everything = json!({"operator": "Exists"});
+        #[rustfmt::skip]
+        let cases = [
+            (json!({"nodeSelector": {"zone": "b"}, "nodeName": "other"}), PLUGIN_NODE_UNSCHEDULABLE),
+            (json!({"nodeSelector": {"zone": "b"}, "nodeName": "other", "tolerations": [cordon]}), PLUGIN_NODE_NAME),
+            (json!({"nodeSelector": {"zone": "b"}, "tolerations": [cordon]}), PLUGIN_TAINT_TOLERATION),
+            (json!({"nodeSelector": {"zone": "b"}, "tolerations": [everything]}), PLUGIN_NODE_AFFINITY),
+            (json!({"tolerations": [everything]}), PLUGIN_NODE_RESOURCES_FIT),
+        ];
+        for (extra, plugin) in cases {
+            let p = pod_req("p", Some("2"), Some("2Gi"), extra.clone());
+            assert_eq!(filter(&p, &n).map_err(|r| r.plugin), Err(plugin), "{extra}");
+        }
+    }
+
+    #[test]
+    fn only_node_ports_and_resource_fit_rejections_are_resolvable_by_preemption() {
+        let mut n = node("n", "1", "1Gi", "110", json!({}));
+        let port = json!([{"containerPort": 80, "hostPort": 80}]);
+        let with_port = |uid: &str| {
+            pod(json!({"metadata": {"uid": uid},
+                       "spec": {"containers": [{"name": "c", "image": "i", "ports": port}]}}))
+        };
+        n.add_pod(&with_port("old"));
+        let ports = filter(&with_port("new"), &n).expect_err("port taken");
+        let fit = filter(&requesting("p", "2", "1Mi"), &n).expect_err("too big");
+        assert!(!ports.unresolvable && !fit.unresolvable);
+        let named = filter(&pod_req("p", None, None, json!({"nodeName": "x"})), &n);
+        assert!(named.expect_err("other node").unresolvable);
+    }
+
+    #[test]
+    fn least_allocated_prefers_the_emptier_node() {
+        let empty = plain_node("empty");
+        let mut busy = plain_node("busy");
+        busy.add_pod(&requesting("old", "2", "4Gi"));
+        let p = requesting("p", "1", "1Gi");
+        let scores = plugin_scores(&p, &[&empty, &busy]);
+        // empty: cpu 3000/4000 → 75, memory 7/8 → 87; busy: 1000/4000 → 25, 3/8 → 37.
+        assert_eq!(scores[0].least_allocated, (75 + 87) / 2);
+        assert_eq!(scores[1].least_allocated, (25 + 37) / 2);
+    }
+
+    #[test]
+    fn least_allocated_counts_default_requests_for_request_less_pods() {
+        let mut one = node("one", "1", "1000Mi", "110", json!({}));
+        one.add_pod(&pod_req("old", None, None, json!({})));
+        let empty = node("empty", "1", "1000Mi", "110", json!({}));
+        let p = pod_req("p", None, None, json!({}));
+        let scores = plugin_scores(&p, &[&one, &empty]);
+        // one: cpu (1000-200)/1000 → 80, memory (1000-400)/1000 → 60; empty: 90 and 80.
+        assert_eq!(scores[0].least_allocated, 70);
+        assert_eq!(scores[1].least_allocated, 85);
+    }
+
+    #[test]
+    fn balanced_allocation_prefers_even_use_of_cpu_and_memory() {
+        let mut lopsided = node("lopsided", "4", "4Gi", "110", json!({}));
+        lopsided.add_pod(&requesting("a", "1", "3Gi"));
+        let mut even = node("even", "4", "4Gi", "110", json!({}));
+        even.add_pod(&requesting("b", "1", "1Gi"));
+        let p = requesting("p", "1", "1Gi");
+        let scores = plugin_scores(&p, &[&lopsided, &even]);
+        // lopsided: fractions 0.5 and 1.0 → std 0.25 → 75; even: 0.5 and 0.5 → 100.
+        assert_eq!(scores[0].balanced_allocation, 75);
+        assert_eq!(scores[1].balanced_allocation, 100);
+        // Plain requests, not the defaults: a request-less Pod on an idle node is even.
+        let idle = node("idle", "4", "1Gi", "110", json!({}));
+        let none = pod_req("q", None, None, json!({}));
+        assert_eq!(plugin_scores(&none, &[&idle])[0].balanced_allocation, 100);
+    }
+
+    #[test]
+    fn taint_toleration_score_penalises_untolerated_prefer_no_schedule_taints() {
+        let taints = |list: Value| node("n", "4", "8Gi", "110", json!({"spec": {"taints": list}}));
+        let soft = |key: &str| json!({"key": key, "effect": "PreferNoSchedule"});
+        let one = taints(json!([soft("a")]));
+        let none = taints(json!([{"key": "hard", "effect": "NoSchedule"}]));
+        let two = taints(json!([soft("a"), soft("b")]));
+        let scores = |p: &Pod| -> Vec<i64> {
+            let s = plugin_scores(p, &[&one, &none, &two]);
+            s.iter().map(|s| s.taint_toleration).collect()
+        };
+        let hard = json!({"key": "hard", "operator": "Exists"});
+        assert_eq!(
+            scores(&pod_req("p", None, None, json!({"tolerations": [hard]}))),
+            [50, 100, 0]
+        );
+        // Only tolerations with no effect or PreferNoSchedule count when scoring.
+        let p = pod_req(
+            "p",
+            None,
+            None,
+            json!({"tolerations": [
+                {"key": "a", "operator": "Exists", "effect": "PreferNoSchedule"},
+                {"key": "b", "operator": "Exists", "effect": "NoSchedule"}
+            ]}),
+        );
+        assert_eq!(scores(&p), [100, 100, 0]);
+    }
+
+    #[test]
+    fn node_affinity_score_prefers_nodes_matching_heavier_preferred_terms() {
+        let labelled = |name: &str, labels: Value| {
+            node(
+                name,
+                "4",
+                "8Gi",
+                "110",
+                json!({"metadata": {"labels": labels}}),
+            )
+        };
+        let nodes = [
+            labelled("a", json!({"zone": "a"})),
+            labelled("b", json!({"disk": "ssd"})),
+            labelled("c", json!({"zone": "a", "disk": "ssd"})),
+            labelled("d", json!({})),
+        ];
+        let term = |weight: i32, key: &str, value: &str| {
+            json!({"weight": weight, "preference": {"matchExpressions":
+                [{"key": key, "operator": "In", "values": [value]}]}})
+        };
+        let p = pod_req(
+            "p",
+            None,
+            None,
+            json!({"affinity": {"nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution":
+                    [term(10, "zone", "a"), term(30, "disk", "ssd"), term(0, "zone", "a")]
+            }}}),
+        );
+        let refs: Vec<&NodeInfo> = nodes.iter().collect();
+        let got: Vec<i64> = plugin_scores(&p, &refs)
+            .iter()
+            .map(|s| s.node_affinity)
+            .collect();
+        assert_eq!(got, [25, 75, 100, 0]);
+    }
+
+    #[test]
+    fn score_sums_plugins_with_default_weights() {
+        let empty = plain_node("empty");
+        let mut busy = plain_node("busy");
+        busy.add_pod(&requesting("old", "2", "4Gi"));
+        let p = requesting("p", "1", "1Gi");
+        // LeastAllocated 81 / 31, BalancedAllocation 93 each, TaintToleration 100 × 3 each.
+        assert_eq!(score(&p, &[&empty, &busy]), [81 + 93 + 300, 31 + 93 + 300]);
+    }
+
+    #[test]
+    fn select_host_picks_the_highest_score() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let scores = [("a", 10), ("b", 30), ("c", 20)].map(|(n, s)| (n.to_string(), s));
+        for _ in 0..100 {
+            assert_eq!(select_host(&scores, &mut rng).as_deref(), Some("b"));
+        }
+        assert_eq!(select_host(&[], &mut rng), None);
+    }
+
+    #[test]
+    fn select_host_breaks_ties_uniformly_at_random() {
+        let mut rng = StdRng::seed_from_u64(42);
+        let scores =
+            [("a", 50), ("low", 10), ("b", 50), ("c", 50)].map(|(n, s)| (n.to_string(), s));
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for _ in 0..30_000 {
+            let pick = select_host(&scores, &mut rng).expect("non-empty");
+            *counts.entry(pick).or_default() += 1;
+        }
+        assert_eq!(counts.get("low"), None);
+        for name in ["a", "b", "c"] {
+            let n = counts.get(name).copied().unwrap_or(0);
+            // Expected 10,000 each; one standard deviation is about 82.
+            assert!((9_500..=10_500).contains(&n), "{name} picked {n} times");
+        }
+    }
+
+    #[test]
+    fn schedule_picks_the_emptier_node() {
+        let mut busy = plain_node("busy");
+        busy.add_pod(&requesting("old", "3", "6Gi"));
+        let nodes = vec![busy, plain_node("empty")];
+        let mut rng = StdRng::seed_from_u64(1);
+        let p = requesting("p", "500m", "1Gi");
+        assert_eq!(schedule(&p, &nodes, &mut rng), Ok("empty".to_string()));
+    }
+
+    #[test]
+    fn message_counts_reasons_per_node_like_upstream() {
+        let control_plane = json!({"spec": {"taints": [
+            {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+        ]}});
+        let nodes = vec![
+            node("cp", "8", "32Gi", "110", control_plane),
+            node("w1", "8", "2Gi", "110", json!({})),
+            node("w2", "8", "2Gi", "110", json!({})),
+        ];
+        let mut rng = StdRng::seed_from_u64(1);
+        let p = requesting("p", "1", "4Gi");
+        let err = schedule(&p, &nodes, &mut rng).expect_err("nothing fits");
+        assert_eq!(err.num_all_nodes, 3);
+        assert_eq!(err.rejections.len(), 3);
+        assert_eq!(
+            err.message(),
+            "0/3 nodes are available: 1 node(s) had untolerated taint \
+             {node-role.kubernetes.io/control-plane: }, 2 Insufficient memory. preemption: 0/3 \
+             nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption \
+             victims found for incoming pod."
+        );
+    }
+
+    #[test]
+    fn message_for_mixed_rejections_counts_each_reason_once_per_node() {
+        let mut full = node("full", "2", "2Gi", "1", json!({}));
+        full.add_pod(&requesting("old", "2", "2Gi"));
+        let nodes = vec![
+            full,
+            node(
+                "cordoned",
+                "8",
+                "8Gi",
+                "110",
+                json!({"spec": {"unschedulable": true}}),
+            ),
+            node("small", "1", "8Gi", "110", json!({})),
+            node(
+                "elsewhere",
+                "8",
+                "8Gi",
+                "110",
+                json!({"metadata": {"labels": {"zone": "b"}}}),
+            ),
+        ];
+        let p = pod_req(
+            "p",
+            Some("1500m"),
+            Some("1Gi"),
+            json!({"affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["b"]}]}
+                ]}
+            }}}),
+        );
+        let mut rng = StdRng::seed_from_u64(1);
+        let err = schedule(&p, &nodes, &mut rng).expect_err("nothing fits");
+        assert_eq!(
+            err.message(),
+            "0/4 nodes are available: 1 Insufficient memory, 1 Too many pods, \
+             1 node(s) didn't match Pod's node affinity/selector, 1 node(s) were unschedulable, \
+             2 Insufficient cpu. preemption: 0/4 nodes are available: 2 No preemption victims \
+             found for incoming pod, 2 Preemption is not helpful for scheduling."
+        );
+    }
+
+    #[test]
+    fn schedule_with_no_nodes_reports_upstreams_no_nodes_message() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let err = schedule(&requesting("p", "1", "1Gi"), &[], &mut rng).expect_err("no nodes");
+        assert_eq!(err.num_all_nodes, 0);
+        assert_eq!(err.message(), "no nodes available to schedule pods");
+    }
+
+    #[test]
+    fn schedule_filters_only_the_nodes_named_by_match_fields() {
+        let mut small = node("a", "1", "8Gi", "110", json!({}));
+        small.add_pod(&requesting("old", "500m", "1Gi"));
+        let nodes = vec![small, plain_node("b"), plain_node("c")];
+        let pinned = |cpu: &str| {
+            let name_in_a = json!({"key": "metadata.name", "operator": "In", "values": ["a"]});
+            pod_req(
+                "p",
+                Some(cpu),
+                None,
+                json!({"affinity": {"nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution":
+                        {"nodeSelectorTerms": [{"matchFields": [name_in_a]}]}
+                }}}),
+            )
+        };
+        let mut rng = StdRng::seed_from_u64(1);
+        assert_eq!(
+            schedule(&pinned("100m"), &nodes, &mut rng),
+            Ok("a".to_string())
+        );
+        let err = schedule(&pinned("1"), &nodes, &mut rng).expect_err("a is too small");
+        assert_eq!(
+            err.message(),
+            "0/3 nodes are available: 1 Insufficient cpu. preemption: 0/3 nodes are available: \
+             1 No preemption victims found for incoming pod, 2 Preemption is not helpful for \
+             scheduling."
+        );
+    }
+
+    #[test]
+    fn schedule_rejects_every_node_when_name_terms_conflict() {
+        let nodes = vec![plain_node("a"), plain_node("b")];
+        let name_in = |n: &str| json!({"key": "metadata.name", "operator": "In", "values": [n]});
+        let p = pod_req(
+            "p",
+            None,
+            None,
+            json!({"affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution":
+                    {"nodeSelectorTerms": [{"matchFields": [name_in("a"), name_in("b")]}]}
+            }}}),
+        );
+        let mut rng = StdRng::seed_from_u64(1);
+        let err = schedule(&p, &nodes, &mut rng).expect_err("conflict");
+        assert_eq!(
+            err.message(),
+            "0/2 nodes are available: pod affinity terms conflict. preemption: 0/2 nodes are \
+             available: 2 Preemption is not helpful for scheduling."
+        );
+    }
+
+    #[test]
+    fn schedule_takes_a_nominated_node_that_still_fits() {
+        let mut busy = plain_node("busy");
+        busy.add_pod(&requesting("old", "3", "6Gi"));
+        let nodes = vec![busy, plain_node("empty")];
+        let nominated = Some(PodStatus {
+            nominated_node_name: Some("busy".into()),
+            ..PodStatus::default()
+        });
+        let mut p = requesting("p", "500m", "1Gi");
+        p.status = nominated.clone();
+        let mut rng = StdRng::seed_from_u64(1);
+        assert_eq!(schedule(&p, &nodes, &mut rng), Ok("busy".to_string()));
+        let mut big = requesting("p", "2", "1Gi");
+        big.status = nominated;
+        assert_eq!(schedule(&big, &nodes, &mut rng), Ok("empty".to_string()));
+    }
+
+    #[test]
+    fn schedule_reports_that_preemption_policy_never_is_not_eligible() {
+        let nodes = vec![node("a", "1", "1Gi", "110", json!({}))];
+        let p = pod_req("p", Some("2"), None, json!({"preemptionPolicy": "Never"}));
+        let mut rng = StdRng::seed_from_u64(1);
+        let err = schedule(&p, &nodes, &mut rng).expect_err("too big");
+        assert_eq!(
+            err.message(),
+            "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to \
+             preemptionPolicy=Never."
+        );
+    }
+
+    #[test]
+    fn scheduling_many_random_pods_never_overcommits_a_node() {
+        const ZONES: [&str; 3] = ["a", "b", "c"];
+        let mut rng = StdRng::seed_from_u64(2024);
+        let mut nodes: Vec<NodeInfo> = (0..50)
+            .map(|i| {
+                let mut extra = json!({"metadata": {"labels": {"zone": ZONES[i % 3]}}});
+                if i % 7 == 0 {
+                    let taint = json!({"key": "dedicated", "value": "x", "effect": "NoSchedule"});
+                    merge(&mut extra, json!({"spec": {"taints": [taint]}}));
+                }
+                if i % 11 == 0 {
+                    merge(&mut extra, json!({"spec": {"unschedulable": true}}));
+                }
+                let cpu = format!("{}m", rng.random_range(500..8000));
+                let memory = format!("{}Mi", rng.random_range(512..16384));
+                let pods = rng.random_range(3..30).to_string();
+                node(&format!("node-{i}"), &cpu, &memory, &pods, extra)
+            })
+            .collect();
+        let (mut placed, mut refused) = (0, 0);
+        for i in 0..1000 {
+            let cpu =
+                (rng.random_range(0..4) > 0).then(|| format!("{}m", rng.random_range(0..1500)));
+            let memory =
+                (rng.random_range(0..4) > 0).then(|| format!("{}Mi", rng.random_range(0..3000)));
+            let mut extra = json!({});
+            if rng.random_range(0..5) == 0 {
+                let tolerate = json!({"key": "dedicated", "operator": "Exists"});
+                merge(&mut extra, json!({"tolerations": [tolerate]}));
+            }
+            if rng.random_range(0..6) == 0 {
+                let zone = ZONES[rng.random_range(0..3)];
+                merge(&mut extra, json!({"nodeSelector": {"zone": zone}}));
+            }
+            if rng.random_range(0..8) == 0 {
+                let init_cpu = format!("{}m", rng.random_range(0..2000));
+                merge(
+                    &mut extra,
+                    json!({"initContainers": [
+                        {"name": "s", "image": "i", "restartPolicy": "Always",
+                         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+                        {"name": "init", "image": "i", "resources": {"requests": {"cpu": init_cpu}}}
+                    ]}),
+                );
+            }
+            if rng.random_range(0..10) == 0 {
+                merge(
+                    &mut extra,
+                    json!({"overhead": {"cpu": "50m", "memory": "16Mi"}}),
+                );
+            }
+            let p = pod_req(
+                &format!("pod-{i}"),
+                cpu.as_deref(),
+                memory.as_deref(),
+                extra,
+            );
+            match schedule(&p, &nodes, &mut rng) {
+                Ok(name) => {
+                    let info = nodes
+                        .iter_mut()
+                        .find(|n| n.name() == name)
+                        .expect("chosen node exists");
+                    info.add_pod(&p);
+                    placed += 1;
+                }
+                Err(err) => {
+                    assert!(err.message().starts_with("0/50 nodes are available: "));
+                    refused += 1;
+                }
+            }
+        }
+        assert!(
+            placed > 100 && refused > 100,
+            "placed {placed}, refused {refused}"
+        );
+        for n in &nodes {
+            let (alloc, used) = (n.allocatable(), n.requested());
+            assert!(
+                used.milli_cpu <= alloc.milli_cpu,
+                "{} cpu {used:?} > {alloc:?}",
+                n.name()
+            );
+            assert!(
+                used.memory <= alloc.memory,
+                "{} memory {used:?} > {alloc:?}",
+                n.name()
+            );
+            assert!(
+                used.pods <= alloc.pods,
+                "{} pods {used:?} > {alloc:?}",
+                n.name()
+            );
+            let summed = n
+                .pods
+                .iter()
+                .map(pod_requests)
+                .fold((0, 0), |(c, m), r| (c + r.milli_cpu, m + r.memory));
+            assert_eq!(
+                (used.milli_cpu, used.memory),
+                summed,
+                "{} cached sums",
+                n.name()
+            );
+            let cordoned = n
+                .node
+                .spec
+                .as_ref()
+                .and_then(|s| s.unschedulable)
+                .unwrap_or(false);
+            assert!(!cordoned || n.pods.is_empty(), "{} is cordoned", n.name());
         }
     }
 }

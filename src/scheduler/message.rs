@@ -208,7 +208,12 @@ fn truncate_note(message: String) -> String {
 mod tests {
     use super::*;
 
-    fn rejected(node: &str, plugin: &'static str, reasons: &[&str], unresolvable: bool) -> (String, Rejection) {
+    fn rejected(
+        node: &str,
+        plugin: &'static str,
+        reasons: &[&str],
+        unresolvable: bool,
+    ) -> (String, Rejection) {
         (
             node.to_string(),
             Rejection {
@@ -245,7 +250,12 @@ mod tests {
         let err = FitError {
             num_all_nodes: 2,
             rejections: vec![
-                rejected("a", "NodeResourcesFit", &["Insufficient cpu", "Insufficient memory"], false),
+                rejected(
+                    "a",
+                    "NodeResourcesFit",
+                    &["Insufficient cpu", "Insufficient memory"],
+                    false,
+                ),
                 rejected("b", "NodeResourcesFit", &["Insufficient cpu"], false),
             ],
             ..FitError::default()
@@ -262,8 +272,18 @@ mod tests {
         let mut rejections: Vec<(String, Rejection)> = (0..10)
             .map(|i| rejected(&format!("n{i}"), "NodeName", &[REASON_NODE_NAME], true))
             .collect();
-        rejections.push(rejected("x", "NodeUnschedulable", &[REASON_NODE_UNSCHEDULABLE], true));
-        rejections.push(rejected("y", "NodeUnschedulable", &[REASON_NODE_UNSCHEDULABLE], true));
+        rejections.push(rejected(
+            "x",
+            "NodeUnschedulable",
+            &[REASON_NODE_UNSCHEDULABLE],
+            true,
+        ));
+        rejections.push(rejected(
+            "y",
+            "NodeUnschedulable",
+            &[REASON_NODE_UNSCHEDULABLE],
+            true,
+        ));
         let err = FitError {
             num_all_nodes: 12,
             rejections,
@@ -279,7 +299,10 @@ mod tests {
 
     #[test]
     fn message_for_an_empty_cluster_is_upstreams_no_nodes_error() {
-        assert_eq!(FitError::default().message(), "no nodes available to schedule pods");
+        assert_eq!(
+            FitError::default().message(),
+            "no nodes available to schedule pods"
+        );
     }
 
     #[test]
@@ -304,7 +327,12 @@ mod tests {
     fn message_counts_nodes_never_filtered_as_not_helpful_for_preemption() {
         let err = FitError {
             num_all_nodes: 3,
-            rejections: vec![rejected("a", "NodeResourcesFit", &["Insufficient cpu"], false)],
+            rejections: vec![rejected(
+                "a",
+                "NodeResourcesFit",
+                &["Insufficient cpu"],
+                false,
+            )],
             ..FitError::default()
         };
         assert_eq!(
@@ -319,7 +347,12 @@ mod tests {
     fn message_for_preemption_policy_never_says_not_eligible() {
         let err = FitError {
             num_all_nodes: 1,
-            rejections: vec![rejected("a", "NodeResourcesFit", &["Insufficient cpu"], false)],
+            rejections: vec![rejected(
+                "a",
+                "NodeResourcesFit",
+                &["Insufficient cpu"],
+                false,
+            )],
             preemption_never: true,
             ..FitError::default()
         };

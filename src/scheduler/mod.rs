@@ -93,7 +93,11 @@ fn wants_scheduling(pod: &Pod) -> bool {
     let ours = spec
         .and_then(|s| s.scheduler_name.as_deref())
         .is_none_or(|n| n == SCHEDULER_NAME);
-    ours && node_of(pod).is_empty() && pod.metadata.deletion_timestamp.is_none()
+    // Gated Pods wait for their gates to be removed (upstream's SchedulingGates plugin).
+    let gated = spec
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty());
+    ours && !gated && node_of(pod).is_empty() && pod.metadata.deletion_timestamp.is_none()
 }
 
 impl State {
@@ -254,7 +258,9 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
             continue;
         }
         while let Some(id) = state.queue.pop(Instant::now()) {
-            schedule_one(&mut state, &id, &client, &recorder, &tracker, &bound_tx, &mut rng);
+            schedule_one(
+                &mut state, &id, &client, &recorder, &tracker, &bound_tx, &mut rng,
+            );
         }
     }
     tracker.close();
@@ -338,7 +344,9 @@ fn schedule_one(
                 let result = bind(&client, &namespace, &name, &uid, &node).await;
                 if result.is_ok() {
                     let message = format!("Successfully assigned {namespace}/{name} to {node}");
-                    recorder.record(&object, "Normal", "Scheduled", &message).await;
+                    recorder
+                        .record(&object, "Normal", "Scheduled", &message)
+                        .await;
                 }
                 let _ = bound_tx.send(BindOutcome { uid, result }).await;
             });
@@ -346,6 +354,7 @@ fn schedule_one(
         Err(fit) => {
             state.queue.failed(id, Instant::now());
             let message = fit.message();
+            let event_message = fit.event_message();
             let already = pod
                 .status
                 .as_ref()
@@ -356,7 +365,7 @@ fn schedule_one(
             let recorder = recorder.clone();
             tracker.spawn(async move {
                 recorder
-                    .record(&object, "Warning", "FailedScheduling", &message)
+                    .record(&object, "Warning", "FailedScheduling", &event_message)
                     .await;
                 if !already {
                     if let Err(e) = mark_unschedulable(&client, &namespace, &name, &message).await {

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use etcd_client::{
     Client, Compare, CompareOp, EventType as EtcdEventType, GetOptions, KeyValue, PutOptions, Txn,
-    TxnOp,
-    WatchOptions,
+    TxnOp, WatchOptions,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;

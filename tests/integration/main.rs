@@ -2,6 +2,7 @@
 
 mod api;
 mod clients;
+mod docker_runtime;
 mod harness;
 mod kubectl;
 mod raw;
