@@ -5,5 +5,7 @@ mod clients;
 mod docker_runtime;
 mod harness;
 mod kubectl;
+mod kubelet;
 mod raw;
 mod scheduler;
+mod up;
