@@ -38,24 +38,20 @@ pub fn ensure_test_image() {
         ] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
         }
-        let tar = Command::new("tar")
+        let archive = dir.path().join("image.tar");
+        let status = Command::new("tar")
             .arg("-C")
             .arg(dir.path())
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
+            .arg("-cf")
+            .arg(&archive)
+            .args(["bin", "tmp"])
+            .status()
             .expect("tar runs");
+        assert!(status.success(), "tar of the test image failed");
         let status = Command::new("docker")
-            .args([
-                "import",
-                "-c",
-                "ENV PATH=/bin",
-                "-c",
-                "CMD [\"/bin/sh\"]",
-                "-",
-                TEST_IMAGE,
-            ])
-            .stdin(tar.stdout.expect("piped"))
+            .args(["import", "-c", "ENV PATH=/bin", "-c", "CMD [\"/bin/sh\"]"])
+            .arg(&archive)
+            .arg(TEST_IMAGE)
             .stdout(Stdio::null())
             .status()
             .expect("docker import runs");
