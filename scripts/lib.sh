@@ -16,7 +16,21 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# ensure_deps [test]: etcd, protoc and kubectl for everyone; busybox and the Python
+# ensure_docker: a running Docker engine (installs docker.io and starts dockerd if needed).
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then return 0; fi
+  command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+  echo "==> starting dockerd (log: /tmp/rkube-dockerd.log)"
+  as_root sh -c 'nohup dockerd >/tmp/rkube-dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do
+    if docker info >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  echo "error: dockerd did not start; see /tmp/rkube-dockerd.log" >&2
+  return 1
+}
+
+# ensure_deps [test]: etcd, protoc, kubectl and Docker for everyone; busybox and the Python
 # kubernetes client for the test suite.
 ensure_deps() {
   local want=()
@@ -33,6 +47,7 @@ ensure_deps() {
     echo "error: cargo is not installed; install a Rust toolchain (rustup) first" >&2
     return 1
   fi
+  ensure_docker
   if [ "${1:-}" = test ] && ! python3 -c 'import kubernetes' >/dev/null 2>&1; then
     echo "==> pip install kubernetes"
     python3 -m pip install --quiet kubernetes \
