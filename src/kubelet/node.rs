@@ -179,7 +179,14 @@ pub async fn heartbeat(
         if let Err(e) = renew(&leases, &spec.name, &node_uid).await {
             tracing::warn!(node = %spec.name, error = %e, "cannot renew the node lease");
         }
-        let patch = json!({"status": {"conditions": conditions(&object::now_rfc3339())}});
+        // Only the heartbeat moves; each condition keeps its transition time (conditions
+        // merge by type in a strategic merge patch).
+        let now = object::now_rfc3339();
+        let beats: Vec<Value> = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+            .iter()
+            .map(|kind| json!({"type": kind, "lastHeartbeatTime": now}))
+            .collect();
+        let patch = json!({"status": {"conditions": beats}});
         if let Err(e) = nodes
             .patch_status(
                 &spec.name,

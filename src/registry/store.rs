@@ -361,17 +361,7 @@ impl Store {
         label: Option<&LabelSelector>,
         field: Option<&FieldSelector>,
     ) -> bool {
-        if let Some(label) = label {
-            if !label.is_empty() && !label.matches(&object::labels(obj)) {
-                return false;
-            }
-        }
-        if let Some(field) = field {
-            if !field.matches(|f| self.strategy.field_value(obj, f)) {
-                return false;
-            }
-        }
-        true
+        selected(self.strategy.as_ref(), obj, label, field)
     }
 
     pub async fn list(
@@ -853,6 +843,17 @@ fn generated_name(base: &str) -> String {
     format!("{base}{suffix}")
 }
 
+/// Whether `obj` matches the label and field selectors (absent ones match everything).
+fn selected(
+    strategy: &dyn Strategy,
+    obj: &Value,
+    label: Option<&LabelSelector>,
+    field: Option<&FieldSelector>,
+) -> bool {
+    label.is_none_or(|l| l.is_empty() || l.matches(&object::labels(obj)))
+        && field.is_none_or(|f| f.matches(|name| strategy.field_value(obj, name)))
+}
+
 /// A watch of one kind, filtered by selectors.
 pub struct Watch {
     strategy: Arc<dyn Strategy>,
@@ -864,17 +865,12 @@ pub struct Watch {
 
 impl Watch {
     fn matches(&self, obj: &Value) -> bool {
-        if let Some(label) = &self.label {
-            if !label.is_empty() && !label.matches(&object::labels(obj)) {
-                return false;
-            }
-        }
-        if let Some(field) = &self.field {
-            if !field.matches(|f| self.strategy.field_value(obj, f)) {
-                return false;
-            }
-        }
-        true
+        selected(
+            self.strategy.as_ref(),
+            obj,
+            self.label.as_ref(),
+            self.field.as_ref(),
+        )
     }
 
     /// The next event, or None when the stream ended.
