@@ -14,6 +14,7 @@
 //! - [`apiserver`]: HTTP only — TLS, authentication, routing, discovery, OpenAPI, watch.
 //! - [`scheduler`]: binds unassigned Pods to nodes with room for them (an API client only).
 //! - [`client`]: what the scheduler and kubelet share as API clients (Event recording).
+//! - [`tls`]: TLS set-up and x509 client authentication, shared by API server and kubelet.
 //! - [`cluster`]: certificates, kubeconfig, and `rkube up`/`down` process supervision.
 //!
 //! # Architecture invariants
@@ -31,3 +32,4 @@ pub mod meta;
 pub mod registry;
 pub mod scheduler;
 pub mod storage;
+pub mod tls;

@@ -72,6 +72,14 @@ struct ApiserverArgs {
     /// How long Events are kept, e.g. 1h.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     event_ttl: Duration,
+    /// The client certificate (and key) the API server presents to kubelets, for logs.
+    #[arg(long, requires_all = ["kubelet_client_key", "kubelet_certificate_authority"])]
+    kubelet_client_certificate: Option<String>,
+    #[arg(long)]
+    kubelet_client_key: Option<String>,
+    /// The CA that signed the kubelets' serving certificates.
+    #[arg(long)]
+    kubelet_certificate_authority: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -96,6 +104,13 @@ struct KubeletArgs {
     /// Capacity overrides, `cpu=2,memory=4Gi,pods=110`.
     #[arg(long, value_delimiter = ',')]
     capacity: Vec<String>,
+    /// The serving certificate of the kubelet's HTTPS port (logs); with the key and client CA.
+    #[arg(long, requires_all = ["tls_private_key_file", "client_ca_file"])]
+    tls_cert_file: Option<String>,
+    #[arg(long)]
+    tls_private_key_file: Option<String>,
+    #[arg(long)]
+    client_ca_file: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -194,6 +209,14 @@ async fn main() -> anyhow::Result<()> {
                 client_ca_file: args.client_ca_file,
                 compaction_interval: args.etcd_compaction_interval,
                 event_ttl: args.event_ttl,
+                kubelet_client: match (
+                    args.kubelet_certificate_authority,
+                    args.kubelet_client_certificate,
+                    args.kubelet_client_key,
+                ) {
+                    (Some(ca), Some(cert), Some(key)) => Some((ca, cert, key)),
+                    _ => None,
+                },
             };
             rkube::apiserver::run(listener, config, shutdown).await?;
         }
@@ -237,11 +260,21 @@ async fn main() -> anyhow::Result<()> {
             let config = rkube::kubelet::KubeletConfig {
                 node_name: args.node_name.clone(),
                 cluster: args.cluster,
-                root_dir: args.root_dir.join(&args.node_name),
+                // Docker bind-mounts need absolute paths.
+                root_dir: std::path::absolute(args.root_dir.join(&args.node_name))
+                    .context("cannot resolve --root-dir")?,
                 labels: pairs(&args.node_labels, "label")?,
                 taints,
                 capacity: pairs(&args.capacity, "capacity")?,
                 host_ip: rkube::kubelet::host_ip(),
+                tls: match (
+                    args.tls_cert_file,
+                    args.tls_private_key_file,
+                    args.client_ca_file,
+                ) {
+                    (Some(c), Some(k), Some(ca)) => Some((c, k, ca)),
+                    _ => None,
+                },
             };
             rkube::kubelet::run(client, std::sync::Arc::new(runtime), config, shutdown).await?;
         }

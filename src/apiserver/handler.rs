@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::request::{negotiate, parse_resource_path, Output, Query, ResourcePath};
 use super::table::{self, Include};
-use super::tls::User;
 use super::{discovery, openapi, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
@@ -22,6 +21,7 @@ use crate::meta::{object, status, ApiError, GroupResource};
 use crate::registry::{
     namespaces, pods, CreateOptions, DeleteOptions, ListOptions, Store, WatchOptions,
 };
+use crate::tls::User;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -550,6 +550,11 @@ async fn resource_request(
     match (verb, sub) {
         ("watch", "") => watch(server, store, &ns, &query, output, shutdown).await,
         ("list", "") => list(&store, &ns, &query, output).await,
+        ("get", "log") if info.plural == "pods" => {
+            let pod = store.get(&ns, &path.name).await?;
+            let text = super::logs::fetch(server, &pod, &query).await?;
+            Ok(respond(StatusCode::OK, "text/plain", text))
+        }
         ("get", "" | "status") => {
             let obj = store.get(&ns, &path.name).await?;
             if output == Output::Table {

@@ -6,10 +6,11 @@
 
 mod discovery;
 mod handler;
+mod logs;
 mod openapi;
 mod request;
 mod table;
-pub mod tls;
+
 mod watch;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::registry::{self, Registry, Strategy};
 use crate::storage::{EtcdStorage, Storage, StorageError};
+use crate::tls;
 
 /// The largest request body accepted, as kube-apiserver's `MaxRequestBodyBytes`.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -43,6 +45,9 @@ pub struct Config {
     pub compaction_interval: Duration,
     /// How long Events live (upstream `--event-ttl`, 1h).
     pub event_ttl: Duration,
+    /// The CA of kubelets' serving certificates and the client certificate and key the API
+    /// server presents to them (for `pods/log`).
+    pub kubelet_client: Option<(String, String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +69,8 @@ pub struct Server {
     pub registry: Registry,
     pub etcd: EtcdStorage,
     pub local_addr: SocketAddr,
+    /// How to reach kubelets, if configured.
+    pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Every kind rkube serves, in discovery order.
@@ -108,10 +115,15 @@ pub async fn run(
     let local_addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let kubelet_tls = match &config.kubelet_client {
+        Some((ca, cert, key)) => Some(Arc::new(tls::client_config(ca, cert, key)?)),
+        None => None,
+    };
     let server = Arc::new(Server {
         registry,
         etcd,
         local_addr,
+        kubelet_tls,
     });
     tracker.spawn(compactor(
         server.clone(),

@@ -272,6 +272,12 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         "kubernetes-admin",
         &["system:masters"],
     )?;
+    let kubelet_client = ca.issue_client(
+        &options.certs_dir,
+        "apiserver-kubelet-client",
+        "kube-apiserver-kubelet-client",
+        &["system:masters"],
+    )?;
     let scheduler = ca.issue_client(
         &options.certs_dir,
         "scheduler",
@@ -382,6 +388,12 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         certs(&serving.key),
         "--client-ca-file".into(),
         certs(&options.certs_dir.join("ca.crt")),
+        "--kubelet-client-certificate".into(),
+        certs(&kubelet_client.cert),
+        "--kubelet-client-key".into(),
+        certs(&kubelet_client.key),
+        "--kubelet-certificate-authority".into(),
+        certs(&options.certs_dir.join("ca.crt")),
     ];
     let apiserver_pid = spawn_detached(&exe, &args, &apiserver_log)?;
     state.processes.push(ProcessRecord {
@@ -441,6 +453,18 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
             &format!("system:node:{}", node.name),
             &creds,
         )?;
+        let host_ip = crate::kubelet::host_ip();
+        let serving = ca.issue_server(
+            &options.certs_dir,
+            &format!("kubelet-{}-serving", node.name),
+            &node.name,
+            &[
+                host_ip,
+                "127.0.0.1".into(),
+                "localhost".into(),
+                node.name.clone(),
+            ],
+        )?;
         let mut labels = node.labels.clone();
         if node.role == Role::ControlPlane {
             labels.insert(
@@ -458,6 +482,12 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
             config.name.clone(),
             "--root-dir".into(),
             certs(&state_dir.join("kubelet")),
+            "--tls-cert-file".into(),
+            certs(&serving.cert),
+            "--tls-private-key-file".into(),
+            certs(&serving.key),
+            "--client-ca-file".into(),
+            certs(&options.certs_dir.join("ca.crt")),
         ];
         let pairs = |m: &std::collections::BTreeMap<String, String>| {
             m.iter()

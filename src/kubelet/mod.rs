@@ -17,6 +17,7 @@ pub mod pause;
 mod pod_worker;
 mod probes;
 pub mod runtime;
+mod server;
 mod status;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -50,6 +51,9 @@ pub struct KubeletConfig {
     /// cpu, memory, pods; the machine's values where not given.
     pub capacity: BTreeMap<String, String>,
     pub host_ip: String,
+    /// The serving certificate, key and client CA of the kubelet's HTTPS port (for logs);
+    /// without them the kubelet serves nothing.
+    pub tls: Option<(String, String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +68,10 @@ pub enum KubeletError {
     },
     #[error("the pod watch ended")]
     WatchEnded,
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("cannot listen for the kubelet's HTTPS port: {0}")]
+    Listen(#[from] std::io::Error),
 }
 
 /// The Docker network of a cluster: every Pod of every node of it is on it.
@@ -101,6 +109,22 @@ pub async fn run(
     let network = network_name(&config.cluster);
     runtime.ensure_network(&network).await?;
     runtime.ensure_pause_image().await?;
+    let tracker = TaskTracker::new();
+    let mut port = 0;
+    if let Some((cert, key, ca)) = &config.tls {
+        let (tls, authenticator) = crate::tls::server_config(cert, key, ca)?;
+        let listener = tokio::net::TcpListener::bind(("0.0.0.0", 0)).await?;
+        port = listener.local_addr()?.port();
+        tracker.spawn(server::serve(
+            listener,
+            tls,
+            authenticator,
+            runtime.clone(),
+            config.node_name.clone(),
+            tracker.clone(),
+            shutdown.clone(),
+        ));
+    }
     let mut capacity = machine_capacity();
     capacity.extend(config.capacity.clone());
     let spec = node::NodeSpec {
@@ -110,6 +134,7 @@ pub async fn run(
         capacity,
         host_ip: config.host_ip.clone(),
         runtime_version: runtime.version().await?,
+        port,
     };
     let registered =
         node::register(&client, &spec)
@@ -118,8 +143,7 @@ pub async fn run(
                 node: config.node_name.clone(),
                 source,
             })?;
-    tracing::info!(node = %config.node_name, "node registered");
-    let tracker = TaskTracker::new();
+    tracing::info!(node = %config.node_name, port, "node registered");
     tracker.spawn(node::heartbeat(
         client.clone(),
         spec,

@@ -29,6 +29,8 @@ pub struct NodeSpec {
     pub capacity: BTreeMap<String, String>,
     pub host_ip: String,
     pub runtime_version: String,
+    /// The kubelet's HTTPS port (0: none).
+    pub port: u16,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -115,7 +117,7 @@ pub fn status(spec: &NodeSpec) -> Value {
             {"type": "InternalIP", "address": spec.host_ip},
             {"type": "Hostname", "address": spec.name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": spec.port}},
         "nodeInfo": {
             "machineID": read_trimmed("/etc/machine-id"),
             "systemUUID": read_trimmed("/sys/class/dmi/id/product_uuid"),

@@ -491,6 +491,20 @@ impl Worker {
     ) -> Result<(), SyncError> {
         let runtime = self.shared.runtime.clone();
         let object = self.container_object(&container.name, kind == "init");
+        // A container the engine refused waits out a back-off before the next attempt.
+        let refused = matches!(
+            self.waiting.get(&container.name).map(|w| w.reason.as_str()),
+            Some("CreateContainerError" | "RunContainerError")
+        );
+        if let Some(b) = self
+            .restart_backoff
+            .get(&container.name)
+            .copied()
+            .filter(|b| refused && b.next > Instant::now())
+        {
+            self.wake(b.next);
+            return Ok(());
+        }
         let image = container.image.clone().unwrap_or_default();
         if !valid_image(&image) {
             let message = format!(
@@ -593,7 +607,7 @@ impl Worker {
                 self.event(&object, "Warning", "Failed", &format!("Error: {message}"))
                     .await;
                 self.set_waiting(&container.name, "CreateContainerError", &message);
-                self.wake(Instant::now() + BACKOFF_START);
+                self.refused(&container.name);
                 return Ok(());
             }
         };
@@ -609,6 +623,7 @@ impl Worker {
             self.event(&object, "Warning", "Failed", &format!("Error: {message}"))
                 .await;
             self.set_waiting(&container.name, "RunContainerError", &message);
+            self.refused(&container.name);
             return Ok(());
         }
         self.waiting.remove(&container.name);
@@ -620,6 +635,14 @@ impl Worker {
         )
         .await;
         Ok(())
+    }
+
+    /// Starts or lengthens the back-off of a container the engine refused.
+    fn refused(&mut self, name: &str) {
+        let previous = self.restart_backoff.get(name).copied();
+        let backoff = Backoff::after(previous, Instant::now());
+        self.restart_backoff.insert(name.to_string(), backoff);
+        self.wake(backoff.next);
     }
 
     fn set_waiting(&mut self, name: &str, reason: &str, message: &str) {

@@ -435,3 +435,54 @@ async fn killed_kubelet_adopts_its_running_containers() {
         cluster.containers()
     );
 }
+
+#[tokio::test]
+async fn logs_show_the_current_and_the_previous_container() {
+    let cluster = UpCluster::start(None);
+    let spec = format!(
+        "  volumes: [{{name: d, emptyDir: {{}}}}]\n  containers:\n  - name: c\n    image: {TEST_IMAGE}\n    command: [\"sh\", \"-c\", \"n=$(cat /d/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /d/n; echo run $n; sleep 1; exit 1\"]\n    volumeMounts: [{{name: d, mountPath: /d}}]\n"
+    );
+    cluster.apply(&manifest("counter", &spec));
+    wait_pod(
+        &cluster,
+        "counter",
+        Duration::from_secs(30),
+        "a restart",
+        |p| restarts(p, "c") >= 1,
+    )
+    .await;
+    let current = cluster.kubectl_ok(&["logs", "counter"]);
+    let previous = cluster.kubectl_ok(&["logs", "counter", "--previous"]);
+    let run = |text: &str| -> u32 {
+        text.trim()
+            .strip_prefix("run ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected log {text:?}"))
+    };
+    assert_eq!(
+        run(&current),
+        run(&previous) + 1,
+        "current {current:?}, previous {previous:?}"
+    );
+    let out = cluster.kubectl(&["logs", "counter", "-c", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("container nope is not valid for pod counter"));
+    cluster.apply(&manifest(
+        "waiting",
+        "  containers:\n  - name: c\n    image: rkube-test/absent:1\n",
+    ));
+    wait_pod(
+        &cluster,
+        "waiting",
+        Duration::from_secs(30),
+        "a pull error",
+        |p| !waiting_reason(p, "c").is_empty() && waiting_reason(p, "c") != "ContainerCreating",
+    )
+    .await;
+    let out = cluster.kubectl(&["logs", "waiting"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("container \"c\" in pod \"waiting\" is waiting to start: "),
+        "{err}"
+    );
+}

@@ -1,4 +1,5 @@
-//! TLS for the API server, and who a client is: its x509 certificate's CN and O fields.
+//! TLS for rkube's servers (API server, kubelet), and who a client is: its x509 certificate's
+//! CN and O fields.
 //!
 //! As kube-apiserver does (`ClientAuth = RequestClientCert`), the handshake asks for a client
 //! certificate but accepts connections without one, or with one the cluster CA did not sign;
@@ -162,6 +163,24 @@ pub fn user_of(cert: &CertificateDer<'_>) -> Option<User> {
         .filter_map(|o| o.as_str().ok().map(str::to_string))
         .collect();
     Some(User { name, groups })
+}
+
+/// A client configuration that trusts `ca_path` and presents the certificate at
+/// `cert_path`/`key_path` (how the API server reaches kubelets).
+pub fn client_config(
+    ca_path: &str,
+    cert_path: &str,
+    key_path: &str,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for ca in load_certs(ca_path)? {
+        roots.add(ca)?;
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(load_certs(cert_path)?, load_key(key_path)?)?)
 }
 
 /// The server's TLS configuration (TLS 1.2 and 1.3 only, ALPN h2 and http/1.1) and the
