@@ -568,6 +568,7 @@ async fn resource_request(
         ("create", "") if collection => {
             let (bytes, ct) = read_body(req).await?;
             let body = parse_object(&bytes, &ct)?;
+            reject_duplicates(&store, &bytes, &ct, &query)?;
             let (created, warnings) = store.create(&ns, body, &write_options(&query)?).await?;
             Ok(encode(
                 StatusCode::CREATED,
@@ -584,6 +585,7 @@ async fn resource_request(
         ("update", "" | "status") => {
             let (bytes, ct) = read_body(req).await?;
             let body = parse_object(&bytes, &ct)?;
+            reject_duplicates(&store, &bytes, &ct, &query)?;
             let options = write_options(&query)?;
             let (updated, warnings) = store.update(&ns, &path.name, sub, body, &options).await?;
             Ok(encode(StatusCode::OK, &updated, output.plain(), &warnings))
@@ -641,6 +643,30 @@ async fn resource_request(
         }
         _ => Err(ApiError::method_not_supported(gr, verb)),
     }
+}
+
+/// Under `fieldValidation=Strict`, a JSON body naming one field twice is a 400, as upstream's
+/// strict decoder reports it (YAML bodies with duplicate keys already fail to parse).
+fn reject_duplicates(
+    store: &Store,
+    bytes: &[u8],
+    content_type: &str,
+    query: &Query,
+) -> Result<(), ApiError> {
+    if !write_options(query)?.strict
+        || !matches!(media_type(content_type).as_str(), "" | "application/json")
+    {
+        return Ok(());
+    }
+    let duplicates = crate::registry::decode::duplicate_fields(bytes);
+    if duplicates.is_empty() {
+        return Ok(());
+    }
+    Err(crate::registry::decode::strict_fields_error(
+        store.info(),
+        &duplicates,
+        &[],
+    ))
 }
 
 impl Output {

@@ -130,9 +130,19 @@ fn collect_unknown(input: &Value, known: &Value, path: &mut String, out: &mut Ve
 
 /// The 400 for unknown fields under `fieldValidation=Strict`, all of them in one message.
 pub fn strict_error(info: &ResourceInfo, unknown: &[String]) -> ApiError {
-    let listed: Vec<String> = unknown
+    strict_fields_error(info, &[], unknown)
+}
+
+/// The 400 for duplicate and unknown fields under `fieldValidation=Strict`.
+pub fn strict_fields_error(
+    info: &ResourceInfo,
+    duplicate: &[String],
+    unknown: &[String],
+) -> ApiError {
+    let listed: Vec<String> = duplicate
         .iter()
-        .map(|f| format!("unknown field \"{f}\""))
+        .map(|f| format!("duplicate field \"{f}\""))
+        .chain(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
         .collect();
     cannot_handle(
         info,
@@ -201,5 +211,115 @@ mod tests {
             err.message,
             "Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: unknown field \"a\", unknown field \"b.c\""
         );
+    }
+}
+
+/// The paths of keys that appear twice in one JSON object of `bytes` (strict decoding
+/// reports them as `duplicate field "metadata.name"`). Malformed JSON yields no paths: the
+/// parse error is reported elsewhere.
+pub fn duplicate_fields(bytes: &[u8]) -> Vec<String> {
+    use serde::de::{
+        DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+    };
+
+    struct Walk<'a> {
+        path: String,
+        found: &'a mut Vec<String>,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            loop {
+                let path = format!("{}[{i}]", self.path);
+                let walk = Walk {
+                    path,
+                    found: &mut *self.found,
+                };
+                if seq.next_element_seed(walk)?.is_none() {
+                    return Ok(());
+                }
+                i += 1;
+            }
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{}.{key}", self.path)
+                };
+                if !seen.insert(key) {
+                    self.found.push(path);
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                map.next_value_seed(Walk {
+                    path,
+                    found: &mut *self.found,
+                })?;
+            }
+            Ok(())
+        }
+    }
+
+    let mut found = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let walk = Walk {
+        path: String::new(),
+        found: &mut found,
+    };
+    if de.deserialize_any(walk).is_err() {
+        return Vec::new();
+    }
+    found
+}
+
+#[cfg(test)]
+mod duplicate_tests {
+    use super::duplicate_fields;
+
+    #[test]
+    fn duplicate_keys_are_found_with_their_paths() {
+        let body = br#"{"metadata":{"name":"a","name":"b"},"spec":{"containers":[{"image":"x","image":"y"}]}}"#;
+        assert_eq!(
+            duplicate_fields(body),
+            vec![
+                "metadata.name".to_string(),
+                "spec.containers[0].image".to_string()
+            ]
+        );
+        assert!(duplicate_fields(br#"{"a":1,"b":{"a":2}}"#).is_empty());
+        assert!(duplicate_fields(b"{").is_empty());
     }
 }

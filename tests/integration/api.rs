@@ -163,6 +163,19 @@ async fn hostile_bodies_get_upstream_codes_and_lose_nothing() {
         api.head_only("POST", PODS, 4 * 1024 * 1024).await,
         "HTTP/1.1 413 Payload Too Large"
     );
+    let (code, status) = api
+        .json(
+            "POST",
+            &format!("{PODS}?fieldValidation=Strict"),
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"d","name":"e"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        status["message"],
+        "Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: duplicate field \"metadata.name\""
+    );
     let yaml = b"apiVersion: v1\nkind: Pod\nmetadata: {name: from-yaml}\nspec: {containers: [{name: c, image: i}]}\n";
     let (code, _) = api
         .json("POST", PODS, "application/yaml", yaml.to_vec())
