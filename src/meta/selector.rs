@@ -755,7 +755,7 @@ fn dns1123_subdomain_problems(s: &str) -> Vec<String> {
 
 /// Upstream `IsQualifiedName`, which label keys must satisfy: `[prefix/]name` with a DNS
 /// subdomain prefix and a name of at most 63 characters.
-fn qualified_name_problems(key: &str) -> Vec<String> {
+pub fn qualified_name_problems(key: &str) -> Vec<String> {
     let examples = ["MyName", "my.name", "123-abc"];
     let mut problems = Vec::new();
     let parts: Vec<&str> = key.split('/').collect();
@@ -796,7 +796,7 @@ fn qualified_name_problems(key: &str) -> Vec<String> {
 }
 
 /// Upstream `IsValidLabelValue`: empty, or at most 63 characters shaped like a qualified name.
-fn label_value_problems(value: &str) -> Vec<String> {
+pub fn label_value_problems(value: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if value.len() > 63 {
         problems.push(max_len_error(63));
