@@ -27,6 +27,8 @@ fn build_pause() {
         .arg("--edition=2021")
         .arg("--crate-type=bin")
         .arg("--crate-name=pause")
+        // The same source gives the same binary (and image fingerprint) from any checkout.
+        .arg(format!("--remap-path-prefix={}=.", manifest_dir.display()))
         .arg("--target")
         .arg(&target)
         .args(["-C", "target-feature=+crt-static"])
