@@ -762,7 +762,6 @@ async fn watch(
     output: Output,
     shutdown: &CancellationToken,
 ) -> Result<Response<Body>, ApiError> {
-    let _ = server;
     let (label, field) = selectors(query)?;
     let rv = object::parse_resource_version(query.get("resourceVersion").unwrap_or(""))
         .map_err(ApiError::bad_request)?;
@@ -805,7 +804,9 @@ async fn watch(
         timeout,
         start_rv: rv.unwrap_or(0),
     };
-    tokio::spawn(watch::pump(store, w, params, tx, shutdown.clone()));
+    server
+        .tracker
+        .spawn(watch::pump(store, w, params, tx, shutdown.clone()));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
         .map(|bytes| Ok::<_, std::io::Error>(Frame::data(bytes)));
     let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));

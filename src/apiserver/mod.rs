@@ -71,6 +71,8 @@ pub struct Server {
     pub local_addr: SocketAddr,
     /// How to reach kubelets, if configured.
     pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Long-running work (watch streams), so that shutdown waits for it.
+    pub tracker: TaskTracker,
 }
 
 /// Every kind rkube serves, in discovery order.
@@ -124,6 +126,7 @@ pub async fn run(
         etcd,
         local_addr,
         kubelet_tls,
+        tracker: tracker.clone(),
     });
     tracker.spawn(compactor(
         server.clone(),

@@ -246,6 +246,16 @@ impl Worker {
         )
     }
 
+    /// The Pod as the kubelet names it in messages: `name_namespace(uid)`.
+    fn full_name(&self) -> String {
+        format!(
+            "{}_{}({})",
+            self.pod.metadata.name.as_deref().unwrap_or(""),
+            self.pod.metadata.namespace.as_deref().unwrap_or(""),
+            self.uid()
+        )
+    }
+
     fn uid(&self) -> String {
         self.pod.metadata.uid.clone().unwrap_or_default()
     }
@@ -444,12 +454,10 @@ impl Worker {
         let previous = self.restart_backoff.get(&container.name).copied();
         if let Some(b) = previous.filter(|b| b.next > now) {
             let message = format!(
-                "back-off {}s restarting failed container={} pod={}_{}({})",
+                "back-off {}s restarting failed container={} pod={}",
                 b.delay.as_secs(),
                 container.name,
-                self.pod.metadata.name.as_deref().unwrap_or(""),
-                self.pod.metadata.namespace.as_deref().unwrap_or(""),
-                self.uid()
+                self.full_name()
             );
             let first = self.waiting.get(&container.name).map(|w| w.reason.as_str())
                 != Some("CrashLoopBackOff");
@@ -463,11 +471,9 @@ impl Worker {
             if first {
                 let object = self.container_object(&container.name, kind == "init");
                 let text = format!(
-                    "Back-off restarting failed container {} in pod {}_{}({})",
+                    "Back-off restarting failed container {} in pod {}",
                     container.name,
-                    self.pod.metadata.name.as_deref().unwrap_or(""),
-                    self.pod.metadata.namespace.as_deref().unwrap_or(""),
-                    self.uid()
+                    self.full_name()
                 );
                 self.event(&object, "Warning", "BackOff", &text).await;
             }

@@ -240,7 +240,6 @@ impl Strategy for PodStrategy {
 /// and the `PodScheduled=True` condition, unless it is already bound or being deleted.
 pub fn bind(pod: &Value, node: &str, annotations: Option<&Value>) -> Result<Value, ApiError> {
     let name = object::name(pod);
-    let gr = INFO.group_resource();
     let binding = crate::meta::GroupResource {
         group: "",
         resource: "pods/binding",
@@ -263,7 +262,6 @@ pub fn bind(pod: &Value, node: &str, annotations: Option<&Value>) -> Result<Valu
             &format!("pod {name} is already assigned to node {current:?}"),
         ));
     }
-    let _ = gr;
     let mut bound = pod.clone();
     bound["spec"]["nodeName"] = json!(node);
     if let Some(Value::Object(extra)) = annotations {
