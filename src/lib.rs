@@ -13,20 +13,24 @@
 //! - [`registry`]: the generic store and one strategy per kind (defaulting, validation, Table).
 //! - [`apiserver`]: HTTP only — TLS, authentication, routing, discovery, OpenAPI, watch.
 //! - [`scheduler`]: binds unassigned Pods to nodes with room for them (an API client only).
+//! - [`controller`]: the controller manager (Pod garbage collector), leader-elected through a
+//!   Lease (an API client only).
 //! - [`client`]: what the scheduler and kubelet share as API clients (Event recording).
 //! - [`tls`]: TLS set-up and x509 client authentication, shared by API server and kubelet.
 //! - [`cluster`]: certificates, kubeconfig, and `rkube up`/`down` process supervision.
 //!
 //! # Architecture invariants
 //!
-//! - Dependencies point one way: `meta ← storage ← registry ← apiserver`. The scheduler and
-//!   kubelet reach the API over HTTPS only (the `kube` crate), never storage or registry.
+//! - Dependencies point one way: `meta ← storage ← registry ← apiserver`. The scheduler,
+//!   the controller manager and the kubelet reach the API over HTTPS only (the `kube`
+//!   crate), never storage or registry.
 //! - `metadata.resourceVersion` is never stored; it is always the etcd revision of the read.
 //! - No request can panic the server: input errors are `ApiError`s, answered as `Status`.
 
 pub mod apiserver;
 pub mod client;
 pub mod cluster;
+pub mod controller;
 pub mod kubelet;
 pub mod meta;
 pub mod registry;

@@ -31,6 +31,9 @@ enum Commands {
         #[arg(long)]
         kubeconfig: PathBuf,
     },
+    /// Run the controllers (Pod garbage collection), leader-elected, as a client of the API
+    /// server.
+    ControllerManager(ControllerManagerArgs),
     /// Run the Pods bound to one node through Docker, as a client of the API server.
     Kubelet(KubeletArgs),
     /// Start a cluster (etcd, the API server, the scheduler, a kubelet per node) and return once
@@ -80,6 +83,35 @@ struct ApiserverArgs {
     /// The CA that signed the kubelets' serving certificates.
     #[arg(long)]
     kubelet_certificate_authority: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct ControllerManagerArgs {
+    /// The kubeconfig naming the API server and the credentials
+    /// (`system:kube-controller-manager`).
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    /// Run the controllers only while holding the Lease `kube-system/kube-controller-manager`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// How long a leader's Lease is valid without renewal.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    leader_elect_lease_duration: Duration,
+    /// How long a leader keeps trying to renew before it gives up leading.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    leader_elect_renew_deadline: Duration,
+    /// How long candidates wait between tries to acquire or renew.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    leader_elect_retry_period: Duration,
+    /// How many terminated Pods may exist before the oldest are deleted; 0 disables it.
+    #[arg(long, default_value_t = rkube::controller::podgc::TERMINATED_THRESHOLD)]
+    terminated_pod_gc_threshold: usize,
+    /// How often the Pod garbage collector runs (upstream's fixed 20s; shorter for tests).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pod_gc_period: Duration,
+    /// How long a Node must stay missing before its Pods are deleted (upstream's fixed 40s).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pod_gc_quarantine: Duration,
 }
 
 #[derive(clap::Args)]
@@ -225,6 +257,32 @@ async fn main() -> anyhow::Result<()> {
             cancel_on_signals(shutdown.clone())?;
             let client = rkube::client::from_kubeconfig(&kubeconfig).await?;
             rkube::scheduler::run(client, shutdown).await?;
+        }
+        Commands::ControllerManager(args) => {
+            use rkube::controller::{self, leaderelection};
+            let shutdown = CancellationToken::new();
+            cancel_on_signals(shutdown.clone())?;
+            let client = rkube::client::from_kubeconfig(&args.kubeconfig).await?;
+            let leader_election = args.leader_elect.then(|| {
+                let mut election = leaderelection::LeaderElectionConfig::new(
+                    controller::LEASE_NAMESPACE,
+                    controller::LEASE_NAME,
+                    &leaderelection::default_identity(),
+                );
+                election.lease_duration = args.leader_elect_lease_duration;
+                election.renew_deadline = args.leader_elect_renew_deadline;
+                election.retry_period = args.leader_elect_retry_period;
+                election
+            });
+            let config = controller::ControllerManagerConfig {
+                leader_election,
+                pod_gc: controller::podgc::PodGcConfig {
+                    check_period: args.pod_gc_period,
+                    quarantine: args.pod_gc_quarantine,
+                    terminated_threshold: args.terminated_pod_gc_threshold,
+                },
+            };
+            controller::run(client, config, shutdown).await?;
         }
         Commands::Kubelet(args) => {
             let shutdown = CancellationToken::new();

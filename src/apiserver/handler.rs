@@ -226,6 +226,8 @@ fn authorize(user: &User, verb: &str, path: &ResourcePath) -> Result<(), ApiErro
                 | ("events", "", "create" | "patch" | "update")
                 | ("leases", "", _)
         )
+    } else if user.name == "system:kube-controller-manager" {
+        controller_manager_may(verb, path)
     } else if let Some(node) = node_name(user) {
         let writes_own = |name: &str| name == node || (verb == "create" && name.is_empty());
         match (resource, sub) {
@@ -287,6 +289,23 @@ fn authorize(user: &User, verb: &str, path: &ResourcePath) -> Result<(), ApiErro
         &path.name,
         &why,
     ))
+}
+
+/// What `system:kube-controller-manager` needs for the controllers rkube runs (the Pod
+/// garbage collector and leader election): a subset of upstream's bootstrap role of that name.
+fn controller_manager_may(verb: &str, path: &ResourcePath) -> bool {
+    let read = matches!(verb, "get" | "list" | "watch");
+    match (path.group.as_str(), path.resource.as_str(), path.subresource.as_str()) {
+        ("", "nodes" | "pods", "") if read => true,
+        ("", "pods", "") => verb == "delete",
+        ("", "pods", "status") => matches!(verb, "patch" | "update"),
+        ("", "events", "") => matches!(verb, "create" | "patch" | "update"),
+        ("events.k8s.io", "events", "") => matches!(verb, "create" | "patch" | "update"),
+        ("coordination.k8s.io", "leases", "") => {
+            path.namespace == "kube-system" && matches!(verb, "get" | "create" | "update")
+        }
+        _ => false,
+    }
 }
 
 /// The node a kubelet's identity names: user `system:node:<name>` in group `system:nodes`.

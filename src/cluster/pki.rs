@@ -218,3 +218,14 @@ pub fn apiserver_hosts(extra: &[String]) -> Vec<String> {
     hosts.dedup();
     hosts
 }
+
+/// The controller manager's user, as in kubeadm's `controller-manager.conf`.
+pub const CONTROLLER_MANAGER_USER: &str = "system:kube-controller-manager";
+
+impl Ca {
+    /// The controller manager's client certificate (`controller-manager.crt`): CN
+    /// `system:kube-controller-manager`, no groups, as kubeadm issues it.
+    pub fn issue_controller_manager(&self, dir: &Path) -> Result<Issued, PkiError> {
+        self.issue_client(dir, "controller-manager", CONTROLLER_MANAGER_USER, &[])
+    }
+}

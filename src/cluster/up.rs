@@ -1,4 +1,5 @@
-//! `rkube up` and `rkube down`: start a cluster's processes, detached, and stop them again.
+//! `rkube up` and `rkube down`: start a cluster's processes (etcd, API server, scheduler,
+//! controller manager, kubelets), detached, and stop them again.
 //!
 //! Everything a cluster keeps lives in its state directory (`.rkube/` by default): etcd's
 //! data, the logs of every process and `state.json`, which names the processes `down` stops.
@@ -284,6 +285,7 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         "system:kube-scheduler",
         &[],
     )?;
+    let controller_manager = ca.issue_controller_manager(&options.certs_dir)?;
     done(t);
 
     let etcd_bin = which("etcd").ok_or_else(|| {
@@ -367,6 +369,15 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         "system:kube-scheduler",
         &scheduler,
     )?;
+    let controller_manager_kubeconfig = options.certs_dir.join("controller-manager.kubeconfig");
+    super::kubeconfig::write(
+        &controller_manager_kubeconfig,
+        "rkube",
+        &server,
+        &ca.cert_pem,
+        pki::CONTROLLER_MANAGER_USER,
+        &controller_manager,
+    )?;
     let apiserver_log = logs.join("apiserver.log");
     let t = step(&format!("Starting the API server on {server}"));
     let exe = std::env::current_exe().map_err(io("cannot find the rkube binary"))?;
@@ -430,6 +441,25 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         program: exe.clone(),
         args: args.clone(),
         log: scheduler_log.clone(),
+    });
+    state.save(state_dir)?;
+    done(t);
+
+    let t = step("Starting the controller manager");
+    let log = logs.join("controller-manager.log");
+    let args: Vec<String> = vec![
+        "controller-manager".into(),
+        "--kubeconfig".into(),
+        certs(&controller_manager_kubeconfig),
+    ];
+    let pid = spawn_detached(&exe, &args, &log)?;
+    state.processes.push(ProcessRecord {
+        name: "controller-manager".into(),
+        pid,
+        marker: "controller-manager".into(),
+        program: exe.clone(),
+        args,
+        log,
     });
     state.save(state_dir)?;
     done(t);

@@ -82,6 +82,8 @@ struct Worker {
     restart_backoff: HashMap<String, Backoff>,
     pull_backoff: HashMap<String, Backoff>,
     sandbox_backoff: Option<Backoff>,
+    /// The next attempt of init containers purged with a dead sandbox, so counts go on.
+    init_attempt_base: HashMap<String, i32>,
     probes: ProbeTable,
     probe_stops: HashMap<String, CancellationToken>,
     poke_tx: mpsc::Sender<()>,
@@ -105,6 +107,7 @@ pub async fn run(
         restart_backoff: HashMap::new(),
         pull_backoff: HashMap::new(),
         sandbox_backoff: None,
+        init_attempt_base: HashMap::new(),
         probes: ProbeTable::default(),
         probe_stops: HashMap::new(),
         poke_tx,
@@ -356,7 +359,8 @@ impl Worker {
                     runtime.start(&id).await?;
                 }
                 None => {
-                    self.start_container(&init, 0, "init", &sandbox_id, &pod_ip)
+                    let attempt = self.init_attempt_base.get(&init.name).copied();
+                    self.start_container(&init, attempt.unwrap_or(0), "init", &sandbox_id, &pod_ip)
                         .await?
                 }
             }
@@ -882,12 +886,7 @@ impl Worker {
                 "Pod sandbox changed, it will be killed and re-created.",
             )
             .await;
-            for c in containers {
-                if c.state == RunState::Running {
-                    runtime.stop(&c.id, Duration::from_secs(2)).await?;
-                }
-                runtime.remove(&c.id).await?;
-            }
+            self.retire_sandbox_containers(containers).await?;
         }
         let spec = self.pod.spec.clone().unwrap_or_default();
         let exposed_ports = spec
@@ -938,6 +937,40 @@ impl Worker {
         self.sandbox_backoff = None;
         let ip = runtime.inspect(&id).await?.ip.unwrap_or_default();
         Ok(Some((id, ip)))
+    }
+
+    /// Stops the containers of a sandbox that died, keeping each app container's last attempt.
+    ///
+    /// Upstream's kubelet kills the old containers but keeps them, so the next attempt counts
+    /// on from their `restartCount` label and the status shows them as `lastState`; removing
+    /// them would restart every count at 0. Init containers are purged and run again in the
+    /// new sandbox (`purgeInitContainers`); their next attempt still counts on from the last.
+    /// A container that never started is removed: it belongs to the dead sandbox's network.
+    async fn retire_sandbox_containers(
+        &mut self,
+        containers: &[ContainerState],
+    ) -> Result<(), SyncError> {
+        let runtime = self.shared.runtime.clone();
+        for c in containers.iter().filter(|c| kind_of(c) != "sandbox") {
+            if c.state == RunState::Running {
+                self.stop_probes(&c.id);
+                runtime.stop(&c.id, Duration::from_secs(2)).await?;
+            }
+            if kind_of(c) == "init" {
+                let name = c
+                    .labels
+                    .get(labels::CONTAINER_NAME)
+                    .cloned()
+                    .unwrap_or_default();
+                let next = labels::attempt(&c.labels) + 1;
+                let base = self.init_attempt_base.entry(name).or_insert(0);
+                *base = (*base).max(next);
+                runtime.remove(&c.id).await?;
+            } else if c.state == RunState::Created {
+                runtime.remove(&c.id).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes container attempts older than the previous one (kept for `logs --previous`).

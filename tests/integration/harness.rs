@@ -27,6 +27,7 @@ pub struct TestClusterBuilder {
 pub struct TestCluster {
     // Dropped in order: the API server before etcd, both before the temp dir.
     scheduler: Option<Process>,
+    controller_managers: Vec<Option<Process>>,
     _apiserver: Process,
     _etcd: Process,
     pub dir: tempfile::TempDir,
@@ -129,6 +130,51 @@ impl TestCluster {
     /// Kills the scheduler with SIGKILL, as a crash would.
     pub fn kill_scheduler(&mut self) {
         self.scheduler = None;
+    }
+
+    /// Starts one more `rkube controller-manager` (as `system:kube-controller-manager`), with
+    /// test timings: pod GC every second, 2 s node quarantine, a 4 s leader lease renewed
+    /// every second. Returns its index for [`TestCluster::kill_controller_manager`].
+    pub fn start_controller_manager(&mut self) -> usize {
+        let index = self.controller_managers.len();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(
+                self.dir
+                    .path()
+                    .join(format!("controller-manager-{index}.log")),
+            )
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .arg("controller-manager")
+            .arg("--kubeconfig")
+            .arg(self.dir.path().join("controller-manager.kubeconfig"))
+            .args(["--pod-gc-period", "1s", "--pod-gc-quarantine", "2s"])
+            .args(["--leader-elect-lease-duration", "4s"])
+            .args(["--leader-elect-renew-deadline", "3s"])
+            .args(["--leader-elect-retry-period", "1s"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("rkube controller-manager runs");
+        self.controller_managers.push(Some(Process(child)));
+        index
+    }
+
+    /// Kills a controller manager with SIGKILL, as a crash would.
+    pub fn kill_controller_manager(&mut self, index: usize) {
+        if let Some(slot) = self.controller_managers.get_mut(index) {
+            *slot = None;
+        }
+    }
+
+    /// Whether a controller manager started by this handle is still running.
+    pub fn controller_manager_running(&mut self, index: usize) -> bool {
+        self.controller_managers
+            .get_mut(index)
+            .and_then(Option::as_mut)
+            .is_some_and(|p| matches!(p.0.try_wait(), Ok(None)))
     }
 
     pub fn certs(&self) -> &Path {
@@ -285,8 +331,21 @@ impl TestClusterBuilder {
             &scheduler_creds,
         )
         .expect("scheduler kubeconfig");
+        let controller_manager_creds = ca
+            .issue_controller_manager(&certs)
+            .expect("controller manager cert");
+        kubeconfig::write(
+            &dir.path().join("controller-manager.kubeconfig"),
+            "test",
+            &server,
+            &ca.cert_pem,
+            "controller-manager",
+            &controller_manager_creds,
+        )
+        .expect("controller manager kubeconfig");
         let mut cluster = TestCluster {
             scheduler: None,
+            controller_managers: Vec::new(),
             _apiserver: apiserver,
             _etcd: etcd,
             dir,
