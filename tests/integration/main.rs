@@ -2,6 +2,7 @@
 
 mod api;
 mod clients;
+mod controllers;
 mod docker_runtime;
 mod harness;
 mod kubectl;
