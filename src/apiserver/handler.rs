@@ -295,7 +295,11 @@ fn authorize(user: &User, verb: &str, path: &ResourcePath) -> Result<(), ApiErro
 /// garbage collector and leader election): a subset of upstream's bootstrap role of that name.
 fn controller_manager_may(verb: &str, path: &ResourcePath) -> bool {
     let read = matches!(verb, "get" | "list" | "watch");
-    match (path.group.as_str(), path.resource.as_str(), path.subresource.as_str()) {
+    match (
+        path.group.as_str(),
+        path.resource.as_str(),
+        path.subresource.as_str(),
+    ) {
         ("", "nodes" | "pods", "") if read => true,
         ("", "pods", "") => verb == "delete",
         ("", "pods", "status") => matches!(verb, "patch" | "update"),

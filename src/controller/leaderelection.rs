@@ -231,7 +231,11 @@ impl LeaderElector {
         }
         let holder = old.holder_identity.clone().unwrap_or_default();
         let held_by_me = holder == me;
-        let observed_at = self.observed.as_ref().map(|o| o.at).unwrap_or_else(Instant::now);
+        let observed_at = self
+            .observed
+            .as_ref()
+            .map(|o| o.at)
+            .unwrap_or_else(Instant::now);
         let their_duration = old
             .lease_duration_seconds
             .and_then(|s| u64::try_from(s).ok())

@@ -63,7 +63,10 @@ pub async fn run(
     if !elector.acquire(&shutdown).await {
         return Ok(());
     }
-    tracing::info!(identity = elector.identity(), "leading: starting controllers");
+    tracing::info!(
+        identity = elector.identity(),
+        "leading: starting controllers"
+    );
     let controllers = shutdown.child_token();
     let tracker = TaskTracker::new();
     tracker.spawn({

@@ -179,7 +179,10 @@ impl PodGc {
         };
         let work = async {
             // Nothing is collected before both watches have listed everything.
-            let (Ok(()), Ok(())) = (gc.pods.wait_until_ready().await, gc.nodes.wait_until_ready().await) else {
+            let (Ok(()), Ok(())) = (
+                gc.pods.wait_until_ready().await,
+                gc.nodes.wait_until_ready().await,
+            ) else {
                 return;
             };
             tracing::info!("pod garbage collector started");
@@ -310,7 +313,10 @@ impl PodGc {
                 }
             }
         }
-        match api.delete(name, &DeleteParams::default().grace_period(0)).await {
+        match api
+            .delete(name, &DeleteParams::default().grace_period(0))
+            .await
+        {
             Ok(_) => tracing::info!(pod = %key(pod), "forced deletion of pod succeeded"),
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => tracing::warn!(pod = %key(pod), error = %e, "cannot delete pod"),

@@ -52,7 +52,10 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
         if let Some(found) = check().await {
             return found;
         }
-        assert!(started.elapsed() < DEADLINE, "{what}: not within {DEADLINE:?}");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{what}: not within {DEADLINE:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -148,7 +151,11 @@ async fn pods_bound_to_a_deleted_node_are_force_deleted_and_others_stay() {
         .expect("the watch ends with the deletion")
         .expect("watch task");
     let failed = seen.iter().find_map(|e| match e {
-        WatchEvent::Modified(p) if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed") => Some(p),
+        WatchEvent::Modified(p)
+            if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed") =>
+        {
+            Some(p)
+        }
         _ => None,
     });
     let failed = failed.unwrap_or_else(|| panic!("no Failed update before deletion: {seen:?}"));
@@ -184,7 +191,11 @@ async fn a_standby_controller_manager_takes_over_when_the_leader_dies() {
     let mut renewals = Vec::new();
     eventually("three renewals by the leader", async || {
         let l = lease(&client).await.expect("lease exists");
-        assert_eq!(holder(&l), leader, "the standby took the lease from a live leader");
+        assert_eq!(
+            holder(&l),
+            leader,
+            "the standby took the lease from a live leader"
+        );
         let renewed = l.spec.and_then(|s| s.renew_time).map(|t| t.0);
         if renewals.last() != Some(&renewed) {
             renewals.push(renewed);
@@ -237,11 +248,14 @@ async fn the_controller_manager_identity_may_only_do_what_its_controllers_need()
     let cluster = TestCluster::builder().start().await;
     let admin = cluster.client().await;
     create_pod(&admin, "victim", Some("n1")).await;
-    let cm = rkube::client::from_kubeconfig(&cluster.dir.path().join("controller-manager.kubeconfig"))
-        .await
-        .expect("controller manager client");
+    let cm =
+        rkube::client::from_kubeconfig(&cluster.dir.path().join("controller-manager.kubeconfig"))
+            .await
+            .expect("controller manager client");
     let pods: Api<Pod> = Api::namespaced(cm.clone(), "default");
-    pods.list(&ListParams::default()).await.expect("may list pods");
+    pods.list(&ListParams::default())
+        .await
+        .expect("may list pods");
     Api::<Node>::all(cm.clone())
         .list(&ListParams::default())
         .await
@@ -307,11 +321,14 @@ async fn a_new_sandbox_keeps_counting_restarts_and_shows_the_last_state() {
             .and_then(|s| s.container_statuses.as_ref())
             .and_then(|c| c.iter().find(|c| c.name == "main").cloned())
     };
-    let running = |p: &Pod| {
-        main(p).is_some_and(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-    };
+    let running =
+        |p: &Pod| main(p).is_some_and(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
     let before = eventually("main running", async || {
-        pods.get_opt("sandboxed").await.ok().flatten().filter(running)
+        pods.get_opt("sandboxed")
+            .await
+            .ok()
+            .flatten()
+            .filter(running)
     })
     .await;
     let before = main(&before).expect("status");
