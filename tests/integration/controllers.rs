@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use futures::TryStreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::Api;
 use serde_json::json;
 
@@ -172,6 +174,40 @@ async fn pods_bound_to_a_deleted_node_are_force_deleted_and_others_stay() {
         Some("PodGC: node no longer exists")
     );
     assert!(matches!(seen.last(), Some(WatchEvent::Deleted(_))));
+}
+
+#[tokio::test]
+async fn the_oldest_terminated_pods_beyond_the_threshold_are_deleted() {
+    let mut cluster = TestCluster::builder().start().await;
+    let client = cluster.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    create_node(&client, "n1").await;
+    for name in ["a-oldest", "b-older", "c-newest"] {
+        create_pod(&client, name, Some("n1")).await;
+        pods.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Succeeded"}})),
+        )
+        .await
+        .expect("status written");
+    }
+    create_pod(&client, "running", Some("n1")).await;
+    cluster.start_controller_manager_with(&["--terminated-pod-gc-threshold", "1"]);
+    for name in ["a-oldest", "b-older"] {
+        eventually(&format!("{name} deleted"), async || {
+            pods.get_opt(name)
+                .await
+                .expect("pod readable")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+    for name in ["c-newest", "running"] {
+        let pod = pods.get(name).await.expect("kept");
+        assert!(pod.metadata.deletion_timestamp.is_none(), "{name}");
+    }
 }
 
 #[tokio::test]

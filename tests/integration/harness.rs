@@ -136,6 +136,11 @@ impl TestCluster {
     /// test timings: pod GC every second, 2 s node quarantine, a 4 s leader lease renewed
     /// every second. Returns its index for [`TestCluster::kill_controller_manager`].
     pub fn start_controller_manager(&mut self) -> usize {
+        self.start_controller_manager_with(&[])
+    }
+
+    /// [`TestCluster::start_controller_manager`] with extra flags.
+    pub fn start_controller_manager_with(&mut self, extra: &[&str]) -> usize {
         let index = self.controller_managers.len();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -154,6 +159,7 @@ impl TestCluster {
             .args(["--leader-elect-lease-duration", "4s"])
             .args(["--leader-elect-renew-deadline", "3s"])
             .args(["--leader-elect-retry-period", "1s"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
