@@ -405,4 +405,14 @@ async fn a_new_sandbox_keeps_counting_restarts_and_shows_the_last_state() {
     assert!(described.contains("SandboxChanged"), "{described}");
     let row = cluster.kubectl_ok(&["get", "pod", "sandboxed", "--no-headers"]);
     assert_eq!(row.split_whitespace().nth(3), Some("1"), "{row}");
+
+    // `rkube up` also started the controller manager, which took its Lease.
+    let client = cluster.client().await;
+    eventually("the controller manager's lease", async || {
+        lease(&client)
+            .await
+            .map(|l| holder(&l))
+            .filter(|h| !h.is_empty())
+    })
+    .await;
 }
