@@ -244,3 +244,94 @@ async fn identity_metadata_cannot_be_changed_by_patch_or_update() {
     assert_eq!(after["metadata"]["namespace"], "default");
     release(&api, "keep").await;
 }
+
+#[tokio::test]
+async fn ids_out_of_range_and_unknown_affinity_operators_are_invalid() {
+    let cluster = TestCluster::builder().start().await;
+    let api = admin(&cluster);
+    let range = "must be between 0 and 2147483647, inclusive";
+    let term = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0]";
+    let cases: Vec<(Value, String, &str)> = vec![
+        (
+            json!({"securityContext": {"runAsUser": -1}, "containers": [{"name": "c", "image": "i"}]}),
+            format!("spec.securityContext.runAsUser: Invalid value: -1: {range}"),
+            "spec.securityContext.runAsUser",
+        ),
+        (
+            json!({"securityContext": {"runAsGroup": -1}, "containers": [{"name": "c", "image": "i"}]}),
+            format!("spec.securityContext.runAsGroup: Invalid value: -1: {range}"),
+            "spec.securityContext.runAsGroup",
+        ),
+        (
+            json!({"securityContext": {"fsGroup": -1}, "containers": [{"name": "c", "image": "i"}]}),
+            format!("spec.securityContext.fsGroup: Invalid value: -1: {range}"),
+            "spec.securityContext.fsGroup",
+        ),
+        (
+            json!({"containers": [{"name": "c", "image": "i", "securityContext": {"runAsUser": -1}}]}),
+            format!("spec.containers[0].securityContext.runAsUser: Invalid value: -1: {range}"),
+            "spec.containers[0].securityContext.runAsUser",
+        ),
+        (
+            json!({"containers": [{"name": "c", "image": "i", "securityContext": {"runAsGroup": 2147483648i64}}]}),
+            format!("spec.containers[0].securityContext.runAsGroup: Invalid value: 2147483648: {range}"),
+            "spec.containers[0].securityContext.runAsGroup",
+        ),
+        (
+            json!({"containers": [{"name": "c", "image": "i"}], "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "Bogus", "values": ["a"]}]}]}}}}),
+            format!("{term}.operator: Invalid value: \"Bogus\": not a valid selector operator"),
+            "",
+        ),
+    ];
+    for (i, (spec, message, field)) in cases.into_iter().enumerate() {
+        let name = format!("bad-{i}");
+        let body = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name}, "spec": spec}))
+        .expect("JSON");
+        let (code, status) = api.json("POST", PODS, "application/json", body).await;
+        assert_eq!(code, 422, "{status}");
+        assert_eq!(status["reason"], "Invalid");
+        assert_eq!(status["message"], format!("Pod \"{name}\" is invalid: {message}"));
+        let field = if field.is_empty() {
+            format!("{term}.operator")
+        } else {
+            field.to_string()
+        };
+        assert_eq!(status["details"]["causes"][0]["field"], field.as_str());
+    }
+
+    // kubectl shows the same refusal, and a patch cannot smuggle the value in either.
+    let manifest = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"via-kubectl"},
+        "spec":{"securityContext":{"runAsUser":-1},"containers":[{"name":"c","image":"i"}]}}"#;
+    let out = cluster.kubectl_stdin(&["create", "-f", "-"], Some(manifest));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("spec.securityContext.runAsUser: Invalid value: -1: {range}")),
+        "{stderr}"
+    );
+    create_pod(&api, "keep").await;
+    let stderr = cluster.kubectl_err(&[
+        "patch",
+        "pod",
+        "keep",
+        "-p",
+        r#"{"spec":{"containers":[{"name":"c","securityContext":{"runAsUser":-1}}]}}"#,
+    ]);
+    assert!(stderr.contains("Pod \"keep\" is invalid"), "{stderr}");
+    let stored = get_pod(&api, "keep").await;
+    assert!(stored["spec"]["containers"][0]["securityContext"].is_null());
+
+    let (code, list) = api.json("GET", PODS, "", vec![]).await;
+    assert_eq!(code, 200);
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["keep"]);
+    release(&api, "keep").await;
+}
