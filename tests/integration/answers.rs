@@ -335,3 +335,49 @@ async fn ids_out_of_range_and_unknown_affinity_operators_are_invalid() {
     assert_eq!(names, ["keep"]);
     release(&api, "keep").await;
 }
+
+#[tokio::test]
+async fn huge_quantities_are_stored_as_upstream_parses_them() {
+    let cluster = TestCluster::builder().start().await;
+    let api = admin(&cluster);
+    // Binary-suffixed quantities are capped at 2^63-1 by upstream's ParseQuantity; decimal ones
+    // are arbitrary precision there and written back in canonical form.
+    let cases = [
+        ("binary", "99999999999999999999999999Ei", "9223372036854775807"),
+        ("decimal", "99999999999999999999999999E", "99999999999999999999999999E"),
+        ("exponent", "1e400", "10e399"),
+    ];
+    for (name, written, stored) in cases {
+        let spec = json!({"containers": [{"name": "c", "image": "busybox:1",
+            "resources": {"limits": {"memory": written}}}]});
+        let body = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name}, "spec": spec}))
+        .expect("JSON");
+        let (code, created) = api.json("POST", PODS, "application/json", body).await;
+        assert_eq!(code, 201, "{written}: {created}");
+        let resources = &get_pod(&api, name).await["spec"]["containers"][0]["resources"];
+        assert_eq!(resources["limits"]["memory"], stored, "{written}");
+        // Requests default to the limits, as upstream's defaulting copies them.
+        assert_eq!(resources["requests"]["memory"], stored, "{written}");
+        let shown = cluster.kubectl_ok(&[
+            "get",
+            "pod",
+            name,
+            "-o",
+            "jsonpath={.spec.containers[0].resources.limits.memory}",
+        ]);
+        assert_eq!(shown, stored);
+    }
+
+    let spec = json!({"containers": [{"name": "c", "image": "busybox:1",
+        "resources": {"limits": {"memory": "1Gb"}}}]});
+    let body = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "malformed"}, "spec": spec}))
+    .expect("JSON");
+    let (code, status) = api.json("POST", PODS, "application/json", body).await;
+    assert_eq!(code, 400, "{status}");
+    assert_eq!(
+        status["message"],
+        "Pod in version \"v1\" cannot be handled as a Pod: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    );
+}
