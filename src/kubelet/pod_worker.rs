@@ -800,7 +800,8 @@ impl Worker {
                 .and_then(|q| Quantity::parse(&q.0).ok())
         };
         // Quantities beyond int64 (upstream keeps decimal ones of any size) saturate.
-        let saturated = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+        let saturated =
+            |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
         let memory_limit = quantity(&resources.limits, "memory").map(|q| saturated(q.value()));
         let cpu_limit_milli =
             quantity(&resources.limits, "cpu").map(|q| saturated(q.milli_value()));

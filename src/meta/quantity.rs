@@ -279,7 +279,11 @@ fn huge_decimal(
     let sign = if scanned.negative { "-" } else { "" };
     let suffix = decimal_suffix(exp, format != Format::DecimalExponent);
     Ok(Quantity {
-        nanos: if scanned.negative { -i128::MAX } else { i128::MAX },
+        nanos: if scanned.negative {
+            -i128::MAX
+        } else {
+            i128::MAX
+        },
         format,
         original: Some(format!("{sign}{number}{suffix}").into()),
     })
@@ -529,10 +533,7 @@ impl Quantity {
         let zeros = "00"
             .get(..padding.unsigned_abs() as usize)
             .unwrap_or_default();
-        let suffix = decimal_suffix(
-            i64::from(exponent),
-            self.format != Format::DecimalExponent,
-        );
+        let suffix = decimal_suffix(i64::from(exponent), self.format != Format::DecimalExponent);
         format!("{sign}{mantissa}{zeros}{suffix}")
     }
 
@@ -768,15 +769,18 @@ mod tests {
             ("16Ei", "9223372036854775807"),
             // Decimal values are arbitrary precision upstream and written back canonically.
             ("99999999999999999999999999E", "99999999999999999999999999E"),
-            ("-99999999999999999999999999E", "-99999999999999999999999999E"),
-            ("99999999999999999999999999000E", "99999999999999999999999999e21"),
+            (
+                "-99999999999999999999999999E",
+                "-99999999999999999999999999E",
+            ),
+            (
+                "99999999999999999999999999000E",
+                "99999999999999999999999999e21",
+            ),
             ("1e30", "1e30"),
             ("1e400", "10e399"),
             ("1e999999999", "1e999999999"),
-            (
-                "100000000000000000000000000000000000000000000",
-                "100e42",
-            ),
+            ("100000000000000000000000000000000000000000000", "100e42"),
             (
                 "170141183460469231731687303715884105728.0000000001",
                 "170141183460469231731687303715884105728000000001n",

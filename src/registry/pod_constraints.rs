@@ -54,10 +54,7 @@ pub fn validate_pod_security_context(spec: &PodSpec) -> Vec<FieldError> {
 /// ephemeral containers.
 pub fn validate_container_security_contexts(spec: &PodSpec) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    let regular = spec
-        .containers
-        .iter()
-        .map(|c| c.security_context.as_ref());
+    let regular = spec.containers.iter().map(|c| c.security_context.as_ref());
     errs.extend(container_list("spec.containers", regular));
     let init = spec
         .init_containers
@@ -99,7 +96,10 @@ pub fn validate_node_affinity(spec: &PodSpec) -> Vec<FieldError> {
     let Some(NodeAffinity {
         required_during_scheduling_ignored_during_execution: required,
         preferred_during_scheduling_ignored_during_execution: preferred,
-    }) = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref())
+    }) = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
     else {
         return Vec::new();
     };
@@ -122,7 +122,11 @@ pub fn validate_node_affinity(spec: &PodSpec) -> Vec<FieldError> {
                 "must be in the range 1-100",
             ));
         }
-        errs.extend(selector_term(preference, true, &format!("{term}.preference")));
+        errs.extend(selector_term(
+            preference,
+            true,
+            &format!("{term}.preference"),
+        ));
     }
     errs
 }
@@ -339,7 +343,8 @@ mod tests {
             ),
         ];
         for (affinity, want) in cases {
-            let s = spec(serde_json::json!({"containers": [], "affinity": {"nodeAffinity": affinity}}));
+            let s =
+                spec(serde_json::json!({"containers": [], "affinity": {"nodeAffinity": affinity}}));
             assert_eq!(shown(validate_node_affinity(&s)), want);
         }
     }

@@ -36,7 +36,12 @@ fn plain_spec() -> Value {
 
 async fn create_pod(api: &Raw, name: &str) -> Value {
     let (code, body) = api
-        .json("POST", PODS, "application/json", pod_with(name, plain_spec()))
+        .json(
+            "POST",
+            PODS,
+            "application/json",
+            pod_with(name, plain_spec()),
+        )
         .await;
     assert_eq!(code, 201, "{body}");
     body
@@ -166,11 +171,13 @@ async fn identity_metadata_cannot_be_changed_by_patch_or_update() {
     let uid = before["metadata"]["uid"].as_str().expect("uid").to_string();
     let other = "00000000-0000-0000-0000-000000000001";
     let path = format!("{PODS}/keep");
-    let immutable =
-        format!("Pod \"keep\" is invalid: metadata.uid: Invalid value: \"{other}\": field is immutable");
+    let immutable = format!(
+        "Pod \"keep\" is invalid: metadata.uid: Invalid value: \"{other}\": field is immutable"
+    );
 
     let merge = json!({"metadata": {"uid": other}}).to_string();
-    let json_patch = json!([{"op": "replace", "path": "/metadata/uid", "value": other}]).to_string();
+    let json_patch =
+        json!([{"op": "replace", "path": "/metadata/uid", "value": other}]).to_string();
     for (content_type, body) in [(MERGE, &merge), (JSON_PATCH, &json_patch), (SMP, &merge)] {
         let (code, status) = api
             .json("PATCH", &path, content_type, body.clone().into_bytes())
@@ -203,7 +210,12 @@ async fn identity_metadata_cannot_be_changed_by_patch_or_update() {
 
     // Name and namespace are checked against the URL.
     let (code, status) = api
-        .json("PATCH", &path, MERGE, br#"{"metadata":{"name":"x"}}"#.to_vec())
+        .json(
+            "PATCH",
+            &path,
+            MERGE,
+            br#"{"metadata":{"name":"x"}}"#.to_vec(),
+        )
         .await;
     assert_eq!(code, 400, "{status}");
     assert_eq!(
@@ -274,7 +286,9 @@ async fn ids_out_of_range_and_unknown_affinity_operators_are_invalid() {
         ),
         (
             json!({"containers": [{"name": "c", "image": "i", "securityContext": {"runAsGroup": 2147483648i64}}]}),
-            format!("spec.containers[0].securityContext.runAsGroup: Invalid value: 2147483648: {range}"),
+            format!(
+                "spec.containers[0].securityContext.runAsGroup: Invalid value: 2147483648: {range}"
+            ),
             "spec.containers[0].securityContext.runAsGroup",
         ),
         (
@@ -293,7 +307,10 @@ async fn ids_out_of_range_and_unknown_affinity_operators_are_invalid() {
         let (code, status) = api.json("POST", PODS, "application/json", body).await;
         assert_eq!(code, 422, "{status}");
         assert_eq!(status["reason"], "Invalid");
-        assert_eq!(status["message"], format!("Pod \"{name}\" is invalid: {message}"));
+        assert_eq!(
+            status["message"],
+            format!("Pod \"{name}\" is invalid: {message}")
+        );
         let field = if field.is_empty() {
             format!("{term}.operator")
         } else {
@@ -309,7 +326,9 @@ async fn ids_out_of_range_and_unknown_affinity_operators_are_invalid() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("spec.securityContext.runAsUser: Invalid value: -1: {range}")),
+        stderr.contains(&format!(
+            "spec.securityContext.runAsUser: Invalid value: -1: {range}"
+        )),
         "{stderr}"
     );
     create_pod(&api, "keep").await;
@@ -343,8 +362,16 @@ async fn huge_quantities_are_stored_as_upstream_parses_them() {
     // Binary-suffixed quantities are capped at 2^63-1 by upstream's ParseQuantity; decimal ones
     // are arbitrary precision there and written back in canonical form.
     let cases = [
-        ("binary", "99999999999999999999999999Ei", "9223372036854775807"),
-        ("decimal", "99999999999999999999999999E", "99999999999999999999999999E"),
+        (
+            "binary",
+            "99999999999999999999999999Ei",
+            "9223372036854775807",
+        ),
+        (
+            "decimal",
+            "99999999999999999999999999E",
+            "99999999999999999999999999E",
+        ),
         ("exponent", "1e400", "10e399"),
     ];
     for (name, written, stored) in cases {
