@@ -803,12 +803,16 @@ impl Worker {
                 .and_then(|m| m.get(key))
                 .and_then(|q| Quantity::parse(&q.0).ok())
         };
-        let memory_limit = quantity(&resources.limits, "memory").map(|q| q.value() as i64);
-        let cpu_limit_milli = quantity(&resources.limits, "cpu").map(|q| q.milli_value() as i64);
+        // Quantities beyond int64 (upstream keeps decimal ones of any size) saturate.
+        let saturated =
+            |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
+        let memory_limit = quantity(&resources.limits, "memory").map(|q| saturated(q.value()));
+        let cpu_limit_milli =
+            quantity(&resources.limits, "cpu").map(|q| saturated(q.milli_value()));
         // The kubelet's `MilliCPUToShares`: 1024 shares a core, at least 2.
         let cpu_shares = quantity(&resources.requests, "cpu")
             .or_else(|| quantity(&resources.limits, "cpu"))
-            .map(|q| ((q.milli_value() as i64) * 1024 / 1000).max(2));
+            .map(|q| (saturated(q.milli_value()).saturating_mul(1024) / 1000).max(2));
         let security = container.security_context.clone().unwrap_or_default();
         let pod_security = self
             .pod

@@ -118,7 +118,7 @@ pub enum PatchError {
     ListOfLists,
     /// Any other strategic merge failure: a list element without its merge key, an unknown
     /// `$patch` value, elements of mixed types, a `$setElementOrder` list that contradicts the
-    /// patch. Upstream returns these without wrapping them in an API status.
+    /// patch.
     #[error("{0}")]
     Strategic(String),
 }
@@ -127,19 +127,24 @@ impl PatchError {
     /// The HTTP status kube-apiserver v1.32 answers with for this failure.
     ///
     /// Malformed bodies and malformed directives are 400 Bad Request; operations that do not
-    /// apply are 422 Unprocessable Entity; an over-long JSON patch is 413. The remaining
-    /// strategic merge errors reach the client unwrapped upstream, which makes them
-    /// 500 Internal Server Error there.
+    /// apply are 422 Unprocessable Entity; an over-long JSON patch is 413.
+    ///
+    /// Deviation: upstream's `interpretStrategicMergePatchError` passes the remaining strategic
+    /// merge errors (unknown `$patch` value, missing merge key, mixed element types) through
+    /// unwrapped, so kube-apiserver answers them with 500 and an empty reason. They are the
+    /// client's fault, not the server's, so rkube answers 400 Bad Request with the same message,
+    /// the code upstream gives the other malformed-directive errors; a 500 is kept for rkube's
+    /// own faults.
     pub fn status_code(&self) -> u16 {
         match self {
             PatchError::MalformedBody(_)
             | PatchError::TooDeep { .. }
-            | PatchError::InvalidDirective(_) => 400,
+            | PatchError::InvalidDirective(_)
+            | PatchError::Strategic(_) => 400,
             PatchError::TooManyOperations { .. } => 413,
             PatchError::OperationFailed(_)
             | PatchError::CopyLimitExceeded { .. }
             | PatchError::ListOfLists => 422,
-            PatchError::Strategic(_) => 500,
         }
     }
 }
@@ -818,14 +823,39 @@ fn directive_target<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
         .and_then(|(head, field)| (head == prefix).then_some(field))
 }
 
-/// Compact JSON text of a map, for error messages.
+/// A map as Go's `%v` prints a `map[string]interface{}` in upstream's error messages:
+/// `map[k1:v1 k2:v2]`, keys sorted.
 fn map_json(map: &Object) -> String {
-    Value::Object(map.clone()).to_string()
+    go_value(&Value::Object(map.clone()))
 }
 
-/// Compact JSON text of a list, for error messages.
+/// A list as Go's `%v` prints a `[]interface{}`: `[a b c]`.
 fn list_json(list: &[Value]) -> String {
-    Value::Array(list.to_vec()).to_string()
+    go_value(&Value::Array(list.to_vec()))
+}
+
+/// Go's `%v` of a decoded JSON value: strings bare, `null` as `<nil>`, lists space-separated in
+/// brackets, maps as `map[key:value ...]` with sorted keys.
+pub fn go_value(value: &Value) -> String {
+    match value {
+        Value::Null => "<nil>".to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let shown: Vec<String> = items.iter().map(go_value).collect();
+            format!("[{}]", shown.join(" "))
+        }
+        Value::Object(members) => {
+            let mut keys: Vec<&String> = members.keys().collect();
+            keys.sort();
+            let shown: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{k}:{}", go_value(&members[k])))
+                .collect();
+            format!("map[{}]", shown.join(" "))
+        }
+    }
 }
 
 fn no_merge_key(element: &Object, merge_key: &str) -> PatchError {
@@ -864,7 +894,11 @@ fn merge_map(
             Some("delete") => return Ok(Object::new()),
             // Upstream rejects an explicit `merge` on a map; it is what happens anyway.
             Some("merge") => {}
-            _ => return Err(unknown_patch_type(&directive, &patch)),
+            _ => {
+                let mut shown = patch.clone();
+                shown.insert(DIRECTIVE_MARKER.into(), directive.clone());
+                return Err(unknown_patch_type(&directive, &shown));
+            }
         }
     }
     apply_retain_keys(&mut original, &mut patch)?;
@@ -878,11 +912,18 @@ fn merge_map(
                 })?;
             // Only a list can be removed from a list; a deletion list for a field the object
             // does not have adds nothing (upstream's "should not add the item" cases).
-            if let (Value::Array(items), Some(Value::Array(existing))) =
-                (patch_value, original.get_mut(field))
-            {
-                let current = std::mem::take(existing);
-                *existing = merge_list_field(current, items, child(node, field), true)?;
+            match (patch_value, original.get_mut(field)) {
+                (Value::Array(items), Some(Value::Array(existing))) => {
+                    let current = std::mem::take(existing);
+                    *existing = merge_list_field(current, items, child(node, field), true)?;
+                }
+                (Value::Array(_), _) => {}
+                // Upstream's `mergeMap` stores a value that is not a list under the field
+                // itself, where decoding the patched object then refuses it (422): never
+                // silently dropped.
+                (other, _) => {
+                    original.insert(field.to_string(), other);
+                }
             }
             continue;
         }

@@ -6,8 +6,9 @@
 //! held exactly as a signed 128-bit count of nano-units, so no floating point is ever involved.
 //!
 //! Deliberate departures, each where upstream's behaviour has no practical use or corrupts values:
-//! - magnitudes must stay below 2^127 nano-units (about 1.7e29): beyond that parsing fails with
-//!   the numeric error (upstream keeps arbitrary precision), and `+`/`-` saturate;
+//! - magnitudes of 2^127 nano-units (about 1.7e29) and more are kept as canonical text, as
+//!   upstream writes them back, but their value saturates there: they compare as larger than
+//!   anything smaller, and `+`/`-` saturate (upstream keeps arbitrary precision);
 //! - decimal-exponent suffixes outside the 32-bit range are clamped (upstream wraps them, and can
 //!   then spend unbounded time and memory);
 //! - `milli_value`/`value` round negative values away from zero, as upstream does for values it
@@ -31,8 +32,7 @@ pub enum QuantityError {
     /// The text is not a number followed by suffix characters (upstream `ErrFormatWrong`).
     #[error("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")]
     Format,
-    /// The number cannot be represented (upstream `ErrNumeric`); here also used for
-    /// magnitudes of 2^127 nano-units and more.
+    /// The number cannot be represented (upstream `ErrNumeric`).
     #[error("unable to parse numeric part of quantity")]
     Numeric,
     /// The suffix is none of the known ones (upstream `ErrSuffix`).
@@ -237,6 +237,89 @@ fn scaled_magnitude(mut digits: Vec<u8>, binary_exp: u32, pow10: i64) -> Option<
     }
 }
 
+/// A decimal quantity too large for 128 bits. Upstream holds it in an arbitrary-precision
+/// decimal and writes it back in canonical form, so it is kept as text: the digits with their
+/// trailing zeros moved into the exponent, the exponent made a multiple of three, and the
+/// suffix of the input's family (`99999999999999999999999999E` stays as written). The value
+/// itself saturates at the largest representable magnitude, so comparisons and sums treat it
+/// as larger than any ordinary quantity.
+fn huge_decimal(
+    scanned: &Scanned<'_>,
+    exponent: i64,
+    format: Format,
+) -> Result<Quantity, QuantityError> {
+    let mut digits: Vec<u8> = scanned
+        .num
+        .bytes()
+        .chain(scanned.denom.bytes())
+        .skip_while(|b| *b == b'0')
+        .collect();
+    let fraction_len = i64::try_from(scanned.denom.len()).map_err(|_| QuantityError::Numeric)?;
+    let mut exp = exponent.saturating_sub(fraction_len);
+    if exp < -9 {
+        // Upstream rounds to whole nano-units, away from zero.
+        let cut = usize::try_from(-9 - exp).map_err(|_| QuantityError::Numeric)?;
+        let keep = digits.len().saturating_sub(cut);
+        let round_up = digits[keep..].iter().any(|d| *d != b'0');
+        digits.truncate(keep);
+        if round_up {
+            increment_decimal(&mut digits);
+        }
+        exp = -9;
+    }
+    while digits.len() > 1 && digits.last() == Some(&b'0') {
+        digits.pop();
+        exp = exp.saturating_add(1);
+    }
+    while exp.rem_euclid(3) != 0 {
+        digits.push(b'0');
+        exp -= 1;
+    }
+    let number = String::from_utf8(digits).map_err(|_| QuantityError::Numeric)?;
+    let sign = if scanned.negative { "-" } else { "" };
+    let suffix = decimal_suffix(exp, format != Format::DecimalExponent);
+    Ok(Quantity {
+        nanos: if scanned.negative {
+            -i128::MAX
+        } else {
+            i128::MAX
+        },
+        format,
+        original: Some(format!("{sign}{number}{suffix}").into()),
+    })
+}
+
+/// Adds one to a big-endian string of ASCII digits.
+fn increment_decimal(digits: &mut Vec<u8>) {
+    for d in digits.iter_mut().rev() {
+        if *d == b'9' {
+            *d = b'0';
+        } else {
+            *d += 1;
+            return;
+        }
+    }
+    digits.insert(0, b'1');
+}
+
+/// The suffix for a power of ten that is a multiple of three: the SI letter in the decimal SI
+/// family where one exists, otherwise an exponent.
+fn decimal_suffix(exponent: i64, decimal_si: bool) -> String {
+    match exponent {
+        -9 if decimal_si => "n".to_owned(),
+        -6 if decimal_si => "u".to_owned(),
+        -3 if decimal_si => "m".to_owned(),
+        0 => String::new(),
+        3 if decimal_si => "k".to_owned(),
+        6 if decimal_si => "M".to_owned(),
+        9 if decimal_si => "G".to_owned(),
+        12 if decimal_si => "T".to_owned(),
+        15 if decimal_si => "P".to_owned(),
+        18 if decimal_si => "E".to_owned(),
+        e => format!("e{e}"),
+    }
+}
+
 /// Whether upstream's parser takes its int64 fast path, which holds the value without
 /// rounding: at most 18 digits at a scale of at least nano, or a binary mantissa whose product
 /// with the suffix fits comfortably in an int64. Inputs outside it go through an arbitrary
@@ -333,10 +416,12 @@ impl Quantity {
                 Some(m) if format != Format::BinarySI || m <= MAX_BINARY_NANOS => m,
                 // A binary quantity too large for int64 is silently capped, as upstream does.
                 _ if format == Format::BinarySI => MAX_BINARY_NANOS,
-                _ => return Err(QuantityError::Numeric),
+                _ => return huge_decimal(&scanned, exponent, format),
             }
         };
-        let magnitude = i128::try_from(magnitude).map_err(|_| QuantityError::Numeric)?;
+        let Ok(magnitude) = i128::try_from(magnitude) else {
+            return huge_decimal(&scanned, exponent, format);
+        };
         if format == Format::BinarySI && magnitude > 0 && magnitude < NANOS_PER_UNIT {
             // Upstream switches a binary quantity below one to decimal to avoid rounding it.
             format = Format::DecimalSI;
@@ -413,6 +498,12 @@ impl Quantity {
     /// corrupt them: decimal SI beyond `E` falls back to an exponent (`1e21`, as later upstream
     /// releases do), and binary values of 1024^7 and more keep the `Ei` suffix with a larger number.
     pub fn canonical(&self) -> String {
+        if self.nanos.unsigned_abs() == i128::MAX.unsigned_abs() {
+            // A value beyond 128 bits keeps the canonical text it was parsed from.
+            if let Some(text) = &self.original {
+                return text.to_string();
+            }
+        }
         if self.nanos == 0 {
             return "0".to_owned();
         }
@@ -442,20 +533,7 @@ impl Quantity {
         let zeros = "00"
             .get(..padding.unsigned_abs() as usize)
             .unwrap_or_default();
-        let decimal_si = self.format != Format::DecimalExponent;
-        let suffix = match exponent {
-            -9 if decimal_si => "n".to_owned(),
-            -6 if decimal_si => "u".to_owned(),
-            -3 if decimal_si => "m".to_owned(),
-            0 => String::new(),
-            3 if decimal_si => "k".to_owned(),
-            6 if decimal_si => "M".to_owned(),
-            9 if decimal_si => "G".to_owned(),
-            12 if decimal_si => "T".to_owned(),
-            15 if decimal_si => "P".to_owned(),
-            18 if decimal_si => "E".to_owned(),
-            e => format!("e{e}"),
-        };
+        let suffix = decimal_suffix(i64::from(exponent), self.format != Format::DecimalExponent);
         format!("{sign}{mantissa}{zeros}{suffix}")
     }
 
@@ -684,6 +762,45 @@ mod tests {
     }
 
     #[test]
+    fn huge_quantities_keep_upstreams_canonical_text_or_its_binary_cap() {
+        let cases = [
+            // Binary suffixes are capped at 2^63-1 by upstream's ParseQuantity (maxAllowed).
+            ("99999999999999999999999999Ei", "9223372036854775807"),
+            ("16Ei", "9223372036854775807"),
+            // Decimal values are arbitrary precision upstream and written back canonically.
+            ("99999999999999999999999999E", "99999999999999999999999999E"),
+            (
+                "-99999999999999999999999999E",
+                "-99999999999999999999999999E",
+            ),
+            (
+                "99999999999999999999999999000E",
+                "99999999999999999999999999e21",
+            ),
+            ("1e30", "1e30"),
+            ("1e400", "10e399"),
+            ("1e999999999", "1e999999999"),
+            ("100000000000000000000000000000000000000000000", "100e42"),
+            (
+                "170141183460469231731687303715884105728.0000000001",
+                "170141183460469231731687303715884105728000000001n",
+            ),
+            (
+                "170141183460469231731687303715884105728.00000000001",
+                "170141183460469231731687303715884105728000000001n",
+            ),
+        ];
+        for (input, want) in cases {
+            let parsed = q(input);
+            assert_eq!(parsed.to_api_string(), want, "{input}");
+            assert_eq!(parsed.canonical(), want, "{input}");
+            assert_eq!(q(want), parsed, "{input}");
+        }
+        assert!(q("1e30") > q("1E"));
+        assert!(q("-1e30").is_negative());
+    }
+
+    #[test]
     fn parse_rejects_malformed_input_with_upstreams_messages() {
         let format = QuantityError::Format;
         let suffix = QuantityError::Suffix;
@@ -713,9 +830,6 @@ mod tests {
             ("Ei", numeric),
             ("e-12", numeric),
             ("-.e-10", numeric),
-            ("1e999999999", numeric),
-            ("1e30", numeric),
-            ("100000000000000000000000000000000000000000000", numeric),
         ];
         for (input, expected) in cases {
             assert_eq!(Quantity::parse(input), Err(expected), "{input:?}");
@@ -913,7 +1027,7 @@ mod tests {
             }
         }
         let long_digits = "9".repeat(100_000);
-        assert_eq!(Quantity::parse(&long_digits), Err(QuantityError::Numeric));
+        assert_eq!(q(&long_digits).to_api_string(), long_digits);
         assert_eq!(q(&format!("0.{long_digits}")).canonical(), "1");
         assert_eq!(
             q(&format!("{long_digits}Ei")).canonical(),

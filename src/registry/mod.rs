@@ -11,6 +11,7 @@ pub mod field_error;
 pub mod leases;
 pub mod namespaces;
 pub mod nodes;
+pub mod pod_constraints;
 pub mod pod_logic;
 pub mod pods;
 mod store;

@@ -1020,6 +1020,7 @@ fn validate_pod_spec<'a>(spec: &'a PodSpec, pod_name: &str) -> Vec<FieldError> {
         &spec.containers,
         &ctx,
     ));
+    errs.extend(super::pod_constraints::validate_container_security_contexts(spec));
     if spec.host_network.unwrap_or(false) {
         for (i, c) in spec.containers.iter().enumerate() {
             for (j, p) in slice(&c.ports).iter().enumerate() {
@@ -1056,6 +1057,8 @@ fn validate_pod_spec<'a>(spec: &'a PodSpec, pod_name: &str) -> Vec<FieldError> {
     if let Some(sel) = &spec.node_selector {
         errs.extend(validate_labels(sel, "spec.nodeSelector"));
     }
+    errs.extend(super::pod_constraints::validate_pod_security_context(spec));
+    errs.extend(super::pod_constraints::validate_node_affinity(spec));
     errs.extend(validate_dns_config(spec, dns_policy));
     for (i, g) in slice(&spec.readiness_gates).iter().enumerate() {
         errs.extend(qualified_name_errors(

@@ -483,6 +483,9 @@ impl Store {
         }
         self.check_namespace(&mut obj, namespace)?;
         let wanted_rv = object::resource_version(&obj).to_string();
+        // The body's UID is a precondition, as upstream's `defaultUpdatedObjectInfo` makes it:
+        // an update naming another UID is a 409, never a silent reset.
+        let wanted_uid = object::uid(&obj).to_string();
         let result = self
             .update_with(
                 namespace,
@@ -490,6 +493,14 @@ impl Store {
                 subresource,
                 options.dry_run,
                 &mut |current| {
+                    let actual_uid = object::uid(current);
+                    if !wanted_uid.is_empty() && wanted_uid != actual_uid {
+                        return Err(ApiError::conflict(
+                            self.gr(),
+                            name,
+                            &format!("Precondition failed: UID in precondition: {wanted_uid}, UID in object meta: {actual_uid}"),
+                        ));
+                    }
                     if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
                         return Err(ApiError::modified(self.gr(), name));
                     }
@@ -525,14 +536,30 @@ impl Store {
                     if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
                         return Err(ApiError::modified(self.gr(), name));
                     }
-                    let (mut obj, w) = self.decode(patched, options.strict)?;
+                    let shown = patched_value_shown(kind, patch, &patched);
+                    let (mut obj, w) = self
+                        .decode(patched, options.strict)
+                        .map_err(|e| undecodable_patch(self.info(), &shown, e))?;
                     if object::name(&obj) != name {
                         return Err(ApiError::bad_request(format!(
                         "the name of the object ({}) does not match the name on the URL ({name})",
                         object::name(&obj)
                     )));
                     }
+                    let given_ns = object::namespace(&obj);
+                    if self.info().namespaced && !given_ns.is_empty() && given_ns != namespace {
+                        return Err(ApiError::bad_request(format!(
+                            "the namespace of the object ({given_ns}) does not match the namespace on the request ({namespace})"
+                        )));
+                    }
                     self.check_namespace(&mut obj, namespace)?;
+                    // A patch may leave the UID out (the stored one is kept) but not change
+                    // it: upstream's `ValidateObjectMetaUpdate` refuses that with 422.
+                    let uid = object::uid(&obj);
+                    if !uid.is_empty() && uid != object::uid(current) {
+                        let error = FieldError::invalid("metadata.uid", uid, "field is immutable");
+                        return Err(invalid(self.strategy.as_ref(), name, vec![error]));
+                    }
                     warnings = w;
                     Ok(obj)
                 },
@@ -712,6 +739,51 @@ impl Store {
     }
 }
 
+/// What upstream shows as the bad value when a patched object cannot be decoded: the patch
+/// map (Go's `%v`) for a strategic merge patch, the patched object's JSON otherwise.
+fn patched_value_shown(kind: PatchType, patch: &[u8], patched: &Value) -> String {
+    match kind {
+        PatchType::StrategicMerge => serde_json::from_slice::<Value>(patch)
+            .map(|p| crate::meta::patch::go_value(&p))
+            .unwrap_or_default(),
+        PatchType::Json | PatchType::Merge => patched.to_string(),
+    }
+}
+
+/// A patched object that does not decode (a field of the wrong type, or an unknown field under
+/// `fieldValidation=Strict`): upstream's patch handler answers 422 with one `patch` cause
+/// carrying the decoder's words, not the 400 a create or update body gets.
+fn undecodable_patch(info: &super::ResourceInfo, shown: &str, e: ApiError) -> ApiError {
+    if e.code != 400 {
+        return e;
+    }
+    let prefix = format!(
+        "{kind} in version \"{version}\" cannot be handled as a {kind}: ",
+        kind = info.kind,
+        version = info.version
+    );
+    let detail = e
+        .message
+        .strip_prefix(&prefix)
+        .unwrap_or(&e.message)
+        .to_string();
+    let error = FieldError::invalid("patch", shown, detail);
+    let cause = Cause {
+        reason: error.reason().to_string(),
+        message: error.body(),
+        field: error.field.clone(),
+    };
+    ApiError::invalid(
+        "",
+        GroupResource {
+            group: "",
+            resource: "",
+        },
+        "",
+        vec![cause],
+    )
+}
+
 /// A patch that cannot be applied, with the code kube-apiserver gives that failure.
 fn patch_error(e: crate::meta::patch::PatchError) -> ApiError {
     let mut err = ApiError::bad_request(e.to_string());
@@ -723,10 +795,6 @@ fn patch_error(e: crate::meta::patch::PatchError) -> ApiError {
         422 => {
             err.code = 422;
             err.reason = "Invalid";
-        }
-        500 => {
-            err.code = 500;
-            err.reason = "InternalError";
         }
         _ => {}
     }

@@ -1,5 +1,6 @@
 //! Integration tests: real etcd, the real `rkube` binary, the real kubectl and client libraries.
 
+mod answers;
 mod api;
 mod clients;
 mod controllers;
