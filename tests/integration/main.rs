@@ -7,5 +7,6 @@ mod harness;
 mod kubectl;
 mod kubelet;
 mod raw;
+mod scale;
 mod scheduler;
 mod up;
