@@ -35,6 +35,9 @@ pub struct EtcdStorage {
     kv: KvClient,
     watcher: WatchClient,
     leases: Arc<LeaseManager>,
+    /// Held while a lease is chosen and granted, so that concurrent writes wait for the
+    /// new lease rather than each granting its own (upstream holds its lease lock likewise).
+    granting: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One page of a range read.
@@ -86,6 +89,7 @@ impl EtcdStorage {
             kv,
             watcher,
             leases: Arc::default(),
+            granting: Arc::default(),
         })
     }
 
@@ -193,6 +197,7 @@ impl EtcdStorage {
 
     /// The lease an object that expires after `ttl` seconds is written with.
     async fn lease_for(&self, ttl: i64) -> Result<i64, StorageError> {
+        let _granting = self.granting.lock().await;
         let now = std::time::Instant::now();
         match self.leases.choose(ttl, now) {
             LeaseChoice::Reuse(id) => Ok(id),
