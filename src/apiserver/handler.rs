@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::request::{negotiate, parse_resource_path, Output, Query, ResourcePath};
 use super::table::{self, Include};
-use super::{discovery, openapi, watch, Server, MAX_BODY_BYTES};
+use super::{discovery, list_options, openapi, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, status, ApiError, GroupResource};
@@ -744,16 +744,20 @@ async fn list(
 ) -> Result<Response<Body>, ApiError> {
     let (label, field) = selectors(query)?;
     let rv = query.get("resourceVersion").unwrap_or("");
-    object::parse_resource_version(rv).map_err(ApiError::bad_request)?;
+    let parsed = object::parse_resource_version(rv).map_err(ApiError::bad_request)?;
+    let continue_token = query
+        .get("continue")
+        .filter(|c| !c.is_empty())
+        .map(str::to_string);
+    let exact = list_options::check_list(query)?;
     let options = ListOptions {
         label,
         field,
         any_version: rv == "0",
         limit: query.count("limit")?.map(|l| l as usize),
-        continue_token: query
-            .get("continue")
-            .filter(|c| !c.is_empty())
-            .map(str::to_string),
+        continue_token,
+        exact: parsed.filter(|_| exact),
+        not_older_than: parsed.filter(|rv| !exact && *rv > 0),
     };
     let result = store.list(ns, &options).await?;
     let mut meta = json!({"resourceVersion": result.resource_version.to_string()});
@@ -789,18 +793,7 @@ async fn watch(
     let rv = object::parse_resource_version(query.get("resourceVersion").unwrap_or(""))
         .map_err(ApiError::bad_request)?;
     let send_initial_events = query.flag("sendInitialEvents")?;
-    if send_initial_events && query.get("resourceVersionMatch") != Some("NotOlderThan") {
-        return Err(ApiError::invalid(
-            "ListOptions",
-            GroupResource { group: "meta.k8s.io", resource: "ListOptions" },
-            "",
-            vec![crate::meta::Cause {
-                reason: "FieldValueForbidden".into(),
-                message: "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
-                field: "resourceVersionMatch".into(),
-            }],
-        ));
-    }
+    list_options::check_watch(query)?;
     let include = match output {
         Output::Table => Some(Include::parse(query.get("includeObject"))?),
         _ => None,
@@ -938,19 +931,61 @@ async fn delete_namespace(
             if !other.info().namespaced {
                 continue;
             }
-            let listed = other.list(name, &ListOptions::default()).await?;
-            for obj in listed.items {
-                match other
-                    .delete(name, object::name(&obj), &DeleteOptions::default())
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if e.code == 404 => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            empty_namespace(other, name).await?;
         }
     }
     let (obj, _) = store.delete("", name, options).await?;
     Ok(encode(StatusCode::OK, &obj, output.plain(), &[]))
+}
+
+/// Objects of one namespace deleted per listed page when a namespace is emptied.
+const NAMESPACE_DELETE_PAGE: usize = 500;
+/// Deletions in flight at once while a namespace is emptied.
+const NAMESPACE_DELETE_PARALLEL: usize = 16;
+
+/// Deletes every object of one kind in `namespace`, walking the list page by page with
+/// continue tokens so that no read returns the whole collection at once.
+async fn empty_namespace(store: &Store, namespace: &str) -> Result<(), ApiError> {
+    let mut continue_token = None;
+    loop {
+        let options = ListOptions {
+            limit: Some(NAMESPACE_DELETE_PAGE),
+            continue_token: continue_token.take(),
+            ..ListOptions::default()
+        };
+        let page = match store.list(namespace, &options).await {
+            Ok(page) => page,
+            // The page's revision was compacted away: start over from the current state.
+            Err(e) if e.code == 410 => continue,
+            Err(e) => return Err(e),
+        };
+        let names: Vec<String> = page
+            .items
+            .iter()
+            .map(|obj| object::name(obj).to_string())
+            .collect();
+        let deletions =
+            futures::stream::iter(names).map(|name| delete_in_namespace(store, namespace, name));
+        let results: Vec<Result<(), ApiError>> = deletions
+            .buffer_unordered(NAMESPACE_DELETE_PARALLEL)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, ApiError>>()?;
+        match page.continue_token {
+            Some(token) => continue_token = Some(token),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Deletes one object while its namespace is emptied; one already gone is fine.
+async fn delete_in_namespace(store: &Store, namespace: &str, name: String) -> Result<(), ApiError> {
+    match store
+        .delete(namespace, &name, &DeleteOptions::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
 }

@@ -6,6 +6,7 @@
 
 mod discovery;
 mod handler;
+mod list_options;
 mod logs;
 mod openapi;
 mod request;

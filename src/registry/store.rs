@@ -40,6 +40,10 @@ pub struct ListOptions {
     pub any_version: bool,
     pub limit: Option<usize>,
     pub continue_token: Option<String>,
+    /// `resourceVersionMatch=Exact`: the list exactly as it was at this revision.
+    pub exact: Option<i64>,
+    /// `resourceVersion=N` (match unset or `NotOlderThan`): any state at least as new as N.
+    pub not_older_than: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -376,28 +380,102 @@ impl Store {
         let continued = options
             .continue_token
             .as_deref()
-            .map(ContinueToken::decode)
+            .map(|token| ContinueToken::decode(token, &self.prefix, &prefix))
             .transpose()?;
-        let (items, rev) = match &continued {
-            Some(token) => self
-                .storage
-                .list_at(&prefix, token.rv)
-                .await
-                .map_err(|e| match e {
-                    StorageError::Expired { .. } => ApiError::expired(CONTINUE_EXPIRED),
-                    e => storage_error(self.gr(), "", e),
-                })?,
-            None if options.any_version => self.storage.list_cached(&prefix),
-            None => self
-                .storage
-                .list(&prefix)
-                .await
-                .map_err(|e| storage_error(self.gr(), "", e))?,
+        let from_cache = continued.is_none()
+            && options.exact.is_none()
+            && (options.any_version
+                || options
+                    .not_older_than
+                    .is_some_and(|rv| rv <= self.storage.revision()));
+        if from_cache {
+            let (items, rev) = self.storage.list_cached(&prefix);
+            return Ok(self.limit_cached(items, rev, options));
+        }
+        let (from, rev) = match &continued {
+            Some(token) => (token.start.clone(), token.rv),
+            None => (String::new(), options.exact.unwrap_or(0)),
         };
-        let start = continued.as_ref().map(|t| t.start.as_str()).unwrap_or("");
+        self.list_from_etcd(&prefix, &from, rev, options)
+            .await
+            .map_err(|e| match e {
+                StorageError::Expired { .. } if continued.is_some() => {
+                    ApiError::expired(CONTINUE_EXPIRED)
+                }
+                StorageError::Expired { .. } => ApiError::expired(LIST_EXPIRED),
+                e => storage_error(self.gr(), "", e),
+            })
+    }
+
+    /// Serves a list from etcd page by page, all pages at one revision (`rev`, or the current
+    /// one when 0), from key `from` on, until the limit is reached: etcd never returns more
+    /// than [`storage::LIST_PAGE`] keys at once, however large the collection.
+    async fn list_from_etcd(
+        &self,
+        prefix: &str,
+        from: &str,
+        rev: i64,
+        options: &ListOptions,
+    ) -> Result<ListResult, StorageError> {
+        let limit = options.limit.filter(|l| *l > 0);
+        let page_size = limit.map_or(storage::LIST_PAGE, |l| {
+            (l as i64).saturating_add(1).min(storage::LIST_PAGE)
+        });
+        let unfiltered = options.label.as_ref().is_none_or(|l| l.is_empty())
+            && options.field.as_ref().is_none_or(|f| f.is_empty());
+        let mut from = from.to_string();
+        let mut rev = rev;
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .storage
+                .list_page(prefix, &from, rev, page_size)
+                .await?;
+            rev = page.rev;
+            let more = page.more;
+            let count = page.count;
+            for (index, stored) in page.items.into_iter().enumerate() {
+                if limit.is_some_and(|l| out.len() >= l) {
+                    // Upstream counts what is left only when no selector filters the list.
+                    let remaining = (count - index as i64).max(0) as usize;
+                    return Ok(ListResult {
+                        items: out,
+                        resource_version: rev,
+                        continue_token: Some(
+                            ContinueToken {
+                                rv: rev,
+                                start: stored.key.clone(),
+                            }
+                            .encode(&self.prefix),
+                        ),
+                        remaining: unfiltered.then_some(remaining),
+                    });
+                }
+                from = storage::key_after(&stored.key);
+                if self.matches(
+                    &stored.object,
+                    options.label.as_ref(),
+                    options.field.as_ref(),
+                ) {
+                    out.push(stored.object);
+                }
+            }
+            if !more {
+                return Ok(ListResult {
+                    items: out,
+                    resource_version: rev,
+                    continue_token: None,
+                    remaining: None,
+                });
+            }
+        }
+    }
+
+    /// Applies selectors and the limit to a list served from the watch cache; a continuation
+    /// of it is read from etcd at the cache's revision.
+    fn limit_cached(&self, items: Vec<Stored>, rev: i64, options: &ListOptions) -> ListResult {
         let mut matching = items
             .into_iter()
-            .filter(|s| s.key.as_str() >= start)
             .filter(|s| self.matches(&s.object, options.label.as_ref(), options.field.as_ref()));
         let mut out: Vec<Stored> = Vec::new();
         let limit = options.limit.filter(|l| *l > 0);
@@ -412,18 +490,18 @@ impl Store {
                         rv: rev,
                         start: stored.key.clone(),
                     }
-                    .encode(),
+                    .encode(&self.prefix),
                 );
                 break;
             }
             out.push(stored);
         }
-        Ok(ListResult {
+        ListResult {
             items: out.into_iter().map(|s| s.object).collect(),
             resource_version: rev,
             continue_token,
             remaining,
-        })
+        }
     }
 
     pub async fn watch(&self, namespace: &str, options: WatchOptions) -> Result<Watch, ApiError> {
@@ -862,32 +940,65 @@ impl From<DryRun> for ApiError {
 
 const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
-/// Where the next page of a list starts, and the revision all pages are read at.
+/// What an `Exact` list at a compacted revision is answered with (410).
+const LIST_EXPIRED: &str = "The resourceVersion for the provided list is too old.";
+
+/// Where the next page of a list starts, and the revision all pages are read at. On the wire
+/// it is upstream's base64 JSON `{"v", "rv", "start"}`; `start` is the first key of the next
+/// page below the storage prefix (`/pods/default/web-2`), so that a token can be checked to
+/// belong to the resource and namespace it is used with.
 struct ContinueToken {
     rv: i64,
+    /// The absolute etcd key the next page starts at.
     start: String,
 }
 
 impl ContinueToken {
-    fn encode(&self) -> String {
-        let body = json!({"v": "meta.k8s.io/v1", "rv": self.rv, "start": self.start});
+    fn encode(&self, storage_prefix: &str) -> String {
+        let start = self
+            .start
+            .strip_prefix(storage_prefix)
+            .unwrap_or(&self.start);
+        let body = json!({"v": "meta.k8s.io/v1", "rv": self.rv, "start": start});
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body.to_string())
     }
 
-    fn decode(token: &str) -> Result<ContinueToken, ApiError> {
+    /// Decodes a token for a list of `list_prefix` (an absolute key prefix below
+    /// `storage_prefix`); a token of another resource or namespace is a 400.
+    fn decode(
+        token: &str,
+        storage_prefix: &str,
+        list_prefix: &str,
+    ) -> Result<ContinueToken, ApiError> {
         let bad = |why: &str| ApiError::bad_request(format!("continue key is not valid: {why}"));
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(token)
+            .decode(token.trim_end_matches('='))
             .map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
-        let body: Value = serde_json::from_slice(&bytes).map_err(|_| bad("not JSON"))?;
-        let rv = body["rv"]
-            .as_i64()
-            .filter(|r| *r > 0)
-            .ok_or_else(|| bad("bad revision"))?;
-        let start = body["start"].as_str().ok_or_else(|| bad("no start key"))?;
+        let body: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+        let version = body["v"].as_str().unwrap_or_default();
+        if version != "meta.k8s.io/v1" {
+            return Err(bad(&format!(
+                "server does not recognize this encoded version \"{version}\""
+            )));
+        }
+        let rv = body["rv"].as_i64().filter(|r| *r > 0).ok_or_else(|| {
+            bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+        })?;
+        let start = body["start"].as_str().unwrap_or_default();
+        if start.is_empty() {
+            return Err(bad("encoded start key empty"));
+        }
+        // Path traversal is refused as upstream does; a key outside this list's range means the
+        // token was issued for another resource or namespace.
+        let absolute = format!("{storage_prefix}{start}");
+        let traverses = start.split('/').any(|part| part == ".." || part == ".");
+        if traverses || !start.starts_with('/') || !absolute.starts_with(list_prefix) {
+            return Err(bad(start));
+        }
         Ok(ContinueToken {
             rv,
-            start: start.to_string(),
+            start: absolute,
         })
     }
 }
@@ -985,11 +1096,33 @@ mod tests {
             rv: 42,
             start: "/registry/pods/default/b".into(),
         }
-        .encode();
-        let back = ContinueToken::decode(&token).expect("decodes");
+        .encode("/registry");
+        let back =
+            ContinueToken::decode(&token, "/registry", "/registry/pods/default/").expect("decodes");
         assert_eq!(back.rv, 42);
         assert_eq!(back.start, "/registry/pods/default/b");
-        assert_eq!(ContinueToken::decode("!!").err().map(|e| e.code), Some(400));
+        let wire = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&token)
+            .expect("base64");
+        let wire: Value = serde_json::from_slice(&wire).expect("JSON");
+        assert_eq!(
+            wire,
+            json!({"v": "meta.k8s.io/v1", "rv": 42, "start": "/pods/default/b"})
+        );
+        let refused = |token: &str, list: &str| {
+            ContinueToken::decode(token, "/registry", list)
+                .err()
+                .map(|e| e.code)
+        };
+        assert_eq!(refused("!!", "/registry/pods/default/"), Some(400));
+        assert_eq!(refused(&token, "/registry/pods/other/"), Some(400));
+        assert_eq!(refused(&token, "/registry/events/default/"), Some(400));
+        let sneaky = ContinueToken {
+            rv: 42,
+            start: "/registry/pods/default/../../secrets/x".into(),
+        }
+        .encode("/registry");
+        assert_eq!(refused(&sneaky, "/registry/pods/default/"), Some(400));
     }
 
     #[test]

@@ -231,6 +231,22 @@ impl Cacher {
             .collect()
     }
 
+    /// The revision the cache is current at.
+    pub fn revision(&self) -> i64 {
+        self.lock().rev
+    }
+
+    /// One page of a list read from etcd (see [`EtcdStorage::list_page`]).
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        rev: i64,
+        limit: i64,
+    ) -> Result<super::Page, StorageError> {
+        self.inner.list_page(prefix, from, rev, limit).await
+    }
+
     /// A consistent list at an earlier revision, read from etcd.
     pub async fn list_at(
         &self,

@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, EventType as EtcdEventType, GetOptions, KeyValue, PutOptions, Txn,
-    TxnOp, WatchOptions,
+    Client, Compare, CompareOp, EventType as EtcdEventType, GetOptions, KeyValue, KvClient,
+    PutOptions, Txn, TxnOp, WatchClient, WatchOptions,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::lease::{LeaseChoice, LeaseManager};
 use super::{
     CheckDelete, EventType, Storage, StorageError, StorageEvent, Stored, TryUpdate, WatchItem,
     WatchStream,
@@ -19,9 +20,54 @@ use crate::meta::object;
 /// How many events a direct etcd watch may buffer for a slow reader before it is cut off.
 const WATCH_BUFFER: usize = 1024;
 
+/// Keys read from etcd in one range request: a list of any size is read in pages of this many
+/// keys, all at one revision (kube-apiserver pages its own reads the same way).
+pub const LIST_PAGE: i64 = 1000;
+
+/// The largest gRPC message accepted from etcd: kube-apiserver sets `MaxCallRecvMsgSize` to
+/// `math.MaxInt32`, so that a page of large objects or a burst of watch events is never cut off
+/// by the client's 4 MiB default.
+const MAX_RECEIVE_BYTES: usize = i32::MAX as usize;
+
 #[derive(Clone)]
 pub struct EtcdStorage {
     client: Client,
+    kv: KvClient,
+    watcher: WatchClient,
+    leases: Arc<LeaseManager>,
+    /// Held while a lease is chosen and granted, so that concurrent writes wait for the
+    /// new lease rather than each granting its own (upstream holds its lease lock likewise).
+    granting: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// One page of a range read.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Stored>,
+    /// The revision the page was read at.
+    pub rev: i64,
+    /// Keys in the range from the page's first key on, the page included.
+    pub count: i64,
+    /// Whether keys follow the page.
+    pub more: bool,
+}
+
+/// The end of the key range of `prefix`: the prefix with its last byte incremented.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte was 0xff: the range runs to the end of the keyspace.
+    vec![0]
+}
+
+/// The key right after `key`, where the page following it starts.
+pub fn key_after(key: &str) -> String {
+    format!("{key}\0")
 }
 
 impl EtcdStorage {
@@ -32,7 +78,78 @@ impl EtcdStorage {
         let client = Client::connect(endpoints, Some(options))
             .await
             .map_err(unavailable)?;
-        Ok(EtcdStorage { client })
+        let kv = client
+            .kv_client()
+            .max_decoding_message_size(MAX_RECEIVE_BYTES);
+        let watcher = client
+            .watch_client()
+            .max_decoding_message_size(MAX_RECEIVE_BYTES);
+        Ok(EtcdStorage {
+            client,
+            kv,
+            watcher,
+            leases: Arc::default(),
+            granting: Arc::default(),
+        })
+    }
+
+    /// Reads at most `limit` keys of `prefix` from `from` on (`from` empty: the start), at
+    /// revision `rev` (0: the current one). A compacted `rev` is `Expired`.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        rev: i64,
+        limit: i64,
+    ) -> Result<Page, StorageError> {
+        let mut kv = self.kv.clone();
+        let start = if from.is_empty() { prefix } else { from };
+        let mut options = GetOptions::new()
+            .with_range(prefix_end(prefix))
+            .with_limit(limit.max(1));
+        if rev > 0 {
+            options = options.with_revision(rev);
+        }
+        let resp = kv.get(start, Some(options)).await.map_err(|e| {
+            if rev > 0 && e.to_string().contains("compacted") {
+                StorageError::Expired {
+                    requested: rev,
+                    oldest: 0,
+                }
+            } else {
+                unavailable(e)
+            }
+        })?;
+        let items = resp.kvs().iter().map(decode).collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            rev: if rev > 0 {
+                rev
+            } else {
+                header_revision(resp.header())
+            },
+            count: resp.count(),
+            more: resp.more(),
+        })
+    }
+
+    /// Reads every key of `prefix` in pages of [`LIST_PAGE`], all at one revision (`rev`, or
+    /// the current one when 0).
+    async fn list_paged(&self, prefix: &str, rev: i64) -> Result<(Vec<Stored>, i64), StorageError> {
+        let mut items = Vec::new();
+        let mut from = String::new();
+        let mut rev = rev;
+        loop {
+            let page = self.list_page(prefix, &from, rev, LIST_PAGE).await?;
+            rev = page.rev;
+            if let Some(last) = page.items.last() {
+                from = key_after(&last.key);
+            }
+            items.extend(page.items);
+            if !page.more {
+                return Ok((items, rev));
+            }
+        }
     }
 
     /// Answers whether etcd serves reads right now (for `/readyz` and `/livez`).
@@ -75,29 +192,29 @@ impl EtcdStorage {
         prefix: &str,
         rev: i64,
     ) -> Result<(Vec<Stored>, i64), StorageError> {
-        let mut client = self.client.clone();
-        let resp = client
-            .get(
-                prefix,
-                Some(GetOptions::new().with_prefix().with_revision(rev)),
-            )
-            .await
-            .map_err(|e| {
-                if e.to_string().contains("compacted") {
-                    StorageError::Expired {
-                        requested: rev,
-                        oldest: 0,
-                    }
-                } else {
-                    unavailable(e)
-                }
-            })?;
-        let items = resp.kvs().iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((items, rev))
+        self.list_paged(prefix, rev.max(1)).await
+    }
+
+    /// The lease an object that expires after `ttl` seconds is written with.
+    async fn lease_for(&self, ttl: i64) -> Result<i64, StorageError> {
+        let _granting = self.granting.lock().await;
+        let now = std::time::Instant::now();
+        match self.leases.choose(ttl, now) {
+            LeaseChoice::Reuse(id) => Ok(id),
+            LeaseChoice::Grant(seconds) => {
+                let mut client = self.client.clone();
+                let lease = client
+                    .lease_grant(seconds, None)
+                    .await
+                    .map_err(unavailable)?;
+                self.leases.granted(lease.id(), seconds, now);
+                Ok(lease.id())
+            }
+        }
     }
 
     async fn get_kv(&self, key: &str) -> Result<Option<Stored>, StorageError> {
-        let mut client = self.client.clone();
+        let mut client = self.kv.clone();
         let resp = client.get(key, None).await.map_err(unavailable)?;
         resp.kvs().first().map(decode).transpose()
     }
@@ -152,13 +269,10 @@ impl Storage for EtcdStorage {
         object: Value,
         ttl: Option<i64>,
     ) -> Result<Stored, StorageError> {
-        let mut client = self.client.clone();
+        let mut client = self.kv.clone();
         let bytes = encode(object);
         let options = match ttl {
-            Some(secs) => {
-                let lease = client.lease_grant(secs, None).await.map_err(unavailable)?;
-                Some(PutOptions::new().with_lease(lease.id()))
-            }
+            Some(secs) => Some(PutOptions::new().with_lease(self.lease_for(secs).await?)),
             None => None,
         };
         let txn = Txn::new()
@@ -186,14 +300,7 @@ impl Storage for EtcdStorage {
     }
 
     async fn list(&self, prefix: &str) -> Result<(Vec<Stored>, i64), StorageError> {
-        let mut client = self.client.clone();
-        let resp = client
-            .get(prefix, Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(unavailable)?;
-        let rev = header_revision(resp.header());
-        let items = resp.kvs().iter().map(decode).collect::<Result<_, _>>()?;
-        Ok((items, rev))
+        self.list_paged(prefix, 0).await
     }
 
     async fn guaranteed_update(
@@ -201,7 +308,7 @@ impl Storage for EtcdStorage {
         key: &str,
         try_update: &mut TryUpdate<'_>,
     ) -> Result<Stored, StorageError> {
-        let mut client = self.client.clone();
+        let mut client = self.kv.clone();
         loop {
             let current = self.get(key).await?;
             let updated = try_update(&current)?;
@@ -233,7 +340,7 @@ impl Storage for EtcdStorage {
     }
 
     async fn delete(&self, key: &str, check: &mut CheckDelete<'_>) -> Result<Stored, StorageError> {
-        let mut client = self.client.clone();
+        let mut client = self.kv.clone();
         loop {
             let current = self.get(key).await?;
             check(&current)?;
@@ -255,7 +362,7 @@ impl Storage for EtcdStorage {
     }
 
     async fn watch(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError> {
-        let mut client = self.client.clone();
+        let mut client = self.watcher.clone();
         let options = WatchOptions::new()
             .with_prefix()
             .with_prev_key()

@@ -11,6 +11,7 @@
 
 mod cacher;
 mod etcd;
+mod lease;
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use tokio::sync::mpsc;
 use crate::meta::ApiError;
 
 pub use cacher::Cacher;
-pub use etcd::EtcdStorage;
+pub use etcd::{key_after, EtcdStorage, Page, LIST_PAGE};
 
 /// An object as read from storage, with its resourceVersion already set.
 #[derive(Debug, Clone)]

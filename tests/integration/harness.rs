@@ -33,6 +33,8 @@ pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub server: String,
+    /// The cluster's own etcd, for tests that check what is stored.
+    pub etcd_url: String,
     certs: PathBuf,
 }
 
@@ -357,6 +359,7 @@ impl TestClusterBuilder {
             dir,
             kubeconfig: kubeconfig_path,
             server,
+            etcd_url,
             certs,
         };
         if self.scheduler {

@@ -9,5 +9,6 @@ mod harness;
 mod kubectl;
 mod kubelet;
 mod raw;
+mod scale;
 mod scheduler;
 mod up;
