@@ -6,6 +6,7 @@ mod docker_runtime;
 mod harness;
 mod kubectl;
 mod kubelet;
+mod limits;
 mod raw;
 mod scheduler;
 mod up;
