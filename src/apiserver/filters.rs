@@ -235,13 +235,34 @@ pub async fn serve(
         }
     };
     // The connection stays busy until the body is sent (a watch's, for as long as it runs).
-    resp.map(move |body| {
-        body.map_frame(move |frame| {
-            let _ = &busy;
-            frame
-        })
-        .boxed()
-    })
+    resp.map(move |inner| Tracked { inner, _busy: busy }.boxed())
+}
+
+/// A response body that keeps its connection counted as busy until it is dropped; it keeps
+/// the inner body's size, so a buffered answer still goes out with a `content-length`.
+struct Tracked {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Tells an HTTP/1 client that the connection ends with this answer.

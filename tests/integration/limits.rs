@@ -36,17 +36,11 @@ fn anonymous(cluster: &TestCluster) -> Raw {
     Raw::new(&cluster.server, config)
 }
 
-fn pod(name: &str, extra: Value) -> Vec<u8> {
+fn pod(name: &str, env: Value) -> Vec<u8> {
     let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}});
-    if let (Some(target), Some(extra)) = (pod.as_object_mut(), extra.as_object()) {
-        for (k, v) in extra {
-            if k == "env" {
-                pod["spec"]["containers"][0]["env"] = v.clone();
-            } else {
-                target.insert(k.clone(), v.clone());
-            }
-        }
+    if !env.is_null() {
+        pod["spec"]["containers"][0]["env"] = env;
     }
     serde_json::to_vec(&pod).expect("JSON")
 }
@@ -218,7 +212,7 @@ async fn a_request_past_the_request_timeout_gets_504_and_a_trickled_body_is_cut(
     assert_eq!(resp.status(), 200);
     let watch_started = Instant::now();
     let (code, _) = admin
-        .json("POST", PODS, "application/json", pod("late", json!({})))
+        .json("POST", PODS, "application/json", pod("late", Value::Null))
         .await;
     assert_eq!(code, 201);
     let events = read_events(resp, 2, WAIT).await;
@@ -310,7 +304,7 @@ async fn inflight_limits_refuse_the_excess_but_not_the_admin_or_watches() {
             "POST",
             PODS,
             "application/json",
-            pod("admin-pod", json!({})),
+            pod("admin-pod", Value::Null),
         )
         .await;
     assert_eq!(code, 201, "{created}");
@@ -354,7 +348,7 @@ async fn a_watch_from_evicted_history_gets_410_naming_requested_then_oldest() {
         .await;
     let admin = identity(&cluster, "admin");
     let (code, created) = admin
-        .json("POST", PODS, "application/json", pod("p", json!({})))
+        .json("POST", PODS, "application/json", pod("p", Value::Null))
         .await;
     assert_eq!(code, 201, "{created}");
     let first = rv_of(&created);
@@ -456,7 +450,7 @@ async fn memory_is_bounded_under_large_updates_and_returned_when_they_go() {
     assert_eq!(code, 201);
     let baseline = rss_mib(pid);
     let big_pods = "/api/v1/namespaces/big/pods";
-    let env = json!({"env": [{"name": "BIG", "value": "x".repeat(1 << 20)}]});
+    let env = json!([{"name": "BIG", "value": "x".repeat(1 << 20)}]);
     let (code, created) = admin
         .json("POST", big_pods, "application/json", pod("p", env))
         .await;
@@ -489,7 +483,9 @@ async fn memory_is_bounded_under_large_updates_and_returned_when_they_go() {
     let deadline = Instant::now() + WAIT;
     loop {
         let now = rss_mib(pid);
-        if now + 16 <= after_updates || now < baseline + 48 {
+        // The cached Pod and the answers' buffers go back to the system; what the watch
+        // history still holds (at most 64 MiB) stays until newer events push it out.
+        if now + 10 <= after_updates {
             eprintln!("API server RSS after the namespace went: {now} MiB");
             break;
         }
