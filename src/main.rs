@@ -9,6 +9,13 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use rkube::cluster::up::{self, UpOptions};
+use rkube::meta::duration;
+
+// jemalloc gives freed memory back to the system (after a short decay, from its background
+// thread); glibc's malloc keeps most of it, so the API server would stay at its high-water mark
+// after large objects come and go.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(
@@ -83,6 +90,24 @@ struct ApiserverArgs {
     /// The CA that signed the kubelets' serving certificates.
     #[arg(long)]
     kubelet_certificate_authority: Option<String>,
+    /// How long a request may take before it is answered 504 (watch and logs excepted).
+    #[arg(long, default_value = "1m0s", value_parser = parse_duration)]
+    request_timeout: Duration,
+    /// Read-only requests in flight at once; the excess gets 429. 0: no limit.
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// Mutating requests in flight at once; the excess gets 429. 0: no limit.
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
+    /// How long a client may take to complete the TLS handshake.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    tls_handshake_timeout: Duration,
+    /// How long a connection may stay open with no request in progress.
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    idle_connection_timeout: Duration,
+    /// The most memory the watch cache's history of each resource may hold, in MiB.
+    #[arg(long, default_value_t = rkube::storage::DEFAULT_HISTORY_MIB)]
+    watch_cache_history_mib: usize,
 }
 
 #[derive(clap::Args)]
@@ -182,20 +207,7 @@ impl ClusterArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 30s or 5m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{text:?} is not a duration like 30s or 5m")),
-    }
+    duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.
@@ -249,7 +261,18 @@ async fn main() -> anyhow::Result<()> {
                     (Some(ca), Some(cert), Some(key)) => Some((ca, cert, key)),
                     _ => None,
                 },
+                limits: rkube::apiserver::filters::Limits {
+                    request_timeout: args.request_timeout,
+                    max_requests_inflight: args.max_requests_inflight,
+                    max_mutating_requests_inflight: args.max_mutating_requests_inflight,
+                    tls_handshake_timeout: args.tls_handshake_timeout,
+                    idle_timeout: args.idle_connection_timeout,
+                },
+                history_bytes: args.watch_cache_history_mib.saturating_mul(1 << 20),
             };
+            if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+                tracing::warn!(error = %e, "jemalloc's background thread did not start: freed memory returns more slowly");
+            }
             rkube::apiserver::run(listener, config, shutdown).await?;
         }
         Commands::Scheduler { kubeconfig } => {

@@ -5,6 +5,7 @@
 //! from the same `ResourceInfo` the stores use, so they cannot disagree.
 
 mod discovery;
+pub mod filters;
 mod handler;
 mod list_options;
 mod logs;
@@ -49,6 +50,10 @@ pub struct Config {
     /// The CA of kubelets' serving certificates and the client certificate and key the API
     /// server presents to them (for `pods/log`).
     pub kubelet_client: Option<(String, String, String)>,
+    /// Timeouts and in-flight limits ([`filters::Limits`]).
+    pub limits: filters::Limits,
+    /// The most memory the watch cache's history of each resource may hold.
+    pub history_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,9 @@ pub struct Server {
     pub kubelet_tls: Option<Arc<rustls::ClientConfig>>,
     /// Long-running work (watch streams), so that shutdown waits for it.
     pub tracker: TaskTracker,
+    pub limits: filters::Limits,
+    /// Slots for requests in flight (`--max-requests-inflight` and its mutating twin).
+    pub inflight: filters::InFlight,
 }
 
 /// Every kind rkube serves, in discovery order.
@@ -109,6 +117,7 @@ pub async fn run(
         etcd.clone(),
         &config.etcd_prefix,
         strategies(config.event_ttl),
+        config.history_bytes,
         &tracker,
         shutdown.clone(),
     )
@@ -128,6 +137,8 @@ pub async fn run(
         local_addr,
         kubelet_tls,
         tracker: tracker.clone(),
+        inflight: filters::InFlight::new(&config.limits),
+        limits: config.limits.clone(),
     });
     tracker.spawn(compactor(
         server.clone(),
@@ -148,47 +159,81 @@ pub async fn run(
                 continue;
             }
         };
-        let acceptor = acceptor.clone();
-        let server = server.clone();
-        let authenticator = authenticator.clone();
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-            let Ok(Ok(tls)) = handshake.await else {
-                return;
-            };
-            let user = authenticator.authenticate(tls.get_ref().1.peer_certificates());
-            let conn_shutdown = shutdown.clone();
-            let service = service_fn(move |req| {
-                let server = server.clone();
-                let user = user.clone();
-                let shutdown = conn_shutdown.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(
-                        handler::handle(server, user, req, shutdown).await,
-                    )
-                }
-            });
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .header_read_timeout(Duration::from_secs(32))
-                .timer(hyper_util::rt::TokioTimer::new());
-            builder.http2().max_concurrent_streams(100);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
-                }
-            }
-        });
+        tracker.spawn(serve_connection(
+            stream,
+            acceptor.clone(),
+            server.clone(),
+            authenticator.clone(),
+            shutdown.clone(),
+        ));
     }
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
     Ok(())
+}
+
+/// Serves one client connection: the TLS handshake within its timeout, then HTTP until the
+/// client leaves, the connection sits idle past the idle timeout, a filter asks it to close
+/// (after a 401 or a timed-out request), or the server shuts down.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    acceptor: TlsAcceptor,
+    server: Arc<Server>,
+    authenticator: tls::Authenticator,
+    shutdown: CancellationToken,
+) {
+    let limits = server.limits.clone();
+    let handshake = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream));
+    let Ok(Ok(tls)) = handshake.await else {
+        return;
+    };
+    let user = authenticator.authenticate(tls.get_ref().1.peer_certificates());
+    let conn_state = filters::Connection::new();
+    let service = {
+        let conn_state = conn_state.clone();
+        let shutdown = shutdown.clone();
+        service_fn(move |req| {
+            let served = filters::serve(
+                server.clone(),
+                conn_state.clone(),
+                user.clone(),
+                req,
+                shutdown.clone(),
+            );
+            async move { Ok::<_, std::convert::Infallible>(served.await) }
+        })
+    };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .header_read_timeout(Duration::from_secs(32))
+        .timer(hyper_util::rt::TokioTimer::new());
+    builder.http2().max_concurrent_streams(100);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+    tokio::pin!(conn);
+    let idle_limit = limits.idle_timeout;
+    let idle = async {
+        loop {
+            let idle_for = conn_state.idle_for();
+            if !idle_limit.is_zero() && idle_for >= idle_limit {
+                return;
+            }
+            let check = if idle_limit.is_zero() {
+                Duration::from_secs(3600)
+            } else {
+                (idle_limit - idle_for).max(Duration::from_millis(100))
+            };
+            tokio::time::sleep(check).await;
+        }
+    };
+    let drain = tokio::select! {
+        _ = conn.as_mut() => return,
+        () = idle => Duration::from_secs(1),
+        () = conn_state.close.cancelled() => Duration::from_secs(5),
+        () = shutdown.cancelled() => Duration::from_secs(5),
+    };
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(drain, conn).await;
 }
 
 /// Creates the namespaces every cluster has, if they are missing.

@@ -1,5 +1,7 @@
-//! API machinery with no I/O: errors as `Status`, selectors, quantities, patches, object helpers.
+//! API machinery with no I/O: errors as `Status`, selectors, quantities, durations, patches,
+//! object helpers.
 
+pub mod duration;
 pub mod object;
 pub mod patch;
 pub mod quantity;

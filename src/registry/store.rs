@@ -92,6 +92,7 @@ impl Registry {
         etcd: EtcdStorage,
         prefix: &str,
         strategies: Vec<Arc<dyn Strategy>>,
+        history_bytes: usize,
         tracker: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Registry, StorageError> {
@@ -99,8 +100,14 @@ impl Registry {
         for strategy in &strategies {
             let info = strategy.info();
             let cache_prefix = storage::list_prefix(prefix, info.plural, "");
-            let cacher =
-                Cacher::start(etcd.clone(), cache_prefix, tracker, shutdown.clone()).await?;
+            let cacher = Cacher::start(
+                etcd.clone(),
+                cache_prefix,
+                history_bytes,
+                tracker,
+                shutdown.clone(),
+            )
+            .await?;
             caches.push(cacher);
         }
         let namespaces = strategies

@@ -6,6 +6,15 @@
 //! from its own history or, when compacted, with 410 Expired. Writes and consistent reads go
 //! straight to etcd.
 //!
+//! The history is bounded twice: at most [`HISTORY`] events and at most `history_bytes` (an
+//! estimate of the events' JSON size; `--watch-cache-history-mib`, [`DEFAULT_HISTORY_MIB`] MiB
+//! per resource by default), so a few large objects updated often cannot make it grow without
+//! bound. A modification shares its previous state with the cached object instead of keeping a
+//! copy. A watch from a resourceVersion older than the history is answered as upstream's
+//! `watch_cache.go` does: one `ERROR` event, 410 `too old resource version: <requested>
+//! (<oldest available>)`, where the bracketed number is the oldest resourceVersion a watch can
+//! still start from.
+//!
 //! Architecture invariant: a slow watcher never blocks the others. Each gets a bounded buffer;
 //! when it fills, the watcher is ended with 410 Expired and must relist (`slow_watcher_...` test).
 
@@ -27,12 +36,36 @@ use super::{
 /// Events a watcher may have queued before it counts as too slow.
 pub const WATCHER_BUFFER: usize = 1000;
 /// Recent events kept in memory for resuming watches.
-const HISTORY: usize = 10_000;
+pub const HISTORY: usize = 10_000;
+/// The default bound of one resource's history, in MiB.
+pub const DEFAULT_HISTORY_MIB: usize = 64;
 
 struct Slot {
     prefix: String,
+    /// The revision of the last event this watcher was given (or the one it started after).
     after: i64,
     tx: mpsc::Sender<WatchItem>,
+}
+
+/// An estimate of the memory a JSON value holds, close to its serialized size.
+fn approx_size(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(approx_size).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + approx_size(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+fn event_size(event: &StorageEvent) -> usize {
+    // `prev` is shared with the object cached before (or with an earlier event), so only the
+    // new state counts.
+    event.key.len() + approx_size(&event.object)
 }
 
 #[derive(Default)]
@@ -43,73 +76,112 @@ struct State {
     /// Every change after this revision is in `history`.
     oldest: i64,
     history: VecDeque<Arc<StorageEvent>>,
+    /// The estimated size of `history`, bounded by `history_bytes`.
+    history_size: usize,
+    history_bytes: usize,
     watchers: Vec<Slot>,
     buffer: usize,
 }
 
 impl State {
     /// Offers an event to one watcher; false when the watcher is gone or was too slow.
-    fn offer(slot: &Slot, event: &Arc<StorageEvent>, oldest: i64) -> bool {
+    fn offer(slot: &mut Slot, event: &Arc<StorageEvent>) -> bool {
         if event.rev <= slot.after || !event.key.starts_with(&slot.prefix) {
             return !slot.tx.is_closed();
         }
-        // One permit is kept back so that a slow watcher can still be told why it ends.
+        // One permit is kept back so that a slow watcher can still be told why it ends: it
+        // has everything up to its last event, and could only go on from before this one.
         if slot.tx.capacity() <= 1 {
             let _ = slot.tx.try_send(Err(StorageError::Expired {
                 requested: slot.after,
-                oldest,
+                oldest: event.rev - 1,
             }));
             return false;
         }
-        slot.tx.try_send(Ok(event.clone())).is_ok()
+        if slot.tx.try_send(Ok(event.clone())).is_err() {
+            return false;
+        }
+        slot.after = event.rev;
+        true
     }
 
-    fn apply(&mut self, event: StorageEvent) {
+    fn apply(&mut self, mut event: StorageEvent) {
         match event.kind {
             EventType::Deleted => {
-                self.objects.remove(&event.key);
+                let previous = self.objects.remove(&event.key);
+                if event.prev.is_some() && previous.is_some() {
+                    event.prev = previous;
+                }
             }
             EventType::Added | EventType::Modified => {
-                self.objects.insert(event.key.clone(), event.object.clone());
+                let previous = self.objects.insert(event.key.clone(), event.object.clone());
+                if event.prev.is_some() && previous.is_some() {
+                    event.prev = previous;
+                }
             }
         }
         self.rev = self.rev.max(event.rev);
         let event = Arc::new(event);
-        let oldest = self.oldest;
-        self.watchers
-            .retain(|slot| State::offer(slot, &event, oldest));
+        self.watchers.retain_mut(|slot| State::offer(slot, &event));
+        self.history_size += event_size(&event);
         self.history.push_back(event);
-        while self.history.len() > HISTORY {
-            if let Some(dropped) = self.history.pop_front() {
-                self.oldest = dropped.rev;
-            }
+        while self.history.len() > HISTORY
+            || (self.history_size > self.history_bytes && self.history.len() > 1)
+        {
+            let Some(dropped) = self.history.pop_front() else {
+                break;
+            };
+            self.history_size = self.history_size.saturating_sub(event_size(&dropped));
+            self.oldest = self.oldest.max(dropped.rev);
+        }
+    }
+
+    /// The oldest resourceVersion a watch can start from: every change of this resource after
+    /// it is in the history (upstream: the oldest event's resourceVersion minus one).
+    fn oldest_watchable(&self) -> i64 {
+        match self.history.front() {
+            Some(first) => self.oldest.max(first.rev - 1),
+            None => self.oldest.max(self.rev),
         }
     }
 
     /// Ends every watcher with 410, e.g. after the cache had to relist.
     fn expire_all(&mut self) {
+        let oldest = self.oldest_watchable();
         for slot in self.watchers.drain(..) {
             let _ = slot.tx.try_send(Err(StorageError::Expired {
                 requested: slot.after,
-                oldest: self.oldest,
+                oldest,
             }));
         }
     }
 
     fn register(&mut self, prefix: &str, after: i64, backlog: usize) -> WatchStream {
         let (tx, rx) = mpsc::channel(self.buffer + backlog + 1);
-        let slot = Slot {
+        let mut slot = Slot {
             prefix: prefix.to_string(),
             after,
             tx,
         };
         for event in &self.history {
-            if event.rev > after && event.key.starts_with(prefix) {
-                let _ = slot.tx.try_send(Ok(event.clone()));
+            if event.rev > after
+                && event.key.starts_with(prefix)
+                && slot.tx.try_send(Ok(event.clone())).is_ok()
+            {
+                slot.after = event.rev;
             }
         }
         self.watchers.push(slot);
         rx
+    }
+
+    /// A watch from `after`, or None when its history is gone.
+    fn watch_from(&mut self, prefix: &str, after: i64) -> Option<WatchStream> {
+        if after < self.oldest_watchable() {
+            return None;
+        }
+        let backlog = self.history.iter().filter(|e| e.rev > after).count();
+        Some(self.register(prefix, after, backlog))
     }
 }
 
@@ -124,6 +196,7 @@ impl Cacher {
     pub async fn start(
         inner: EtcdStorage,
         prefix: String,
+        history_bytes: usize,
         tracker: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Arc<Cacher>, StorageError> {
@@ -132,6 +205,7 @@ impl Cacher {
             prefix,
             state: Mutex::new(State {
                 buffer: WATCHER_BUFFER,
+                history_bytes,
                 ..State::default()
             }),
         });
@@ -154,6 +228,7 @@ impl Cacher {
         state.rev = rev;
         state.oldest = rev;
         state.history.clear();
+        state.history_size = 0;
         state.expire_all();
         Ok(())
     }
@@ -261,7 +336,9 @@ impl Cacher {
     pub fn compacted(&self, rev: i64) {
         let mut state = self.lock();
         while state.history.front().is_some_and(|e| e.rev <= rev) {
-            state.history.pop_front();
+            if let Some(dropped) = state.history.pop_front() {
+                state.history_size = state.history_size.saturating_sub(event_size(&dropped));
+            }
         }
         state.oldest = state.oldest.max(rev.min(state.rev));
     }
@@ -305,15 +382,19 @@ impl Storage for Cacher {
         self.inner.delete(key, check).await
     }
 
+    /// A watch from `after`, served from the history; when the history no longer reaches back
+    /// that far, a stream holding only the 410 (an `ERROR` event on the wire, as upstream).
     async fn watch(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError> {
-        {
-            let mut state = self.lock();
-            if after >= state.oldest {
-                let backlog = state.history.iter().filter(|e| e.rev > after).count();
-                return Ok(state.register(prefix, after, backlog));
-            }
+        let mut state = self.lock();
+        if let Some(stream) = state.watch_from(prefix, after) {
+            return Ok(stream);
         }
-        self.inner.watch(prefix, after).await
+        let (tx, rx) = mpsc::channel(1);
+        let _ = tx.try_send(Err(StorageError::Expired {
+            requested: after,
+            oldest: state.oldest_watchable(),
+        }));
+        Ok(rx)
     }
 }
 
@@ -335,8 +416,85 @@ mod tests {
     fn state(buffer: usize) -> State {
         State {
             buffer,
+            history_bytes: usize::MAX,
             ..State::default()
         }
+    }
+
+    fn big(rev: i64, key: &str, bytes: usize) -> StorageEvent {
+        let mut e = event(rev, key);
+        e.kind = EventType::Modified;
+        e.object = Arc::new(json!({"metadata": {"name": key}, "data": "x".repeat(bytes)}));
+        e.prev = Some(Arc::new(json!({})));
+        e
+    }
+
+    #[test]
+    fn history_is_bounded_in_bytes() {
+        let mut state = state(10);
+        state.history_bytes = 10 << 20;
+        for rev in 1..=50 {
+            state.apply(big(rev, "/r/pods/a/big", 1 << 20));
+        }
+        assert!(state.history_size <= 10 << 20, "{}", state.history_size);
+        assert!(state.history.len() < 10, "{}", state.history.len());
+        let oldest = state.history.front().expect("the newest events stay").rev;
+        assert_eq!(state.oldest_watchable(), oldest - 1);
+        assert!(state.watch_from("/r/pods/", oldest - 2).is_none());
+        assert!(state.watch_from("/r/pods/", oldest - 1).is_some());
+    }
+
+    #[test]
+    fn a_modification_shares_the_cached_previous_state() {
+        let mut state = state(10);
+        state.apply(big(1, "/r/pods/a/p", 100));
+        let cached = state.objects["/r/pods/a/p"].clone();
+        state.apply(big(2, "/r/pods/a/p", 100));
+        let last = state.history.back().expect("event");
+        let prev = last.prev.as_ref().expect("prev");
+        assert!(
+            Arc::ptr_eq(prev, &cached),
+            "no second copy of the old state"
+        );
+    }
+
+    #[test]
+    fn too_old_watch_names_requested_then_oldest_available() {
+        let mut state = state(10);
+        state.history_bytes = 3 * 1000;
+        for rev in 10..=20 {
+            state.apply(big(rev, "/r/pods/a/p", 900));
+        }
+        let oldest = state.oldest_watchable();
+        assert!(oldest > 12, "history was trimmed: {oldest}");
+        let err = StorageError::Expired {
+            requested: 12,
+            oldest,
+        };
+        assert_eq!(
+            err.to_string(),
+            format!("too old resource version: 12 ({oldest})")
+        );
+        assert!(state.watch_from("/r/pods/", 12).is_none());
+    }
+
+    #[test]
+    fn slow_watcher_is_told_where_it_stopped() {
+        let mut state = state(2);
+        let mut slow = state.register("/r/pods/", 0, 0);
+        for rev in 5..=9 {
+            state.apply(event(rev, &format!("/r/pods/ns/p{rev}")));
+        }
+        let got: Vec<WatchItem> = std::iter::from_fn(|| slow.try_recv().ok()).collect();
+        let Some(Err(StorageError::Expired { requested, oldest })) = got.last() else {
+            panic!("ends with 410");
+        };
+        assert_eq!(
+            (*requested, *oldest),
+            (6, 6),
+            "had 5 and 6, could not take 7"
+        );
+        assert!(requested <= oldest);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::meta::ApiError;
 
-pub use cacher::Cacher;
+pub use cacher::{Cacher, DEFAULT_HISTORY_MIB};
 pub use etcd::{key_after, EtcdStorage, Page, LIST_PAGE};
 
 /// An object as read from storage, with its resourceVersion already set.

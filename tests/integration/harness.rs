@@ -22,6 +22,7 @@ impl Drop for Process {
 pub struct TestClusterBuilder {
     compaction: Option<String>,
     scheduler: bool,
+    apiserver_args: Vec<String>,
 }
 
 pub struct TestCluster {
@@ -50,6 +51,7 @@ impl TestCluster {
         TestClusterBuilder {
             compaction: None,
             scheduler: false,
+            apiserver_args: Vec::new(),
         }
     }
 
@@ -185,6 +187,11 @@ impl TestCluster {
             .is_some_and(|p| matches!(p.0.try_wait(), Ok(None)))
     }
 
+    /// The API server's process id (to read its memory use from `/proc`).
+    pub fn apiserver_pid(&self) -> u32 {
+        self._apiserver.0.id()
+    }
+
     pub fn certs(&self) -> &Path {
         &self.certs
     }
@@ -212,6 +219,13 @@ impl TestClusterBuilder {
     /// Compacts etcd every `interval` (e.g. "1s"), to exercise 410 Expired.
     pub fn compaction(mut self, interval: &str) -> Self {
         self.compaction = Some(interval.to_string());
+        self
+    }
+
+    /// Passes extra flags to `rkube apiserver` (e.g. `--request-timeout=2s`).
+    pub fn apiserver_args(mut self, args: &[&str]) -> Self {
+        self.apiserver_args
+            .extend(args.iter().map(|a| a.to_string()));
         self
     }
 
@@ -291,6 +305,7 @@ impl TestClusterBuilder {
         if let Some(interval) = &self.compaction {
             cmd.args(["--etcd-compaction-interval", interval]);
         }
+        cmd.args(&self.apiserver_args);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(log)

@@ -8,6 +8,7 @@ mod docker_runtime;
 mod harness;
 mod kubectl;
 mod kubelet;
+mod limits;
 mod raw;
 mod scale;
 mod scheduler;
