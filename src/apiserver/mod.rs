@@ -8,6 +8,7 @@ mod discovery;
 mod handler;
 mod logs;
 mod openapi;
+mod options;
 mod request;
 mod table;
 
