@@ -589,7 +589,7 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let options = delete_options(&bytes, &ct, &query)?;
             if info.plural == "namespaces" {
-                return delete_namespace(server, &store, &path.name, &options, output).await;
+                return delete_namespace(&store, &path.name, &options, output).await;
             }
             let (obj, _gone) = store.delete(&ns, &path.name, &options).await?;
             Ok(encode(StatusCode::OK, &obj, output.plain(), &[]))
@@ -853,11 +853,11 @@ async fn bind(
     Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
 }
 
-/// Deletes a namespace and everything in it. Upstream marks the namespace Terminating and a
-/// controller empties it; rkube empties it inline (deviation: the namespace is gone when the
-/// DELETE returns, though graceful Pods in it may still be terminating).
+/// Deletes a namespace as upstream's namespace store does: the namespace is marked
+/// (deletionTimestamp, `status.phase: Terminating`) and stays while its `kubernetes` finalizer
+/// is there; `registry::namespace_finalizer` empties it and then lets it go. The protected
+/// namespaces are refused with NamespaceLifecycle's 403.
 async fn delete_namespace(
-    server: &Arc<Server>,
     store: &Store,
     name: &str,
     options: &DeleteOptions,
@@ -871,24 +871,13 @@ async fn delete_namespace(
             "this namespace may not be deleted",
         ));
     }
-    store.get("", name).await?;
-    if !options.dry_run {
-        for other in server.registry.stores() {
-            if !other.info().namespaced {
-                continue;
-            }
-            let listed = other.list(name, &ListOptions::default()).await?;
-            for obj in listed.items {
-                match other
-                    .delete(name, object::name(&obj), &DeleteOptions::default())
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if e.code == 404 => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+    let current = store.get("", name).await?;
+    if current.pointer("/metadata/deletionTimestamp").is_some() {
+        return Err(ApiError::conflict(
+            gr,
+            name,
+            "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+        ));
     }
     let (obj, _) = store.delete("", name, options).await?;
     Ok(encode(StatusCode::OK, &obj, output.plain(), &[]))

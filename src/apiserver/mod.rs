@@ -129,6 +129,10 @@ pub async fn run(
         kubelet_tls,
         tracker: tracker.clone(),
     });
+    tracker.spawn(registry::namespace_finalizer::run(
+        server.registry.stores().to_vec(),
+        shutdown.clone(),
+    ));
     tracker.spawn(compactor(
         server.clone(),
         config.compaction_interval,

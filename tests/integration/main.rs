@@ -4,6 +4,7 @@ mod api;
 mod clients;
 mod docker_runtime;
 mod harness;
+mod hostile;
 mod kubectl;
 mod kubelet;
 mod raw;
