@@ -19,9 +19,7 @@ use super::{discovery, openapi, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, status, ApiError, GroupResource};
-use crate::registry::{
-    namespaces, pods, DeleteOptions, ListOptions, Store, WatchOptions,
-};
+use crate::registry::{namespaces, pods, DeleteOptions, ListOptions, Store, WatchOptions};
 use crate::tls::User;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -152,8 +150,9 @@ impl ApiError {
     /// generic server response, with the router's own text as the cause.
     fn new_method_not_allowed(method: &Method) -> ApiError {
         let _ = method;
-        let mut e =
-            ApiError::bad_request("the server does not allow this method on the requested resource");
+        let mut e = ApiError::bad_request(
+            "the server does not allow this method on the requested resource",
+        );
         e.code = 405;
         e.reason = "MethodNotAllowed";
         e.details.causes.push(crate::meta::Cause {
@@ -529,7 +528,10 @@ async fn resource_request(
     let sub = path.subresource.as_str();
     match (verb, sub) {
         ("watch", "") => watch(server, store, &ns, &query, output, shutdown).await,
-        ("list", "") => list(&store, &ns, &query, output).await,
+        ("list", "") => {
+            options::check_list_options(&query)?;
+            list(&store, &ns, &query, output).await
+        }
         ("get", "log") if info.plural == "pods" => {
             let pod = store.get(&ns, &path.name).await?;
             let text = super::logs::fetch(server, &pod, &query).await?;

@@ -159,8 +159,9 @@ struct Preconditions {
 pub fn delete_options(body: Option<Value>, query: &Query) -> Result<DeleteOptions, ApiError> {
     let decoded = match body {
         Some(value) => {
-            let decoded: DeleteBody = serde_json::from_value(value)
-                .map_err(|e| ApiError::bad_request(format!("unable to decode DeleteOptions: {e}")))?;
+            let decoded: DeleteBody = serde_json::from_value(value).map_err(|e| {
+                ApiError::bad_request(format!("unable to decode DeleteOptions: {e}"))
+            })?;
             if let Some(kind) = decoded.kind.as_deref().filter(|k| !k.is_empty()) {
                 if kind != "DeleteOptions" {
                     return Err(ApiError::bad_request(format!(
@@ -218,6 +219,18 @@ pub fn delete_options(body: Option<Value>, query: &Query) -> Result<DeleteOption
     })
 }
 
+/// Checks the `ListOptions` of a list or watch that the handler does not otherwise read, so
+/// that one that does not parse (`timeoutSeconds=abc`) fails the request as upstream's
+/// parameter decoding does (400), whether or not the request is a watch.
+pub fn check_list_options(query: &Query) -> Result<(), ApiError> {
+    query.count("timeoutSeconds")?;
+    query.count("limit")?;
+    for flag in ["watch", "allowWatchBookmarks", "sendInitialEvents"] {
+        query.flag(flag)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,9 +242,11 @@ mod tests {
 
     #[test]
     fn every_dry_run_value_must_be_all() {
-        assert!(write_options(&q("dryRun=All&dryRun=All"), WriteKind::Create)
-            .expect("valid")
-            .dry_run);
+        assert!(
+            write_options(&q("dryRun=All&dryRun=All"), WriteKind::Create)
+                .expect("valid")
+                .dry_run
+        );
         let err = write_options(&q("dryRun=All&dryRun=Bogus"), WriteKind::Create)
             .expect_err("Bogus refused");
         assert_eq!((err.code, err.reason), (422, "Invalid"));
@@ -248,21 +263,38 @@ mod tests {
         let opts = delete_options(Some(json!({})), &q("dryRun=All")).expect("valid");
         assert!(!opts.dry_run, "a body replaces the query");
         for bad in [json!({"dryRun": ["all"]}), json!({"dryRun": ["Bogus"]})] {
-            assert_eq!(delete_options(Some(bad), &q("")).expect_err("bad").code, 422);
+            assert_eq!(
+                delete_options(Some(bad), &q("")).expect_err("bad").code,
+                422
+            );
         }
         let err = delete_options(Some(json!({"dryRun": "All"})), &q("")).expect_err("string");
         assert_eq!(err.code, 400);
         let err = delete_options(None, &q("propagationPolicy=Bogus")).expect_err("policy");
         assert_eq!(err.code, 422);
-        assert_eq!(delete_options(None, &q("gracePeriodSeconds=abc")).expect_err("").code, 400);
+        assert_eq!(
+            delete_options(None, &q("gracePeriodSeconds=abc"))
+                .expect_err("")
+                .code,
+            400
+        );
     }
 
     #[test]
     fn field_managers_are_short_and_printable() {
         let long = format!("fieldManager={}", "a".repeat(129));
-        assert_eq!(write_options(&q(&long), WriteKind::Update).expect_err("long").code, 422);
+        assert_eq!(
+            write_options(&q(&long), WriteKind::Update)
+                .expect_err("long")
+                .code,
+            422
+        );
         let err = write_options(&q("fieldManager=a%07b"), WriteKind::Patch).expect_err("bell");
         assert_eq!(err.code, 422);
-        assert!(write_options(&q(&format!("fieldManager={}", "a".repeat(128))), WriteKind::Create).is_ok());
+        assert!(write_options(
+            &q(&format!("fieldManager={}", "a".repeat(128))),
+            WriteKind::Create
+        )
+        .is_ok());
     }
 }

@@ -764,11 +764,13 @@ const DELETE_PAGE: usize = 500;
 /// Whether a deletion must wait: `metadata.finalizers`, or a namespace's own
 /// `spec.finalizers` (only Namespace has that field; upstream's namespace store waits on it).
 fn has_finalizers(obj: &Value) -> bool {
-    ["/metadata/finalizers", "/spec/finalizers"].iter().any(|p| {
-        obj.pointer(p)
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty())
-    })
+    ["/metadata/finalizers", "/spec/finalizers"]
+        .iter()
+        .any(|p| {
+            obj.pointer(p)
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty())
+        })
 }
 
 /// Whether a namespace is being deleted.
