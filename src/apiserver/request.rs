@@ -149,7 +149,8 @@ pub fn verb_for(
     let served = match verb {
         "create" if collection => !cluster_wide,
         "deletecollection" => {
-            !cluster_wide && !(path.group.is_empty() && path.resource == "namespaces")
+            let namespaces = path.group.is_empty() && path.resource == "namespaces";
+            !(cluster_wide || namespaces)
         }
         _ => true,
     };
