@@ -737,6 +737,16 @@ async fn bad_delete_options_delete_nothing_and_collections_stay_namespaced() {
         400,
     )
     .await;
+    // Upstream's label parser reads `a in ()` as "a is the empty string": accepted.
+    let listed = must(
+        &raw,
+        "GET",
+        "/api/v1/pods?labelSelector=a%20in%20()",
+        Value::Null,
+        200,
+    )
+    .await;
+    assert_eq!(listed["items"], json!([]));
     // A namespaced deletecollection only touches its namespace.
     must(
         &raw,
