@@ -12,15 +12,14 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::request::{negotiate, parse_resource_path, Output, Query, ResourcePath};
+use super::options::{self, WriteKind};
+use super::request::{negotiate, parse_resource_path, verb_for, Output, Query, ResourcePath};
 use super::table::{self, Include};
 use super::{discovery, list_options, openapi, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, status, ApiError, GroupResource};
-use crate::registry::{
-    namespaces, pods, CreateOptions, DeleteOptions, ListOptions, Store, WatchOptions,
-};
+use crate::registry::{namespaces, pods, DeleteOptions, ListOptions, Store, WatchOptions};
 use crate::tls::User;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -147,12 +146,20 @@ async fn route(
 }
 
 impl ApiError {
+    /// The 405 kube-apiserver's router gives a path that exists without the method: its
+    /// generic server response, with the router's own text as the cause.
     fn new_method_not_allowed(method: &Method) -> ApiError {
-        let mut e = ApiError::bad_request(format!(
-            "the server does not allow this method on the requested resource ({method})"
-        ));
+        let _ = method;
+        let mut e = ApiError::bad_request(
+            "the server does not allow this method on the requested resource",
+        );
         e.code = 405;
         e.reason = "MethodNotAllowed";
+        e.details.causes.push(crate::meta::Cause {
+            reason: "UnexpectedServerResponse".into(),
+            message: "405: Method Not Allowed".into(),
+            field: String::new(),
+        });
         e
     }
 }
@@ -442,28 +449,6 @@ fn short_type(v: &Value) -> &'static str {
     }
 }
 
-fn write_options(query: &Query) -> Result<CreateOptions, ApiError> {
-    let strict = match query.get("fieldValidation") {
-        None | Some("") | Some("Warn") | Some("Ignore") => false,
-        Some("Strict") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
-            )))
-        }
-    };
-    let dry_run = match query.get("dryRun") {
-        None | Some("") => false,
-        Some("All") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "dryRun: Unsupported value: {other:?}: supported values: \"All\""
-            )))
-        }
-    };
-    Ok(CreateOptions { dry_run, strict })
-}
-
 fn selectors(query: &Query) -> Result<(Option<LabelSelector>, Option<FieldSelector>), ApiError> {
     let label = query
         .get("labelSelector")
@@ -551,28 +536,25 @@ async fn resource_request(
     let collection = path.name.is_empty();
     let ns = path.namespace.clone();
     let gr = info.group_resource();
-    let verb = match (&method, collection) {
-        (&Method::GET, true) if query.flag("watch")? => "watch",
-        (&Method::GET, true) => "list",
-        (&Method::GET, false) => "get",
-        (&Method::POST, _) => "create",
-        (&Method::PUT, false) => "update",
-        (&Method::PATCH, false) => "patch",
-        (&Method::DELETE, false) => "delete",
-        (&Method::DELETE, true) => "deletecollection",
-        _ => {
-            return Err(ApiError::method_not_supported(
-                gr,
-                &method.to_string().to_lowercase(),
-            ))
-        }
+    let watching = method == Method::GET && collection && query.flag("watch")?;
+    let Some((verb, served)) = verb_for(&method, &path, info.namespaced, watching) else {
+        return Err(ApiError::method_not_supported(
+            gr,
+            &method.to_string().to_lowercase(),
+        ));
     };
     authorize(user, verb, &path)?;
+    if !served {
+        return Err(ApiError::new_method_not_allowed(&method));
+    }
     authorize_node_object(&store, user, verb, &path).await?;
     let sub = path.subresource.as_str();
     match (verb, sub) {
         ("watch", "") => watch(server, store, &ns, &query, output, shutdown).await,
-        ("list", "") => list(&store, &ns, &query, output).await,
+        ("list", "") => {
+            options::check_list_options(&query)?;
+            list(&store, &ns, &query, output).await
+        }
         ("get", "log") if info.plural == "pods" => {
             let pod = store.get(&ns, &path.name).await?;
             let text = super::logs::fetch(server, &pod, &query).await?;
@@ -590,9 +572,10 @@ async fn resource_request(
         }
         ("create", "") if collection => {
             let (bytes, ct) = read_body(req).await?;
+            let options = options::write_options(&query, WriteKind::Create)?;
             let body = parse_object(&bytes, &ct)?;
             reject_duplicates(&store, &bytes, &ct, &query)?;
-            let (created, warnings) = store.create(&ns, body, &write_options(&query)?).await?;
+            let (created, warnings) = store.create(&ns, body, &options).await?;
             Ok(encode(
                 StatusCode::CREATED,
                 &created,
@@ -603,13 +586,14 @@ async fn resource_request(
         ("create", "binding") if info.plural == "pods" => {
             let (bytes, ct) = read_body(req).await?;
             let body = parse_object(&bytes, &ct)?;
+            options::write_options(&query, WriteKind::Create)?;
             bind(&store, &ns, &path.name, &body, &query).await
         }
         ("update", "" | "status") => {
             let (bytes, ct) = read_body(req).await?;
+            let options = options::write_options(&query, WriteKind::Update)?;
             let body = parse_object(&bytes, &ct)?;
             reject_duplicates(&store, &bytes, &ct, &query)?;
-            let options = write_options(&query)?;
             let (updated, warnings) = store.update(&ns, &path.name, sub, body, &options).await?;
             Ok(encode(StatusCode::OK, &updated, output.plain(), &warnings))
         }
@@ -620,7 +604,7 @@ async fn resource_request(
                 e.message = format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})");
                 e
             })?;
-            let options = write_options(&query)?;
+            let options = options::write_options(&query, WriteKind::Patch)?;
             let (patched, warnings) = store
                 .patch(&ns, &path.name, sub, kind, &bytes, &options)
                 .await?;
@@ -630,7 +614,7 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let options = delete_options(&bytes, &ct, &query)?;
             if info.plural == "namespaces" {
-                return delete_namespace(server, &store, &path.name, &options, output).await;
+                return delete_namespace(&store, &path.name, &options, output).await;
             }
             let (obj, _gone) = store.delete(&ns, &path.name, &options).await?;
             Ok(encode(StatusCode::OK, &obj, output.plain(), &[]))
@@ -676,7 +660,7 @@ fn reject_duplicates(
     content_type: &str,
     query: &Query,
 ) -> Result<(), ApiError> {
-    if !write_options(query)?.strict
+    if !options::write_options(query, WriteKind::Create)?.strict
         || !matches!(media_type(content_type).as_str(), "" | "application/json")
     {
         return Ok(());
@@ -702,38 +686,18 @@ impl Output {
     }
 }
 
+/// The options of a delete: the body (JSON or YAML) when there is one, else the query.
 fn delete_options(
     bytes: &[u8],
     content_type: &str,
     query: &Query,
 ) -> Result<DeleteOptions, ApiError> {
-    let body: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
-        json!({})
+    let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        None
     } else {
-        parse_object(bytes, content_type)?
+        Some(parse_object(bytes, content_type)?)
     };
-    let mut grace = query.integer("gracePeriodSeconds")?;
-    if let Some(g) = body.get("gracePeriodSeconds").filter(|v| !v.is_null()) {
-        grace = Some(
-            g.as_i64()
-                .ok_or_else(|| ApiError::bad_request("gracePeriodSeconds must be an integer"))?,
-        );
-    }
-    let text = |pointer: &str| {
-        body.pointer(pointer)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let dry_run = match body.get("dryRun").and_then(Value::as_array) {
-        Some(list) => list.iter().any(|v| v == "All"),
-        None => write_options(query)?.dry_run,
-    };
-    Ok(DeleteOptions {
-        grace_period: grace,
-        uid: text("/preconditions/uid"),
-        resource_version: text("/preconditions/resourceVersion"),
-        dry_run,
-    })
+    options::delete_options(body, query)
 }
 
 async fn list(
@@ -883,7 +847,7 @@ async fn bind(
         ));
     }
     let annotations = body.pointer("/metadata/annotations").cloned();
-    let dry_run = write_options(query)?.dry_run;
+    let dry_run = options::write_options(query, WriteKind::Create)?.dry_run;
     let uid = body
         .pointer("/metadata/uid")
         .and_then(Value::as_str)
@@ -907,11 +871,11 @@ async fn bind(
     Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
 }
 
-/// Deletes a namespace and everything in it. Upstream marks the namespace Terminating and a
-/// controller empties it; rkube empties it inline (deviation: the namespace is gone when the
-/// DELETE returns, though graceful Pods in it may still be terminating).
+/// Deletes a namespace as upstream's namespace store does: the namespace is marked
+/// (deletionTimestamp, `status.phase: Terminating`) and stays while its `kubernetes` finalizer
+/// is there; `registry::namespace_finalizer` empties it and then lets it go. The protected
+/// namespaces are refused with NamespaceLifecycle's 403.
 async fn delete_namespace(
-    server: &Arc<Server>,
     store: &Store,
     name: &str,
     options: &DeleteOptions,
@@ -925,67 +889,14 @@ async fn delete_namespace(
             "this namespace may not be deleted",
         ));
     }
-    store.get("", name).await?;
-    if !options.dry_run {
-        for other in server.registry.stores() {
-            if !other.info().namespaced {
-                continue;
-            }
-            empty_namespace(other, name).await?;
-        }
+    let current = store.get("", name).await?;
+    if current.pointer("/metadata/deletionTimestamp").is_some() {
+        return Err(ApiError::conflict(
+            gr,
+            name,
+            "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+        ));
     }
     let (obj, _) = store.delete("", name, options).await?;
     Ok(encode(StatusCode::OK, &obj, output.plain(), &[]))
-}
-
-/// Objects of one namespace deleted per listed page when a namespace is emptied.
-const NAMESPACE_DELETE_PAGE: usize = 500;
-/// Deletions in flight at once while a namespace is emptied.
-const NAMESPACE_DELETE_PARALLEL: usize = 16;
-
-/// Deletes every object of one kind in `namespace`, walking the list page by page with
-/// continue tokens so that no read returns the whole collection at once.
-async fn empty_namespace(store: &Store, namespace: &str) -> Result<(), ApiError> {
-    let mut continue_token = None;
-    loop {
-        let options = ListOptions {
-            limit: Some(NAMESPACE_DELETE_PAGE),
-            continue_token: continue_token.take(),
-            ..ListOptions::default()
-        };
-        let page = match store.list(namespace, &options).await {
-            Ok(page) => page,
-            // The page's revision was compacted away: start over from the current state.
-            Err(e) if e.code == 410 => continue,
-            Err(e) => return Err(e),
-        };
-        let names: Vec<String> = page
-            .items
-            .iter()
-            .map(|obj| object::name(obj).to_string())
-            .collect();
-        let deletions =
-            futures::stream::iter(names).map(|name| delete_in_namespace(store, namespace, name));
-        let results: Vec<Result<(), ApiError>> = deletions
-            .buffer_unordered(NAMESPACE_DELETE_PARALLEL)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<Vec<()>, ApiError>>()?;
-        match page.continue_token {
-            Some(token) => continue_token = Some(token),
-            None => return Ok(()),
-        }
-    }
-}
-
-/// Deletes one object while its namespace is emptied; one already gone is fine.
-async fn delete_in_namespace(store: &Store, namespace: &str, name: String) -> Result<(), ApiError> {
-    match store
-        .delete(namespace, &name, &DeleteOptions::default())
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.code == 404 => Ok(()),
-        Err(e) => Err(e),
-    }
 }

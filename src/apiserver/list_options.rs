@@ -5,7 +5,7 @@
 //! failures are field errors of a `ListOptions.meta.k8s.io` object, answered as one 422.
 
 use super::request::Query;
-use crate::meta::{ApiError, Cause, GroupResource};
+use crate::meta::{ApiError, Cause};
 use crate::registry::FieldError;
 
 const MATCH: &str = "resourceVersionMatch";
@@ -112,17 +112,7 @@ fn reject(errors: Vec<FieldError>) -> Result<(), ApiError> {
             field: e.field.clone(),
         })
         .collect();
-    let gr = GroupResource {
-        group: "meta.k8s.io",
-        resource: "ListOptions",
-    };
-    let mut err = ApiError::invalid("ListOptions", gr, "", causes);
-    // Upstream names the kind with its group here: `ListOptions.meta.k8s.io "" is invalid`.
-    err.message = format!(
-        "ListOptions.meta.k8s.io \"\" is invalid: {}",
-        crate::registry::field_error::aggregate_message(&errors)
-    );
-    Err(err)
+    Err(super::options::invalid_options("ListOptions", causes))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod handler;
 mod list_options;
 mod logs;
 mod openapi;
+mod options;
 mod request;
 mod table;
 
@@ -140,6 +141,10 @@ pub async fn run(
         inflight: filters::InFlight::new(&config.limits),
         limits: config.limits.clone(),
     });
+    tracker.spawn(registry::namespace_finalizer::run(
+        server.registry.stores().to_vec(),
+        shutdown.clone(),
+    ));
     tracker.spawn(compactor(
         server.clone(),
         config.compaction_interval,

@@ -55,21 +55,31 @@ pub fn parse_resource_path(segments: &[&str]) -> Option<ResourcePath> {
     Some(path)
 }
 
-/// Query parameters; a repeated parameter keeps its first value.
+/// Query parameters. Every value of a repeated parameter is kept: list-valued options
+/// (`dryRun`) are judged on all of them; single-valued ones read the first, as upstream's
+/// parameter codec does.
 #[derive(Debug, Default)]
-pub struct Query(HashMap<String, String>);
+pub struct Query(HashMap<String, Vec<String>>);
 
 impl Query {
     pub fn parse(raw: Option<&str>) -> Query {
-        let mut map = HashMap::new();
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-            map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            map.entry(k.into_owned()).or_default().push(v.into_owned());
         }
         Query(map)
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+        self.0
+            .get(key)
+            .and_then(|values| values.first())
+            .map(String::as_str)
+    }
+
+    /// Every value given for `key`, in order.
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.0.get(key).cloned().unwrap_or_default()
     }
 
     pub fn flag(&self, key: &str) -> Result<bool, ApiError> {
@@ -110,6 +120,41 @@ impl Query {
             }),
         }
     }
+}
+
+/// The verb a request on a resource asks for, and whether the server serves that verb on
+/// that path. Upstream registers no cluster-wide create or deletecollection route for a
+/// namespaced kind (`/api/v1/pods` serves list and watch only), and the namespace store has
+/// no deletecollection: those requests are authorized under their verb, then answered 405.
+pub fn verb_for(
+    method: &http::Method,
+    path: &ResourcePath,
+    namespaced: bool,
+    watch: bool,
+) -> Option<(&'static str, bool)> {
+    use http::Method;
+    let collection = path.name.is_empty();
+    let cluster_wide = namespaced && path.namespace.is_empty();
+    let verb = match (method, collection) {
+        (&Method::GET, true) if watch => "watch",
+        (&Method::GET, true) => "list",
+        (&Method::GET, false) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, false) => "update",
+        (&Method::PATCH, false) => "patch",
+        (&Method::DELETE, false) => "delete",
+        (&Method::DELETE, true) => "deletecollection",
+        _ => return None,
+    };
+    let served = match verb {
+        "create" if collection => !cluster_wide,
+        "deletecollection" => {
+            let namespaces = path.group.is_empty() && path.resource == "namespaces";
+            !(cluster_wide || namespaces)
+        }
+        _ => true,
+    };
+    Some((verb, served))
 }
 
 /// How a response body is to be written.

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod events;
 pub mod field_error;
 pub mod leases;
+pub mod namespace_finalizer;
 pub mod namespaces;
 pub mod nodes;
 pub mod pod_constraints;

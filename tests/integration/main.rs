@@ -6,6 +6,7 @@ mod clients;
 mod controllers;
 mod docker_runtime;
 mod harness;
+mod hostile;
 mod kubectl;
 mod kubelet;
 mod limits;
