@@ -1195,7 +1195,7 @@ fn merge_slice(
     let mut deleted: HashSet<String> = HashSet::new();
     let mut replace = false;
     for element in patch {
-        let Value::Object(mut members) = element else {
+        let Value::Object(members) = element else {
             // common_element_kind saw only objects.
             continue;
         };
