@@ -892,8 +892,8 @@ fn merge_map(
             // its own directives are applied rather than stored.
             Some("replace") => return merge_map(Object::new(), patch, node),
             Some("delete") => return Ok(Object::new()),
-            // Upstream rejects an explicit `merge` on a map; it is what happens anyway.
-            Some("merge") => {}
+            // Upstream's `handleDirectiveInMergeMap` knows only `replace` and `delete`: an
+            // explicit `merge` on a map is an unknown patch type there too.
             _ => {
                 let mut shown = patch.clone();
                 shown.insert(DIRECTIVE_MARKER.into(), directive.clone());
@@ -1195,7 +1195,7 @@ fn merge_slice(
     let mut deleted: HashSet<String> = HashSet::new();
     let mut replace = false;
     for element in patch {
-        let Value::Object(mut members) = element else {
+        let Value::Object(members) = element else {
             // common_element_kind saw only objects.
             continue;
         };
@@ -1211,10 +1211,11 @@ fn merge_slice(
                 None => return Err(no_merge_key(&members, merge_key)),
             },
             Some("replace") => replace = true,
-            // Upstream refuses `merge` on list elements; merging is what happens anyway.
+            // Upstream's `mergeSliceWithSpecialElements` refuses `merge` on list elements.
             Some("merge") => {
-                members.shift_remove(DIRECTIVE_MARKER);
-                plain.push(members);
+                return Err(PatchError::Strategic(
+                    "merging lists cannot yet be specified in the patch".into(),
+                ))
             }
             _ => return Err(unknown_patch_type(directive, &members)),
         }
@@ -1936,22 +1937,58 @@ mod tests {
     }
 
     #[test]
-    fn strategic_merge_explicit_patch_merge_is_the_default_merge() {
-        let out = smp(
+    fn strategic_merge_explicit_patch_merge_is_refused_as_upstream_does() {
+        let err = smp_err(
             &pod_patch_schema(),
             pod(),
-            json!({
-                "metadata": {"labels": {"$patch": "merge", "extra": "1"}},
-                "spec": {"containers": [{"name": "app", "$patch": "merge", "image": "nginx:2"}]}
-            }),
+            json!({"metadata": {"labels": {"$patch": "merge", "extra": "1"}}}),
         );
         assert_eq!(
-            out["metadata"]["labels"],
-            json!({"app": "web", "tier": "frontend", "extra": "1"})
+            err,
+            PatchError::Strategic(
+                "unknown patch type: merge in map: map[$patch:merge extra:1]".into()
+            )
         );
-        assert_eq!(out["spec"]["containers"][0]["image"], "nginx:2");
-        assert_eq!(container_names(&out), ["app", "sidecar"]);
-        assert!(!out.to_string().contains("$patch"));
+        let err = smp_err(
+            &pod_patch_schema(),
+            pod(),
+            json!({"spec": {"containers": [{"name": "app", "$patch": "merge", "image": "nginx:2"}]}}),
+        );
+        assert_eq!(
+            err,
+            PatchError::Strategic("merging lists cannot yet be specified in the patch".into())
+        );
+        assert_eq!(err.status_code(), 400);
+    }
+
+    #[test]
+    fn failures_are_client_errors_with_go_formatted_values() {
+        let err = smp_err(&pod_patch_schema(), pod(), json!({"$patch": "bogus"}));
+        assert_eq!(
+            err.to_string(),
+            "unknown patch type: bogus in map: map[$patch:bogus]"
+        );
+        let err = smp_err(
+            &pod_patch_schema(),
+            pod(),
+            json!({"spec": {"containers": [{"$patch": "delete"}]}}),
+        );
+        assert_eq!(
+            err.to_string(),
+            "map: map[$patch:delete] does not contain declared merge key: name"
+        );
+        for err in [
+            PatchError::Strategic(String::new()),
+            PatchError::InvalidDirective(String::new()),
+            PatchError::MalformedBody(String::new()),
+            PatchError::TooDeep { limit: 1 },
+        ] {
+            assert_eq!(err.status_code(), 400, "{err:?}");
+        }
+        assert_eq!(
+            go_value(&json!({"b": [1, "x", null, true], "a": {"c": 1.5}})),
+            "map[a:map[c:1.5] b:[1 x <nil> true]]"
+        );
     }
 
     #[test]

@@ -100,6 +100,18 @@ async fn strategic_merge_patches_that_cannot_apply_are_client_errors() {
             "map: map[image:x] does not contain declared merge key: name",
         ),
         (
+            r#"{"metadata":{"labels":{"$patch":"merge","a":"b"}}}"#,
+            400,
+            "BadRequest",
+            "unknown patch type: merge in map: map[$patch:merge a:b]",
+        ),
+        (
+            r#"{"spec":{"containers":[{"$patch":"merge","name":"c"}]}}"#,
+            400,
+            "BadRequest",
+            "merging lists cannot yet be specified in the patch",
+        ),
+        (
             r#"{"metadata":{"$retainKeys":"name"}}"#,
             400,
             "BadRequest",
