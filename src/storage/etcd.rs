@@ -454,3 +454,16 @@ pub(super) fn convert_event(event: &etcd_client::Event) -> Result<StorageEvent, 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_range_ends_right_after_its_last_key() {
+        assert_eq!(prefix_end("/r/pods/"), b"/r/pods0".to_vec());
+        assert_eq!(prefix_end("a\u{7f}"), b"a\x80".to_vec());
+        assert!(key_after("/r/pods/a").as_str() > "/r/pods/a");
+        assert!(key_after("/r/pods/a").as_str() < "/r/pods/a0");
+    }
+}
