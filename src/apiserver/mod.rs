@@ -4,6 +4,7 @@
 //! content negotiation) → the registry's stores. Discovery and OpenAPI documents are built
 //! from the same `ResourceInfo` the stores use, so they cannot disagree.
 
+pub mod authz;
 mod discovery;
 mod handler;
 mod logs;
