@@ -38,9 +38,10 @@ pub struct CreateOptions {
 /// on create). It runs on the decoded object before the kind's create or update rules, and
 /// inside the update's retry loop, as upstream's admission chain does.
 #[derive(Clone)]
-pub struct Admit(
-    pub std::sync::Arc<dyn Fn(&Value, Option<&Value>) -> Result<(), ApiError> + Send + Sync>,
-);
+pub struct Admit(pub std::sync::Arc<AdmitFn>);
+
+/// The check an [`Admit`] runs: the new object, then the current one (None on create).
+pub type AdmitFn = dyn Fn(&Value, Option<&Value>) -> Result<(), ApiError> + Send + Sync;
 
 impl std::fmt::Debug for Admit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -142,6 +142,9 @@ enum Expect {
 
 use Expect::{Allowed, Forbidden};
 
+/// One request of the table: who, method, path, body, and what upstream answers.
+type Row<'a> = (&'a str, &'a As, &'a str, String, Option<Value>, Expect);
+
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,7 +161,7 @@ async fn built_in_identities_get_exactly_their_bootstrap_permissions() {
     // One row per (identity, verb, resource) the bootstrap table decides, in its order:
     // system:node (Node authorizer), system:kube-scheduler (+ its leader-locking Role),
     // system:kube-controller-manager (+ its leader-locking Role and the pod GC role).
-    let rows: Vec<(&str, &As, &str, String, Option<Value>, Expect)> = vec![
+    let rows: Vec<Row<'_>> = vec![
         // --- system:node: nodes ---
         (
             "kubelet",
