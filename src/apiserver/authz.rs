@@ -596,8 +596,11 @@ fn admission_forbidden(a: &Attributes<'_>, obj: Option<&Value>, why: &str) -> Ap
 
 /// NodeRestriction for a create or update by a kubelet: `new` is the object the write would
 /// store (before the kind's update rules), `old` the current one (None on create).
+/// `node_uid` is the uid of the kubelet's Node (or the error looking it up), which a mirror
+/// Pod's owner must carry.
 pub fn admit_node_write(
     node: &str,
+    node_uid: Option<&Result<String, ApiError>>,
     a: &Attributes<'_>,
     new: &Value,
     old: Option<&Value>,
@@ -654,7 +657,11 @@ pub fn admit_node_write(
             }
             Ok(())
         }
-        ("", "pods", "") if old.is_none() => admit_mirror_pod(node, new).or_else(deny),
+        ("", "pods", "") if old.is_none() => match admit_mirror_pod(node, node_uid, new) {
+            Ok(()) => Ok(()),
+            Err(Refusal::Why(why)) => deny(why),
+            Err(Refusal::Error(e)) => Err(e),
+        },
         ("", "pods", "status") => {
             let Some(old) = old else {
                 return deny("unexpected operation \"CREATE\"".into());
@@ -719,19 +726,29 @@ pub fn admit_node_pod_delete(node: &str, a: &Attributes<'_>, pod: &Value) -> Res
     ))
 }
 
+/// Why a mirror Pod is refused: NodeRestriction's reason, or the error of looking its Node up.
+enum Refusal {
+    Why(String),
+    Error(ApiError),
+}
+
 /// A kubelet may only create mirror Pods of its static Pods, owned by its Node and
 /// referencing no other API objects.
-fn admit_mirror_pod(node: &str, pod: &Value) -> Result<(), String> {
+fn admit_mirror_pod(
+    node: &str,
+    node_uid: Option<&Result<String, ApiError>>,
+    pod: &Value,
+) -> Result<(), Refusal> {
     let mirror = pod
         .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
         .is_some();
     if !mirror {
-        return Err(format!("pod does not have \"kubernetes.io/config.mirror\" annotation, node {node:?} can only create mirror pods"));
+        return Err(Refusal::Why(format!("pod does not have \"kubernetes.io/config.mirror\" annotation, node {node:?} can only create mirror pods")));
     }
     if pod.pointer("/spec/nodeName").and_then(Value::as_str) != Some(node) {
-        return Err(format!(
+        return Err(Refusal::Why(format!(
             "node {node:?} can only create pods with spec.nodeName set to itself"
-        ));
+        )));
     }
     let owners = pod
         .pointer("/metadata/ownerReferences")
@@ -740,30 +757,41 @@ fn admit_mirror_pod(node: &str, pod: &Value) -> Result<(), String> {
         .unwrap_or_default();
     match owners.as_slice() {
         [] => {
-            return Err(format!(
+            return Err(Refusal::Why(format!(
                 "node {node:?} can only create pods with an owner reference set to itself"
-            ))
+            )))
         }
         [owner] => {
             let text = |k: &str| owner.get(k).and_then(Value::as_str).unwrap_or("");
             if text("apiVersion") != "v1" || text("kind") != "Node" || text("name") != node {
-                return Err(format!(
+                return Err(Refusal::Why(format!(
                     "node {node:?} can only create pods with an owner reference set to itself"
-                ));
+                )));
             }
             if owner.get("controller").and_then(Value::as_bool) != Some(true) {
-                return Err(format!("node {node:?} can only create pods with a controller owner reference set to itself"));
+                return Err(Refusal::Why(format!("node {node:?} can only create pods with a controller owner reference set to itself")));
             }
             if owner.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true) {
-                return Err(format!(
+                return Err(Refusal::Why(format!(
                     "node {node:?} must not set blockOwnerDeletion on an owner reference"
-                ));
+                )));
+            }
+            // Upstream prints the owner's uid as "expected" and the Node's as "got".
+            match node_uid {
+                Some(Ok(uid)) if text("uid") != uid => {
+                    return Err(Refusal::Why(format!(
+                        "node {node} UID mismatch: expected {} got {uid}",
+                        text("uid")
+                    )));
+                }
+                Some(Err(lookup)) => return Err(Refusal::Error(lookup.clone())),
+                _ => {}
             }
         }
         _ => {
-            return Err(format!(
+            return Err(Refusal::Why(format!(
                 "node {node:?} can only create pods with a single owner reference set to itself"
-            ))
+            )))
         }
     }
     let spec = pod.get("spec").cloned().unwrap_or(Value::Null);
@@ -772,33 +800,50 @@ fn admit_mirror_pod(node: &str, pod: &Value) -> Result<(), String> {
         .and_then(Value::as_str)
         .is_some_and(|s| !s.is_empty())
     {
-        return Err(format!(
+        return Err(Refusal::Why(format!(
             "node {node:?} can not create pods that reference a service account"
-        ));
+        )));
     }
-    let text = spec.to_string();
-    let refers = |keys: &[&str]| keys.iter().any(|k| text.contains(&format!("\"{k}\"")));
+    let mut keys = BTreeSet::new();
+    object_keys(&spec, &mut keys);
+    let refers = |names: &[&str]| names.iter().any(|k| keys.contains(*k));
     if refers(&["imagePullSecrets", "secret", "secretKeyRef", "secretRef"]) {
-        return Err(format!(
+        return Err(Refusal::Why(format!(
             "node {node:?} can not create pods that reference secrets"
-        ));
+        )));
     }
     if refers(&["configMap", "configMapKeyRef", "configMapRef"]) {
-        return Err(format!(
+        return Err(Refusal::Why(format!(
             "node {node:?} can not create pods that reference configmaps"
-        ));
+        )));
     }
     if refers(&["clusterTrustBundle"]) {
-        return Err(format!(
+        return Err(Refusal::Why(format!(
             "node {node:?} can not create pods that reference clustertrustbundles"
-        ));
+        )));
     }
     if refers(&["persistentVolumeClaim"]) {
-        return Err(format!(
+        return Err(Refusal::Why(format!(
             "node {node:?} can not create pods that reference persistentvolumeclaims"
-        ));
+        )));
     }
     Ok(())
+}
+
+/// Every object key anywhere in `value` (the fields a Pod spec sets, at any depth).
+fn object_keys(value: &Value, keys: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if !v.is_null() {
+                    keys.insert(k.clone());
+                }
+                object_keys(v, keys);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| object_keys(v, keys)),
+        _ => {}
+    }
 }
 
 fn labels(obj: &Value) -> Vec<(String, String)> {
@@ -1266,19 +1311,19 @@ mod tests {
         let old = serde_json::json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}});
         let relabelled = serde_json::json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1", "node-role.kubernetes.io/x": ""}}});
         assert_eq!(
-            admit_node_write("n1", &a, &relabelled, Some(&old))
+            admit_node_write("n1", None, &a, &relabelled, Some(&old))
                 .expect_err("refused")
                 .message,
             "nodes \"n1\" is forbidden: is not allowed to modify labels: node-role.kubernetes.io/x"
         );
         let tainted = serde_json::json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}, "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}});
-        assert!(admit_node_write("n1", &a, &tainted, Some(&old)).is_err());
+        assert!(admit_node_write("n1", None, &a, &tainted, Some(&old)).is_err());
         let same = serde_json::json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}, "spec": {"taints": []}});
-        assert!(admit_node_write("n1", &a, &same, Some(&old)).is_ok());
+        assert!(admit_node_write("n1", None, &a, &same, Some(&old)).is_ok());
         let create = attrs("create", "nodes", "", "");
         let evil = serde_json::json!({"metadata": {"name": "evil"}});
         assert_eq!(
-            admit_node_write("n1", &create, &evil, None)
+            admit_node_write("n1", None, &create, &evil, None)
                 .expect_err("refused")
                 .message,
             "nodes \"evil\" is forbidden: node \"n1\" is not allowed to modify node \"evil\""

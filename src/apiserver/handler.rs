@@ -270,7 +270,13 @@ async fn authorize(user: &User, a: &Attributes<'_>, pods: Option<&Store>) -> Res
 }
 
 /// NodeRestriction's check of what a kubelet writes, run by the store on the object.
-fn node_admission(user: &User, verb: &str, path: &ResourcePath) -> Option<Admit> {
+/// `node_uid` is the uid of the kubelet's Node (for mirror Pods).
+fn node_admission(
+    user: &User,
+    node_uid: Option<Result<String, ApiError>>,
+    verb: &str,
+    path: &ResourcePath,
+) -> Option<Admit> {
     let node = authz::node_name(user)?.to_string();
     let verb = verb.to_string();
     let path = path.clone();
@@ -284,7 +290,7 @@ fn node_admission(user: &User, verb: &str, path: &ResourcePath) -> Option<Admit>
             name: &path.name,
             node_selector: None,
         };
-        authz::admit_node_write(&node, &a, new, old)
+        authz::admit_node_write(&node, node_uid.as_ref(), &a, new, old)
     })))
 }
 
@@ -508,7 +514,19 @@ async fn resource_request(
     if verb == "delete" {
         admit_node_delete(&store, user, &attrs).await?;
     }
-    let admit = node_admission(user, verb, &path);
+    let node_uid = match authz::node_name(user) {
+        // A mirror Pod must be owned by its kubelet's Node, which must exist.
+        Some(node) if verb == "create" && info.plural == "pods" && path.subresource.is_empty() => {
+            let nodes = server
+                .registry
+                .get("", "nodes")
+                .ok_or_else(ApiError::path_not_found)?;
+            let found = nodes.get("", node).await;
+            Some(found.map(|n| object::uid(&n).to_string()))
+        }
+        _ => None,
+    };
+    let admit = node_admission(user, node_uid, verb, &path);
     let write_options = |query: &Query| -> Result<CreateOptions, ApiError> {
         let mut options = write_options(query)?;
         options.admit = admit.clone();

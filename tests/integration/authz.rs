@@ -138,9 +138,10 @@ async fn populate(admin: &As) {
 enum Expect {
     Allowed,
     Forbidden(&'static str),
+    ForbiddenOwned(String),
 }
 
-use Expect::{Allowed, Forbidden};
+use Expect::{Allowed, Forbidden, ForbiddenOwned};
 
 /// One request of the table: who, method, path, body, and what upstream answers.
 type Row<'a> = (&'a str, &'a As, &'a str, String, Option<Value>, Expect);
@@ -156,6 +157,19 @@ async fn built_in_identities_get_exactly_their_bootstrap_permissions() {
     let kcm = As::new(&cluster, "system:kube-controller-manager", &[]);
     let kubelet = As::new(&cluster, "system:node:n1", &["system:nodes"]);
     let jane = As::new(&cluster, "jane", &[]);
+    let (_, n1) = admin.call("GET", "/api/v1/nodes/n1", None, &[]).await;
+    let n1_uid = n1["metadata"]["uid"].as_str().expect("uid").to_string();
+    let mirror = |name: &str, uid: &str, extra: Value| {
+        let mut pod = pod(name);
+        pod["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "hash"});
+        pod["metadata"]["ownerReferences"] = json!([{"apiVersion": "v1", "kind": "Node",
+            "name": "n1", "uid": uid, "controller": true}]);
+        pod["spec"]["nodeName"] = json!("n1");
+        if let Some(volumes) = extra.get("volumes") {
+            pod["spec"]["volumes"] = volumes.clone();
+        }
+        pod
+    };
     let status_patch = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}});
     let relabel = |key: &str| json!({"metadata": {"labels": {key: "x"}}});
     // One row per (identity, verb, resource) the bootstrap table decides, in its order:
@@ -372,6 +386,38 @@ async fn built_in_identities_get_exactly_their_bootstrap_permissions() {
             Some(pod("made-by-kubelet")),
             Forbidden(
                 r#"pods "made-by-kubelet" is forbidden: pod does not have "kubernetes.io/config.mirror" annotation, node "n1" can only create mirror pods"#,
+            ),
+        ),
+        (
+            "kubelet",
+            &kubelet,
+            "POST",
+            "/api/v1/namespaces/default/pods".into(),
+            Some(mirror("static-web-n1", &n1_uid, json!({}))),
+            Allowed,
+        ),
+        (
+            "kubelet",
+            &kubelet,
+            "POST",
+            "/api/v1/namespaces/default/pods".into(),
+            Some(mirror("static-bad-uid", "0000", json!({}))),
+            ForbiddenOwned(format!(
+                r#"pods "static-bad-uid" is forbidden: node n1 UID mismatch: expected 0000 got {n1_uid}"#
+            )),
+        ),
+        (
+            "kubelet",
+            &kubelet,
+            "POST",
+            "/api/v1/namespaces/default/pods".into(),
+            Some(mirror(
+                "static-secret",
+                &n1_uid,
+                json!({"volumes": [{"name": "s", "secret": {"secretName": "x"}}]}),
+            )),
+            Forbidden(
+                r#"pods "static-secret" is forbidden: node "n1" can not create pods that reference secrets"#,
             ),
         ),
         (
@@ -745,12 +791,17 @@ async fn built_in_identities_get_exactly_their_bootstrap_permissions() {
     let mut failures = Vec::new();
     for (who, client, method, path, body, expect) in rows {
         let (code, answer) = client.call(method, &path, body, &[]).await;
-        match expect {
+        match &expect {
             Allowed if code == 403 => {
                 failures.push(format!("{who} {method} {path}: refused: {answer}"));
             }
             Allowed => {}
-            Forbidden(message) => {
+            Forbidden(_) | ForbiddenOwned(_) => {
+                let message = match &expect {
+                    Forbidden(m) => m.to_string(),
+                    ForbiddenOwned(m) => m.clone(),
+                    Allowed => unreachable!("matched above"),
+                };
                 if code != 403 || answer["message"] != message || answer["reason"] != "Forbidden" {
                     failures.push(format!(
                         "{who} {method} {path}: expected 403 {message:?}, got {code} {answer}"
