@@ -851,6 +851,17 @@ async fn a_kubelet_cannot_relabel_a_pod_through_its_status() {
         )
         .await;
     assert_eq!(code, 200, "{body}");
+    // Anyone else's status write may change labels, as upstream's status strategy keeps them.
+    let (code, body) = admin
+        .call(
+            "PATCH",
+            path,
+            Some(json!({"metadata": {"labels": {"app": "b"}}})),
+            &[],
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["metadata"]["labels"]["app"], "b");
 }
 
 #[tokio::test(flavor = "multi_thread")]
