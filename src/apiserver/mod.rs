@@ -2,8 +2,8 @@
 //!
 //! Requests flow `tls` (who is calling) → `handler` (which resource and verb, authorization,
 //! content negotiation) → the registry's stores. `authz` holds who may do what: the built-in
-//! identities' grants, NodeRestriction admission and impersonation. Discovery and OpenAPI documents are built
-//! from the same `ResourceInfo` the stores use, so they cannot disagree.
+//! identities' grants, NodeRestriction admission and impersonation. Discovery and OpenAPI
+//! documents are built from the same `ResourceInfo` the stores use, so they cannot disagree.
 
 pub mod authz;
 mod discovery;
