@@ -12,6 +12,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::authz::{self, Attributes, Decision, ImpersonationError};
 use super::options::{self, WriteKind};
 use super::request::{negotiate, parse_resource_path, verb_for, Output, Query, ResourcePath};
 use super::table::{self, Include};
@@ -19,7 +20,7 @@ use super::{discovery, list_options, openapi, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, status, ApiError, GroupResource};
-use crate::registry::{namespaces, pods, DeleteOptions, ListOptions, Store, WatchOptions};
+use crate::registry::{namespaces, pods, Admit, DeleteOptions, ListOptions, Store, WatchOptions};
 use crate::tls::User;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -106,6 +107,19 @@ async fn route(
     // No anonymous access at all (as k3s runs kube-apiserver): every request needs a client
     // certificate the cluster CA signed.
     let user = user.ok_or_else(ApiError::unauthorized)?;
+    let user = match authz::impersonate(user, req.headers()) {
+        Ok(user) => user,
+        // Upstream answers this malformed request with a plain-text 500.
+        Err(e @ ImpersonationError::WithoutUser(_)) => {
+            let uri = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
+            return Ok(respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                format!("Internal Server Error: {uri:?}: {e}\n"),
+            ));
+        }
+        Err(ImpersonationError::Forbidden(e)) => return Err(e),
+    };
     let path = req.uri().path().to_string();
     let query = Query::parse(req.uri().query());
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -210,169 +224,93 @@ async fn health(
     Ok(respond(code, "text/plain; charset=utf-8", body))
 }
 
-/// Decides whether `user` may do this, before anything is read or written.
-///
-/// Cluster admins (`system:masters`) may do anything. The scheduler gets what upstream's
-/// `system:kube-scheduler` role gives it; kubelets what the Node authorizer and the
-/// NodeRestriction admission plugin allow (checks that need the object are in
-/// [`authorize_node_object`]). Anyone else is refused with upstream's RBAC message.
-fn authorize(user: &User, verb: &str, path: &ResourcePath) -> Result<(), ApiError> {
-    if user.in_group("system:masters") {
-        return Ok(());
-    }
-    let read = matches!(verb, "get" | "list" | "watch");
-    let resource = path.resource.as_str();
-    let sub = path.subresource.as_str();
-    let allowed = if user.name == "system:kube-scheduler" {
-        read || matches!(
-            (resource, sub, verb),
-            ("pods", "binding", "create")
-                | ("bindings", "", "create")
-                | ("pods", "status", "patch" | "update")
-                | ("pods", "", "delete")
-                | ("events", "", "create" | "patch" | "update")
-                | ("leases", "", _)
-        )
-    } else if user.name == "system:kube-controller-manager" {
-        controller_manager_may(verb, path)
-    } else if let Some(node) = node_name(user) {
-        let writes_own = |name: &str| name == node || (verb == "create" && name.is_empty());
-        match (resource, sub) {
-            _ if read => true,
-            ("nodes", "" | "status") if writes_own(&path.name) => true,
-            ("nodes", _) => {
-                return Err(node_forbidden(
-                    path,
-                    &format!(
-                        "node {node:?} is not allowed to modify node {:?}",
-                        path.name
-                    ),
-                ));
-            }
-            ("leases", "") if path.namespace == "kube-node-lease" && writes_own(&path.name) => true,
-            ("leases", "") => {
-                return Err(node_forbidden(
-                    path,
-                    &format!(
-                        "node {node:?} is not allowed to modify lease {:?}",
-                        path.name
-                    ),
-                ));
-            }
-            ("pods", "status") if matches!(verb, "update" | "patch") => true,
-            ("pods", "") if verb == "delete" => true,
-            ("pods", "") if verb == "create" => {
-                return Err(node_forbidden(path, &format!("pod does not have \"kubernetes.io/config.mirror\" annotation, node {node:?} can only create mirror pods")));
-            }
-            ("events", "") => matches!(verb, "create" | "patch" | "update"),
-            _ => false,
-        }
+/// The request as the authorizer sees it. A list or watch selecting `metadata.name=<n>`
+/// names that object, as upstream's request info does.
+fn attributes<'a>(verb: &'a str, path: &'a ResourcePath, query: &'a Query) -> Attributes<'a> {
+    let list = matches!(verb, "list" | "watch");
+    let name = if list && path.name.is_empty() {
+        exact_field(query, "metadata.name").unwrap_or("")
     } else {
-        false
+        &path.name
     };
-    if allowed {
-        return Ok(());
-    }
-    let mut shown = path.resource.clone();
-    if !path.subresource.is_empty() {
-        shown = format!("{shown}/{}", path.subresource);
-    }
-    let why = if path.namespace.is_empty() {
-        format!(
-            "User {:?} cannot {verb} resource {shown:?} in API group {:?} at the cluster scope",
-            user.name, path.group
-        )
-    } else {
-        format!(
-            "User {:?} cannot {verb} resource {shown:?} in API group {:?} in the namespace {:?}",
-            user.name, path.group, path.namespace
-        )
-    };
-    Err(ApiError::forbidden(
-        GroupResource {
-            group: &path.group,
-            resource: &path.resource,
+    Attributes {
+        verb,
+        group: &path.group,
+        resource: &path.resource,
+        subresource: &path.subresource,
+        namespace: &path.namespace,
+        name,
+        node_selector: if list {
+            exact_field(query, "spec.nodeName")
+        } else {
+            None
         },
-        &path.name,
-        &why,
-    ))
+    }
 }
 
-/// What `system:kube-controller-manager` needs for the controllers rkube runs (the Pod
-/// garbage collector and leader election): a subset of upstream's bootstrap role of that name.
-fn controller_manager_may(verb: &str, path: &ResourcePath) -> bool {
-    let read = matches!(verb, "get" | "list" | "watch");
-    match (
-        path.group.as_str(),
-        path.resource.as_str(),
-        path.subresource.as_str(),
-    ) {
-        ("", "nodes" | "pods", "") if read => true,
-        ("", "pods", "") => verb == "delete",
-        ("", "pods", "status") => matches!(verb, "patch" | "update"),
-        ("", "events", "") => matches!(verb, "create" | "patch" | "update"),
-        ("events.k8s.io", "events", "") => matches!(verb, "create" | "patch" | "update"),
-        ("coordination.k8s.io", "leases", "") => {
-            path.namespace == "kube-system" && matches!(verb, "get" | "create" | "update")
+/// The value a field selector requires `field` to equal exactly, if it does.
+fn exact_field<'a>(query: &'a Query, field: &str) -> Option<&'a str> {
+    query.get("fieldSelector")?.split(',').find_map(|term| {
+        let (key, value) = term
+            .split_once("==")
+            .or_else(|| term.split_once('='))
+            .filter(|(k, _)| !k.ends_with('!'))?;
+        (key.trim() == field).then(|| value.trim())
+    })
+}
+
+/// Decides whether `user` may do this, before anything is read or written (see
+/// [`authz::authorize`]); `pods` answers the Node authorizer's question whether a Pod is
+/// bound to the kubelet's node.
+async fn authorize(user: &User, a: &Attributes<'_>, pods: Option<&Store>) -> Result<(), ApiError> {
+    match authz::authorize(user, a) {
+        Decision::Allow => Ok(()),
+        Decision::AllowIfBound { node } => {
+            let pod = match pods {
+                Some(store) => store.get(a.namespace, a.name).await.ok(),
+                None => None,
+            };
+            authz::check_bound(&node, pod.as_deref()).map_err(|why| authz::forbidden(user, a, &why))
         }
-        _ => false,
+        Decision::Deny(reason) => Err(authz::forbidden(user, a, &reason)),
     }
 }
 
-/// The node a kubelet's identity names: user `system:node:<name>` in group `system:nodes`.
-fn node_name(user: &User) -> Option<&str> {
-    if !user.in_group("system:nodes") {
-        return None;
-    }
-    user.name.strip_prefix("system:node:")
-}
-
-fn node_forbidden(path: &ResourcePath, why: &str) -> ApiError {
-    ApiError::forbidden(
-        GroupResource {
-            group: &path.group,
-            resource: &path.resource,
-        },
-        &path.name,
-        why,
-    )
-}
-
-/// NodeRestriction's rules that need the Pod: a kubelet may only delete, or write the status
-/// of, Pods bound to its own node.
-async fn authorize_node_object(
-    store: &Store,
+/// NodeRestriction's check of what a kubelet writes, run by the store on the object.
+/// `node_uid` is the uid of the kubelet's Node (for mirror Pods).
+fn node_admission(
     user: &User,
+    node_uid: Option<Result<String, ApiError>>,
     verb: &str,
     path: &ResourcePath,
-) -> Result<(), ApiError> {
-    let Some(node) = node_name(user) else {
+) -> Option<Admit> {
+    let node = authz::node_name(user)?.to_string();
+    let verb = verb.to_string();
+    let path = path.clone();
+    Some(Admit(Arc::new(move |new: &Value, old: Option<&Value>| {
+        let a = Attributes {
+            verb: &verb,
+            group: &path.group,
+            resource: &path.resource,
+            subresource: &path.subresource,
+            namespace: &path.namespace,
+            name: &path.name,
+            node_selector: None,
+        };
+        authz::admit_node_write(&node, node_uid.as_ref(), &a, new, old)
+    })))
+}
+
+/// NodeRestriction for deletes: a kubelet may only delete Pods bound to its node.
+async fn admit_node_delete(store: &Store, user: &User, a: &Attributes<'_>) -> Result<(), ApiError> {
+    let Some(node) = authz::node_name(user) else {
         return Ok(());
     };
-    if user.in_group("system:masters") || path.resource != "pods" || !path.group.is_empty() {
-        return Ok(());
+    if a.group.is_empty() && a.resource == "pods" && a.subresource.is_empty() {
+        let pod = store.get(a.namespace, a.name).await?;
+        authz::admit_node_pod_delete(node, a, &pod)?;
     }
-    let what = match (verb, path.subresource.as_str()) {
-        ("delete", "") => "delete pods",
-        ("update" | "patch", "status") => "update pod status for pods",
-        _ => return Ok(()),
-    };
-    let pod = match store.get(&path.namespace, &path.name).await {
-        Ok(pod) => pod,
-        Err(e) if e.code == 404 => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    let bound = pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if bound == node {
-        return Ok(());
-    }
-    Err(node_forbidden(
-        path,
-        &format!("node {node:?} can only {what} with spec.nodeName set to itself"),
-    ))
+    Ok(())
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<(Bytes, String), ApiError> {
@@ -488,7 +426,7 @@ async fn resource_request(
                 &req.method().to_string().to_lowercase(),
             ));
         }
-        authorize(user, "create", &path)?;
+        authorize(user, &attributes("create", &path, &query), None).await?;
         let store = server
             .registry
             .get("", "pods")
@@ -543,11 +481,27 @@ async fn resource_request(
             &method.to_string().to_lowercase(),
         ));
     };
-    authorize(user, verb, &path)?;
+    let attrs = attributes(verb, &path, &query);
+    authorize(user, &attrs, Some(&store)).await?;
     if !served {
         return Err(ApiError::new_method_not_allowed(&method));
     }
-    authorize_node_object(&store, user, verb, &path).await?;
+    if verb == "delete" {
+        admit_node_delete(&store, user, &attrs).await?;
+    }
+    let node_uid = match authz::node_name(user) {
+        // A mirror Pod must be owned by its kubelet's Node, which must exist.
+        Some(node) if verb == "create" && info.plural == "pods" && path.subresource.is_empty() => {
+            let nodes = server
+                .registry
+                .get("", "nodes")
+                .ok_or_else(ApiError::path_not_found)?;
+            let found = nodes.get("", node).await;
+            Some(found.map(|n| object::uid(&n).to_string()))
+        }
+        _ => None,
+    };
+    let admit = node_admission(user, node_uid, verb, &path);
     let sub = path.subresource.as_str();
     match (verb, sub) {
         ("watch", "") => watch(server, store, &ns, &query, output, shutdown).await,
@@ -572,7 +526,8 @@ async fn resource_request(
         }
         ("create", "") if collection => {
             let (bytes, ct) = read_body(req).await?;
-            let options = options::write_options(&query, WriteKind::Create)?;
+            let mut options = options::write_options(&query, WriteKind::Create)?;
+            options.admit = admit.clone();
             let body = parse_object(&bytes, &ct)?;
             reject_duplicates(&store, &bytes, &ct, &query)?;
             let (created, warnings) = store.create(&ns, body, &options).await?;
@@ -591,7 +546,8 @@ async fn resource_request(
         }
         ("update", "" | "status") => {
             let (bytes, ct) = read_body(req).await?;
-            let options = options::write_options(&query, WriteKind::Update)?;
+            let mut options = options::write_options(&query, WriteKind::Update)?;
+            options.admit = admit.clone();
             let body = parse_object(&bytes, &ct)?;
             reject_duplicates(&store, &bytes, &ct, &query)?;
             let (updated, warnings) = store.update(&ns, &path.name, sub, body, &options).await?;
@@ -604,7 +560,8 @@ async fn resource_request(
                 e.message = format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})");
                 e
             })?;
-            let options = options::write_options(&query, WriteKind::Patch)?;
+            let mut options = options::write_options(&query, WriteKind::Patch)?;
+            options.admit = admit.clone();
             let (patched, warnings) = store
                 .patch(&ns, &path.name, sub, kind, &bytes, &options)
                 .await?;

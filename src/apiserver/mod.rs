@@ -1,9 +1,11 @@
 //! The API server: HTTPS, authentication, routing and encoding over the registry.
 //!
 //! Requests flow `tls` (who is calling) → `handler` (which resource and verb, authorization,
-//! content negotiation) → the registry's stores. Discovery and OpenAPI documents are built
-//! from the same `ResourceInfo` the stores use, so they cannot disagree.
+//! content negotiation) → the registry's stores. `authz` holds who may do what: the built-in
+//! identities' grants, NodeRestriction admission and impersonation. Discovery and OpenAPI
+//! documents are built from the same `ResourceInfo` the stores use, so they cannot disagree.
 
+pub mod authz;
 mod discovery;
 pub mod filters;
 mod handler;

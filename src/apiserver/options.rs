@@ -128,7 +128,11 @@ pub fn write_options(query: &Query, kind: WriteKind) -> Result<CreateOptions, Ap
     if !causes.is_empty() {
         return Err(invalid_options(kind.kind(), causes));
     }
-    Ok(CreateOptions { dry_run, strict })
+    Ok(CreateOptions {
+        dry_run,
+        strict,
+        admit: None,
+    })
 }
 
 /// A `DeleteOptions` body; fields the type does not know are ignored, as upstream's

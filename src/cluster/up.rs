@@ -464,6 +464,10 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
     state.save(state_dir)?;
     done(t);
 
+    // Labels NodeRestriction keeps kubelets from setting (`node-role.kubernetes.io/*`,
+    // `node-restriction.kubernetes.io/*`, ...) are set with the admin's credentials once the
+    // Node exists, as kubeadm does for kind; the kubelet registers with the others.
+    let mut admin_labels: Vec<(String, std::collections::BTreeMap<String, String>)> = Vec::new();
     for node in &config.nodes {
         let t = step(&format!("Starting the kubelet of {}", node.name));
         let creds = ca.issue_client(
@@ -525,6 +529,12 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
                 .collect::<Vec<_>>()
                 .join(",")
         };
+        let (restricted, labels): (std::collections::BTreeMap<_, _>, _) = labels
+            .into_iter()
+            .partition(|(k, _)| crate::apiserver::authz::is_restricted_node_label(k));
+        if !restricted.is_empty() {
+            admin_labels.push((node.name.clone(), restricted));
+        }
         if !labels.is_empty() {
             args.extend(["--node-labels".into(), pairs(&labels)]);
         }
@@ -560,8 +570,34 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         nodes_ready(&admin_kubeconfig, &names).await
     })
     .await?;
+    label_nodes(&admin_kubeconfig, &admin_labels).await?;
     done(t);
     Ok(state)
+}
+
+/// Sets labels on Nodes with the admin's credentials.
+async fn label_nodes(
+    kubeconfig: &Path,
+    labels: &[(String, std::collections::BTreeMap<String, String>)],
+) -> Result<(), UpError> {
+    if labels.is_empty() {
+        return Ok(());
+    }
+    let client = crate::client::from_kubeconfig(kubeconfig)
+        .await
+        .map_err(|e| UpError::Failed(format!("cannot reach the API server to label nodes: {e}")))?;
+    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+    for (name, labels) in labels {
+        let patch = serde_json::json!({"metadata": {"labels": labels}});
+        api.patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| UpError::Failed(format!("cannot label node {name}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Whether every named node reports `Ready=True`.

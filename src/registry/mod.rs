@@ -24,8 +24,8 @@ use crate::meta::patch::PatchSchema;
 use crate::meta::ApiError;
 pub use field_error::FieldError;
 pub use store::{
-    CreateOptions, DeleteOptions, ListOptions, ListResult, Registry, Store, Watch, WatchEvent,
-    WatchOptions,
+    Admit, CreateOptions, DeleteOptions, ListOptions, ListResult, Registry, Store, Watch,
+    WatchEvent, WatchOptions,
 };
 
 /// What discovery says about a resource, and what the store needs to name it in errors.

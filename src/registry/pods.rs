@@ -143,6 +143,41 @@ impl Strategy for PodStrategy {
         }
     }
 
+    /// As upstream's `podStatusStrategy.PrepareForUpdate`: the spec and owner references stay
+    /// as they were; the rest of the metadata (labels, annotations) is the writer's, so a
+    /// status write that changes labels changes them (NodeRestriction refuses that to
+    /// kubelets); a status without a QoS class keeps the old one.
+    fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
+        match old.get("spec") {
+            Some(spec) => new["spec"] = spec.clone(),
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("spec");
+                }
+            }
+        }
+        let meta = crate::meta::object::metadata_mut(new);
+        match old.pointer("/metadata/ownerReferences") {
+            Some(owners) => {
+                meta.insert("ownerReferences".into(), owners.clone());
+            }
+            None => {
+                meta.remove("ownerReferences");
+            }
+        }
+        let qos = new
+            .pointer("/status/qosClass")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if qos.is_empty() {
+            if let Some(old_qos) = old.pointer("/status/qosClass") {
+                if let Some(status) = new.get_mut("status").and_then(Value::as_object_mut) {
+                    status.insert("qosClass".into(), old_qos.clone());
+                }
+            }
+        }
+    }
+
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
         match (typed(new), typed(old)) {
             (Some(new), Some(old)) => pod_logic::validate_pod_update(&new, &old),

@@ -31,6 +31,32 @@ pub struct CreateOptions {
     pub dry_run: bool,
     /// `fieldValidation=Strict`: unknown fields are a 400 rather than a warning.
     pub strict: bool,
+    /// Admission: a last check of the object a write would store.
+    pub admit: Option<Admit>,
+}
+
+/// A check of the object a create or update would store, given the object it replaces (None
+/// on create). It runs on the decoded object before the kind's create or update rules, and
+/// inside the update's retry loop, as upstream's admission chain does.
+#[derive(Clone)]
+pub struct Admit(pub std::sync::Arc<AdmitFn>);
+
+/// The check an [`Admit`] runs: the new object, then the current one (None on create).
+pub type AdmitFn = dyn Fn(&Value, Option<&Value>) -> Result<(), ApiError> + Send + Sync;
+
+impl std::fmt::Debug for Admit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Admit(..)")
+    }
+}
+
+impl CreateOptions {
+    fn admit(&self, new: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+        match &self.admit {
+            Some(Admit(check)) => check(new, old),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -295,6 +321,7 @@ impl Store {
     ) -> Result<(Value, Vec<String>), ApiError> {
         let (mut obj, warnings) = self.decode(body, options.strict)?;
         self.check_namespace(&mut obj, namespace)?;
+        options.admit(&obj, None)?;
         let meta = object::metadata_mut(&mut obj);
         for system_field in [
             "uid",
@@ -605,6 +632,7 @@ impl Store {
                     if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
                         return Err(ApiError::modified(self.gr(), name));
                     }
+                    options.admit(&obj, Some(current))?;
                     Ok(obj.clone())
                 },
             )
@@ -661,6 +689,7 @@ impl Store {
                         let error = FieldError::invalid("metadata.uid", uid, "field is immutable");
                         return Err(invalid(self.strategy.as_ref(), name, vec![error]));
                     }
+                    options.admit(&obj, Some(current))?;
                     warnings = w;
                     Ok(obj)
                 },

@@ -196,6 +196,46 @@ impl TestCluster {
         &self.certs
     }
 
+    /// A client certificate from the cluster CA for `user` (CN) in `groups` (O).
+    pub fn issue_client_cert(&self, user: &str, groups: &[&str]) -> pki::Issued {
+        let ca = pki::Ca::load_or_create(&self.certs).expect("the cluster CA");
+        let base: String = user
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        ca.issue_client(&self.certs, &format!("as-{base}"), user, groups)
+            .expect("client cert")
+    }
+
+    /// A kubeconfig for this cluster that authenticates as `user` in `groups`.
+    pub fn kubeconfig_as(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let creds = self.issue_client_cert(user, groups);
+        let base: String = user
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let path = self.dir.path().join(format!("{base}.kubeconfig"));
+        let ca_pem = std::fs::read_to_string(self.certs.join("ca.crt")).expect("CA file");
+        kubeconfig::write(&path, "test", &self.server, &ca_pem, user, &creds).expect("kubeconfig");
+        path
+    }
+
+    /// Runs kubectl with another kubeconfig (e.g. from [`TestCluster::kubeconfig_as`]).
+    pub fn kubectl_with(&self, kubeconfig: &Path, args: &[&str]) -> Output {
+        let mut all = vec!["--kubeconfig", kubeconfig.to_str().expect("UTF-8 path")];
+        all.extend_from_slice(args);
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .args(&all)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.output().expect("kubectl runs")
+    }
+
     /// A `kube` client authenticated as the cluster admin.
     pub async fn client(&self) -> kube::Client {
         let config = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");

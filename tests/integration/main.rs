@@ -2,6 +2,7 @@
 
 mod answers;
 mod api;
+mod authz;
 mod clients;
 mod controllers;
 mod docker_runtime;
