@@ -506,6 +506,114 @@ fn table() -> Vec<Case> {
             ));
         }
     }
+    cases.extend(later_classes());
+    cases
+}
+
+/// Rows for the classes of issue 7's later items: patches that cannot apply, values upstream's
+/// validation refuses, and list and watch options that do not parse or contradict each other.
+fn later_classes() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let p1 = "/api/v1/namespaces/hostile/pods/p1";
+    // Strategic merge patches that cannot apply: 400; ones whose result does not decode: 422.
+    for (body, code) in [
+        (r#"{"$patch":"bogus"}"#, 400),
+        (r#"{"spec":{"containers":[{"$patch":"delete"}]}}"#, 400),
+        (
+            r#"{"spec":{"containers":[{"$patch":"bogus","name":"c"}]}}"#,
+            400,
+        ),
+        (r#"{"spec":{"containers":[{"image":"x"}]}}"#, 400),
+        (r#"{"metadata":{"labels":{"$patch":"merge"}}}"#, 400),
+        (r#"{"metadata":{"$retainKeys":"name"}}"#, 400),
+        (r#"{"metadata":{"$setElementOrder/finalizers":"x"}}"#, 400),
+        (
+            r#"{"metadata":{"$deleteFromPrimitiveList/finalizers":"x"}}"#,
+            422,
+        ),
+        (r#"{"metadata":{"$bogus":"x"}}"#, 422),
+    ] {
+        for q in [
+            "?fieldValidation=Strict",
+            "?fieldValidation=Strict&dryRun=All",
+        ] {
+            cases.push(case("PATCH", format!("{p1}{q}"), STRATEGIC, body, code));
+        }
+    }
+    // A changed uid, by every patch type: 422 (field is immutable).
+    let uid = "00000000-0000-0000-0000-000000000000";
+    let uid_patch = json!({"metadata": {"uid": uid}}).to_string();
+    cases.push(case("PATCH", p1, MERGE, uid_patch.clone(), 422));
+    cases.push(case("PATCH", p1, STRATEGIC, uid_patch, 422));
+    let json_patch = json!([{"op": "replace", "path": "/metadata/uid", "value": uid}]);
+    cases.push(case("PATCH", p1, JSON_PATCH, json_patch.to_string(), 422));
+    // Out-of-range IDs and unknown affinity operators: 422, also as a dry run.
+    let mut invalid_pods = Vec::new();
+    for field in ["runAsUser", "runAsGroup", "fsGroup"] {
+        for id in [-1i64, 2147483648] {
+            let mut body = pod("ids");
+            body["spec"]["securityContext"] = json!({ field: id });
+            invalid_pods.push(body);
+        }
+    }
+    for field in ["runAsUser", "runAsGroup"] {
+        let mut body = pod("ids");
+        body["spec"]["containers"][0]["securityContext"] = json!({ field: -1 });
+        invalid_pods.push(body);
+    }
+    for operator in ["Bogus", "in", "", "Equals"] {
+        let mut body = pod("affinity");
+        body["spec"]["affinity"] = json!({"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "zone", "operator": operator, "values": ["a"]}]}]}}});
+        invalid_pods.push(body);
+    }
+    for body in invalid_pods {
+        for q in ["", "?dryRun=All"] {
+            let path = format!("/api/v1/namespaces/hostile/pods{q}");
+            cases.push(case("POST", path, JSON, body.to_string(), 422));
+        }
+    }
+    // List and watch options: each on every collection.
+    for t in targets() {
+        for (query, code) in [
+            ("resourceVersionMatch=Bogus&resourceVersion=1", 422),
+            ("resourceVersionMatch=Exact", 422),
+            ("resourceVersionMatch=NotOlderThan", 422),
+            ("resourceVersionMatch=Exact&resourceVersion=0", 422),
+            (
+                "watch=true&resourceVersionMatch=Exact&resourceVersion=1",
+                422,
+            ),
+            ("timeoutSeconds=abc", 400),
+            ("watch=true&timeoutSeconds=abc", 400),
+            ("limit=abc", 400),
+            ("continue=not-a-token", 400),
+            ("labelSelector=a%20in%20(b", 400),
+            ("fieldSelector=metadata.name%3D%3D%3Dx", 400),
+        ] {
+            cases.push(case(
+                "GET",
+                format!("{}?{query}", t.collection),
+                JSON,
+                "",
+                code,
+            ));
+        }
+        let path = format!("{}/{}", t.collection, t.existing);
+        for (query, code) in [
+            ("propagationPolicy=Bogus", 422),
+            ("dryRun=All&dryRun=Bogus", 422),
+            ("gracePeriodSeconds=abc", 400),
+        ] {
+            cases.push(case("DELETE", format!("{path}?{query}"), JSON, "", code));
+        }
+        let long_manager = format!("fieldManager={}", "m".repeat(129));
+        for query in [long_manager.as_str(), "fieldManager=a%07b"] {
+            let path = format!("{path}?{query}");
+            cases.push(case("PATCH", path, MERGE, "{}", 422));
+        }
+    }
     cases
 }
 
