@@ -32,6 +32,8 @@ pub mod client;
 pub mod cluster;
 pub mod controller;
 pub mod kubelet;
+#[cfg(test)]
+mod layering;
 pub mod meta;
 pub mod registry;
 pub mod scheduler;

@@ -19,8 +19,10 @@ use super::table::{self, Include};
 use super::{discovery, list_options, openapi, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
-use crate::meta::{object, status, ApiError, GroupResource};
-use crate::registry::{namespaces, pods, Admit, DeleteOptions, ListOptions, Store, WatchOptions};
+use crate::meta::{object, ApiError, GroupResource};
+use crate::registry::{
+    binding, namespaces, Admit, DeleteOptions, ListOptions, Store, WatchOptions,
+};
 use crate::tls::User;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
@@ -754,6 +756,7 @@ async fn watch(
     Ok(resp)
 }
 
+/// `pods/binding` (and the legacy `bindings` collection): the registry binds, this encodes.
 async fn bind(
     store: &Store,
     ns: &str,
@@ -761,70 +764,8 @@ async fn bind(
     body: &Value,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
-    let binding_gr = GroupResource {
-        group: "",
-        resource: "pods/binding",
-    };
-    let given = object::name(body);
-    if !given.is_empty() && given != name {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({given}) does not match the name on the URL ({name})"
-        )));
-    }
-    let node = body
-        .pointer("/target/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if node.is_empty() {
-        return Err(ApiError::invalid(
-            "Binding",
-            binding_gr,
-            name,
-            vec![crate::meta::Cause {
-                reason: "FieldValueRequired".into(),
-                message: "Required value".into(),
-                field: "target.name".into(),
-            }],
-        ));
-    }
-    let kind = body
-        .pointer("/target/kind")
-        .and_then(Value::as_str)
-        .unwrap_or("Node");
-    if !kind.is_empty() && kind != "Node" {
-        return Err(ApiError::invalid(
-            "Binding",
-            binding_gr,
-            name,
-            vec![crate::meta::Cause {
-                reason: "FieldValueNotSupported".into(),
-                message: format!("Unsupported value: {kind:?}: supported values: \"Node\""),
-                field: "target.kind".into(),
-            }],
-        ));
-    }
-    let annotations = body.pointer("/metadata/annotations").cloned();
     let dry_run = options::write_options(query, WriteKind::Create)?.dry_run;
-    let uid = body
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    store
-        .update_with(ns, name, "binding", dry_run, &mut |pod| {
-            if let Some(uid) = &uid {
-                if uid != object::uid(pod) {
-                    return Err(ApiError::conflict(
-                        binding_gr,
-                        name,
-                        &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", object::uid(pod)),
-                    ));
-                }
-            }
-            pods::bind(pod, node, annotations.as_ref())
-        })
-        .await?;
-    let mut ok = status::success_status(binding_gr, name, "");
-    ok["code"] = json!(201);
+    let ok = binding::create(store, ns, name, body, dry_run).await?;
     Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
 }
 

@@ -29,12 +29,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::registry::{self, Registry, Strategy};
-use crate::storage::{EtcdStorage, Storage, StorageError};
+use crate::registry::{self, Registry};
+use crate::storage::{EtcdStorage, StorageError};
 use crate::tls;
 
-/// The largest request body accepted, as kube-apiserver's `MaxRequestBodyBytes`.
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+pub use crate::registry::MAX_BODY_BYTES;
 
 /// The Kubernetes version rkube reports and behaves as.
 pub const KUBE_VERSION: (&str, &str) = ("1", "32");
@@ -87,19 +86,6 @@ pub struct Server {
     pub inflight: filters::InFlight,
 }
 
-/// Every kind rkube serves, in discovery order.
-pub fn strategies(event_ttl: Duration) -> Vec<Arc<dyn Strategy>> {
-    vec![
-        Arc::new(registry::namespaces::NamespaceStrategy),
-        Arc::new(registry::pods::PodStrategy),
-        Arc::new(registry::events::EventStrategy {
-            ttl_secs: event_ttl.as_secs().max(1) as i64,
-        }),
-        Arc::new(registry::nodes::NodeStrategy),
-        Arc::new(registry::leases::LeaseStrategy),
-    ]
-}
-
 /// Serves the API on `listener` until `shutdown` is cancelled.
 pub async fn run(
     listener: TcpListener,
@@ -119,14 +105,16 @@ pub async fn run(
     let registry = Registry::start(
         etcd.clone(),
         &config.etcd_prefix,
-        strategies(config.event_ttl),
+        registry::kinds(config.event_ttl),
         config.history_bytes,
         &tracker,
         shutdown.clone(),
     )
     .await
     .map_err(etcd_error)?;
-    bootstrap_namespaces(&etcd, &config.etcd_prefix).await?;
+    registry::namespaces::bootstrap_system(&etcd, &config.etcd_prefix)
+        .await
+        .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
     let local_addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -147,8 +135,9 @@ pub async fn run(
         server.registry.stores().to_vec(),
         shutdown.clone(),
     ));
-    tracker.spawn(compactor(
-        server.clone(),
+    tracker.spawn(crate::storage::compactor::run(
+        server.etcd.clone(),
+        server.registry.caches(),
         config.compaction_interval,
         shutdown.clone(),
     ));
@@ -241,50 +230,4 @@ async fn serve_connection(
     };
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(drain, conn).await;
-}
-
-/// Creates the namespaces every cluster has, if they are missing.
-async fn bootstrap_namespaces(etcd: &EtcdStorage, prefix: &str) -> Result<(), ServerError> {
-    use registry::namespaces;
-    let strategy = namespaces::NamespaceStrategy;
-    for name in namespaces::SYSTEM {
-        let key = crate::storage::object_key(prefix, "namespaces", "", name);
-        let mut obj = namespaces::bootstrap(name);
-        let meta = crate::meta::object::metadata_mut(&mut obj);
-        meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
-        meta.insert(
-            "creationTimestamp".into(),
-            crate::meta::object::now_rfc3339().into(),
-        );
-        strategy.prepare_for_create(&mut obj);
-        match etcd.create(&key, obj, None).await {
-            Ok(_) | Err(StorageError::AlreadyExists(_)) => {}
-            Err(e) => return Err(ServerError::Bootstrap(e.to_string())),
-        }
-    }
-    Ok(())
-}
-
-/// Compacts etcd every `interval` to the revision seen one interval earlier, as
-/// kube-apiserver does, so that at least one interval of history stays for resuming watches.
-async fn compactor(server: Arc<Server>, interval: Duration, shutdown: CancellationToken) {
-    let mut previous: Option<i64> = None;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = shutdown.cancelled() => return,
-        }
-        if let Some(rev) = previous {
-            match server.etcd.compact(rev).await {
-                Ok(()) => {
-                    for store in server.registry.stores() {
-                        store.compacted(rev);
-                    }
-                    tracing::debug!(revision = rev, "compacted etcd");
-                }
-                Err(e) => tracing::warn!(error = %e, "compaction failed"),
-            }
-        }
-        previous = server.etcd.current_revision().await.ok();
-    }
 }

@@ -5,6 +5,7 @@
 //! (decoding, defaulting, validation, which fields can be selected, how it prints as a Table).
 //! Mirrors `pkg/registry/core/pod/strategy.go` and `apiserver/pkg/registry/generic/registry`.
 
+pub mod binding;
 pub mod decode;
 pub mod events;
 pub mod field_error;
@@ -27,6 +28,23 @@ pub use store::{
     Admit, CreateOptions, DeleteOptions, ListOptions, ListResult, Registry, Store, Watch,
     WatchEvent, WatchOptions,
 };
+
+/// The largest request body accepted, as kube-apiserver's `MaxRequestBodyBytes`. It lives
+/// here, below the HTTP layer, because the store names it too when etcd refuses a value.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Every kind rkube serves, in discovery order: adding a kind is a folder and a line here.
+pub fn kinds(event_ttl: std::time::Duration) -> Vec<std::sync::Arc<dyn Strategy>> {
+    vec![
+        std::sync::Arc::new(namespaces::NamespaceStrategy),
+        std::sync::Arc::new(pods::PodStrategy),
+        std::sync::Arc::new(events::EventStrategy {
+            ttl_secs: event_ttl.as_secs().max(1) as i64,
+        }),
+        std::sync::Arc::new(nodes::NodeStrategy),
+        std::sync::Arc::new(leases::LeaseStrategy),
+    ]
+}
 
 /// What discovery says about a resource, and what the store needs to name it in errors.
 #[derive(Debug)]

@@ -35,6 +35,27 @@ pub fn bootstrap(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 }
 
+/// Creates the namespaces every cluster has ([`SYSTEM`]) where they are missing, as
+/// kube-apiserver's system-namespaces controller does at start.
+pub async fn bootstrap_system(
+    storage: &dyn crate::storage::Storage,
+    prefix: &str,
+) -> Result<(), crate::storage::StorageError> {
+    for name in SYSTEM {
+        let key = crate::storage::object_key(prefix, INFO.plural, "", name);
+        let mut obj = bootstrap(name);
+        let meta = object::metadata_mut(&mut obj);
+        meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
+        meta.insert("creationTimestamp".into(), object::now_rfc3339().into());
+        NamespaceStrategy.prepare_for_create(&mut obj);
+        match storage.create(&key, obj, None).await {
+            Ok(_) | Err(crate::storage::StorageError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 pub struct NamespaceStrategy;
 
 impl Strategy for NamespaceStrategy {

@@ -169,6 +169,11 @@ impl Registry {
     pub fn stores(&self) -> &[Arc<Store>] {
         &self.stores
     }
+
+    /// The watch cache of every kind, for the compactor to tell what history is gone.
+    pub fn caches(&self) -> Vec<Arc<Cacher>> {
+        self.stores.iter().map(|s| s.storage.clone()).collect()
+    }
 }
 
 pub struct Store {
@@ -191,7 +196,7 @@ pub fn storage_error(gr: GroupResource<'_>, name: &str, err: StorageError) -> Ap
         // etcd refuses values over its request limit; upstream answers 500 here, which tells
         // the client nothing useful, so rkube answers 413 as for an oversized body.
         StorageError::TooLarge => {
-            let mut e = ApiError::too_large(crate::apiserver::MAX_BODY_BYTES);
+            let mut e = ApiError::too_large(super::MAX_BODY_BYTES);
             e.message =
                 format!("Request entity too large: {gr} \"{name}\" is larger than etcd accepts");
             e
@@ -233,11 +238,6 @@ impl Store {
 
     fn list_prefix(&self, namespace: &str) -> String {
         storage::list_prefix(&self.prefix, self.info().plural, namespace)
-    }
-
-    /// Tells the cache that etcd history at and before `rev` is gone.
-    pub fn compacted(&self, rev: i64) {
-        self.storage.compacted(rev);
     }
 
     /// How many watchers this kind's cache serves.

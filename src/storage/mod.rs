@@ -10,6 +10,7 @@
 //! every API watcher.
 
 mod cacher;
+pub mod compactor;
 mod etcd;
 mod lease;
 
