@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod kubectl;
 mod kubelet;
+mod layers;
 mod limits;
 mod raw;
 mod scale;
