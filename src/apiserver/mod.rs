@@ -103,7 +103,7 @@ pub async fn run(
         .map_err(etcd_error)?;
     let tracker = TaskTracker::new();
     let registry = Registry::start(
-        etcd.clone(),
+        Arc::new(etcd.clone()),
         &config.etcd_prefix,
         registry::kinds(config.event_ttl),
         config.history_bytes,

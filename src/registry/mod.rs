@@ -17,6 +17,8 @@ pub mod pod_constraints;
 pub mod pod_logic;
 pub mod pods;
 mod store;
+#[cfg(test)]
+mod store_tests;
 
 use jiff::Timestamp;
 use serde_json::Value;

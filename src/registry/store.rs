@@ -19,9 +19,7 @@ use super::{FieldError, Strategy};
 use crate::meta::patch::{apply_patch, PatchType};
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, Cause, GroupResource};
-use crate::storage::{
-    self, Cacher, EtcdStorage, EventType, Storage, StorageError, Stored, WatchStream,
-};
+use crate::storage::{self, Cacher, EventType, Storage, StorageError, Stored, WatchStream};
 
 /// How often generateName may collide before the create fails (upstream: 7 since v1.32).
 const GENERATE_NAME_TRIES: usize = 8;
@@ -116,7 +114,7 @@ pub struct Registry {
 impl Registry {
     /// Starts a watch cache for each kind and builds its store.
     pub async fn start(
-        etcd: EtcdStorage,
+        storage: Arc<dyn Storage>,
         prefix: &str,
         strategies: Vec<Arc<dyn Strategy>>,
         history_bytes: usize,
@@ -128,7 +126,7 @@ impl Registry {
             let info = strategy.info();
             let cache_prefix = storage::list_prefix(prefix, info.plural, "");
             let cacher = Cacher::start(
-                etcd.clone(),
+                storage.clone(),
                 cache_prefix,
                 history_bytes,
                 tracker,
@@ -603,39 +601,12 @@ impl Store {
         options: &CreateOptions,
     ) -> Result<(Value, Vec<String>), ApiError> {
         let (mut obj, warnings) = self.decode(body, options.strict)?;
-        let given = object::name(&obj);
-        if given != name {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({given}) does not match the name on the URL ({name})"
-            )));
-        }
-        self.check_namespace(&mut obj, namespace)?;
-        let wanted_rv = object::resource_version(&obj).to_string();
-        // The body's UID is a precondition, as upstream's `defaultUpdatedObjectInfo` makes it:
-        // an update naming another UID is a 409, never a silent reset.
-        let wanted_uid = object::uid(&obj).to_string();
-        let result = self
-            .update_with(
-                namespace,
-                name,
-                subresource,
-                options.dry_run,
-                &mut |current| {
-                    let actual_uid = object::uid(current);
-                    if !wanted_uid.is_empty() && wanted_uid != actual_uid {
-                        return Err(ApiError::conflict(
-                            self.gr(),
-                            name,
-                            &format!("Precondition failed: UID in precondition: {wanted_uid}, UID in object meta: {actual_uid}"),
-                        ));
-                    }
-                    if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
-                        return Err(ApiError::modified(self.gr(), name));
-                    }
-                    options.admit(&obj, Some(current))?;
-                    Ok(obj.clone())
-                },
-            )
+        // The body is known before anything is read: a wrong name or namespace is a 400 even
+        // when the object does not exist.
+        self.check_name(&mut obj, namespace, name)?;
+        let proposal = Proposal::Replace(obj);
+        let (result, _) = self
+            .update_from(namespace, name, subresource, &proposal, options)
             .await?;
         Ok((result, warnings))
     }
@@ -650,7 +621,26 @@ impl Store {
         patch: &[u8],
         options: &CreateOptions,
     ) -> Result<(Value, Vec<String>), ApiError> {
-        let schema = self.strategy.patch_schema();
+        let proposal = Proposal::Patch {
+            kind,
+            patch,
+            schema: self.strategy.patch_schema(),
+        };
+        self.update_from(namespace, name, subresource, &proposal, options)
+            .await
+    }
+
+    /// The one path of PUT and PATCH: the new object is made from the current one (a patch)
+    /// or given (a replacement), then held to the same preconditions, upstream's
+    /// `rest.Update` with a `defaultUpdatedObjectInfo` or a patcher's `UpdatedObjectInfo`.
+    async fn update_from(
+        &self,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        proposal: &Proposal<'_>,
+        options: &CreateOptions,
+    ) -> Result<(Value, Vec<String>), ApiError> {
         let mut warnings = Vec::new();
         let result = self
             .update_with(
@@ -659,43 +649,83 @@ impl Store {
                 subresource,
                 options.dry_run,
                 &mut |current| {
-                    let patched =
-                        apply_patch(current, patch, kind, &schema).map_err(patch_error)?;
-                    let wanted_rv = object::resource_version(&patched);
-                    if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
-                        return Err(ApiError::modified(self.gr(), name));
-                    }
-                    let shown = patched_value_shown(kind, patch, &patched);
-                    let (mut obj, w) = self
-                        .decode(patched, options.strict)
-                        .map_err(|e| undecodable_patch(self.info(), &shown, e))?;
-                    if object::name(&obj) != name {
-                        return Err(ApiError::bad_request(format!(
-                        "the name of the object ({}) does not match the name on the URL ({name})",
-                        object::name(&obj)
-                    )));
-                    }
-                    let given_ns = object::namespace(&obj);
-                    if self.info().namespaced && !given_ns.is_empty() && given_ns != namespace {
-                        return Err(ApiError::bad_request(format!(
-                            "the namespace of the object ({given_ns}) does not match the namespace on the request ({namespace})"
-                        )));
-                    }
-                    self.check_namespace(&mut obj, namespace)?;
-                    // A patch may leave the UID out (the stored one is kept) but not change
-                    // it: upstream's `ValidateObjectMetaUpdate` refuses that with 422.
-                    let uid = object::uid(&obj);
-                    if !uid.is_empty() && uid != object::uid(current) {
-                        let error = FieldError::invalid("metadata.uid", uid, "field is immutable");
-                        return Err(invalid(self.strategy.as_ref(), name, vec![error]));
-                    }
+                    let obj = match proposal {
+                        Proposal::Replace(obj) => obj.clone(),
+                        Proposal::Patch {
+                            kind,
+                            patch,
+                            schema,
+                        } => {
+                            let patched =
+                                apply_patch(current, patch, *kind, schema).map_err(patch_error)?;
+                            let shown = patched_value_shown(*kind, patch, &patched);
+                            let (mut obj, w) = self
+                                .decode(patched, options.strict)
+                                .map_err(|e| undecodable_patch(self.info(), &shown, e))?;
+                            self.check_name(&mut obj, namespace, name)?;
+                            warnings = w;
+                            obj
+                        }
+                    };
+                    self.check_update_preconditions(&obj, current, name, proposal)?;
                     options.admit(&obj, Some(current))?;
-                    warnings = w;
                     Ok(obj)
                 },
             )
             .await?;
         Ok((result, warnings))
+    }
+
+    /// The object's name and namespace must be those of the URL (upstream's `checkName`);
+    /// a namespaced object gets the request's namespace, a cluster-scoped one none.
+    fn check_name(&self, obj: &mut Value, namespace: &str, name: &str) -> Result<(), ApiError> {
+        let given = object::name(obj);
+        if given != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({given}) does not match the name on the URL ({name})"
+            )));
+        }
+        let given_ns = object::namespace(obj);
+        if self.info().namespaced && !given_ns.is_empty() && given_ns != namespace {
+            return Err(ApiError::bad_request(format!(
+                "the namespace of the object ({given_ns}) does not match the namespace on the request ({namespace})"
+            )));
+        }
+        self.check_namespace(obj, namespace)
+    }
+
+    /// What an update may not do to the object it replaces: carry a stale resourceVersion
+    /// (409), or name another UID. A replacement's UID is a precondition, as upstream's
+    /// `defaultUpdatedObjectInfo` makes it (409); a patch may leave the UID out but not change
+    /// it, which upstream's `ValidateObjectMetaUpdate` refuses with 422.
+    fn check_update_preconditions(
+        &self,
+        obj: &Value,
+        current: &Value,
+        name: &str,
+        proposal: &Proposal<'_>,
+    ) -> Result<(), ApiError> {
+        let wanted_uid = object::uid(obj);
+        let actual_uid = object::uid(current);
+        let uid_changed = !wanted_uid.is_empty() && wanted_uid != actual_uid;
+        // Upstream checks a replacement's UID precondition before the resourceVersion, and
+        // validates a patched object's UID only after it.
+        if uid_changed && matches!(proposal, Proposal::Replace(_)) {
+            return Err(ApiError::conflict(
+                self.gr(),
+                name,
+                &format!("Precondition failed: UID in precondition: {wanted_uid}, UID in object meta: {actual_uid}"),
+            ));
+        }
+        let wanted_rv = object::resource_version(obj);
+        if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
+            return Err(ApiError::modified(self.gr(), name));
+        }
+        if uid_changed {
+            let error = FieldError::invalid("metadata.uid", wanted_uid, "field is immutable");
+            return Err(invalid(self.strategy.as_ref(), name, vec![error]));
+        }
+        Ok(())
     }
 
     /// Read-modify-write of one object with the update rules of the kind applied to whatever
@@ -907,6 +937,18 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Where the new object of an update comes from.
+enum Proposal<'a> {
+    /// A PUT body, decoded and checked against the URL.
+    Replace(Value),
+    /// A PATCH body, applied to whatever the current object is at each try.
+    Patch {
+        kind: PatchType,
+        patch: &'a [u8],
+        schema: crate::meta::patch::PatchSchema,
+    },
 }
 
 /// What upstream shows as the bad value when a patched object cannot be decoded: the patch

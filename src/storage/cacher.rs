@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    CheckDelete, EtcdStorage, EventType, Storage, StorageError, StorageEvent, Stored, TryUpdate,
-    WatchItem, WatchStream,
+    CheckDelete, EventType, Storage, StorageError, StorageEvent, Stored, TryUpdate, WatchItem,
+    WatchStream,
 };
 
 /// Events a watcher may have queued before it counts as too slow.
@@ -186,7 +186,7 @@ impl State {
 }
 
 pub struct Cacher {
-    inner: EtcdStorage,
+    inner: Arc<dyn Storage>,
     prefix: String,
     state: Mutex<State>,
 }
@@ -194,7 +194,7 @@ pub struct Cacher {
 impl Cacher {
     /// Lists `prefix` from etcd and keeps the cache current until `shutdown`.
     pub async fn start(
-        inner: EtcdStorage,
+        inner: Arc<dyn Storage>,
         prefix: String,
         history_bytes: usize,
         tracker: &TaskTracker,
@@ -311,26 +311,6 @@ impl Cacher {
         self.lock().rev
     }
 
-    /// One page of a list read from etcd (see [`EtcdStorage::list_page`]).
-    pub async fn list_page(
-        &self,
-        prefix: &str,
-        from: &str,
-        rev: i64,
-        limit: i64,
-    ) -> Result<super::Page, StorageError> {
-        self.inner.list_page(prefix, from, rev, limit).await
-    }
-
-    /// A consistent list at an earlier revision, read from etcd.
-    pub async fn list_at(
-        &self,
-        prefix: &str,
-        rev: i64,
-    ) -> Result<(Vec<Stored>, i64), StorageError> {
-        self.inner.list_at(prefix, rev).await
-    }
-
     /// Forgets history at and before `rev` after etcd was compacted to it, so that the cache
     /// answers an old resourceVersion exactly as etcd would: 410 Expired.
     pub fn compacted(&self, rev: i64) {
@@ -368,6 +348,17 @@ impl Storage for Cacher {
 
     async fn list(&self, prefix: &str) -> Result<(Vec<Stored>, i64), StorageError> {
         self.inner.list(prefix).await
+    }
+
+    /// Pages are read from the storage below: they must be exact at their revision.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        rev: i64,
+        limit: i64,
+    ) -> Result<super::Page, StorageError> {
+        self.inner.list_page(prefix, from, rev, limit).await
     }
 
     async fn guaranteed_update(

@@ -263,6 +263,16 @@ fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> i64 {
 
 #[async_trait]
 impl Storage for EtcdStorage {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        rev: i64,
+        limit: i64,
+    ) -> Result<Page, StorageError> {
+        EtcdStorage::list_page(self, prefix, from, rev, limit).await
+    }
+
     async fn create(
         &self,
         key: &str,

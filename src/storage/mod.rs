@@ -13,6 +13,7 @@ mod cacher;
 pub mod compactor;
 mod etcd;
 mod lease;
+mod memory;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use crate::meta::ApiError;
 
 pub use cacher::{Cacher, DEFAULT_HISTORY_MIB};
 pub use etcd::{key_after, EtcdStorage, Page, LIST_PAGE};
+pub use memory::MemoryStorage;
 
 /// An object as read from storage, with its resourceVersion already set.
 #[derive(Debug, Clone)]
@@ -114,6 +116,16 @@ pub trait Storage: Send + Sync {
 
     /// Reads every object under `prefix` and the revision the list is consistent at.
     async fn list(&self, prefix: &str) -> Result<(Vec<Stored>, i64), StorageError>;
+
+    /// Reads at most `limit` objects under `prefix` from key `from` on (`from` empty: the
+    /// start), at revision `rev` (0: the current one). A compacted `rev` is `Expired`.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        from: &str,
+        rev: i64,
+        limit: i64,
+    ) -> Result<Page, StorageError>;
 
     /// Applies `try_update` to the current object until the write lands without a concurrent
     /// change in between (optimistic concurrency, retried). An update that changes nothing

@@ -25,7 +25,12 @@ async fn create_pod(raw: &Raw, name: &str) -> Value {
     let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}});
     let (code, pod) = raw
-        .json("POST", PODS, "application/json", body.to_string().into_bytes())
+        .json(
+            "POST",
+            PODS,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
         .await;
     assert_eq!(code, 201, "{pod}");
     pod
@@ -133,6 +138,9 @@ async fn the_system_namespaces_exist_at_start() {
         assert_eq!(code, 200, "{ns}");
         assert_eq!(ns["status"]["phase"], "Active");
         assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
-        assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], name);
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            name
+        );
     }
 }

@@ -1,0 +1,401 @@
+//! The generic store and the kinds' create, update, patch and delete rules, on the in-memory
+//! storage: every rule the registry owns, proven without etcd or HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{binding, namespaces, CreateOptions, DeleteOptions, Registry, Store};
+use crate::meta::patch::PatchType;
+use crate::storage::{MemoryStorage, Storage};
+
+const PREFIX: &str = "/registry";
+
+struct Fixture {
+    registry: Registry,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let memory: Arc<dyn Storage> = MemoryStorage::new();
+        namespaces::bootstrap_system(memory.as_ref(), PREFIX)
+            .await
+            .expect("system namespaces");
+        let shutdown = CancellationToken::new();
+        let registry = Registry::start(
+            memory,
+            PREFIX,
+            super::kinds(Duration::from_secs(3600)),
+            1 << 20,
+            &TaskTracker::new(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("registry");
+        Fixture { registry, shutdown }
+    }
+
+    fn store(&self, plural: &str) -> &Store {
+        self.registry.get("", plural).expect("a served kind")
+    }
+}
+
+fn pod(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}})
+}
+
+async fn create_pod(f: &Fixture, name: &str) -> Value {
+    let (created, _) = f
+        .store("pods")
+        .create("default", pod(name), &CreateOptions::default())
+        .await
+        .expect("created");
+    created
+}
+
+#[tokio::test]
+async fn create_sets_system_metadata_and_defaults() {
+    let f = Fixture::new().await;
+    let mut body = pod("db");
+    body["metadata"]["uid"] = json!("mine");
+    body["status"] = json!({"phase": "Running"});
+    let (created, _) = f
+        .store("pods")
+        .create("default", body, &CreateOptions::default())
+        .await
+        .expect("created");
+    assert_ne!(created["metadata"]["uid"], "mine");
+    assert_eq!(created["metadata"]["namespace"], "default");
+    assert!(created["metadata"]["creationTimestamp"].is_string());
+    assert_eq!(created["metadata"]["resourceVersion"], "5");
+    assert_eq!(created["spec"]["restartPolicy"], "Always");
+    assert_eq!(created["status"]["phase"], "Pending");
+}
+
+#[tokio::test]
+async fn create_refuses_invalid_objects_and_missing_or_terminating_namespaces() {
+    let f = Fixture::new().await;
+    let pods = f.store("pods");
+    let mut bad = pod("db");
+    bad["spec"]["containers"] = json!([]);
+    let err = pods
+        .create("default", bad, &CreateOptions::default())
+        .await
+        .expect_err("no containers");
+    assert_eq!(err.code, 422);
+    assert_eq!(err.reason, "Invalid");
+
+    let err = pods
+        .create("nowhere", pod("db"), &CreateOptions::default())
+        .await
+        .expect_err("no namespace");
+    assert_eq!(err.code, 404);
+    assert_eq!(err.message, "namespaces \"nowhere\" not found");
+
+    let nss = f.store("namespaces");
+    nss.create(
+        "",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "going"}}),
+        &CreateOptions::default(),
+    )
+    .await
+    .expect("namespace");
+    let (marked, gone) = nss
+        .delete("", "going", &DeleteOptions::default())
+        .await
+        .expect("marked");
+    assert!(!gone, "the kubernetes finalizer holds it");
+    assert_eq!(marked["status"]["phase"], "Terminating");
+    let err = pods
+        .create("going", pod("db"), &CreateOptions::default())
+        .await
+        .expect_err("terminating");
+    assert_eq!(err.code, 403);
+    assert_eq!(
+        err.message,
+        "pods \"db\" is forbidden: unable to create new content in namespace going because it is being terminated"
+    );
+}
+
+#[tokio::test]
+async fn generate_name_makes_a_unique_name_and_a_dry_run_stores_nothing() {
+    let f = Fixture::new().await;
+    let pods = f.store("pods");
+    let mut body = pod("");
+    body["metadata"]["generateName"] = json!("web-");
+    let (created, _) = pods
+        .create("default", body, &CreateOptions::default())
+        .await
+        .expect("created");
+    let name = created["metadata"]["name"].as_str().expect("name");
+    assert!(
+        name.starts_with("web-") && name.len() == "web-".len() + 5,
+        "{name}"
+    );
+
+    let dry = CreateOptions {
+        dry_run: true,
+        ..CreateOptions::default()
+    };
+    pods.create("default", pod("ghost"), &dry)
+        .await
+        .expect("dry run");
+    let err = pods.get("default", "ghost").await.expect_err("not stored");
+    assert_eq!(err.code, 404);
+}
+
+#[tokio::test]
+async fn update_checks_name_resource_version_and_uid_and_keeps_status() {
+    let f = Fixture::new().await;
+    let pods = f.store("pods");
+    let created = create_pod(&f, "db").await;
+    let opts = CreateOptions::default();
+
+    let mut renamed = created.clone();
+    renamed["metadata"]["name"] = json!("other");
+    let err = pods
+        .update("default", "db", "", renamed, &opts)
+        .await
+        .expect_err("renamed");
+    assert_eq!(err.code, 400);
+    assert_eq!(
+        err.message,
+        "the name of the object (other) does not match the name on the URL (db)"
+    );
+
+    let mut moved = created.clone();
+    moved["metadata"]["namespace"] = json!("kube-system");
+    let err = pods
+        .update("default", "db", "", moved, &opts)
+        .await
+        .expect_err("moved");
+    assert_eq!(err.code, 400);
+    assert_eq!(
+        err.message,
+        "the namespace of the object (kube-system) does not match the namespace on the request (default)"
+    );
+
+    let mut other_uid = created.clone();
+    other_uid["metadata"]["uid"] = json!("u-other");
+    let err = pods
+        .update("default", "db", "", other_uid, &opts)
+        .await
+        .expect_err("uid");
+    assert_eq!(err.code, 409);
+    let expected = format!(
+        "Precondition failed: UID in precondition: u-other, UID in object meta: {}",
+        created["metadata"]["uid"].as_str().expect("uid")
+    );
+    assert!(err.message.ends_with(&expected), "{}", err.message);
+
+    let mut labelled = created.clone();
+    labelled["metadata"]["labels"] = json!({"app": "db"});
+    labelled["status"] = json!({"phase": "Running"});
+    let (updated, _) = pods
+        .update("default", "db", "", labelled.clone(), &opts)
+        .await
+        .expect("updated");
+    assert_eq!(updated["metadata"]["labels"]["app"], "db");
+    assert_eq!(
+        updated["status"]["phase"], "Pending",
+        "status changes only through pods/status"
+    );
+
+    // `labelled` still carries the first resourceVersion: stale now.
+    let err = pods
+        .update("default", "db", "", labelled, &opts)
+        .await
+        .expect_err("stale");
+    assert_eq!(err.code, 409);
+    assert_eq!(
+        err.message,
+        "Operation cannot be fulfilled on pods \"db\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+}
+
+#[tokio::test]
+async fn patch_is_held_to_the_same_rules_as_update() {
+    let f = Fixture::new().await;
+    let pods = f.store("pods");
+    let created = create_pod(&f, "db").await;
+    let opts = CreateOptions::default();
+    let patch = |body: Value| body.to_string().into_bytes();
+
+    let err = pods
+        .patch(
+            "default",
+            "db",
+            "",
+            PatchType::Merge,
+            &patch(json!({"metadata": {"name": "x"}})),
+            &opts,
+        )
+        .await
+        .expect_err("renamed");
+    assert_eq!(err.code, 400);
+    assert_eq!(
+        err.message,
+        "the name of the object (x) does not match the name on the URL (db)"
+    );
+
+    let err = pods
+        .patch(
+            "default",
+            "db",
+            "",
+            PatchType::Merge,
+            &patch(json!({"metadata": {"uid": "u-other"}})),
+            &opts,
+        )
+        .await
+        .expect_err("uid");
+    assert_eq!(err.code, 422, "a patch may not change the UID");
+    assert_eq!(err.details.causes[0].field, "metadata.uid");
+
+    let err = pods
+        .patch(
+            "default",
+            "db",
+            "",
+            PatchType::Merge,
+            &patch(json!({"metadata": {"resourceVersion": "1"}})),
+            &opts,
+        )
+        .await
+        .expect_err("stale");
+    assert_eq!(err.code, 409);
+
+    let (patched, _) = pods
+        .patch(
+            "default",
+            "db",
+            "",
+            PatchType::StrategicMerge,
+            &patch(json!({"metadata": {"labels": {"tier": "data"}}})),
+            &opts,
+        )
+        .await
+        .expect("patched");
+    assert_eq!(patched["metadata"]["labels"]["tier"], "data");
+    assert_eq!(patched["metadata"]["uid"], created["metadata"]["uid"]);
+}
+
+#[tokio::test]
+async fn delete_is_graceful_for_a_bound_pod_and_checks_preconditions() {
+    let f = Fixture::new().await;
+    let pods = f.store("pods");
+    let created = create_pod(&f, "db").await;
+
+    let err = pods
+        .delete(
+            "default",
+            "db",
+            &DeleteOptions {
+                uid: Some("u-other".into()),
+                ..DeleteOptions::default()
+            },
+        )
+        .await
+        .expect_err("uid");
+    assert_eq!(err.code, 409);
+
+    // An unbound Pod goes at once.
+    let (_, gone) = pods
+        .delete("default", "db", &DeleteOptions::default())
+        .await
+        .expect("deleted");
+    assert!(gone);
+    assert_eq!(pods.get("default", "db").await.expect_err("gone").code, 404);
+
+    // A bound one is marked and left to its kubelet.
+    let created_again = create_pod(&f, "db").await;
+    assert_ne!(created_again["metadata"]["uid"], created["metadata"]["uid"]);
+    binding::create(
+        pods,
+        "default",
+        "db",
+        &json!({"target": {"kind": "Node", "name": "n1"}}),
+        false,
+    )
+    .await
+    .expect("bound");
+    let (marked, gone) = pods
+        .delete("default", "db", &DeleteOptions::default())
+        .await
+        .expect("marked");
+    assert!(!gone);
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 30);
+
+    // Grace period 0 finishes it.
+    let (_, gone) = pods
+        .delete(
+            "default",
+            "db",
+            &DeleteOptions {
+                grace_period: Some(0),
+                ..DeleteOptions::default()
+            },
+        )
+        .await
+        .expect("deleted");
+    assert!(gone);
+}
+
+#[tokio::test]
+async fn binding_assigns_once_and_honours_the_uid_precondition() {
+    let f = Fixture::new().await;
+    let pods = f.store("pods");
+    let created = create_pod(&f, "db").await;
+    let target = json!({"metadata": {"uid": "u-other"}, "target": {"name": "n1"}});
+    let err = binding::create(pods, "default", "db", &target, false)
+        .await
+        .expect_err("another pod's uid");
+    assert_eq!(err.code, 409);
+
+    let uid = created["metadata"]["uid"].clone();
+    let target = json!({"metadata": {"uid": uid}, "target": {"name": "n1"}});
+    let ok = binding::create(pods, "default", "db", &target, false)
+        .await
+        .expect("bound");
+    assert_eq!(
+        (ok["status"].as_str(), ok["code"].as_i64()),
+        (Some("Success"), Some(201))
+    );
+    let bound = pods.get("default", "db").await.expect("pod");
+    assert_eq!(bound["spec"]["nodeName"], "n1");
+
+    let again = json!({"target": {"name": "n2"}});
+    let err = binding::create(pods, "default", "db", &again, false)
+        .await
+        .expect_err("bound already");
+    assert_eq!(err.code, 409);
+    assert_eq!(
+        err.message,
+        "Operation cannot be fulfilled on pods/binding \"db\": pod db is already assigned to node \"n1\""
+    );
+}
+
+#[tokio::test]
+async fn protected_namespaces_come_from_bootstrap() {
+    let f = Fixture::new().await;
+    for name in namespaces::SYSTEM {
+        let ns = f.store("namespaces").get("", name).await.expect(name);
+        assert_eq!(ns["status"]["phase"], "Active");
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            name
+        );
+    }
+}
