@@ -9,13 +9,21 @@
 //! # Code map
 //!
 //! - [`meta`]: API machinery with no I/O — `Status` errors, selectors, quantities, patches.
-//! - [`storage`]: the storage seam — the [`storage::Storage`] trait, etcd, and the watch cache.
-//! - [`registry`]: the generic store and one strategy per kind (defaulting, validation, Table).
-//! - [`apiserver`]: HTTP only — TLS, authentication, routing, discovery, OpenAPI, watch.
+//! - [`storage`]: the storage seam — the [`storage::Storage`] trait, etcd, the watch cache
+//!   (which wraps any `Storage`), etcd compaction, and an in-memory `Storage` for tests.
+//! - [`registry`]: the generic store, the list of kinds and one strategy per kind
+//!   (defaulting, validation, Table), subresources such as `pods/binding`, the system
+//!   namespaces and the namespace finalizer.
+//! - [`apiserver`]: the HTTP layer — TLS, authentication, authorization, routing, content
+//!   negotiation, discovery, OpenAPI, watch streams; it parses requests, calls the registry
+//!   and encodes answers.
 //! - [`scheduler`]: binds unassigned Pods to nodes with room for them (an API client only).
+//! - [`kubelet`]: runs the Pods bound to one node through Docker (pod workers, probes, node
+//!   status and Lease, its own HTTPS server for logs); an API client only.
 //! - [`controller`]: the controller manager (Pod garbage collector), leader-elected through a
 //!   Lease (an API client only).
-//! - [`client`]: what the scheduler and kubelet share as API clients (Event recording).
+//! - [`client`]: what the scheduler, the kubelet and the controller manager share as API
+//!   clients (Event recording).
 //! - [`tls`]: TLS set-up and x509 client authentication, shared by API server and kubelet.
 //! - [`cluster`]: certificates, kubeconfig, and `rkube up`/`down` process supervision.
 //!
@@ -23,7 +31,7 @@
 //!
 //! - Dependencies point one way: `meta ← storage ← registry ← apiserver`. The scheduler,
 //!   the controller manager and the kubelet reach the API over HTTPS only (the `kube`
-//!   crate), never storage or registry.
+//!   crate), never storage or registry. `layering.rs` tests this on every build of the tests.
 //! - `metadata.resourceVersion` is never stored; it is always the etcd revision of the read.
 //! - No request can panic the server: input errors are `ApiError`s, answered as `Status`.
 

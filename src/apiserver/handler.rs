@@ -572,10 +572,11 @@ async fn resource_request(
         ("delete", "") => {
             let (bytes, ct) = read_body(req).await?;
             let options = delete_options(&bytes, &ct, &query)?;
-            if info.plural == "namespaces" {
-                return delete_namespace(&store, &path.name, &options, output).await;
-            }
-            let (obj, _gone) = store.delete(&ns, &path.name, &options).await?;
+            let (obj, _gone) = if info.plural == "namespaces" {
+                namespaces::delete(&store, &path.name, &options).await?
+            } else {
+                store.delete(&ns, &path.name, &options).await?
+            };
             Ok(encode(StatusCode::OK, &obj, output.plain(), &[]))
         }
         ("deletecollection", "") => {
@@ -767,34 +768,4 @@ async fn bind(
     let dry_run = options::write_options(query, WriteKind::Create)?.dry_run;
     let ok = binding::create(store, ns, name, body, dry_run).await?;
     Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
-}
-
-/// Deletes a namespace as upstream's namespace store does: the namespace is marked
-/// (deletionTimestamp, `status.phase: Terminating`) and stays while its `kubernetes` finalizer
-/// is there; `registry::namespace_finalizer` empties it and then lets it go. The protected
-/// namespaces are refused with NamespaceLifecycle's 403.
-async fn delete_namespace(
-    store: &Store,
-    name: &str,
-    options: &DeleteOptions,
-    output: Output,
-) -> Result<Response<Body>, ApiError> {
-    let gr = store.info().group_resource();
-    if namespaces::UNDELETABLE.contains(&name) {
-        return Err(ApiError::forbidden(
-            gr,
-            name,
-            "this namespace may not be deleted",
-        ));
-    }
-    let current = store.get("", name).await?;
-    if current.pointer("/metadata/deletionTimestamp").is_some() {
-        return Err(ApiError::conflict(
-            gr,
-            name,
-            "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
-        ));
-    }
-    let (obj, _) = store.delete("", name, options).await?;
-    Ok(encode(StatusCode::OK, &obj, output.plain(), &[]))
 }

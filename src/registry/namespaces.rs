@@ -56,6 +56,35 @@ pub async fn bootstrap_system(
     Ok(())
 }
 
+/// Deletes a namespace as upstream's namespace store does: the namespace is marked
+/// (deletionTimestamp, `status.phase: Terminating`) and stays while its `kubernetes` finalizer
+/// is there; [`super::namespace_finalizer`] empties it and then lets it go. The protected
+/// namespaces are refused with NamespaceLifecycle's 403, a namespace already terminating
+/// with upstream's 409.
+pub async fn delete(
+    store: &super::Store,
+    name: &str,
+    options: &super::DeleteOptions,
+) -> Result<(Value, bool), ApiError> {
+    let gr = INFO.group_resource();
+    if UNDELETABLE.contains(&name) {
+        return Err(ApiError::forbidden(
+            gr,
+            name,
+            "this namespace may not be deleted",
+        ));
+    }
+    let current = store.get("", name).await?;
+    if current.pointer("/metadata/deletionTimestamp").is_some() {
+        return Err(ApiError::conflict(
+            gr,
+            name,
+            "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+        ));
+    }
+    store.delete("", name, options).await
+}
+
 pub struct NamespaceStrategy;
 
 impl Strategy for NamespaceStrategy {

@@ -399,3 +399,26 @@ async fn protected_namespaces_come_from_bootstrap() {
         );
     }
 }
+
+#[tokio::test]
+async fn namespace_delete_refuses_protected_and_terminating_namespaces() {
+    let f = Fixture::new().await;
+    let nss = f.store("namespaces");
+    let plain = DeleteOptions::default();
+    let err = namespaces::delete(nss, "default", &plain)
+        .await
+        .expect_err("protected");
+    assert_eq!(err.code, 403);
+    assert_eq!(
+        err.message,
+        "namespaces \"default\" is forbidden: this namespace may not be deleted"
+    );
+    let (_, gone) = namespaces::delete(nss, "kube-node-lease", &plain)
+        .await
+        .expect("not protected");
+    assert!(!gone, "held by its finalizer until emptied");
+    let err = namespaces::delete(nss, "kube-node-lease", &plain)
+        .await
+        .expect_err("terminating");
+    assert_eq!(err.code, 409);
+}
