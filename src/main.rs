@@ -224,8 +224,20 @@ fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints a failure as `error: what: why` on one line, each cause once, and exits 1: errors
+/// are for the user, so no Rust `Debug` form and no backtrace, whatever RUST_BACKTRACE says.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", rkube::cluster::report::error_chain(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -361,17 +373,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Commands::Up(args) => {
             let state = up::up(&args.options()).await?;
+            let locations = rkube::cluster::report::Locations {
+                program: std::env::current_exe().unwrap_or_else(|_| "rkube".into()),
+                name: args.name.clone(),
+                state_dir: args.state_dir.clone(),
+                certs_dir: args.certs_dir.clone(),
+                kubeconfig: args.kubeconfig.clone(),
+            };
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
             println!();
-            println!(
-                "rkube is up: API server {} (etcd {})",
-                state.server, state.etcd_url
-            );
-            println!("Use it with:");
-            println!("  export KUBECONFIG=$PWD/{}", args.kubeconfig.display());
-            println!("  kubectl get ns");
-            println!(
-                "Logs are in {}/logs; stop it with scripts/down.",
-                args.state_dir.display()
+            print!(
+                "{}",
+                rkube::cluster::report::next_steps(&cwd, &locations, &state.server, &state.etcd_url)
             );
         }
         Commands::Down { cluster, purge } => up::down(&cluster.options(), purge).await?,

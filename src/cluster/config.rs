@@ -41,8 +41,19 @@ pub enum ConfigError {
     Parse(String),
     #[error("{field}: {why}")]
     Invalid { field: String, why: String },
-    #[error("{field} is a kind setting rkube does not support; remove it")]
-    Unsupported { field: String },
+    /// Every kind setting of the config that rkube refuses, each named once.
+    #[error("{}", unsupported_message(fields))]
+    Unsupported { fields: Vec<String> },
+}
+
+fn unsupported_message(fields: &[String]) -> String {
+    match fields {
+        [one] => format!("{one} is a kind setting rkube does not support; remove it"),
+        many => format!(
+            "{} are kind settings rkube does not support; remove them",
+            many.join(", ")
+        ),
+    }
 }
 
 fn invalid(field: &str, why: impl Into<String>) -> ConfigError {
@@ -84,12 +95,47 @@ fn check_keys(
                 format!("{path}.{key}")
             };
             if KNOWN_UNSUPPORTED.contains(&key.as_str()) {
-                return Err(ConfigError::Unsupported { field });
+                return Err(ConfigError::Unsupported {
+                    fields: vec![field],
+                });
             }
             return Err(invalid(&field, "unknown field"));
         }
     }
     Ok(())
+}
+
+const TOP_LEVEL: &[&str] = &["kind", "apiVersion", "name", "nodes", "networking"];
+const NETWORKING: &[&str] = &["apiServerAddress", "apiServerPort"];
+const NODE: &[&str] = &["role", "labels", "capacity"];
+
+/// Every kind setting rkube refuses, anywhere in the document, in document order: the user
+/// fixes them all in one go instead of meeting them one run at a time.
+fn unsupported_fields(top: &serde_json::Map<String, Value>) -> Vec<String> {
+    let refused = |map: &serde_json::Map<String, Value>, path: &str, allowed: &[&str]| {
+        map.keys()
+            .filter(|k| !allowed.contains(&k.as_str()) && KNOWN_UNSUPPORTED.contains(&k.as_str()))
+            .map(|k| {
+                if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut fields = refused(top, "", TOP_LEVEL);
+    if let Some(net) = top.get("networking").and_then(Value::as_object) {
+        fields.extend(refused(net, "networking", NETWORKING));
+    }
+    if let Some(nodes) = top.get("nodes").and_then(Value::as_array) {
+        for (i, node) in nodes.iter().enumerate() {
+            if let Some(map) = node.as_object() {
+                fields.extend(refused(map, &format!("nodes[{i}]"), NODE));
+            }
+        }
+    }
+    fields
 }
 
 fn string_map(value: &Value, path: &str) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -146,11 +192,11 @@ impl ClusterConfig {
         let Some(top) = doc.as_object() else {
             return Err(ConfigError::Parse("the document is not a map".into()));
         };
-        check_keys(
-            top,
-            "",
-            &["kind", "apiVersion", "name", "nodes", "networking"],
-        )?;
+        let refused = unsupported_fields(top);
+        if !refused.is_empty() {
+            return Err(ConfigError::Unsupported { fields: refused });
+        }
+        check_keys(top, "", TOP_LEVEL)?;
         if top.get("kind").and_then(Value::as_str) != Some("Cluster") {
             return Err(invalid("kind", "must be Cluster"));
         }
@@ -174,7 +220,7 @@ impl ClusterConfig {
             let Some(net) = net.as_object() else {
                 return Err(invalid("networking", "must be a map"));
             };
-            check_keys(net, "networking", &["apiServerAddress", "apiServerPort"])?;
+            check_keys(net, "networking", NETWORKING)?;
             if let Some(addr) = net.get("apiServerAddress") {
                 let addr = addr
                     .as_str()
@@ -204,7 +250,7 @@ impl ClusterConfig {
             let Some(map) = raw.as_object() else {
                 return Err(invalid(&path, "must be a map"));
             };
-            check_keys(map, &path, &["role", "labels", "capacity"])?;
+            check_keys(map, &path, NODE)?;
             let role = match map
                 .get("role")
                 .and_then(Value::as_str)
@@ -265,7 +311,7 @@ impl ClusterConfig {
         }
         if planes > 1 {
             return Err(ConfigError::Unsupported {
-                field: "nodes (more than one control-plane)".into(),
+                fields: vec!["nodes (more than one control-plane)".into()],
             });
         }
         // kind taints the control plane only when workers exist to run Pods.
@@ -342,11 +388,25 @@ mod tests {
         assert_eq!(
             err,
             ConfigError::Unsupported {
-                field: "networking.podSubnet".into()
+                fields: vec!["networking.podSubnet".into()]
             }
         );
         let err = ClusterConfig::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: worker\n  capacity: {gpu: 1}\n")
             .expect_err("refused");
         assert!(err.to_string().starts_with("nodes[0].capacity.gpu"));
+    }
+
+    #[test]
+    fn every_unsupported_field_is_reported_once() {
+        let err = ClusterConfig::parse(
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nfeatureGates: {A: true}\nnetworking:\n  podSubnet: 10.0.0.0/16\n  kubeProxyMode: ipvs\nnodes:\n- role: control-plane\n  extraMounts: []\n- role: worker\n  extraPortMappings: []\n  image: kindest/node\n",
+        )
+        .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "featureGates, networking.podSubnet, networking.kubeProxyMode, nodes[0].extraMounts, \
+             nodes[1].extraPortMappings, nodes[1].image are kind settings rkube does not support; \
+             remove them"
+        );
     }
 }

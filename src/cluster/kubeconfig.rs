@@ -8,6 +8,12 @@ use serde_json::json;
 
 use super::pki::{write_file, Issued, PkiError};
 
+/// The name of a cluster's entry, context and admin user in kubeconfigs: `rkube-<cluster>`,
+/// as kind uses `kind-<cluster>`, so that merged kubeconfigs keep one entry per cluster.
+pub fn context_name(cluster: &str) -> String {
+    format!("rkube-{cluster}")
+}
+
 /// Writes a kubeconfig for `server` (e.g. `https://127.0.0.1:6443`) and the given user.
 pub fn write(
     path: &Path,
@@ -41,4 +47,32 @@ pub fn write(
     });
     let text = serde_yaml::to_string(&config).expect("a JSON value always serializes as YAML");
     write_file(path, text.as_bytes(), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_named_after_the_cluster() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let creds = Issued {
+            cert: dir.path().join("c.crt"),
+            key: dir.path().join("c.key"),
+        };
+        std::fs::write(&creds.cert, "cert").expect("cert");
+        std::fs::write(&creds.key, "key").expect("key");
+        let mut names = Vec::new();
+        for cluster in ["one", "two"] {
+            let path = dir.path().join(cluster);
+            let name = context_name(cluster);
+            write(&path, &name, "https://127.0.0.1:6443", "ca", &name, &creds).expect("written");
+            let config = kube::config::Kubeconfig::read_from(&path).expect("readable");
+            assert_eq!(config.current_context.as_deref(), Some(name.as_str()));
+            assert_eq!(config.clusters[0].name, name);
+            assert_eq!(config.auth_infos[0].name, name);
+            names.push(name);
+        }
+        assert_eq!(names, ["rkube-one", "rkube-two"]);
+    }
 }

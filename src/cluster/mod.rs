@@ -3,4 +3,6 @@
 pub mod config;
 pub mod kubeconfig;
 pub mod pki;
+pub mod preflight;
+pub mod report;
 pub mod up;

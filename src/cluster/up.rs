@@ -33,7 +33,7 @@ pub struct UpOptions {
 pub enum UpError {
     #[error(transparent)]
     Pki(#[from] PkiError),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]
@@ -41,7 +41,12 @@ pub enum UpError {
     },
     #[error("{0}")]
     Failed(String),
-    #[error("{path}: {source}")]
+    #[error(transparent)]
+    Preflight(#[from] super::preflight::PreflightError),
+    /// `down` could not stop everything: the state file is kept so a later `down` can.
+    #[error("{what}; the cluster's state is kept in {state}: run `rkube down` again once that is fixed")]
+    NotStopped { what: String, state: PathBuf },
+    #[error("{path}")]
     Config {
         path: String,
         #[source]
@@ -191,10 +196,30 @@ async fn wait_for(
     deadline: Duration,
     mut check: impl AsyncFnMut() -> bool,
 ) -> Result<(), UpError> {
+    wait_unless_dead(what, log, deadline, &[], &mut check).await
+}
+
+/// Polls `check` until it holds, failing at once when one of `watched` (processes it depends
+/// on) has exited, with the last line of that process's log.
+async fn wait_unless_dead(
+    what: &str,
+    log: &Path,
+    deadline: Duration,
+    watched: &[&ProcessRecord],
+    check: &mut impl AsyncFnMut() -> bool,
+) -> Result<(), UpError> {
     let started = Instant::now();
     while started.elapsed() < deadline {
         if check().await {
             return Ok(());
+        }
+        if let Some(dead) = watched.iter().find(|p| !alive(p.pid, &p.marker)) {
+            return Err(UpError::Failed(format!(
+                "{} exited while waiting for {what}: {}; see {}",
+                dead.name,
+                last_line(&dead.log),
+                dead.log.display()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -205,7 +230,18 @@ async fn wait_for(
     )))
 }
 
-/// Brings the cluster up, or returns at once if it is already up and healthy.
+/// The last non-empty line of a log, without the tracing prefix noise it may carry.
+fn last_line(log: &Path) -> String {
+    fs::read_to_string(log)
+        .ok()
+        .and_then(|text| text.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
+        .unwrap_or_else(|| "(its log is empty)".into())
+}
+
+/// Brings the cluster up, or returns at once if it is already up and healthy. Nothing is
+/// started unless Docker answers and the API server's port is free; when a step fails after
+/// processes were started, they are stopped again (as `kind create cluster` deletes what it
+/// made), and the state file is kept for `down` to remove containers the kubelets made.
 pub async fn up(options: &UpOptions) -> Result<State, UpError> {
     let config = match &options.config {
         Some(path) => {
@@ -227,6 +263,9 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
     };
     let port = config.api_server_port.unwrap_or(options.port);
     let state_dir = &options.state_dir;
+    // Heartbeats older than this are from an earlier run (data kept across `down`/`up`).
+    let since = jiff::Timestamp::now();
+    super::preflight::check_docker().await?;
     if let Some(mut state) = read_state(state_dir) {
         let core_alive = state
             .processes
@@ -249,10 +288,75 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
                 done(t);
             }
             state.save(state_dir)?;
+            let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
+            wait_for_nodes(&options.kubeconfig, &state, &names, since).await?;
             return Ok(state);
         }
-        stop(&state);
+        let running = stop(&state).await;
+        if !running.is_empty() {
+            return Err(UpError::Failed(format!(
+                "cannot stop {} of the earlier run",
+                running.join(", ")
+            )));
+        }
     }
+    let address = config
+        .api_server_address
+        .clone()
+        .unwrap_or_else(|| options.bind_address.clone());
+    super::preflight::check_port(&address, port)?;
+    let mut started = None;
+    let result = start(options, &config, port, since, &mut started).await;
+    if result.is_err() {
+        if let Some(state) = &started {
+            // What cannot be stopped stays in the state file for `down`.
+            stop(state).await;
+        }
+    }
+    result
+}
+
+/// Waits until every named node is Ready with a heartbeat newer than `since`, failing at once
+/// when a kubelet exits.
+async fn wait_for_nodes(
+    kubeconfig: &Path,
+    state: &State,
+    names: &[String],
+    since: jiff::Timestamp,
+) -> Result<(), UpError> {
+    let t = step(&format!("Waiting for {} node(s) to be Ready", names.len()));
+    let kubelets: Vec<&ProcessRecord> = state
+        .processes
+        .iter()
+        .filter(|p| p.marker == "kubelet")
+        .collect();
+    let logs = kubelets
+        .first()
+        .and_then(|p| p.log.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    wait_unless_dead(
+        "the nodes",
+        &logs,
+        Duration::from_secs(60),
+        &kubelets,
+        &mut async || nodes_ready_since(kubeconfig, names, Some(since)).await,
+    )
+    .await?;
+    done(t);
+    Ok(())
+}
+
+/// Starts the processes of a fresh cluster; `started` holds what runs so far, for the caller
+/// to stop on failure.
+async fn start(
+    options: &UpOptions,
+    config: &ClusterConfig,
+    port: u16,
+    since: jiff::Timestamp,
+    started: &mut Option<State>,
+) -> Result<State, UpError> {
+    let state_dir = &options.state_dir;
     let logs = state_dir.join("logs");
     fs::create_dir_all(&logs).map_err(io(format!("cannot create {}", logs.display())))?;
 
@@ -333,6 +437,7 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         }],
     };
     state.save(state_dir)?;
+    *started = Some(state.clone());
     let endpoints = vec![etcd_url.clone()];
     wait_for(
         "etcd",
@@ -352,18 +457,21 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         .unwrap_or_else(|| "127.0.0.1".into());
     let server = format!("https://{address}:{port}");
     state.server = server.clone();
+    // Named after the cluster, as kind names them `kind-<name>`, so that kubeconfigs of
+    // several clusters merge without one entry replacing another.
+    let context = super::kubeconfig::context_name(&config.name);
     super::kubeconfig::write(
         &options.kubeconfig,
-        "rkube",
+        &context,
         &server,
         &ca.cert_pem,
-        "rkube-admin",
+        &context,
         &admin,
     )?;
     let scheduler_kubeconfig = options.certs_dir.join("scheduler.kubeconfig");
     super::kubeconfig::write(
         &scheduler_kubeconfig,
-        "rkube",
+        &context,
         &server,
         &ca.cert_pem,
         "system:kube-scheduler",
@@ -372,7 +480,7 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
     let controller_manager_kubeconfig = options.certs_dir.join("controller-manager.kubeconfig");
     super::kubeconfig::write(
         &controller_manager_kubeconfig,
-        "rkube",
+        &context,
         &server,
         &ca.cert_pem,
         pki::CONTROLLER_MANAGER_USER,
@@ -416,12 +524,15 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         log: apiserver_log.clone(),
     });
     state.save(state_dir)?;
+    *started = Some(state.clone());
     let kubeconfig = options.kubeconfig.clone();
-    wait_for(
+    let apiserver = state.processes.last().cloned().unwrap_or_default();
+    wait_unless_dead(
         "the API server",
         &apiserver_log,
         Duration::from_secs(20),
-        async || alive(apiserver_pid, "apiserver") && ready(&kubeconfig).await,
+        &[&apiserver],
+        &mut async || ready(&kubeconfig).await,
     )
     .await?;
     done(t);
@@ -443,6 +554,7 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         log: scheduler_log.clone(),
     });
     state.save(state_dir)?;
+    *started = Some(state.clone());
     done(t);
 
     let t = step("Starting the controller manager");
@@ -462,6 +574,7 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
         log,
     });
     state.save(state_dir)?;
+    *started = Some(state.clone());
     done(t);
 
     // Labels NodeRestriction keeps kubelets from setting (`node-role.kubernetes.io/*`,
@@ -481,7 +594,7 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
             .join(format!("kubelet-{}.kubeconfig", node.name));
         super::kubeconfig::write(
             &kubeconfig,
-            "rkube",
+            &context,
             &server,
             &ca.cert_pem,
             &format!("system:node:{}", node.name),
@@ -558,20 +671,12 @@ pub async fn up(options: &UpOptions) -> Result<State, UpError> {
             log: log.clone(),
         });
         state.save(state_dir)?;
+    *started = Some(state.clone());
         done(t);
     }
-    let t = step(&format!(
-        "Waiting for {} node(s) to be Ready",
-        config.nodes.len()
-    ));
     let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
-    let admin_kubeconfig = options.kubeconfig.clone();
-    wait_for("the nodes", &logs, Duration::from_secs(60), async || {
-        nodes_ready(&admin_kubeconfig, &names).await
-    })
-    .await?;
-    label_nodes(&admin_kubeconfig, &admin_labels).await?;
-    done(t);
+    wait_for_nodes(&options.kubeconfig, &state, &names, since).await?;
+    label_nodes(&options.kubeconfig, &admin_labels).await?;
     Ok(state)
 }
 
@@ -602,9 +707,42 @@ async fn label_nodes(
 
 /// Whether every named node reports `Ready=True`.
 pub async fn nodes_ready(kubeconfig: &Path, names: &[String]) -> bool {
+    nodes_ready_since(kubeconfig, names, None).await
+}
+
+/// Whether every named node reports `Ready=True` and, with `since`, has renewed its Lease at
+/// or after `since`: a Node kept in etcd from an earlier run still says Ready (until the node
+/// lifecycle controller notices its stale heartbeat), so only a fresh heartbeat shows that
+/// this run's kubelet is there.
+pub async fn nodes_ready_since(
+    kubeconfig: &Path,
+    names: &[String],
+    since: Option<jiff::Timestamp>,
+) -> bool {
     let Ok(client) = crate::client::from_kubeconfig(kubeconfig).await else {
         return false;
     };
+    if let Some(since) = since {
+        let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+            kube::Api::namespaced(client.clone(), "kube-node-lease");
+        let Ok(list) = leases.list(&Default::default()).await else {
+            return false;
+        };
+        let fresh = |name: &String| {
+            list.items.iter().any(|l| {
+                l.metadata.name.as_ref() == Some(name)
+                    && l.spec
+                        .as_ref()
+                        .and_then(|s| s.renew_time.as_ref())
+                        .and_then(|t| serde_json::to_value(t).ok())
+                        .and_then(|v| v.as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()))
+                        .is_some_and(|renewed| renewed >= since)
+            })
+        };
+        if !names.iter().all(fresh) {
+            return false;
+        }
+    }
     let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
     let Ok(list) = api.list(&Default::default()).await else {
         return false;
@@ -620,27 +758,48 @@ pub async fn nodes_ready(kubeconfig: &Path, names: &[String]) -> bool {
     })
 }
 
-/// Stops the processes of a cluster, last started first: SIGTERM, then SIGKILL after 10 s.
-fn stop(state: &State) {
+/// How long a process may take to exit after SIGTERM before it gets SIGKILL: the 2 s
+/// `kill` gives a container by default in kind's `docker stop`-less teardown is the model;
+/// every component here exits on SIGTERM within milliseconds when healthy.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long the kernel may take to tear a killed process down.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// Stops `processes`, all at once: SIGTERM, then SIGKILL after [`STOP_GRACE`]. Returns the
+/// names of those still running afterwards (none, normally).
+async fn stop_processes(processes: &[&ProcessRecord]) -> Vec<String> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let live = |p: &&ProcessRecord| alive(p.pid, &p.marker);
-    for p in state.processes.iter().rev().filter(live) {
-        let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGTERM);
-    }
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) {
-        if !state.processes.iter().any(|p| live(&p)) {
-            return;
+    let live = |p: &&&ProcessRecord| alive(p.pid, &p.marker);
+    let signal = |sig: Signal| {
+        for p in processes.iter().filter(live) {
+            let _ = kill(Pid::from_raw(p.pid as i32), sig);
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for p in state.processes.iter().filter(live) {
-        let _ = kill(Pid::from_raw(p.pid as i32), Signal::SIGKILL);
-    }
+    };
+    let wait = async |limit: Duration| {
+        let started = Instant::now();
+        while processes.iter().any(|p| live(&p)) && started.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    signal(Signal::SIGTERM);
+    wait(STOP_GRACE).await;
+    signal(Signal::SIGKILL);
+    wait(KILL_WAIT).await;
+    processes
+        .iter()
+        .filter(live)
+        .map(|p| format!("{} (pid {})", p.name, p.pid))
+        .collect()
 }
 
-/// Removes every container of `cluster` and its network.
+/// Stops every process of a cluster (used by `up` before starting afresh or after a failure).
+async fn stop(state: &State) -> Vec<String> {
+    let all: Vec<&ProcessRecord> = state.processes.iter().collect();
+    stop_processes(&all).await
+}
+
+/// Removes every container of `cluster`, all at once, and its network.
 async fn remove_containers(cluster: &str) -> Result<(), UpError> {
     use crate::kubelet::runtime::Runtime as _;
     let docker = crate::kubelet::docker::DockerRuntime::connect()
@@ -653,9 +812,20 @@ async fn remove_containers(cluster: &str) -> Result<(), UpError> {
     let containers = docker
         .list(&filter)
         .await
-        .map_err(|e| UpError::Failed(e.to_string()))?;
-    for c in containers {
-        let _ = docker.remove(&c.id).await;
+        .map_err(|e| UpError::Failed(format!("cannot list the cluster's containers: {e}")))?;
+    let removals = containers.iter().map(|c| docker.remove(&c.id));
+    let failed: Vec<String> = futures::future::join_all(removals)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| e.to_string())
+        .collect();
+    if !failed.is_empty() {
+        return Err(UpError::Failed(format!(
+            "cannot remove {} container(s): {}",
+            failed.len(),
+            failed.join("; ")
+        )));
     }
     let _ = docker
         .remove_network(&crate::kubelet::network_name(cluster))
@@ -664,6 +834,10 @@ async fn remove_containers(cluster: &str) -> Result<(), UpError> {
 }
 
 /// Stops the cluster; with `purge`, also deletes its data, certificates and kubeconfig.
+///
+/// The kubelets stop first, so that none recreates a container while they are removed; then
+/// the other processes stop while the containers are removed. The state file is deleted only
+/// once nothing it names runs any more: a `down` that failed can be run again.
 pub async fn down(options: &UpOptions, purge: bool) -> Result<(), UpError> {
     match read_state(&options.state_dir) {
         Some(state) => {
@@ -674,14 +848,32 @@ pub async fn down(options: &UpOptions, purge: bool) -> Result<(), UpError> {
                 .map(|p| p.name.as_str())
                 .collect();
             let t = step(&format!("Stopping {}", names.join(", ")));
-            stop(&state);
+            let (kubelets, others): (Vec<&ProcessRecord>, Vec<&ProcessRecord>) =
+                state.processes.iter().partition(|p| p.marker == "kubelet");
+            let mut running = stop_processes(&kubelets).await;
+            let removing = async {
+                if state.cluster.is_empty() {
+                    Ok(())
+                } else {
+                    remove_containers(&state.cluster).await
+                }
+            };
+            let (still, removed) = tokio::join!(stop_processes(&others), removing);
+            running.extend(still);
+            let keep = |what: String| UpError::NotStopped {
+                what,
+                state: state_path(&options.state_dir),
+            };
+            if !running.is_empty() {
+                println!("failed");
+                return Err(keep(format!("cannot stop {}", running.join(", "))));
+            }
+            if let Err(e) = removed {
+                println!("failed");
+                return Err(keep(e.to_string()));
+            }
             let _ = fs::remove_file(state_path(&options.state_dir));
             done(t);
-            if !state.cluster.is_empty() {
-                let t = step("Removing the cluster's containers");
-                remove_containers(&state.cluster).await?;
-                done(t);
-            }
         }
         None => println!(
             "No rkube cluster is running from {}",

@@ -76,26 +76,8 @@ fn free_port() -> u16 {
 impl UpCluster {
     /// `rkube up` with the config at `config` (relative to the repository), if any.
     pub fn start(config: Option<&str>) -> UpCluster {
-        ensure_test_image();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let name = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let cluster = UpCluster {
-            kubeconfig: dir.path().join("kubeconfig"),
-            dir,
-            name,
-        };
-        let mut args = vec!["up".to_string()];
-        if let Some(config) = config {
-            args.push("--config".into());
-            args.push(format!("{}/{config}", env!("CARGO_MANIFEST_DIR")));
-        }
-        args.extend([
-            "--port".to_string(),
-            free_port().to_string(),
-            "--bind-address".into(),
-            "127.0.0.1".into(),
-        ]);
-        let out = cluster.rkube(&args);
+        let cluster = UpCluster::new();
+        let out = cluster.up(config, free_port(), &[]);
         assert!(
             out.status.success(),
             "rkube up failed:\n{}\n{}",
@@ -103,6 +85,34 @@ impl UpCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         cluster
+    }
+
+    /// A cluster's name and directories, with nothing started yet.
+    pub fn new() -> UpCluster {
+        ensure_test_image();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let name = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        UpCluster {
+            kubeconfig: dir.path().join("kubeconfig"),
+            dir,
+            name,
+        }
+    }
+
+    /// Runs `rkube up` on `port`, with extra environment variables.
+    pub fn up(&self, config: Option<&str>, port: u16, env: &[(&str, &str)]) -> Output {
+        let mut args = vec!["up".to_string()];
+        if let Some(config) = config {
+            args.push("--config".into());
+            args.push(format!("{}/{config}", env!("CARGO_MANIFEST_DIR")));
+        }
+        args.extend([
+            "--port".to_string(),
+            port.to_string(),
+            "--bind-address".into(),
+            "127.0.0.1".into(),
+        ]);
+        self.rkube_env(&args, env)
     }
 
     fn state_args(&self) -> Vec<String> {
@@ -121,9 +131,15 @@ impl UpCluster {
 
     /// Runs the real `rkube` with this cluster's state flags appended.
     pub fn rkube(&self, args: &[String]) -> Output {
+        self.rkube_env(args, &[])
+    }
+
+    /// [`UpCluster::rkube`] with extra environment variables.
+    pub fn rkube_env(&self, args: &[String], env: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_rkube"))
             .args(args)
             .args(self.state_args())
+            .envs(env.iter().copied())
             .current_dir(self.dir.path())
             .output()
             .expect("rkube runs")
@@ -189,4 +205,144 @@ impl Drop for UpCluster {
     fn drop(&mut self) {
         let _ = self.rkube(&["down".to_string(), "--purge".to_string()]);
     }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Where Docker is not: a socket path nothing listens on.
+const NO_DOCKER: (&str, &str) = ("DOCKER_HOST", "unix:///nonexistent/rkube-test-docker.sock");
+
+#[test]
+fn up_without_docker_fails_at_once_with_the_fix_and_starts_nothing() {
+    let cluster = UpCluster::new();
+    let started = std::time::Instant::now();
+    let out = cluster.up(None, free_port(), &[NO_DOCKER]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach the Docker engine"), "{}", text(&out));
+    assert!(stderr.contains("systemctl start docker"), "{}", text(&out));
+    assert!(!cluster.state_dir().join("state.json").exists(), "something was started");
+}
+
+#[test]
+fn a_taken_port_fails_at_once_naming_the_process_holding_it() {
+    let cluster = UpCluster::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let started = std::time::Instant::now();
+    let out = cluster.up(None, port, &[]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("port {port} is already in use by "))
+            && stderr.contains(&format!("(pid {})", std::process::id())),
+        "{}",
+        text(&out)
+    );
+    assert!(!cluster.state_dir().join("state.json").exists(), "something was started");
+}
+
+#[test]
+fn every_unsupported_field_is_reported_once_without_a_backtrace() {
+    let cluster = UpCluster::new();
+    let config = cluster.dir.path().join("kind.yaml");
+    std::fs::write(
+        &config,
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nfeatureGates: {A: true}\n\
+         nodes:\n- role: control-plane\n  extraMounts: []\n  extraPortMappings: []\n",
+    )
+    .expect("config");
+    let out = cluster.rkube_env(
+        &["up".into(), "--config".into(), config.display().to_string()],
+        &[("RUST_BACKTRACE", "1")],
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for field in ["featureGates", "nodes[0].extraMounts", "nodes[0].extraPortMappings"] {
+        assert_eq!(stderr.matches(field).count(), 1, "{field}: {}", text(&out));
+    }
+    assert!(!stderr.contains("backtrace"), "{}", text(&out));
+    assert!(!stderr.contains("Caused by"), "{}", text(&out));
+    assert_eq!(stderr.lines().count(), 1, "{}", text(&out));
+}
+
+/// The renewTime of a node's Lease.
+async fn renewed(cluster: &UpCluster, node: &str) -> jiff::Timestamp {
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(cluster.client().await, "kube-node-lease");
+    let lease = leases.get(node).await.expect("lease");
+    let time = serde_json::to_value(lease.spec.and_then(|s| s.renew_time)).expect("json");
+    time.as_str().expect("a renewTime").parse().expect("a timestamp")
+}
+
+/// One cluster for the front door's promises: the printed commands work for this cluster,
+/// the kubeconfig is named after it, `down` keeps its state while Docker is away, a restart
+/// with kept data waits for fresh heartbeats, and `down` is quick.
+#[tokio::test(flavor = "multi_thread")]
+async fn up_and_down_keep_their_promises() {
+    let cluster = UpCluster::new();
+    let port = free_port();
+    let out = cluster.up(None, port, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+
+    // The kubeconfig's entries carry the cluster's name.
+    let context = format!("rkube-{}", cluster.name);
+    let current = cluster.kubectl_ok(&["config", "current-context"]);
+    assert_eq!(current.trim(), context);
+    let users = cluster.kubectl_ok(&["config", "view", "-o", "jsonpath={.users[*].name}"]);
+    assert_eq!(users.trim(), context);
+
+    // The printed commands name this cluster's files, absolutely.
+    let export = format!("  export KUBECONFIG={}\n", cluster.kubeconfig.display());
+    assert!(stdout.contains(&export), "{}", text(&out));
+    assert!(!stdout.contains("scripts/down"), "{}", text(&out));
+    let down = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Stop it with"))
+        .nth(1)
+        .expect("a stop command")
+        .trim()
+        .to_string();
+    assert!(down.contains(&format!("--name {}", cluster.name)), "{down}");
+
+    // Docker away: `down` fails and keeps the state that owns the node's containers.
+    let node = format!("{}-control-plane", cluster.name);
+    cluster.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - {{name: c, image: {TEST_IMAGE}, imagePullPolicy: Never, command: [sleep, '3600']}}\n"
+    ));
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/p", "--timeout=120s"]);
+    let out = cluster.rkube_env(&["down".into()], &[NO_DOCKER]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(cluster.state_dir().join("state.json").exists(), "state forgotten: {}", text(&out));
+    assert!(!cluster.containers().is_empty());
+
+    // Up again with the data kept: ready only once the kubelet has renewed its Lease.
+    let before = jiff::Timestamp::now();
+    let out = cluster.up(None, port, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(renewed(&cluster, &node).await >= before, "up trusted a stale heartbeat");
+
+    // The printed stop command works from anywhere, and quickly.
+    let started = std::time::Instant::now();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&down)
+        .current_dir("/")
+        .output()
+        .expect("sh runs");
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!cluster.state_dir().join("state.json").exists(), "{}", text(&out));
+    assert!(cluster.containers().is_empty(), "{:?}", cluster.containers());
+    assert!(took < std::time::Duration::from_secs(5), "down took {took:?}");
 }
