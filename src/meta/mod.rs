@@ -1,5 +1,5 @@
 //! API machinery with no I/O: errors as `Status`, selectors, quantities, durations, patches,
-//! object helpers.
+//! object helpers, and the name and label validators.
 
 pub mod duration;
 pub mod object;
@@ -7,5 +7,6 @@ pub mod patch;
 pub mod quantity;
 pub mod selector;
 pub mod status;
+pub mod validation;
 
 pub use status::{ApiError, Cause, GroupResource};

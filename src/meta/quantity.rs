@@ -1036,4 +1036,43 @@ mod tests {
         assert_eq!(q("1e-2147483648").canonical(), "1e-9");
         assert_eq!(q("0e2147483647").canonical(), "0");
     }
+
+    /// The table the pod registry's former private parser was tested with, now run against the
+    /// one parser: the value in milli-units (`MilliValue`), or `None` when the text is rejected.
+    #[test]
+    fn milli_value_of_suffixes_signs_and_garbage() {
+        let milli = |s: &str| Quantity::parse(s).ok().map(|q| q.milli_value());
+        let cases: [(&str, Option<i128>); 20] = [
+            ("1", Some(1000)),
+            ("100m", Some(100)),
+            ("0.5", Some(500)),
+            (".5", Some(500)),
+            ("1.5Gi", Some(1_610_612_736_000)),
+            ("1Ki", Some(1_024_000)),
+            ("1k", Some(1_000_000)),
+            ("1e3", Some(1_000_000)),
+            ("1E", Some(1_000_000_000_000_000_000_000)),
+            ("-1", Some(-1000)),
+            ("+2", Some(2000)),
+            ("1n", Some(1)),
+            ("0.0001", Some(1)),
+            ("0", Some(0)),
+            ("1K", None),
+            ("", None),
+            ("1e", None),
+            ("abc", None),
+            ("1 Ki", None),
+            ("1.2.3", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(milli(input), want, "input {input:?}");
+        }
+        // Absurd values saturate instead of panicking.
+        assert!(milli("1e400").is_some_and(|v| v > 0));
+        assert!(milli(&format!("{}Ei", "9".repeat(60))).is_some());
+        assert_eq!(milli("1e-400"), Some(1));
+        assert!(milli(&format!("1.{}1Ei", "0".repeat(36))).is_some_and(|v| v > 0));
+        assert!(milli(&format!("{}.{}1Ei", "9".repeat(30), "0".repeat(30))).is_some());
+        assert_eq!(milli(&format!("0.{}1", "0".repeat(80))), Some(1));
+    }
 }

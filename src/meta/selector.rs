@@ -8,6 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 
+use crate::meta::validation;
+
 /// A selector that failed to parse. `Display` is the message upstream's parser returns, which
 /// kube-apiserver puts into the `BadRequest` status it answers with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -470,7 +472,7 @@ impl<'a> Parser<'a> {
         if token != Token::Identifier {
             return Err(format!("found '{literal}', expected: identifier"));
         }
-        let problems = qualified_name_problems(literal);
+        let problems = validation::is_qualified_name(literal);
         if !problems.is_empty() {
             // Upstream validates the key against a nil field path, hence the "<nil>".
             return Err(invalid_value("<nil>", literal, &problems.join("; ")));
@@ -598,7 +600,7 @@ fn new_requirement(
         }
     }
     for (i, v) in values.iter().enumerate() {
-        let problems = label_value_problems(v);
+        let problems = validation::is_valid_label_value(v);
         if !problems.is_empty() {
             errors.push(invalid_value(
                 &format!("values[{i}][{key}]"),
@@ -625,190 +627,10 @@ fn new_requirement(
 
 /// Upstream `field.Invalid(path, value, detail).Error()`.
 fn invalid_value(path: &str, value: &str, detail: &str) -> String {
-    format!("{path}: Invalid value: {}: {detail}", go_quote(value))
-}
-
-/// Go's `strconv.Quote`, as `%q` prints a bad value. Non-ASCII characters are kept unless they
-/// are control, whitespace or invisible formatting characters (an approximation of Go's
-/// `unicode.IsPrint`, which needs Unicode tables this crate does not carry).
-fn go_quote(s: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            ' '..='~' => out.push(c),
-            c if (c as u32) < 0x80 => {
-                let b = c as u32 as usize;
-                out.push_str("\\x");
-                out.push(char::from(HEX[b >> 4]));
-                out.push(char::from(HEX[b & 0xf]));
-            }
-            c if c.is_control() || c.is_whitespace() || is_invisible_format(c) => {
-                let code = c as u32;
-                if code < 0x10000 {
-                    let _ = write!(out, "\\u{code:04x}");
-                } else {
-                    let _ = write!(out, "\\U{code:08x}");
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn is_invisible_format(c: char) -> bool {
-    matches!(
-        c,
-        '\u{ad}'
-            | '\u{600}'..='\u{605}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{206f}'
-            | '\u{feff}'
-            | '\u{fff9}'..='\u{fffb}'
+    format!(
+        "{path}: Invalid value: {}: {detail}",
+        validation::go_quote(value)
     )
-}
-
-const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_ERR: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
-const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
-const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
-
-/// Upstream `validation.RegexError`: the message, the examples, then the pattern.
-fn regex_error(msg: &str, pattern: &str, examples: &[&str]) -> String {
-    let mut out = String::from(msg);
-    if examples.is_empty() {
-        let _ = write!(out, " (regex used for validation is '{pattern}')");
-        return out;
-    }
-    out.push_str(" (e.g. ");
-    for (i, e) in examples.iter().enumerate() {
-        if i > 0 {
-            out.push_str(" or ");
-        }
-        let _ = write!(out, "'{e}', ");
-    }
-    let _ = write!(out, "regex used for validation is '{pattern}')");
-    out
-}
-
-fn max_len_error(n: usize) -> String {
-    format!("must be no more than {n} characters")
-}
-
-/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`: non-empty, alphanumeric at both ends.
-fn is_qualified_name_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    match (b.first(), b.last()) {
-        (Some(first), Some(last)) => {
-            first.is_ascii_alphanumeric()
-                && last.is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        }
-        _ => false,
-    }
-}
-
-/// One RFC 1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.
-fn is_dns1123_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    match (b.first(), b.last()) {
-        (Some(first), Some(last)) => {
-            edge(first) && edge(last) && b.iter().all(|c| edge(c) || *c == b'-')
-        }
-        _ => false,
-    }
-}
-
-/// Upstream `IsDNS1123Subdomain`.
-fn dns1123_subdomain_problems(s: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if s.len() > 253 {
-        problems.push(max_len_error(253));
-    }
-    if !s.split('.').all(is_dns1123_label) {
-        problems.push(regex_error(
-            DNS1123_SUBDOMAIN_ERR,
-            DNS1123_SUBDOMAIN_FMT,
-            &["example.com"],
-        ));
-    }
-    problems
-}
-
-/// Upstream `IsQualifiedName`, which label keys must satisfy: `[prefix/]name` with a DNS
-/// subdomain prefix and a name of at most 63 characters.
-pub fn qualified_name_problems(key: &str) -> Vec<String> {
-    let examples = ["MyName", "my.name", "123-abc"];
-    let mut problems = Vec::new();
-    let parts: Vec<&str> = key.split('/').collect();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
-            if prefix.is_empty() {
-                problems.push("prefix part must be non-empty".to_owned());
-            } else {
-                problems.extend(
-                    dns1123_subdomain_problems(prefix)
-                        .into_iter()
-                        .map(|p| format!("prefix part {p}")),
-                );
-            }
-            *name
-        }
-        _ => {
-            problems.push(format!(
-                "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &examples)
-            ));
-            return problems;
-        }
-    };
-    if name.is_empty() {
-        problems.push("name part must be non-empty".to_owned());
-    } else if name.len() > 63 {
-        problems.push(format!("name part {}", max_len_error(63)));
-    }
-    if !is_qualified_name_part(name) {
-        problems.push(format!(
-            "name part {}",
-            regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &examples)
-        ));
-    }
-    problems
-}
-
-/// Upstream `IsValidLabelValue`: empty, or at most 63 characters shaped like a qualified name.
-pub fn label_value_problems(value: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if value.len() > 63 {
-        problems.push(max_len_error(63));
-    }
-    if !value.is_empty() && !is_qualified_name_part(value) {
-        problems.push(regex_error(
-            LABEL_VALUE_ERR,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
-        ));
-    }
-    problems
 }
 
 // ---------------------------------------------------------------------------------------------

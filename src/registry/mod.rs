@@ -13,8 +13,7 @@ pub mod leases;
 pub mod namespace_finalizer;
 pub mod namespaces;
 pub mod nodes;
-pub mod pod_constraints;
-pub mod pod_logic;
+pub mod pod;
 pub mod pods;
 mod store;
 #[cfg(test)]
@@ -217,5 +216,5 @@ pub fn since(value: Option<&Value>, now: Timestamp) -> String {
         return "<unknown>".into();
     };
     let secs = now.as_second().saturating_sub(when.as_second()).max(0);
-    pod_logic::human_duration(std::time::Duration::from_secs(secs.unsigned_abs()))
+    pod::human_duration(std::time::Duration::from_secs(secs.unsigned_abs()))
 }

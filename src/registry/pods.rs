@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
 
 use super::decode::{cannot_handle, decode_as, Decoded};
-use super::{pod_logic, FieldError, ResourceInfo, Strategy};
+use super::{pod, FieldError, ResourceInfo, Strategy};
 use crate::meta::patch::PatchSchema;
 use crate::meta::quantity::Quantity;
 use crate::meta::{object, ApiError};
@@ -114,12 +114,12 @@ impl Strategy for PodStrategy {
         if let Some(o) = obj.as_object_mut() {
             o.remove("status");
         }
-        with_typed(obj, pod_logic::default_pod);
+        with_typed(obj, pod::default_pod);
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         match typed(obj) {
-            Some(pod) => pod_logic::validate_pod(&pod),
+            Some(pod) => pod::validate_pod(&pod),
             None => vec![FieldError::invalid(
                 "spec",
                 "",
@@ -139,7 +139,7 @@ impl Strategy for PodStrategy {
             }
         }
         if let Some(old_pod) = typed(old) {
-            with_typed(new, |pod| pod_logic::default_pod_for_update(pod, &old_pod));
+            with_typed(new, |pod| pod::default_pod_for_update(pod, &old_pod));
         }
     }
 
@@ -180,7 +180,7 @@ impl Strategy for PodStrategy {
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
         match (typed(new), typed(old)) {
-            (Some(new), Some(old)) => pod_logic::validate_pod_update(&new, &old),
+            (Some(new), Some(old)) => pod::validate_pod_update(&new, &old),
             _ => vec![FieldError::invalid(
                 "spec",
                 "",
@@ -246,14 +246,14 @@ impl Strategy for PodStrategy {
     }
 
     fn column_definitions(&self) -> Value {
-        pod_logic::pod_column_definitions()
+        pod::pod_column_definitions()
     }
 
     fn row(&self, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
         let Some(pod) = typed(obj) else {
             return vec![json!(object::name(obj))];
         };
-        let row = pod_logic::pod_table_row(&pod, now);
+        let row = pod::pod_table_row(&pod, now);
         [
             row.name,
             row.ready,

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
     PreferredSchedulingTerm, SecurityContext,
 };
 
-use super::field_error::{
+use crate::registry::field_error::{
     inclusive_range_error, is_qualified_name, is_valid_label_value, name_is_dns_subdomain,
     FieldError,
 };
