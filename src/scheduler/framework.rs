@@ -24,6 +24,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use crate::meta::quantity::Quantity as ApiQuantity;
+use crate::meta::selector::{qualified_name_problems, LabelOperator, LabelRequirement};
+
 use super::message::{
     insufficient_reason, untolerated_taint_reason, REASON_AFFINITY_TERMS_CONFLICT,
     REASON_NODE_AFFINITY, REASON_NODE_NAME, REASON_NODE_PORTS, REASON_NODE_UNSCHEDULABLE,
@@ -69,112 +72,11 @@ static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
 // Quantities
 // ---------------------------------------------------------------------------------------------
 
-/// SWAP POINT for the project's quantity type: the quantity's value in thousandths of a unit,
-/// rounded up (upstream `Quantity.MilliValue`), or `None` when the text is not a quantity.
-///
-/// A small private parser so this module stands alone: `<sign><digits>[.<digits>]<suffix>` with
-/// the decimal (`n u m k M G T P E`), binary (`Ki`…`Ei`) and exponent (`e3`, `E-2`) suffixes.
-/// Magnitudes beyond i128 saturate; callers clamp to i64 like upstream's int64 accessors.
+/// A quantity's value in thousandths of a unit, rounded away from zero (upstream
+/// `Quantity.MilliValue`), or `None` when the text is not a quantity. Surrounding whitespace is
+/// ignored, as upstream's JSON decoding trims it before parsing.
 fn parse_quantity_milli(q: &str) -> Option<i128> {
-    let s = q.trim();
-    let (negative, unsigned) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let int_len = unsigned.bytes().take_while(u8::is_ascii_digit).count();
-    let (int_digits, rest) = unsigned.split_at(int_len);
-    let (frac_digits, suffix) = match rest.strip_prefix('.') {
-        Some(after) => after.split_at(after.bytes().take_while(u8::is_ascii_digit).count()),
-        None => ("", rest),
-    };
-    if int_digits.is_empty() && frac_digits.is_empty() {
-        return None;
-    }
-    // (decimal exponent, binary multiplier) of the suffix.
-    let (exp10, multiplier): (i64, u128) = match suffix {
-        "" => (0, 1),
-        "n" => (-9, 1),
-        "u" => (-6, 1),
-        "m" => (-3, 1),
-        "k" => (3, 1),
-        "M" => (6, 1),
-        "G" => (9, 1),
-        "T" => (12, 1),
-        "P" => (15, 1),
-        "E" => (18, 1),
-        "Ki" => (0, 1 << 10),
-        "Mi" => (0, 1 << 20),
-        "Gi" => (0, 1 << 30),
-        "Ti" => (0, 1 << 40),
-        "Pi" => (0, 1 << 50),
-        "Ei" => (0, 1 << 60),
-        other => {
-            let exponent = other.strip_prefix(['e', 'E'])?;
-            let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            // Out-of-range exponents saturate (upstream also bounds them).
-            let value: i64 = exponent.parse().unwrap_or(if exponent.starts_with('-') {
-                i64::MIN / 2
-            } else {
-                i64::MAX / 2
-            });
-            (value.clamp(-1_000_000, 1_000_000), 1)
-        }
-    };
-    let frac_len = i64::try_from(frac_digits.len()).unwrap_or(i64::MAX / 2);
-    let mut digits = String::with_capacity(int_digits.len() + frac_digits.len());
-    digits.push_str(int_digits);
-    digits.push_str(frac_digits);
-    // value × 1000 = digits × multiplier × 10^(exp10 + 3 - frac_len)
-    let (floor, inexact) = scale_digits(&digits, exp10 + 3 - frac_len, multiplier);
-    let magnitude = i128::try_from(floor).unwrap_or(i128::MAX);
-    Some(if negative {
-        // Rounding up a negative value drops its fraction.
-        -magnitude
-    } else {
-        magnitude.saturating_add(i128::from(inexact))
-    })
-}
-
-/// `floor(digits × multiplier × 10^pow10)` and whether anything was cut off; saturating.
-fn scale_digits(digits: &str, mut pow10: i64, multiplier: u128) -> (u128, bool) {
-    let mut digits = digits.trim_start_matches('0');
-    if digits.is_empty() {
-        return (0, false);
-    }
-    // Keep the significant digits within u128 once multiplied; what is dropped only decides
-    // rounding (absurdly long inputs lose precision rather than failing).
-    let keep = if multiplier == 1 { 38 } else { 19 };
-    let mut inexact = false;
-    if digits.len() > keep {
-        let (kept, dropped) = digits.split_at(keep);
-        inexact = dropped.bytes().any(|b| b != b'0');
-        pow10 = pow10.saturating_add(i64::try_from(dropped.len()).unwrap_or(i64::MAX / 2));
-        digits = kept;
-    }
-    let Ok(value) = digits.parse::<u128>() else {
-        return (u128::MAX, false);
-    };
-    let Some(value) = value.checked_mul(multiplier) else {
-        return (u128::MAX, false);
-    };
-    if pow10 >= 0 {
-        let scaled = u32::try_from(pow10)
-            .ok()
-            .and_then(|p| 10u128.checked_pow(p))
-            .and_then(|p| value.checked_mul(p));
-        return (scaled.unwrap_or(u128::MAX), inexact);
-    }
-    match u32::try_from(pow10.unsigned_abs())
-        .ok()
-        .and_then(|p| 10u128.checked_pow(p))
-    {
-        Some(divisor) => (value / divisor, inexact || value % divisor != 0),
-        None => (0, true),
-    }
+    ApiQuantity::parse(q.trim()).ok().map(|q| q.milli_value())
 }
 
 /// Thousandths to whole units, rounded up (upstream `Quantity.Value`).
@@ -222,7 +124,7 @@ fn is_scalar_resource(name: &str) -> bool {
     let extended = name.contains('/')
         && !prefixed_native
         && !name.starts_with("requests.")
-        && is_qualified_name(&format!("requests.{name}"));
+        && qualified_name_problems(&format!("requests.{name}")).is_empty();
     extended
         || prefixed_native
         || name.starts_with("hugepages-")
@@ -751,53 +653,20 @@ fn node_resources_fit(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
 // Node affinity (component-helpers `nodeaffinity`)
 // ---------------------------------------------------------------------------------------------
 
-/// A parsed `matchExpressions` entry (upstream `labels.NewRequirement`).
-enum LabelRequirement<'a> {
-    In(&'a str, &'a [String]),
-    NotIn(&'a str, &'a [String]),
-    Exists(&'a str),
-    DoesNotExist(&'a str),
-    Gt(&'a str, i64),
-    Lt(&'a str, i64),
-}
-
-impl<'a> LabelRequirement<'a> {
-    /// None when upstream would refuse the requirement; the whole term then never matches.
-    fn parse(r: &'a NodeSelectorRequirement) -> Option<Self> {
-        let key = r.key.as_str();
-        let values = r.values.as_deref().unwrap_or_default();
-        if !is_qualified_name(key) || !values.iter().all(|v| is_label_value(v)) {
-            return None;
-        }
-        let single_int = || match values {
-            [v] => v.parse::<i64>().ok(),
-            _ => None,
-        };
-        match r.operator.as_str() {
-            "In" if !values.is_empty() => Some(Self::In(key, values)),
-            "NotIn" if !values.is_empty() => Some(Self::NotIn(key, values)),
-            "Exists" if values.is_empty() => Some(Self::Exists(key)),
-            "DoesNotExist" if values.is_empty() => Some(Self::DoesNotExist(key)),
-            "Gt" => single_int().map(|v| Self::Gt(key, v)),
-            "Lt" => single_int().map(|v| Self::Lt(key, v)),
-            _ => None,
-        }
-    }
-
-    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        match self {
-            Self::In(key, values) => labels.get(*key).is_some_and(|v| values.contains(v)),
-            Self::NotIn(key, values) => labels.get(*key).is_none_or(|v| !values.contains(v)),
-            Self::Exists(key) => labels.contains_key(*key),
-            Self::DoesNotExist(key) => !labels.contains_key(*key),
-            Self::Gt(key, bound) => label_int(labels, key).is_some_and(|v| v > *bound),
-            Self::Lt(key, bound) => label_int(labels, key).is_some_and(|v| v < *bound),
-        }
-    }
-}
-
-fn label_int(labels: &BTreeMap<String, String>, key: &str) -> Option<i64> {
-    labels.get(key).and_then(|v| v.parse().ok())
+/// A `matchExpressions` entry as a label requirement (upstream
+/// `nodeSelectorRequirementsAsSelector`), or None when upstream would refuse it (unknown
+/// operator, wrong value count, invalid key or value); the whole term then never matches.
+fn label_requirement(r: &NodeSelectorRequirement) -> Option<LabelRequirement> {
+    let operator = match r.operator.as_str() {
+        "In" => LabelOperator::In,
+        "NotIn" => LabelOperator::NotIn,
+        "Exists" => LabelOperator::Exists,
+        "DoesNotExist" => LabelOperator::DoesNotExist,
+        "Gt" => LabelOperator::GreaterThan,
+        "Lt" => LabelOperator::LessThan,
+        _ => return None,
+    };
+    LabelRequirement::new(&r.key, operator, r.values.as_deref().unwrap_or_default()).ok()
 }
 
 /// A parsed `matchFields` entry: `In`/`NotIn` with exactly one value. The only field a node
@@ -847,7 +716,7 @@ fn term_matches(term: &NodeSelectorTerm, node: &Node) -> Option<bool> {
         .match_expressions
         .iter()
         .flatten()
-        .map(LabelRequirement::parse)
+        .map(label_requirement)
         .collect::<Option<_>>()?;
     let fields: Vec<FieldRequirement> = term
         .match_fields
@@ -954,54 +823,6 @@ fn preferred_affinity_score(pod: &Pod, node: &Node) -> i64 {
         .filter(|t| t.weight != 0 && !is_empty_term(&t.preference))
         .filter(|t| term_matches(&t.preference, node) == Some(true))
         .fold(0i64, |sum, t| sum.saturating_add(i64::from(t.weight)))
-}
-
-/// Upstream `validation.IsQualifiedName`: `[prefix/]name`, prefix a DNS-1123 subdomain, name
-/// 1–63 alphanumerics with `-`, `_`, `.` inside.
-fn is_qualified_name(s: &str) -> bool {
-    let (prefix, name) = match s.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, s),
-    };
-    if name.contains('/') {
-        return false;
-    }
-    if let Some(prefix) = prefix {
-        if !is_dns1123_subdomain(prefix) {
-            return false;
-        }
-    }
-    !name.is_empty() && is_label_value(name)
-}
-
-/// Upstream `validation.IsValidLabelValue`: empty, or at most 63 alphanumerics with `-`, `_`,
-/// `.` inside.
-fn is_label_value(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    match (bytes.first(), bytes.last()) {
-        (None, _) | (_, None) => true,
-        (Some(first), Some(last)) => {
-            bytes.len() <= 63
-                && first.is_ascii_alphanumeric()
-                && last.is_ascii_alphanumeric()
-                && bytes
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        }
-    }
-}
-
-/// Upstream `validation.IsDNS1123Subdomain`.
-fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|label| {
-            let b = label.as_bytes();
-            let edge = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-            b.first().is_some_and(edge)
-                && b.last().is_some_and(edge)
-                && b.iter().all(|c| edge(c) || *c == b'-')
-        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1320,6 +1141,13 @@ mod tests {
         result.err().map(|r| r.reasons).unwrap_or_default()
     }
 
+    /// The table the scheduler's former private quantity parser was tested with, now run
+    /// against `meta::quantity`. Three rows changed with the move: `-1.5m` rounds away from zero
+    /// (-2, upstream `MilliValue`; the old parser rounded towards +∞ to -1), a lone `.` reads
+    /// as zero (upstream accepts it; the old parser refused it), and a value beyond i128
+    /// nano-units saturates at that bound rather than at i128 milli-units. None of the three can
+    /// reach the scheduler: API validation refuses negative requests, and every result is
+    /// clamped to i64 anyway.
     #[test]
     fn quantity_parser_rounds_milli_units_up_like_upstream() {
         #[rustfmt::skip]
@@ -1328,15 +1156,23 @@ mod tests {
             (".25", Some(250)), ("1k", Some(1_000_000)), ("1Ki", Some(1_024_000)),
             ("1Gi", Some(1_073_741_824_000)), ("1.5Mi", Some(1_572_864_000)),
             ("1e3", Some(1_000_000)), ("1E-3", Some(1)), ("0.0001", Some(1)), ("1n", Some(1)),
-            ("1500u", Some(2)), ("0", Some(0)), ("+7m", Some(7)), ("-1.5m", Some(-1)),
-            ("", None), ("abc", None), ("1Qi", None), ("--1", None), ("1e", None),
-            ("1e+-3", None), ("1.2.3", None), (".", None),
-            ("99999999999999999999999999999999999999999999999E", Some(i128::MAX)),
+            ("1500u", Some(2)), ("0", Some(0)), ("+7m", Some(7)), ("-1.5m", Some(-2)),
+            (" 250m ", Some(250)), ("", None), ("abc", None), ("1Qi", None), ("--1", None),
+            ("1e", None), ("1e+-3", None), ("1.2.3", None), (".", Some(0)),
+            ("99999999999999999999999999999999999999999999999E", Some(i128::MAX / 1_000_000 + 1)),
             ("1e-999999999999", Some(1)),
         ];
-        for (text, want) in cases {
-            assert_eq!(parse_quantity_milli(text), *want, "{text}");
-        }
+        let wrong: Vec<String> = cases
+            .iter()
+            .filter(|(text, want)| parse_quantity_milli(text) != *want)
+            .map(|(text, want)| {
+                format!(
+                    "{text}: got {:?}, want {want:?}",
+                    parse_quantity_milli(text)
+                )
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 
     #[test]
@@ -1585,6 +1421,12 @@ mod tests {
             ("an invalid term never matches, a later one still can",
                 required(vec![exprs(vec![e("zone", "In", &[])]), exprs(vec![e("zone", "In", &["a"])])]), true),
             ("nodeSelector and affinity both apply", both, false),
+            ("Exists with values is refused", required(vec![exprs(vec![e("disk", "Exists", &["ssd"])])]), false),
+            ("Gt with two values is refused", required(vec![exprs(vec![e("cores", "Gt", &["1", "2"])])]), false),
+            ("an unknown operator is refused", required(vec![exprs(vec![e("zone", "Equals", &["a"])])]), false),
+            ("an invalid key is refused", required(vec![exprs(vec![e("-zone", "DoesNotExist", &[])])]), false),
+            ("an invalid value is refused", required(vec![exprs(vec![e("zone", "NotIn", &["b c"])])]), false),
+            ("a prefixed key matches", required(vec![exprs(vec![e("example.com/gpu", "DoesNotExist", &[])])]), true),
         ];
         for (what, extra, fits) in cases {
             let p = pod_req("p", None, None, extra);
