@@ -90,6 +90,44 @@ impl LabelRequirement {
         &self.values
     }
 
+    /// Upstream `labels.NewRequirement` for callers that hold a key, operator and values rather
+    /// than selector text (node affinity's `matchExpressions`): the key must be a qualified name,
+    /// the number of values must suit the operator, `Gt`/`Lt` values must be integers and every
+    /// value must be a label value. Only the first problem found is reported.
+    pub fn new(
+        key: &str,
+        operator: LabelOperator,
+        values: &[String],
+    ) -> Result<LabelRequirement, SelectorError> {
+        let invalid = |message: String| Err(SelectorError::LabelRequirement(message));
+        let problems = qualified_name_problems(key);
+        if !problems.is_empty() {
+            return invalid(invalid_value("key", key, &problems.join("; ")));
+        }
+        let count_problem = match operator {
+            LabelOperator::In | LabelOperator::NotIn if values.is_empty() => {
+                Some("for 'in', 'notin' operators, values set can't be empty")
+            }
+            LabelOperator::Equals | LabelOperator::DoubleEquals | LabelOperator::NotEquals
+                if values.len() != 1 =>
+            {
+                Some("exact-match compatibility requires one single value")
+            }
+            LabelOperator::Exists | LabelOperator::DoesNotExist if !values.is_empty() => {
+                Some("values set must be empty for exists and does not exist")
+            }
+            LabelOperator::GreaterThan | LabelOperator::LessThan if values.len() != 1 => {
+                Some("for 'Gt', 'Lt' operators, exactly one value is required")
+            }
+            _ => None,
+        };
+        if let Some(detail) = count_problem {
+            return invalid(format!("values: Invalid value: {values:?}: {detail}"));
+        }
+        new_requirement(key, operator, values.iter().map(String::as_str).collect())
+            .map_err(SelectorError::LabelRequirement)
+    }
+
     fn has_value(&self, value: &str) -> bool {
         self.values.iter().any(|v| v == value)
     }

@@ -1,0 +1,204 @@
+//! `NodeInfo`: a node and the Pods placed on it, with the sums the plugins read (upstream
+//! `framework/types.go`).
+
+use super::*;
+
+/// A host port as upstream's `HostPortInfo` keys it: empty IP means 0.0.0.0, empty protocol TCP.
+type HostPort = (String, String, i32);
+
+fn host_port(ip: Option<&str>, protocol: Option<&str>, port: i32) -> HostPort {
+    let ip = ip.filter(|s| !s.is_empty()).unwrap_or(BIND_ALL_HOST_IP);
+    let protocol = protocol.filter(|s| !s.is_empty()).unwrap_or("TCP");
+    (ip.to_string(), protocol.to_string(), port)
+}
+
+/// The host ports a Pod's app containers ask for (upstream ignores init containers here).
+pub(super) fn wanted_host_ports(pod: &Pod) -> Vec<HostPort> {
+    spec(pod)
+        .into_iter()
+        .flat_map(|s| &s.containers)
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            let port = p.host_port.unwrap_or(0);
+            (port > 0).then(|| host_port(p.host_ip.as_deref(), p.protocol.as_deref(), port))
+        })
+        .collect()
+}
+
+/// A node and the Pods placed on it, with the sums the plugins read (upstream `NodeInfo`).
+///
+/// Change `pods` only through [`NodeInfo::add_pod`] and [`NodeInfo::remove_pod`], which keep the
+/// cached sums in step.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub node: Node,
+    pub pods: Vec<Pod>,
+    /// Sums are kept wider than i64 so adding and removing are exact inverses.
+    pub(super) requested_cpu: i128,
+    pub(super) requested_memory: i128,
+    pub(super) non_zero_cpu: i128,
+    pub(super) non_zero_memory: i128,
+    pub(super) requested_extra: BTreeMap<String, i128>,
+    /// Port → number of placed Pods using it. Upstream keeps a set, so removing one of two Pods
+    /// that share a port (possible only for Pods bound without the scheduler) frees it; a count
+    /// keeps it taken until the last one leaves.
+    pub(super) used_host_ports: HashMap<HostPort, usize>,
+}
+
+impl NodeInfo {
+    pub fn new(node: Node) -> Self {
+        NodeInfo {
+            node,
+            pods: Vec::new(),
+            requested_cpu: 0,
+            requested_memory: 0,
+            non_zero_cpu: 0,
+            non_zero_memory: 0,
+            requested_extra: BTreeMap::new(),
+            used_host_ports: HashMap::new(),
+        }
+    }
+
+    /// The node's name (`""` if it has none).
+    pub fn name(&self) -> &str {
+        self.node.metadata.name.as_deref().unwrap_or("")
+    }
+
+    /// Accounts a Pod placed on this node (upstream `NodeInfo.AddPod`).
+    pub fn add_pod(&mut self, pod: &Pod) {
+        self.update(pod, true);
+        self.pods.push(pod.clone());
+    }
+
+    /// Forgets the Pod with this uid; false if there is none. As upstream, Pods are keyed by
+    /// uid and an empty uid matches nothing.
+    pub fn remove_pod(&mut self, uid: &str) -> bool {
+        if uid.is_empty() {
+            return false;
+        }
+        let Some(i) = self
+            .pods
+            .iter()
+            .position(|p| p.metadata.uid.as_deref() == Some(uid))
+        else {
+            return false;
+        };
+        let pod = self.pods.remove(i);
+        self.update(&pod, false);
+        true
+    }
+
+    fn update(&mut self, pod: &Pod, add: bool) {
+        let sign: i128 = if add { 1 } else { -1 };
+        let list = pod_request_list(pod, false);
+        let fit = resources_of(&list);
+        self.requested_cpu += sign * i128::from(fit.milli_cpu);
+        self.requested_memory += sign * i128::from(fit.memory);
+        for (name, v) in pod_extra_requests(&list) {
+            *self.requested_extra.entry(name).or_insert(0) += sign * i128::from(v);
+        }
+        let (cpu, memory) = node_non_zero_of(pod);
+        self.non_zero_cpu += sign * cpu;
+        self.non_zero_memory += sign * memory;
+        for port in wanted_host_ports(pod) {
+            if add {
+                *self.used_host_ports.entry(port).or_insert(0) += 1;
+            } else if let Some(n) = self.used_host_ports.get_mut(&port) {
+                *n -= 1;
+                if *n == 0 {
+                    self.used_host_ports.remove(&port);
+                }
+            }
+        }
+    }
+
+    /// `status.allocatable`: cpu in millicores, memory in bytes, and the Pod count.
+    pub fn allocatable(&self) -> Resources {
+        let list = self.allocatable_list();
+        Resources {
+            milli_cpu: clamp_i64(list.get(CPU).copied().unwrap_or(0)),
+            memory: clamp_i64(milli_to_units(list.get(MEMORY).copied().unwrap_or(0))),
+            pods: clamp_i64(milli_to_units(list.get(PODS).copied().unwrap_or(0))),
+        }
+    }
+
+    pub(super) fn allocatable_list(&self) -> MilliList {
+        milli_list(
+            self.node
+                .status
+                .as_ref()
+                .and_then(|s| s.allocatable.as_ref()),
+        )
+    }
+
+    /// Sum of the placed Pods' requests (missing requests count 0); `pods` is their number.
+    pub fn requested(&self) -> Resources {
+        Resources {
+            milli_cpu: clamp_i64(self.requested_cpu),
+            memory: clamp_i64(self.requested_memory),
+            pods: clamp_i64(self.pods.len() as i128),
+        }
+    }
+
+    /// Sum of the placed Pods' requests with the scoring defaults for missing ones (upstream
+    /// `NonZeroRequested`); `pods` is their number.
+    pub fn non_zero_requested(&self) -> Resources {
+        Resources {
+            milli_cpu: clamp_i64(self.non_zero_cpu),
+            memory: clamp_i64(self.non_zero_memory),
+            pods: clamp_i64(self.pods.len() as i128),
+        }
+    }
+
+    /// The host ports placed Pods hold, as (ip, protocol, port) with upstream's defaults filled
+    /// in (`0.0.0.0`, `TCP`).
+    pub fn used_host_ports(&self) -> impl Iterator<Item = (&str, &str, i32)> {
+        self.used_host_ports
+            .keys()
+            .map(|(ip, protocol, port)| (ip.as_str(), protocol.as_str(), *port))
+    }
+
+    /// Whether a wanted (ip, protocol, port) collides with a used one (upstream
+    /// `HostPortInfo.CheckConflict`): 0.0.0.0 collides with the port on any IP, and any IP
+    /// collides with the port on 0.0.0.0 or on itself.
+    pub(super) fn host_port_taken(&self, (ip, protocol, port): &HostPort) -> bool {
+        if ip == BIND_ALL_HOST_IP {
+            return self
+                .used_host_ports
+                .keys()
+                .any(|(_, p, n)| p == protocol && n == port);
+        }
+        [BIND_ALL_HOST_IP, ip.as_str()].iter().any(|candidate| {
+            self.used_host_ports
+                .contains_key(&(candidate.to_string(), protocol.clone(), *port))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::framework::test_support::*;
+
+    #[test]
+    fn node_info_add_and_remove_pod_keep_sums_in_step() {
+        let mut n = plain_node("n");
+        n.add_pod(&requesting("a", "500m", "1Gi"));
+        n.add_pod(&pod_req("b", None, Some("2Gi"), json!({})));
+        let r = |milli_cpu, memory, pods| Resources {
+            milli_cpu,
+            memory,
+            pods,
+        };
+        assert_eq!(n.requested(), r(500, 3 * GI, 2));
+        assert_eq!(n.non_zero_requested(), r(600, 3 * GI, 2));
+        assert!(n.remove_pod("a"));
+        assert_eq!(n.requested(), r(0, 2 * GI, 1));
+        assert_eq!(n.non_zero_requested(), r(100, 2 * GI, 1));
+        assert!(!n.remove_pod("a"), "already gone");
+        assert!(!n.remove_pod(""), "empty uid matches nothing");
+        assert!(n.remove_pod("b"));
+        assert_eq!(n.requested(), Resources::default());
+        assert_eq!(n.allocatable(), r(4000, 8 * GI, 110));
+    }
+}
