@@ -11,6 +11,8 @@
 
 pub mod docker;
 pub mod fake;
+#[cfg(test)]
+mod fake_api;
 pub mod labels;
 mod mailbox;
 mod node;

@@ -1332,6 +1332,10 @@ impl Worker {
 }
 
 #[cfg(test)]
+#[path = "pod_worker_tests.rs"]
+mod worker_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
