@@ -50,7 +50,9 @@ impl Drop for FakeApi {
 
 impl FakeApi {
     pub async fn start() -> FakeApi {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
         let address = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let served = state.clone();

@@ -38,8 +38,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::client::EventRecorder;
-pub use node::machine_capacity;
 use mailbox::Mailbox;
+pub use node::machine_capacity;
 use pod_worker::Shared;
 use runtime::{RunState, Runtime};
 

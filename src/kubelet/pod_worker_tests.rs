@@ -151,7 +151,11 @@ async fn the_newest_of_a_burst_of_updates_wins() {
         workers.values().all(|h| h.mailbox.is_closed())
     })
     .await;
-    assert!(rig.fake.containers().is_empty(), "{:?}", rig.fake.containers());
+    assert!(
+        rig.fake.containers().is_empty(),
+        "{:?}",
+        rig.fake.containers()
+    );
     shutdown.cancel();
 }
 
@@ -193,11 +197,7 @@ async fn a_changed_image_replaces_exactly_that_container() {
     let status = rig.api.pod("default", "web").unwrap().status.unwrap();
     let c = &status.container_statuses.unwrap()[0];
     assert_eq!(c.restart_count, 1);
-    assert!(rig
-        .api
-        .event_reasons()
-        .iter()
-        .any(|r| r == "Killing"));
+    assert!(rig.api.event_reasons().iter().any(|r| r == "Killing"));
 
     // And it stays replaced.
     worker.sync().await.unwrap();
@@ -231,7 +231,10 @@ async fn a_container_that_cannot_start_crash_loops_with_a_doubling_back_off() {
         rig.fake.take_calls();
         worker.sync().await.unwrap();
         assert!(
-            !rig.fake.calls().iter().any(|c| matches!(c, Call::CreateContainer(_))),
+            !rig.fake
+                .calls()
+                .iter()
+                .any(|c| matches!(c, Call::CreateContainer(_))),
             "round {round}"
         );
         let waiting = &worker.waiting["c"];
@@ -239,7 +242,14 @@ async fn a_container_that_cannot_start_crash_loops_with_a_doubling_back_off() {
         let status = rig.api.pod("default", "mongo").unwrap().status.unwrap();
         let c = &status.container_statuses.unwrap()[0];
         assert_eq!(
-            c.state.as_ref().unwrap().waiting.as_ref().unwrap().reason.as_deref(),
+            c.state
+                .as_ref()
+                .unwrap()
+                .waiting
+                .as_ref()
+                .unwrap()
+                .reason
+                .as_deref(),
             Some("CrashLoopBackOff")
         );
         let last = c.last_state.as_ref().unwrap().terminated.as_ref().unwrap();
@@ -292,7 +302,10 @@ async fn deletion_stops_containers_within_the_grace_period() {
         "{calls:?}"
     );
     assert!(rig.fake.containers().is_empty());
-    assert!(rig.api.pod("default", "graceful").is_none(), "deleted from the API");
+    assert!(
+        rig.api.pod("default", "graceful").is_none(),
+        "deleted from the API"
+    );
 }
 
 #[tokio::test]

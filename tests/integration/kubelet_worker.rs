@@ -41,7 +41,12 @@ fn status_of(p: &Pod, container: &str) -> Option<ContainerStatus> {
 }
 
 /// Polls the Pod until `check` holds; panics with the last Pod seen past the deadline.
-async fn wait_for(cluster: &UpCluster, name: &str, what: &str, check: impl Fn(&Pod) -> bool) -> Pod {
+async fn wait_for(
+    cluster: &UpCluster,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Pod) -> bool,
+) -> Pod {
     let pods: Api<Pod> = Api::namespaced(cluster.client().await, "default");
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
@@ -71,7 +76,10 @@ async fn set_image_replaces_the_running_container() {
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: swap\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: c\n    image: {TEST_IMAGE}\n    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; sleep 3600 & wait\"]\n"
     );
     cluster.apply(&spec);
-    let first = wait_for(&cluster, "swap", "Running", |p| running_id(p, "c").is_some()).await;
+    let first = wait_for(&cluster, "swap", "Running", |p| {
+        running_id(p, "c").is_some()
+    })
+    .await;
     let old_id = running_id(&first, "c").unwrap_or_default();
 
     cluster.kubectl_ok(&["set", "image", "pod/swap", &format!("c={}", second.0)]);
