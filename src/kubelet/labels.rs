@@ -5,13 +5,15 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod};
 
 pub const POD_UID: &str = "io.kubernetes.pod.uid";
 pub const POD_NAME: &str = "io.kubernetes.pod.name";
 pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
 pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
+/// A hash of the container's spec; a different one means the spec changed (`kubectl set image`).
+pub const CONTAINER_HASH: &str = "io.kubernetes.container.hash";
 /// `sandbox`, `init` or `app`.
 pub const KIND: &str = "io.rkube.container.kind";
 pub const NODE: &str = "io.rkube.node";
@@ -63,4 +65,49 @@ pub fn attempt(labels: &BTreeMap<String, String>) -> i32 {
         .get(RESTART_COUNT)
         .and_then(|a| a.parse().ok())
         .unwrap_or(0)
+}
+
+/// The hash of a container's spec, as the kubelet's `HashContainer` labels containers with:
+/// 32-bit FNV-1a over the spec's JSON, in hex. Stable across kubelet restarts (no random seed).
+pub fn spec_hash(container: &Container) -> String {
+    let text = serde_json::to_string(container).unwrap_or_default();
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in text.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{hash:x}")
+}
+
+/// Whether a container was created from another spec than `container`; containers created
+/// without the hash label (by an older kubelet) are taken as unchanged.
+pub fn spec_changed(labels: &BTreeMap<String, String>, container: &Container) -> bool {
+    labels
+        .get(CONTAINER_HASH)
+        .is_some_and(|hash| *hash != spec_hash(container))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_hash_changes_with_the_image_only() {
+        let one = Container {
+            name: "c".into(),
+            image: Some("img:1".into()),
+            ..Container::default()
+        };
+        let two = Container {
+            image: Some("img:2".into()),
+            ..one.clone()
+        };
+        assert_eq!(spec_hash(&one), spec_hash(&one.clone()));
+        assert_ne!(spec_hash(&one), spec_hash(&two));
+        let mut labels = BTreeMap::new();
+        assert!(!spec_changed(&labels, &two), "no label: adopted as is");
+        labels.insert(CONTAINER_HASH.to_string(), spec_hash(&one));
+        assert!(!spec_changed(&labels, &one));
+        assert!(spec_changed(&labels, &two));
+    }
 }

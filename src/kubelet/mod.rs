@@ -11,7 +11,10 @@
 
 pub mod docker;
 pub mod fake;
+#[cfg(test)]
+mod fake_api;
 pub mod labels;
+mod mailbox;
 mod node;
 pub mod pause;
 mod pod_worker;
@@ -31,13 +34,13 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt as _;
 use kube::Api;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::client::EventRecorder;
+use mailbox::Mailbox;
 pub use node::machine_capacity;
-use pod_worker::{Msg, Shared};
+use pod_worker::Shared;
 use runtime::{RunState, Runtime};
 
 #[derive(Debug, Clone)]
@@ -95,7 +98,7 @@ pub fn host_ip() -> String {
 }
 
 struct WorkerHandle {
-    tx: mpsc::Sender<Msg>,
+    mailbox: Mailbox,
     stop: CancellationToken,
 }
 
@@ -191,7 +194,7 @@ pub async fn run(
                     }
                     for (uid, handle) in &workers {
                         if !live.contains(uid) {
-                            let _ = handle.tx.try_send(Msg::Gone);
+                            handle.mailbox.gone();
                         }
                     }
                     remove_orphans(&shared, &live).await;
@@ -199,8 +202,9 @@ pub async fn run(
                 Some(Ok(Event::Apply(pod))) => dispatch(&shared, &mut workers, pod, &shutdown),
                 Some(Ok(Event::Delete(pod))) => {
                     let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    // Never waits: a slow worker cannot hold up the main loop.
                     if let Some(handle) = workers.get(&uid) {
-                        let _ = handle.tx.send(Msg::Gone).await;
+                        handle.mailbox.gone();
                     }
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "pod watch failed; retrying"),
@@ -209,13 +213,13 @@ pub async fn run(
             Some(event) = events.next() => {
                 if let Some(uid) = event.labels.get(labels::POD_UID) {
                     if let Some(handle) = workers.get(uid) {
-                        let _ = handle.tx.try_send(Msg::Poke);
+                        handle.mailbox.poke();
                     }
                 }
             }
             () = shutdown.cancelled() => break,
         }
-        workers.retain(|_, h| !h.tx.is_closed());
+        workers.retain(|_, h| !h.mailbox.is_closed());
     }
     for handle in workers.values() {
         handle.stop.cancel();
@@ -233,17 +237,17 @@ fn dispatch(
     shutdown: &CancellationToken,
 ) {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    if let Some(handle) = workers.get(&uid).filter(|h| !h.tx.is_closed()) {
-        // A full queue already holds a newer wake-up; the worker reads the latest Pod then.
-        let _ = handle.tx.try_send(Msg::Update(Box::new(pod)));
+    if let Some(handle) = workers.get(&uid).filter(|h| !h.mailbox.is_closed()) {
+        // Overwrites any update the worker has not read yet: the newest always wins.
+        handle.mailbox.update(pod);
         return;
     }
-    let (tx, rx) = mpsc::channel(64);
+    let (mailbox, rx) = mailbox::mailbox(pod);
     let stop = shutdown.child_token();
     shared
         .tracker
-        .spawn(pod_worker::run(shared.clone(), pod, rx, stop.clone()));
-    workers.insert(uid, WorkerHandle { tx, stop });
+        .spawn(pod_worker::run(shared.clone(), rx, stop.clone()));
+    workers.insert(uid, WorkerHandle { mailbox, stop });
 }
 
 /// Removes containers of this node whose Pods no longer exist (deleted while the kubelet was

@@ -15,12 +15,13 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::Api;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::labels;
+use super::mailbox::Inbox;
 use super::probes::{self, ProbeContext, ProbeTable};
 use super::runtime::{ContainerSpec, ContainerState, Mount, RunState, Runtime, SandboxSpec};
 use super::status::{self, Observed, ProbeResults, Waiting};
@@ -46,15 +47,21 @@ pub struct Shared {
     pub tracker: TaskTracker,
 }
 
-pub enum Msg {
-    /// The Pod as the watch last saw it.
-    Update(Box<Pod>),
-    /// The engine reported a change of one of the Pod's containers.
-    Poke,
-    /// The Pod is gone from the API (force-deleted): stop and clean up.
-    Gone,
+/// Where a worker is in its Pod's life (upstream's `SyncPod`, `TerminatingPod`, `TerminatedPod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    /// Driving the engine towards the spec.
+    Syncing,
+    /// Stopping every container; they must be gone by `deadline` (the grace period's end).
+    /// `delete_from_api`: the Pod still exists in the API and is deleted there once stopped;
+    /// false when it is already gone (force-deleted).
+    Terminating {
+        deadline: Instant,
+        delete_from_api: bool,
+    },
+    /// Everything is stopped and removed; the worker ends.
+    Terminated,
 }
-
 #[derive(Debug, Clone, Copy)]
 struct Backoff {
     next: Instant,
@@ -77,7 +84,9 @@ impl Backoff {
 struct Worker {
     shared: Arc<Shared>,
     pod: Pod,
-    gone: bool,
+    /// The mailbox version `pod` came from.
+    seen_version: u64,
+    lifecycle: Lifecycle,
     waiting: HashMap<String, Waiting>,
     restart_backoff: HashMap<String, Backoff>,
     pull_backoff: HashMap<String, Backoff>,
@@ -87,59 +96,48 @@ struct Worker {
     probes: ProbeTable,
     probe_stops: HashMap<String, CancellationToken>,
     poke_tx: mpsc::Sender<()>,
+    poke_rx: Option<mpsc::Receiver<()>>,
     last_status: Option<serde_json::Value>,
     wake_at: Option<Instant>,
 }
 
 /// Runs the worker of one Pod until the Pod is gone and cleaned up.
-pub async fn run(
-    shared: Arc<Shared>,
-    pod: Pod,
-    mut rx: mpsc::Receiver<Msg>,
-    shutdown: CancellationToken,
-) {
-    let (poke_tx, mut poke_rx) = mpsc::channel(16);
-    let mut worker = Worker {
-        shared,
-        pod,
-        gone: false,
-        waiting: HashMap::new(),
-        restart_backoff: HashMap::new(),
-        pull_backoff: HashMap::new(),
-        sandbox_backoff: None,
-        init_attempt_base: HashMap::new(),
-        probes: ProbeTable::default(),
-        probe_stops: HashMap::new(),
-        poke_tx,
-        last_status: None,
-        wake_at: None,
-    };
+pub async fn run(shared: Arc<Shared>, mut rx: watch::Receiver<Inbox>, shutdown: CancellationToken) {
+    let inbox = rx.borrow_and_update().clone();
+    let mut worker = Worker::new(shared, &inbox);
+    let mut poke_rx = worker.take_pokes();
+    worker.read(&inbox);
     loop {
         worker.wake_at = None;
         match worker.sync().await {
-            Ok(true) => break,
-            Ok(false) => {}
+            Ok(()) => {}
             Err(e) => {
                 tracing::warn!(pod = %worker.describe(), error = %e, "sync failed; retrying");
                 worker.wake_at = Some(Instant::now() + Duration::from_secs(1));
             }
+        }
+        if worker.lifecycle == Lifecycle::Terminated {
+            break;
         }
         let wake = worker
             .wake_at
             .unwrap_or_else(|| Instant::now() + RESYNC)
             .min(Instant::now() + RESYNC);
         tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(msg) => worker.apply(msg),
-                None => worker.gone = true,
-            },
+            // A kubelet shutting down leaves its Pods running, whatever else is ready.
+            biased;
+            () = shutdown.cancelled() => break,
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    // The kubelet dropped the mailbox: nobody will tell of this Pod again.
+                    worker.pod_gone();
+                }
+            }
             _ = poke_rx.recv() => {}
             () = tokio::time::sleep_until(wake) => {}
-            () = shutdown.cancelled() => break,
         }
-        while let Ok(msg) = rx.try_recv() {
-            worker.apply(msg);
-        }
+        let inbox = rx.borrow_and_update().clone();
+        worker.read(&inbox);
     }
     for stop in worker.probe_stops.values() {
         stop.cancel();
@@ -158,6 +156,11 @@ enum SyncError {
 
 fn kind_of(c: &ContainerState) -> &str {
     c.labels.get(labels::KIND).map(String::as_str).unwrap_or("")
+}
+
+/// A container the engine created but could not start (bad command, missing binary…).
+pub(super) fn start_failed(c: &ContainerState) -> bool {
+    c.state == RunState::Created && !c.error.is_empty()
 }
 
 fn named<'a>(all: &'a [ContainerState], name: &str, kind: &str) -> Vec<&'a ContainerState> {
@@ -284,12 +287,99 @@ impl Worker {
             .await;
     }
 
-    fn apply(&mut self, msg: Msg) {
-        match msg {
-            Msg::Update(pod) => self.pod = *pod,
-            Msg::Poke => {}
-            Msg::Gone => self.gone = true,
+    fn new(shared: Arc<Shared>, inbox: &Inbox) -> Worker {
+        let (poke_tx, poke_rx) = mpsc::channel(16);
+        Worker {
+            shared,
+            pod: (*inbox.pod).clone(),
+            seen_version: inbox.version,
+            lifecycle: Lifecycle::Syncing,
+            waiting: HashMap::new(),
+            restart_backoff: HashMap::new(),
+            pull_backoff: HashMap::new(),
+            sandbox_backoff: None,
+            init_attempt_base: HashMap::new(),
+            probes: ProbeTable::default(),
+            probe_stops: HashMap::new(),
+            poke_tx,
+            poke_rx: Some(poke_rx),
+            last_status: None,
+            wake_at: None,
         }
+    }
+
+    /// The receiving end of the probes' wake-ups (taken once, by the loop).
+    fn take_pokes(&mut self) -> mpsc::Receiver<()> {
+        self.poke_rx.take().unwrap_or_else(|| mpsc::channel(1).1)
+    }
+
+    /// Takes in what the mailbox holds: the newest Pod (when newer than the last read) and
+    /// whether it is gone; then moves the lifecycle on.
+    fn read(&mut self, inbox: &Inbox) {
+        if inbox.version != self.seen_version {
+            self.pod = (*inbox.pod).clone();
+            self.seen_version = inbox.version;
+        }
+        if inbox.gone {
+            self.pod_gone();
+        }
+        self.observe_deletion();
+    }
+
+    /// The grace period the Pod's deletion allows (spec's when the deletion names none).
+    fn grace(&self) -> Duration {
+        let seconds = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| {
+                self.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
+            .unwrap_or(30)
+            .max(0);
+        Duration::from_secs(seconds as u64)
+    }
+
+    /// Starts terminating a Pod marked for deletion; a shorter grace period given later (a
+    /// second `kubectl delete --grace-period`) brings the deadline forward.
+    fn observe_deletion(&mut self) {
+        if self.pod.metadata.deletion_timestamp.is_none() {
+            return;
+        }
+        let deadline = Instant::now() + self.grace();
+        self.lifecycle = match self.lifecycle {
+            Lifecycle::Syncing => Lifecycle::Terminating {
+                deadline,
+                delete_from_api: true,
+            },
+            Lifecycle::Terminating {
+                deadline: current,
+                delete_from_api,
+            } => Lifecycle::Terminating {
+                deadline: current.min(deadline),
+                delete_from_api,
+            },
+            Lifecycle::Terminated => Lifecycle::Terminated,
+        };
+    }
+
+    /// The Pod no longer exists in the API: stop everything, delete nothing there.
+    fn pod_gone(&mut self) {
+        let deadline = Instant::now() + self.grace();
+        self.lifecycle = match self.lifecycle {
+            Lifecycle::Syncing => Lifecycle::Terminating {
+                deadline,
+                delete_from_api: false,
+            },
+            Lifecycle::Terminating { deadline, .. } => Lifecycle::Terminating {
+                deadline,
+                delete_from_api: false,
+            },
+            Lifecycle::Terminated => Lifecycle::Terminated,
+        };
     }
 
     fn wake(&mut self, at: Instant) {
@@ -300,18 +390,34 @@ impl Worker {
         self.shared.root_dir.join("pods").join(self.uid())
     }
 
-    /// One step towards the spec; true when the worker is finished.
-    async fn sync(&mut self) -> Result<bool, SyncError> {
+    /// One step of the lifecycle: towards the spec, or towards everything stopped.
+    async fn sync(&mut self) -> Result<(), SyncError> {
+        // The Pod may have been read back from a status write, too.
+        self.observe_deletion();
+        match self.lifecycle {
+            Lifecycle::Syncing => self.sync_pod().await,
+            Lifecycle::Terminating {
+                deadline,
+                delete_from_api,
+            } => {
+                let filter = [(labels::POD_UID.to_string(), self.uid())];
+                let containers = self.shared.runtime.list(&filter).await?;
+                self.terminate(&containers, deadline).await?;
+                if delete_from_api {
+                    self.finish_delete().await?;
+                }
+                self.lifecycle = Lifecycle::Terminated;
+                Ok(())
+            }
+            Lifecycle::Terminated => Ok(()),
+        }
+    }
+
+    /// One step towards the spec.
+    async fn sync_pod(&mut self) -> Result<(), SyncError> {
         let runtime = self.shared.runtime.clone();
         let filter = [(labels::POD_UID.to_string(), self.uid())];
         let containers = runtime.list(&filter).await?;
-        if self.gone || self.pod.metadata.deletion_timestamp.is_some() {
-            self.terminate(&containers).await?;
-            if !self.gone {
-                self.finish_delete().await?;
-            }
-            return Ok(true);
-        }
         let phase = self
             .pod
             .status
@@ -319,10 +425,10 @@ impl Worker {
             .and_then(|s| s.phase.clone())
             .unwrap_or_default();
         if phase == "Succeeded" || phase == "Failed" {
-            return Ok(false);
+            return Ok(());
         }
         let Some((sandbox_id, pod_ip)) = self.ensure_sandbox(&containers).await? else {
-            return Ok(false);
+            return Ok(());
         };
         self.prepare_volumes()?;
         let containers = runtime.list(&filter).await?;
@@ -347,7 +453,7 @@ impl Worker {
             match tries.first() {
                 Some(c) if c.state == RunState::Exited && c.exit_code == 0 => continue,
                 Some(c) if c.state == RunState::Running => {}
-                Some(c) if c.state == RunState::Exited => {
+                Some(c) if c.state == RunState::Exited || start_failed(c) => {
                     if policy != "Never" {
                         let attempt = labels::attempt(&c.labels) + 1;
                         self.restart_with_backoff(&init, attempt, "init", &sandbox_id, &pod_ip)
@@ -377,7 +483,7 @@ impl Worker {
         self.collect_garbage(&containers).await;
         self.sync_probes(&containers, &spec.containers, &pod_ip);
         self.report(&containers).await?;
-        Ok(false)
+        Ok(())
     }
 
     async fn sync_app_container(
@@ -405,6 +511,16 @@ impl Worker {
                         .filter(|p| p.container_id == latest.id)
                         .and_then(|p| p.kill.clone())
                 };
+                // A changed spec (`kubectl set image`) replaces the container, as upstream's
+                // `computePodActions` does when the hash label differs.
+                let kill = kill.or_else(|| {
+                    labels::spec_changed(&latest.labels, container).then(|| {
+                        format!(
+                            "Container {} definition changed, will be restarted",
+                            container.name
+                        )
+                    })
+                });
                 if let Some(why) = kill {
                     let object = self.container_object(&container.name, false);
                     self.event(&object, "Normal", "Killing", &why).await;
@@ -425,11 +541,13 @@ impl Worker {
                 }
                 Ok(())
             }
-            RunState::Created => {
+            RunState::Created if !start_failed(latest) => {
                 runtime.start(&latest.id).await?;
                 Ok(())
             }
-            RunState::Exited => {
+            // A container the engine could not start counts as exited (exit code 128), so it
+            // is retried under the crash-loop back-off and its restart count goes on.
+            RunState::Created | RunState::Exited => {
                 let restart = match policy {
                     "Always" => true,
                     "OnFailure" => latest.exit_code != 0,
@@ -504,7 +622,7 @@ impl Worker {
         // A container the engine refused waits out a back-off before the next attempt.
         let refused = matches!(
             self.waiting.get(&container.name).map(|w| w.reason.as_str()),
-            Some("CreateContainerError" | "RunContainerError")
+            Some("CreateContainerError")
         );
         if let Some(b) = self
             .restart_backoff
@@ -633,7 +751,8 @@ impl Worker {
             self.event(&object, "Warning", "Failed", &format!("Error: {message}"))
                 .await;
             self.set_waiting(&container.name, "RunContainerError", &message);
-            self.refused(&container.name);
+            // The next sync sees the failed container and retries it under the back-off.
+            self.wake(Instant::now());
             return Ok(());
         }
         self.waiting.remove(&container.name);
@@ -834,14 +953,21 @@ impl Worker {
             args: expand_all(&container.args),
             env,
             working_dir: container.working_dir.clone(),
-            labels: labels::for_container(
-                &self.pod,
-                &self.shared.node,
-                &self.shared.cluster,
-                &container.name,
-                kind,
-                attempt,
-            ),
+            labels: {
+                let mut labels = labels::for_container(
+                    &self.pod,
+                    &self.shared.node,
+                    &self.shared.cluster,
+                    &container.name,
+                    kind,
+                    attempt,
+                );
+                labels.insert(
+                    labels::CONTAINER_HASH.to_string(),
+                    labels::spec_hash(container),
+                );
+                labels
+            },
             sandbox_id: sandbox_id.to_string(),
             mounts,
             tmpfs: Vec::new(),
@@ -1121,7 +1247,7 @@ impl Worker {
                 Ok(())
             }
             Err(kube::Error::Api(e)) if e.code == 404 => {
-                self.gone = true;
+                self.pod_gone();
                 Ok(())
             }
             Err(e) => Err(e.into()),
@@ -1129,20 +1255,15 @@ impl Worker {
     }
 
     /// Stops every container within the grace period, then removes them and the volumes.
-    async fn terminate(&mut self, containers: &[ContainerState]) -> Result<(), SyncError> {
+    async fn terminate(
+        &mut self,
+        containers: &[ContainerState],
+        deadline: Instant,
+    ) -> Result<(), SyncError> {
         let runtime = self.shared.runtime.clone();
-        let grace = self
-            .pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or_else(|| {
-                self.pod
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.termination_grace_period_seconds)
-            })
-            .unwrap_or(30)
-            .max(0) as u64;
+        // What is left of the grace period, in whole seconds (rounded up), as the engine takes it.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let grace = left.as_secs() + u64::from(left.subsec_nanos() > 0);
         for stop in self.probe_stops.values() {
             stop.cancel();
         }
@@ -1209,6 +1330,10 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pod_worker_tests.rs"]
+mod worker_tests;
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::labels;
+use super::pod_worker::start_failed;
 use super::runtime::{ContainerState, RunState};
 
 /// Why a container waits, as the worker decided (pull errors, back-off, creation).
@@ -58,6 +59,8 @@ fn attempts<'a>(all: &'a [ContainerState], name: &str) -> Vec<&'a ContainerState
 fn terminated(c: &ContainerState) -> ContainerStateTerminated {
     let reason = if c.oom_killed {
         "OOMKilled"
+    } else if start_failed(c) {
+        "StartError"
     } else if c.exit_code == 0 {
         "Completed"
     } else {
@@ -109,10 +112,10 @@ fn container_status(o: &Observed<'_>, spec: &Container, default_waiting: &str) -
             };
             (state, previous.map(exited_last), true)
         }
-        (Some(c), Some(w)) if c.state == RunState::Exited => {
+        (Some(c), Some(w)) if c.state == RunState::Exited || start_failed(c) => {
             (waiting_state(w), Some(exited_last(c)), false)
         }
-        (Some(c), None) if c.state == RunState::Exited => {
+        (Some(c), None) if c.state == RunState::Exited || start_failed(c) => {
             (exited_last(c), previous.map(exited_last), false)
         }
         (_, Some(w)) => (waiting_state(w), previous.map(exited_last), false),

@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod kubectl;
 mod kubelet;
+mod kubelet_worker;
 mod layers;
 mod limits;
 mod raw;
