@@ -100,7 +100,7 @@ impl LabelRequirement {
         values: &[String],
     ) -> Result<LabelRequirement, SelectorError> {
         let invalid = |message: String| Err(SelectorError::LabelRequirement(message));
-        let problems = qualified_name_problems(key);
+        let problems = validation::is_qualified_name(key);
         if !problems.is_empty() {
             return invalid(invalid_value("key", key, &problems.join("; ")));
         }

@@ -25,7 +25,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::meta::quantity::Quantity as ApiQuantity;
-use crate::meta::selector::{qualified_name_problems, LabelOperator, LabelRequirement};
+use crate::meta::selector::{LabelOperator, LabelRequirement};
+use crate::meta::validation::is_qualified_name;
 
 use super::message::{
     insufficient_reason, untolerated_taint_reason, REASON_AFFINITY_TERMS_CONFLICT,

@@ -55,7 +55,7 @@ fn is_scalar_resource(name: &str) -> bool {
     let extended = name.contains('/')
         && !prefixed_native
         && !name.starts_with("requests.")
-        && qualified_name_problems(&format!("requests.{name}")).is_empty();
+        && is_qualified_name(&format!("requests.{name}")).is_empty();
     extended
         || prefixed_native
         || name.starts_with("hugepages-")
