@@ -384,7 +384,12 @@ async fn run() -> anyhow::Result<()> {
             println!();
             print!(
                 "{}",
-                rkube::cluster::report::next_steps(&cwd, &locations, &state.server, &state.etcd_url)
+                rkube::cluster::report::next_steps(
+                    &cwd,
+                    &locations,
+                    &state.server,
+                    &state.etcd_url
+                )
             );
         }
         Commands::Down { cluster, purge } => up::down(&cluster.options(), purge).await?,

@@ -156,8 +156,9 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.to_string()
-                .starts_with(&format!("cannot listen on 127.0.0.1:{port}: port {port} is already in use by ")),
+            err.to_string().starts_with(&format!(
+                "cannot listen on 127.0.0.1:{port}: port {port} is already in use by "
+            )),
             "{err}"
         );
         drop(listener);

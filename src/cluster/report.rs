@@ -114,7 +114,10 @@ mod tests {
             "https://127.0.0.1:6443",
             "http://127.0.0.1:2379",
         );
-        assert!(text.contains("  export KUBECONFIG=/tmp/x/kubeconfig\n"), "{text}");
+        assert!(
+            text.contains("  export KUBECONFIG=/tmp/x/kubeconfig\n"),
+            "{text}"
+        );
         assert!(!text.contains("$PWD"), "{text}");
     }
 

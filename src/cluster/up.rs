@@ -44,7 +44,9 @@ pub enum UpError {
     #[error(transparent)]
     Preflight(#[from] super::preflight::PreflightError),
     /// `down` could not stop everything: the state file is kept so a later `down` can.
-    #[error("{what}; the cluster's state is kept in {state}: run `rkube down` again once that is fixed")]
+    #[error(
+        "{what}; the cluster's state is kept in {state}: run `rkube down` again once that is fixed"
+    )]
     NotStopped { what: String, state: PathBuf },
     #[error("{path}")]
     Config {
@@ -234,7 +236,12 @@ async fn wait_unless_dead(
 fn last_line(log: &Path) -> String {
     fs::read_to_string(log)
         .ok()
-        .and_then(|text| text.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
+        .and_then(|text| {
+            text.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "(its log is empty)".into())
 }
 
@@ -671,7 +678,7 @@ async fn start(
             log: log.clone(),
         });
         state.save(state_dir)?;
-    *started = Some(state.clone());
+        *started = Some(state.clone());
         done(t);
     }
     let names: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();

@@ -225,11 +225,22 @@ fn up_without_docker_fails_at_once_with_the_fix_and_starts_nothing() {
     let started = std::time::Instant::now();
     let out = cluster.up(None, free_port(), &[NO_DOCKER]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{}", text(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{}",
+        text(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot reach the Docker engine"), "{}", text(&out));
+    assert!(
+        stderr.contains("cannot reach the Docker engine"),
+        "{}",
+        text(&out)
+    );
     assert!(stderr.contains("systemctl start docker"), "{}", text(&out));
-    assert!(!cluster.state_dir().join("state.json").exists(), "something was started");
+    assert!(
+        !cluster.state_dir().join("state.json").exists(),
+        "something was started"
+    );
 }
 
 #[test]
@@ -240,7 +251,11 @@ fn a_taken_port_fails_at_once_naming_the_process_holding_it() {
     let started = std::time::Instant::now();
     let out = cluster.up(None, port, &[]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(started.elapsed() < std::time::Duration::from_secs(15), "{}", text(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{}",
+        text(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!("port {port} is already in use by "))
@@ -248,7 +263,10 @@ fn a_taken_port_fails_at_once_naming_the_process_holding_it() {
         "{}",
         text(&out)
     );
-    assert!(!cluster.state_dir().join("state.json").exists(), "something was started");
+    assert!(
+        !cluster.state_dir().join("state.json").exists(),
+        "something was started"
+    );
 }
 
 #[test]
@@ -267,7 +285,11 @@ fn every_unsupported_field_is_reported_once_without_a_backtrace() {
     );
     assert!(!out.status.success(), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for field in ["featureGates", "nodes[0].extraMounts", "nodes[0].extraPortMappings"] {
+    for field in [
+        "featureGates",
+        "nodes[0].extraMounts",
+        "nodes[0].extraPortMappings",
+    ] {
         assert_eq!(stderr.matches(field).count(), 1, "{field}: {}", text(&out));
     }
     assert!(!stderr.contains("backtrace"), "{}", text(&out));
@@ -281,7 +303,10 @@ async fn renewed(cluster: &UpCluster, node: &str) -> jiff::Timestamp {
         kube::Api::namespaced(cluster.client().await, "kube-node-lease");
     let lease = leases.get(node).await.expect("lease");
     let time = serde_json::to_value(lease.spec.and_then(|s| s.renew_time)).expect("json");
-    time.as_str().expect("a renewTime").parse().expect("a timestamp")
+    time.as_str()
+        .expect("a renewTime")
+        .parse()
+        .expect("a timestamp")
 }
 
 /// One cluster for the front door's promises: the printed commands work for this cluster,
@@ -323,14 +348,21 @@ async fn up_and_down_keep_their_promises() {
     cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/p", "--timeout=120s"]);
     let out = cluster.rkube_env(&["down".into()], &[NO_DOCKER]);
     assert!(!out.status.success(), "{}", text(&out));
-    assert!(cluster.state_dir().join("state.json").exists(), "state forgotten: {}", text(&out));
+    assert!(
+        cluster.state_dir().join("state.json").exists(),
+        "state forgotten: {}",
+        text(&out)
+    );
     assert!(!cluster.containers().is_empty());
 
     // Up again with the data kept: ready only once the kubelet has renewed its Lease.
     let before = jiff::Timestamp::now();
     let out = cluster.up(None, port, &[]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(renewed(&cluster, &node).await >= before, "up trusted a stale heartbeat");
+    assert!(
+        renewed(&cluster, &node).await >= before,
+        "up trusted a stale heartbeat"
+    );
 
     // The printed stop command works from anywhere, and quickly.
     let started = std::time::Instant::now();
@@ -342,7 +374,18 @@ async fn up_and_down_keep_their_promises() {
         .expect("sh runs");
     let took = started.elapsed();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(!cluster.state_dir().join("state.json").exists(), "{}", text(&out));
-    assert!(cluster.containers().is_empty(), "{:?}", cluster.containers());
-    assert!(took < std::time::Duration::from_secs(5), "down took {took:?}");
+    assert!(
+        !cluster.state_dir().join("state.json").exists(),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        cluster.containers().is_empty(),
+        "{:?}",
+        cluster.containers()
+    );
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "down took {took:?}"
+    );
 }
