@@ -349,7 +349,7 @@ impl Store {
         if let Some(base) = &generate {
             meta.insert("name".into(), json!(generated_name(base)));
         }
-        self.strategy.prepare_for_create(&mut obj);
+        self.strategy.admit_create(&mut obj)?;
         let errors = self.strategy.validate(&obj);
         if !errors.is_empty() {
             return Err(invalid(self.strategy.as_ref(), object::name(&obj), errors));

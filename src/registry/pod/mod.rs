@@ -153,7 +153,7 @@ pub(crate) mod test_support {
     /// The db pod after defaulting and the store's namespace assignment: valid as is.
     pub(crate) fn valid_pod() -> Pod {
         let mut pod = db_manifest();
-        default_pod(&mut pod);
+        default_pod(&mut pod).expect("the pod is admitted");
         pod.metadata.namespace = Some("default".into());
         pod
     }
