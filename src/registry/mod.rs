@@ -80,6 +80,13 @@ pub trait Strategy: Send + Sync {
 
     fn validate(&self, obj: &Value) -> Vec<FieldError>;
 
+    /// Warnings about a valid new object, sent to the client as `Warning:` headers (upstream
+    /// `WarningsOnCreate`).
+    fn warnings_on_create(&self, obj: &Value) -> Vec<String> {
+        let _ = obj;
+        Vec::new()
+    }
+
     /// Resets what a write of the main resource may not change (e.g. `status`).
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
         keep_stored_field(new, old, "status");

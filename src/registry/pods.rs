@@ -141,6 +141,12 @@ impl Strategy for PodStrategy {
         }
     }
 
+    fn warnings_on_create(&self, obj: &Value) -> Vec<String> {
+        typed(obj)
+            .map(|pod| pod::pod_warnings(&pod))
+            .unwrap_or_default()
+    }
+
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
         // Writes to the Pod itself cannot change its status (that is `pods/status`).
         super::keep_stored_field(new, old, "status");
@@ -364,6 +370,19 @@ mod tests {
             .expect("a built-in class is admitted");
         assert_eq!(obj["spec"]["priority"], json!(2_000_001_000));
         assert_eq!(obj["status"]["phase"], json!("Pending"));
+    }
+
+    #[test]
+    fn create_warns_about_a_name_that_is_not_a_dns_label() {
+        let mut obj = pod("", "Pending");
+        obj["metadata"]["name"] = json!("db.example");
+        assert_eq!(
+            PodStrategy.warnings_on_create(&obj),
+            vec!["metadata.name: this is used in the Pod's hostname, which can result in surprising behavior; a DNS label is recommended: [must not contain dots]".to_string()]
+        );
+        assert!(PodStrategy
+            .warnings_on_create(&pod("", "Pending"))
+            .is_empty());
     }
 
     #[test]

@@ -354,6 +354,7 @@ impl Store {
         if !errors.is_empty() {
             return Err(invalid(self.strategy.as_ref(), object::name(&obj), errors));
         }
+        let warnings = [warnings, self.strategy.warnings_on_create(&obj)].concat();
         if self.info().namespaced {
             self.ensure_namespace(namespace, object::name(&obj)).await?;
         }

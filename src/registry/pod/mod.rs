@@ -27,7 +27,7 @@ pub use printing::{
 };
 pub use qos::pod_qos_class;
 pub use strategy::{
-    admit_priority, builtin_priority_class, default_pod, default_pod_for_update,
+    admit_priority, builtin_priority_class, default_pod, default_pod_for_update, pod_warnings,
     ResolvedPriorityClass,
 };
 pub use validation::{validate_pod, validate_pod_update};
