@@ -90,15 +90,26 @@ pub trait Strategy: Send + Sync {
     /// Sets defaults on a new object (after the store set uid, namespace, creationTimestamp).
     fn prepare_for_create(&self, obj: &mut Value);
 
+    /// What a create request runs instead of [`Strategy::prepare_for_create`]: the kind's
+    /// admission, which may refuse the object (upstream's admission chain, e.g. the Priority
+    /// plugin's 403 for an unknown PriorityClass), and its defaults. By default nothing refuses.
+    fn admit_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        self.prepare_for_create(obj);
+        Ok(())
+    }
+
     fn validate(&self, obj: &Value) -> Vec<FieldError>;
+
+    /// Warnings about a valid new object, sent to the client as `Warning:` headers (upstream
+    /// `WarningsOnCreate`).
+    fn warnings_on_create(&self, obj: &Value) -> Vec<String> {
+        let _ = obj;
+        Vec::new()
+    }
 
     /// Resets what a write of the main resource may not change (e.g. `status`).
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
-        if let Some(status) = old.get("status") {
-            new["status"] = status.clone();
-        } else if let Some(obj) = new.as_object_mut() {
-            obj.remove("status");
-        }
+        keep_stored_field(new, old, "status");
     }
 
     fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
@@ -165,6 +176,23 @@ pub trait Strategy: Send + Sync {
                 .cloned()
                 .unwrap_or(Value::Null),
         ]
+    }
+}
+
+/// Gives `new` the stored object's top-level `field`, or none when the stored object has none:
+/// how a write leaves alone what it may not change (`status` through the main resource, `spec`
+/// through `status`), as upstream's strategies' `PrepareForUpdate` do.
+pub fn keep_stored_field(new: &mut Value, old: &Value, field: &str) {
+    let Some(new) = new.as_object_mut() else {
+        return;
+    };
+    match old.get(field) {
+        Some(value) => {
+            new.insert(field.to_string(), value.clone());
+        }
+        None => {
+            new.remove(field);
+        }
     }
 }
 

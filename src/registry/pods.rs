@@ -110,11 +110,24 @@ impl Strategy for PodStrategy {
         Ok(decoded)
     }
 
+    /// Only reached outside a request (the store calls [`Strategy::admit_create`]); a refusal
+    /// by admission has no client to go to here, so it is logged and the pod keeps the
+    /// defaults applied before it.
     fn prepare_for_create(&self, obj: &mut Value) {
+        if let Err(refusal) = self.admit_create(obj) {
+            tracing::warn!(pod = %crate::meta::object::name(obj), "pod not admitted: {refusal}");
+        }
+    }
+
+    fn admit_create(&self, obj: &mut Value) -> Result<(), ApiError> {
         if let Some(o) = obj.as_object_mut() {
             o.remove("status");
         }
-        with_typed(obj, pod::default_pod);
+        let mut refusal = Ok(());
+        with_typed(obj, |p| refusal = pod::default_pod(p));
+        refusal.map_err(|why| {
+            ApiError::forbidden(INFO.group_resource(), crate::meta::object::name(obj), &why)
+        })
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
@@ -128,19 +141,16 @@ impl Strategy for PodStrategy {
         }
     }
 
+    fn warnings_on_create(&self, obj: &Value) -> Vec<String> {
+        typed(obj)
+            .map(|pod| pod::pod_warnings(&pod))
+            .unwrap_or_default()
+    }
+
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
         // Writes to the Pod itself cannot change its status (that is `pods/status`).
-        match old.get("status") {
-            Some(status) => new["status"] = status.clone(),
-            None => {
-                if let Some(o) = new.as_object_mut() {
-                    o.remove("status");
-                }
-            }
-        }
-        if let Some(old_pod) = typed(old) {
-            with_typed(new, |pod| pod::default_pod_for_update(pod, &old_pod));
-        }
+        super::keep_stored_field(new, old, "status");
+        with_typed(new, pod::default_pod_for_update);
     }
 
     /// As upstream's `podStatusStrategy.PrepareForUpdate`: the spec and owner references stay
@@ -148,14 +158,7 @@ impl Strategy for PodStrategy {
     /// status write that changes labels changes them (NodeRestriction refuses that to
     /// kubelets); a status without a QoS class keeps the old one.
     fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
-        match old.get("spec") {
-            Some(spec) => new["spec"] = spec.clone(),
-            None => {
-                if let Some(o) = new.as_object_mut() {
-                    o.remove("spec");
-                }
-            }
-        }
+        super::keep_stored_field(new, old, "spec");
         let meta = crate::meta::object::metadata_mut(new);
         match old.pointer("/metadata/ownerReferences") {
             Some(owners) => {
@@ -337,6 +340,65 @@ mod tests {
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db", "namespace": "default"},
             "spec": {"nodeName": node, "containers": [{"name": "db", "image": "mongo:3.3"}]},
             "status": {"phase": phase}})
+    }
+
+    #[test]
+    fn create_with_an_unknown_priority_class_is_forbidden() {
+        let mut obj = pod("", "Pending");
+        obj["spec"]["priorityClassName"] = json!("high");
+        let err = PodStrategy
+            .admit_create(&mut obj)
+            .expect_err("no PriorityClass named high exists");
+        assert_eq!(err.code, 403);
+        assert_eq!(err.reason, "Forbidden");
+        assert_eq!(
+            err.message,
+            "pods \"db\" is forbidden: no PriorityClass with name high was found"
+        );
+
+        let mut obj = pod("", "Pending");
+        obj["spec"]["priority"] = json!(7);
+        let err = PodStrategy
+            .admit_create(&mut obj)
+            .expect_err("a priority that contradicts the class");
+        assert_eq!(err.code, 403);
+
+        let mut obj = pod("", "Pending");
+        obj["spec"]["priorityClassName"] = json!("system-node-critical");
+        PodStrategy
+            .admit_create(&mut obj)
+            .expect("a built-in class is admitted");
+        assert_eq!(obj["spec"]["priority"], json!(2_000_001_000));
+        assert_eq!(obj["status"]["phase"], json!("Pending"));
+    }
+
+    #[test]
+    fn create_warns_about_a_name_that_is_not_a_dns_label() {
+        let mut obj = pod("", "Pending");
+        obj["metadata"]["name"] = json!("db.example");
+        assert_eq!(
+            PodStrategy.warnings_on_create(&obj),
+            vec!["metadata.name: this is used in the Pod's hostname, which can result in surprising behavior; a DNS label is recommended: [must not contain dots]".to_string()]
+        );
+        assert!(PodStrategy
+            .warnings_on_create(&pod("", "Pending"))
+            .is_empty());
+    }
+
+    #[test]
+    fn update_of_the_pod_keeps_the_stored_status() {
+        let old = pod("n1", "Running");
+        let mut new = pod("n1", "Failed");
+        PodStrategy.prepare_for_update(&mut new, &old);
+        assert_eq!(new["status"], json!({"phase": "Running"}));
+
+        let mut without = old.clone();
+        if let Some(o) = without.as_object_mut() {
+            o.remove("status");
+        }
+        let mut new = pod("n1", "Failed");
+        PodStrategy.prepare_for_update(&mut new, &without);
+        assert_eq!(new.get("status"), None);
     }
 
     #[test]

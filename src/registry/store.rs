@@ -347,11 +347,12 @@ impl Store {
         if let Some(base) = &generate {
             meta.insert("name".into(), json!(generated_name(base)));
         }
-        self.strategy.prepare_for_create(&mut obj);
+        self.strategy.admit_create(&mut obj)?;
         let errors = self.strategy.validate(&obj);
         if !errors.is_empty() {
             return Err(invalid(self.strategy.as_ref(), object::name(&obj), errors));
         }
+        let warnings = [warnings, self.strategy.warnings_on_create(&obj)].concat();
         if self.info().namespaced {
             self.ensure_namespace(namespace, object::name(&obj)).await?;
         }

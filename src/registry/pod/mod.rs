@@ -27,7 +27,7 @@ pub use printing::{
 };
 pub use qos::pod_qos_class;
 pub use strategy::{
-    admit_priority, builtin_priority_class, default_pod, default_pod_for_update,
+    admit_priority, builtin_priority_class, default_pod, default_pod_for_update, pod_warnings,
     ResolvedPriorityClass,
 };
 pub use validation::{validate_pod, validate_pod_update};
@@ -153,7 +153,7 @@ pub(crate) mod test_support {
     /// The db pod after defaulting and the store's namespace assignment: valid as is.
     pub(crate) fn valid_pod() -> Pod {
         let mut pod = db_manifest();
-        default_pod(&mut pod);
+        default_pod(&mut pod).expect("the pod is admitted");
         pod.metadata.namespace = Some("default".into());
         pod
     }

@@ -19,23 +19,27 @@ use super::*;
 /// Not done here: uid/creationTimestamp/namespace/generateName (generic store), the projected
 /// `kube-api-access-*` token volume the ServiceAccount plugin adds, existence checks of the
 /// ServiceAccount and of custom PriorityClasses (see [`admit_priority`]).
-pub fn default_pod(pod: &mut Pod) {
+///
+/// Fails with the `Priority` plugin's refusal (an unknown PriorityClass, or a priority that
+/// contradicts the class), which kube-apiserver answers with 403 Forbidden.
+pub fn default_pod(pod: &mut Pod) -> Result<(), String> {
     apply_scheme_defaults(pod);
     admit_service_account(pod);
-    // Unknown class names are the caller's job (they need a lookup); errors surface there.
-    let _ = admit_priority(pod, &builtin_priority_class);
+    // Only the built-in classes are known: no PriorityClass objects are served.
+    admit_priority(pod, &builtin_priority_class)?;
     admit_default_toleration_seconds(pod);
     prepare_for_create(pod);
     mirror_deprecated_service_account(pod);
+    Ok(())
 }
 
 /// The update-time counterpart of [`default_pod`]: scheme defaults, `DefaultTolerationSeconds`
-/// (it also handles updates), status carried over from the stored pod (`PrepareForUpdate`), and
-/// the `serviceAccount` mirror. Call before [`validate_pod_update`].
-pub fn default_pod_for_update(new: &mut Pod, old: &Pod) {
+/// (it also handles updates) and the `serviceAccount` mirror. Call before
+/// [`validate_pod_update`]; the stored status is carried over by the caller
+/// (`registry::keep_stored_field`, upstream's `PrepareForUpdate`).
+pub fn default_pod_for_update(new: &mut Pod) {
     apply_scheme_defaults(new);
     admit_default_toleration_seconds(new);
-    new.status = old.status.clone();
     mirror_deprecated_service_account(new);
 }
 
@@ -601,7 +605,7 @@ mod tests {
             let mut pod = pod_from(
                 json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": image}]}}),
             );
-            default_pod(&mut pod);
+            default_pod(&mut pod).expect("the pod is admitted");
             assert_eq!(
                 spec_mut(&mut pod).containers[0]
                     .image_pull_policy
@@ -613,7 +617,7 @@ mod tests {
         let mut explicit = pod_from(
             json!({"spec": {"containers": [{"name": "c", "image": "x", "imagePullPolicy": "Never"}]}}),
         );
-        default_pod(&mut explicit);
+        default_pod(&mut explicit).expect("the pod is admitted");
         assert_eq!(
             container_mut(&mut explicit).image_pull_policy.as_deref(),
             Some("Never")
@@ -630,7 +634,7 @@ mod tests {
             "lifecycle": {"preStop": {"httpGet": {"port": "http"}}},
             "env": [{"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
         }]}}));
-        default_pod(&mut pod);
+        default_pod(&mut pod).expect("the pod is admitted");
         let c = serde_json::to_value(&spec_mut(&mut pod).containers[0]).expect("serializes");
         assert_eq!(
             c["ports"],
@@ -660,7 +664,7 @@ mod tests {
             "containers": [{"name": "c", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}}],
             "initContainers": [{"name": "i", "image": "x", "resources": {"limits": {"cpu": "2"}}}]
         }}));
-        default_pod(&mut pod);
+        default_pod(&mut pod).expect("the pod is admitted");
         let spec = serde_json::to_value(&pod.spec).expect("serializes");
         assert_eq!(
             spec["containers"][0]["resources"]["requests"],
@@ -689,7 +693,7 @@ mod tests {
                 {"name": "proj", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}
             ]}}),
         );
-        default_pod(&mut pod);
+        default_pod(&mut pod).expect("the pod is admitted");
         let v = serde_json::to_value(&spec_mut(&mut pod).volumes).expect("serializes");
         assert_eq!(v[0], json!({"name": "scratch", "emptyDir": {}}));
         assert_eq!(v[1], json!({"name": "nothing", "emptyDir": {}}));
@@ -738,7 +742,7 @@ mod tests {
             let mut pod = pod_from(
                 json!({"spec": {"containers": [{"name": "c", "image": "x"}], "tolerations": tolerations.clone()}}),
             );
-            default_pod(&mut pod);
+            default_pod(&mut pod).expect("the pod is admitted");
             assert_eq!(
                 slice(&spec_mut(&mut pod).tolerations).len(),
                 want,
@@ -753,7 +757,7 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]},
             "status": {"phase": "Running", "podIP": "10.0.0.1"}
         }));
-        default_pod(&mut pod);
+        default_pod(&mut pod).expect("the pod is admitted");
         assert_eq!(
             serde_json::to_value(&pod.status).expect("serializes"),
             json!({"phase": "Pending", "qosClass": "Guaranteed"})
@@ -765,7 +769,7 @@ mod tests {
         let mut pod = pod_from(
             json!({"spec": {"containers": [{"name": "c", "image": "x"}], "schedulingGates": [{"name": "example.com/wait"}]}}),
         );
-        default_pod(&mut pod);
+        default_pod(&mut pod).expect("the pod is admitted");
         assert_eq!(
             serde_json::to_value(&pod.status).expect("serializes")["conditions"],
             json!([{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated", "message": "Scheduling is blocked due to non-empty scheduling gates"}])
@@ -777,7 +781,7 @@ mod tests {
         let mut pod = pod_from(
             json!({"spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 8080}]}]}}),
         );
-        default_pod(&mut pod);
+        default_pod(&mut pod).expect("the pod is admitted");
         assert_eq!(
             container_mut(&mut pod)
                 .ports
@@ -792,7 +796,7 @@ mod tests {
         let mut legacy = pod_from(
             json!({"spec": {"serviceAccount": "builder", "containers": [{"name": "c", "image": "x"}]}}),
         );
-        default_pod(&mut legacy);
+        default_pod(&mut legacy).expect("the pod is admitted");
         assert_eq!(
             spec_mut(&mut legacy).service_account_name.as_deref(),
             Some("builder")
@@ -805,13 +809,13 @@ mod tests {
         let mut mirror = pod_from(
             json!({"metadata": {"annotations": {"kubernetes.io/config.mirror": "x"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
         );
-        default_pod(&mut mirror);
+        default_pod(&mut mirror).expect("the pod is admitted");
         assert_eq!(spec_mut(&mut mirror).service_account_name, None);
 
         let mut critical = pod_from(
             json!({"spec": {"priorityClassName": "system-node-critical", "containers": [{"name": "c", "image": "x"}]}}),
         );
-        default_pod(&mut critical);
+        default_pod(&mut critical).expect("the pod is admitted");
         assert_eq!(spec_mut(&mut critical).priority, Some(2_000_001_000));
         assert_eq!(
             spec_mut(&mut critical).preemption_policy.as_deref(),
@@ -850,26 +854,13 @@ mod tests {
                 }]
             }}}
         }));
-        default_pod(&mut pod);
+        default_pod(&mut pod).expect("the pod is admitted");
         let spec = serde_json::to_value(&pod.spec).expect("serializes");
         assert_eq!(
             spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
                 [0]["labelSelector"]["matchExpressions"],
             json!([{"key": "track", "operator": "In", "values": ["canary"]}, {"key": "app", "operator": "NotIn", "values": ["web"]}])
         );
-    }
-
-    #[test]
-    fn defaulting_for_update_keeps_stored_status() {
-        let old = valid_pod();
-        let mut new = db_manifest();
-        new.metadata.namespace = Some("default".into());
-        new.status = Some(PodStatus {
-            phase: Some("Failed".into()),
-            ..Default::default()
-        });
-        default_pod_for_update(&mut new, &old);
-        assert_eq!(new.status, old.status);
     }
 
     #[test]

@@ -627,7 +627,7 @@ mod tests {
                     "tolerations": [{"key": w, "operator": w, "value": w, "effect": w, "tolerationSeconds": i64::MAX}]
                 }
             }));
-            default_pod(&mut pod);
+            default_pod(&mut pod).expect("the pod is admitted");
             let _ = validate_pod(&pod);
             let _ = validate_pod_update(&pod, &valid_pod());
             let _ = pod_table_row(&pod, ts("2024-01-01T00:00:00Z"));
@@ -637,7 +637,7 @@ mod tests {
         // A pod with no spec at all.
         let mut bare = Pod::default();
         let _ = validate_pod(&bare);
-        default_pod(&mut bare);
+        default_pod(&mut bare).expect("the pod is admitted");
         assert_eq!(
             messages(&validate_pod(&bare))[0],
             "metadata.name: Required value: name or generateName is required"
