@@ -180,6 +180,7 @@ pub(super) fn preferred_affinity_score(pod: &Pod, node: &Node) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheduler::framework::scores::plugin_scores;
     use crate::scheduler::framework::test_support::*;
 
     #[test]

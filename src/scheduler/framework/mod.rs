@@ -84,7 +84,6 @@ use node_info::*;
 use resources::*;
 pub use resources::{pod_requests, pod_requests_non_zero, Resources};
 pub use scores::score;
-use scores::*;
 
 // ---------------------------------------------------------------------------------------------
 // Host selection and the whole decision
