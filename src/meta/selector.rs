@@ -122,7 +122,12 @@ impl LabelRequirement {
             _ => None,
         };
         if let Some(detail) = count_problem {
-            return invalid(format!("values: Invalid value: {values:?}: {detail}"));
+            // Upstream prints the offending slice with Go's `%#v`.
+            let quoted: Vec<String> = values.iter().map(|v| go_quote(v)).collect();
+            return invalid(format!(
+                "values: Invalid value: []string{{{}}}: {detail}",
+                quoted.join(", ")
+            ));
         }
         new_requirement(key, operator, values.iter().map(String::as_str).collect())
             .map_err(SelectorError::LabelRequirement)

@@ -180,7 +180,43 @@ pub(super) fn preferred_affinity_score(pod: &Pod, node: &Node) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheduler::framework::scores::plugin_scores;
     use crate::scheduler::framework::test_support::*;
+
+    /// The requirement constructor node affinity now shares with label selectors refuses what
+    /// upstream `labels.NewRequirement` refuses, with its messages.
+    #[test]
+    fn label_requirements_are_checked_like_upstream_new_requirement() {
+        use crate::meta::selector::LabelOperator as Op;
+        let v = |values: &[&str]| values.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let err = |key: &str, op: Op, values: &[&str]| {
+            LabelRequirement::new(key, op, &v(values))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            err("zone", Op::In, &[]),
+            "unable to parse requirement: values: Invalid value: []string{}: \
+             for 'in', 'notin' operators, values set can't be empty"
+        );
+        assert_eq!(
+            err("disk", Op::Exists, &["ssd"]),
+            "unable to parse requirement: values: Invalid value: []string{\"ssd\"}: \
+             values set must be empty for exists and does not exist"
+        );
+        assert!(
+            err("cores", Op::GreaterThan, &["1", "2"]).contains("exactly one value is required")
+        );
+        assert!(err("cores", Op::LessThan, &["x"]).contains("the value must be an integer"));
+        assert!(err("-zone", Op::Exists, &[])
+            .starts_with("unable to parse requirement: key: Invalid value: \"-zone\""));
+        assert!(err("zone", Op::NotIn, &["b c"]).contains("Invalid value: \"b c\""));
+        let ok = LabelRequirement::new("example.com/zone", Op::NotIn, &v(&["b", "a", "b"]))
+            .expect("a valid requirement");
+        assert_eq!(ok.values(), ["a", "b"]);
+        assert_eq!(ok.to_string(), "example.com/zone notin (a,b)");
+    }
 
     #[test]
     fn filter_applies_node_selector_and_required_node_affinity() {

@@ -16,6 +16,10 @@
 //! module does not see): volume plugins, PodTopologySpread, InterPodAffinity, ImageLocality,
 //! DynamicResources, scheduling gates (the caller must skip gated Pods), nominated Pods of other
 //! Pods, and real preemption (every rkube Pod has priority 0, so there are never victims).
+//!
+//! Layout: `resources` (quantities and Pod requests), `node_info` (per-node accounting),
+//! `filters`, `affinity` (node selector terms, shared by a filter and a score) and `scores`;
+//! this module holds host selection and the whole decision, [`schedule`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -85,7 +89,6 @@ use node_info::*;
 use resources::*;
 pub use resources::{pod_requests, pod_requests_non_zero, Resources};
 pub use scores::score;
-use scores::*;
 
 // ---------------------------------------------------------------------------------------------
 // Host selection and the whole decision

@@ -4,7 +4,7 @@
 use super::*;
 
 /// A host port as upstream's `HostPortInfo` keys it: empty IP means 0.0.0.0, empty protocol TCP.
-type HostPort = (String, String, i32);
+pub(super) type HostPort = (String, String, i32);
 
 fn host_port(ip: Option<&str>, protocol: Option<&str>, port: i32) -> HostPort {
     let ip = ip.filter(|s| !s.is_empty()).unwrap_or(BIND_ALL_HOST_IP);
@@ -42,7 +42,7 @@ pub struct NodeInfo {
     /// Port → number of placed Pods using it. Upstream keeps a set, so removing one of two Pods
     /// that share a port (possible only for Pods bound without the scheduler) frees it; a count
     /// keeps it taken until the last one leaves.
-    pub(super) used_host_ports: HashMap<HostPort, usize>,
+    used_host_ports: HashMap<HostPort, usize>,
 }
 
 impl NodeInfo {

@@ -5,7 +5,7 @@ use super::*;
 
 /// Each default Score plugin's normalized (0–100), unweighted score for one node.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct PluginScores {
+pub(super) struct PluginScores {
     least_allocated: i64,
     balanced_allocation: i64,
     taint_toleration: i64,

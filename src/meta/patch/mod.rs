@@ -1,0 +1,699 @@
+//! PATCH for the API server: applies JSON patch, JSON merge patch and strategic merge patch
+//! bodies to stored objects the way kube-apiserver v1.32 does.
+//!
+//! kube-apiserver accepts three patch media types on `PATCH` (server-side apply is a separate
+//! mechanism and is not handled here):
+//!
+//! * `application/json-patch+json` — an RFC 6902 operation list. Upstream runs it through
+//!   `gopkg.in/evanphx/json-patch.v4` with at most 10,000 operations and a 3 MiB budget for what
+//!   `copy` operations may add.
+//! * `application/merge-patch+json` — RFC 7386: `null` deletes, objects merge, anything else
+//!   replaces.
+//! * `application/strategic-merge-patch+json` — Kubernetes' own format
+//!   (`k8s.io/apimachinery/pkg/util/strategicpatch`). Lists are merged according to per-field
+//!   metadata taken from the Go struct tags (`patchStrategy`, `patchMergeKey`); here a
+//!   [`PatchSchema`] carries that metadata, since rkube works on `serde_json::Value` rather than
+//!   typed structs.
+//!
+//! Every operation works on a copy of the original: an error leaves nothing half applied.
+//!
+//! Layout: this module holds the media types, errors, per-kind [`PatchSchema`]s and the entry
+//! point [`apply_patch`]; each format lives in its own submodule (`merge`, `json`, `strategic`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+
+use serde_json::{Map, Value};
+
+type Object = Map<String, Value>;
+
+mod json;
+mod merge;
+mod strategic;
+
+use json::*;
+use merge::*;
+pub use strategic::go_value;
+use strategic::*;
+
+/// Deepest nesting of arrays and objects accepted in an original object, a patch body, and a
+/// patched result: 127 levels, the most `serde_json` parses.
+///
+/// kube-apiserver's decoder (`sigs.k8s.io/json`) allows 10,000 levels, but that is not safe
+/// here: `serde_json::Value` clones, compares and drops itself recursively, and a value 10,000
+/// levels deep overflows a 2 MiB thread stack in doing so. Nor could rkube read back a stored
+/// object deeper than its parser accepts, and JSON patch can build one (`add` of a deep value at
+/// a deep path), so results are held to the same limit as bodies.
+pub const MAX_NESTING_DEPTH: usize = 127;
+
+/// Most operations one JSON patch may hold (`maxJSONPatchOperations` in the apiserver's
+/// patch handler); more is answered with 413.
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// Most bytes the `copy` operations of one JSON patch may add, summed over the patch
+/// (kube-apiserver's default `JSONPatchMaxCopyBytes`). Without it, a few dozen copies that each
+/// double the document would exhaust memory.
+pub const MAX_JSON_PATCH_COPY_BYTES: usize = 3 * 1024 * 1024;
+
+const DIRECTIVE_MARKER: &str = "$patch";
+const RETAIN_KEYS_DIRECTIVE: &str = "$retainKeys";
+const SET_ELEMENT_ORDER_PREFIX: &str = "$setElementOrder";
+const DELETE_FROM_PRIMITIVE_LIST_PREFIX: &str = "$deleteFromPrimitiveList";
+
+/// The three PATCH media types kube-apiserver accepts besides server-side apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PatchType {
+    /// `application/json-patch+json` (RFC 6902).
+    Json,
+    /// `application/merge-patch+json` (RFC 7386).
+    Merge,
+    /// `application/strategic-merge-patch+json`.
+    StrategicMerge,
+}
+
+impl PatchType {
+    /// Recognises a `Content-Type` header value. Parameters after `;` (such as `charset`) and
+    /// letter case are ignored, as the apiserver's media-type negotiation ignores them.
+    /// `application/apply-patch+yaml` (server-side apply) is not one of these and gives `None`.
+    pub fn from_content_type(ct: &str) -> Option<PatchType> {
+        let media = ct.split(';').next().unwrap_or_default().trim();
+        if media.eq_ignore_ascii_case("application/json-patch+json") {
+            Some(PatchType::Json)
+        } else if media.eq_ignore_ascii_case("application/merge-patch+json") {
+            Some(PatchType::Merge)
+        } else if media.eq_ignore_ascii_case("application/strategic-merge-patch+json") {
+            Some(PatchType::StrategicMerge)
+        } else {
+            None
+        }
+    }
+
+    /// The media type, as listed in a 415 answer's list of supported types.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            PatchType::Json => "application/json-patch+json",
+            PatchType::Merge => "application/merge-patch+json",
+            PatchType::StrategicMerge => "application/strategic-merge-patch+json",
+        }
+    }
+}
+
+/// Why a patch could not be applied. [`PatchError::status_code`] gives the HTTP status
+/// kube-apiserver answers with for the same failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatchError {
+    /// The body is not JSON, or not of the shape its patch type needs (an operation array for
+    /// JSON patch, an object for the merge patches).
+    #[error("{0}")]
+    MalformedBody(String),
+    /// The body, the original object or the patched result nests arrays and objects deeper
+    /// than `limit` levels.
+    #[error("the document nests deeper than the limit of {limit} levels")]
+    TooDeep { limit: usize },
+    /// A JSON patch with more operations than the apiserver allows.
+    #[error("the allowed maximum operations in a JSON patch is {limit}, got {got}")]
+    TooManyOperations { limit: usize, got: usize },
+    /// A JSON patch operation did not apply: a failed `test`, a path that does not exist, an
+    /// index out of range, an unknown `op`.
+    #[error("{0}")]
+    OperationFailed(String),
+    /// The `copy` operations of a JSON patch added more than [`MAX_JSON_PATCH_COPY_BYTES`].
+    #[error("unable to complete the copy, the accumulated size increase of copy is {accumulated}, exceeding the limit {limit}")]
+    CopyLimitExceeded { accumulated: usize, limit: usize },
+    /// A strategic merge patch directive (`$retainKeys`, `$setElementOrder/…`,
+    /// `$deleteFromPrimitiveList/…`) is malformed, or the patch sets a field its `$retainKeys`
+    /// list does not name.
+    #[error("{0}")]
+    InvalidDirective(String),
+    /// A list to be merged holds lists.
+    #[error("lists of lists are not supported")]
+    ListOfLists,
+    /// Any other strategic merge failure: a list element without its merge key, an unknown
+    /// `$patch` value, elements of mixed types, a `$setElementOrder` list that contradicts the
+    /// patch.
+    #[error("{0}")]
+    Strategic(String),
+}
+
+impl PatchError {
+    /// The HTTP status kube-apiserver v1.32 answers with for this failure.
+    ///
+    /// Malformed bodies and malformed directives are 400 Bad Request; operations that do not
+    /// apply are 422 Unprocessable Entity; an over-long JSON patch is 413.
+    ///
+    /// Deviation: upstream's `interpretStrategicMergePatchError` passes the remaining strategic
+    /// merge errors (unknown `$patch` value, missing merge key, mixed element types) through
+    /// unwrapped, so kube-apiserver answers them with 500 and an empty reason. They are the
+    /// client's fault, not the server's, so rkube answers 400 Bad Request with the same message,
+    /// the code upstream gives the other malformed-directive errors; a 500 is kept for rkube's
+    /// own faults.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            PatchError::MalformedBody(_)
+            | PatchError::TooDeep { .. }
+            | PatchError::InvalidDirective(_)
+            | PatchError::Strategic(_) => 400,
+            PatchError::TooManyOperations { .. } => 413,
+            PatchError::OperationFailed(_)
+            | PatchError::CopyLimitExceeded { .. }
+            | PatchError::ListOfLists => 422,
+        }
+    }
+}
+
+/// How a list-valued field is combined with the list in a strategic merge patch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ListStrategy {
+    /// The patch's list replaces the whole list: the default for fields without a
+    /// `patchStrategy` tag (tolerations, command, args, …).
+    #[default]
+    Atomic,
+    /// `patchStrategy:"merge"` on a list of scalars: a set-like union without duplicates,
+    /// with `$deleteFromPrimitiveList/<field>` to remove entries (finalizers, podCIDRs).
+    MergePrimitives,
+    /// `patchStrategy:"merge"` with `patchMergeKey`: elements are objects matched by the value of
+    /// that key and merged one by one (containers by `name`, ports by `containerPort`).
+    MergeByKey(String),
+}
+
+impl ListStrategy {
+    fn is_merge(&self) -> bool {
+        !matches!(self, ListStrategy::Atomic)
+    }
+
+    fn merge_key(&self) -> Option<&str> {
+        match self {
+            ListStrategy::MergeByKey(key) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Patch metadata of one field: its list strategy (if it is a list), whether it carries the
+/// `retainKeys` strategy, and the metadata of its own fields (for a list: of its elements').
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct FieldNode {
+    list: ListStrategy,
+    retain_keys: bool,
+    fields: BTreeMap<String, FieldNode>,
+}
+
+impl FieldNode {
+    fn graft(&mut self, other: &FieldNode) {
+        if other.list.is_merge() {
+            self.list = other.list.clone();
+        }
+        self.retain_keys |= other.retain_keys;
+        for (name, node) in &other.fields {
+            self.fields.entry(name.clone()).or_default().graft(node);
+        }
+    }
+}
+
+/// Per-kind strategic merge metadata: the `patchStrategy` / `patchMergeKey` struct tags of the
+/// kind's Go types, as a tree of field paths.
+///
+/// Paths are dotted field names from the object's root (`spec.containers.env`); a segment after
+/// a list field names a field of that list's elements. Fields not described behave as upstream
+/// treats untagged fields: objects merge key by key, lists are replaced whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatchSchema {
+    root: FieldNode,
+}
+
+impl PatchSchema {
+    /// A schema with no metadata: every list is atomic.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks the list at `path` as merged element-wise, matching elements by `merge_key`.
+    pub fn merge_list(mut self, path: &str, merge_key: &str) -> Self {
+        self.node_mut(path).list = ListStrategy::MergeByKey(merge_key.to_string());
+        self
+    }
+
+    /// Marks the list of scalars at `path` as merged like a set.
+    pub fn merge_primitive_list(mut self, path: &str) -> Self {
+        self.node_mut(path).list = ListStrategy::MergePrimitives;
+        self
+    }
+
+    /// Marks the field at `path` as carrying the `retainKeys` strategy (a union such as a
+    /// Volume's source), so that clients computing patches send `$retainKeys` for it.
+    pub fn retain_keys(mut self, path: &str) -> Self {
+        self.node_mut(path).retain_keys = true;
+        self
+    }
+
+    /// Places the metadata of `sub` under `path`, e.g. a Pod's metadata under
+    /// `spec.template` of a workload kind.
+    pub fn graft(mut self, path: &str, sub: &PatchSchema) -> Self {
+        self.node_mut(path).graft(&sub.root);
+        self
+    }
+
+    /// Adds the ObjectMeta tags every kind has: `finalizers` (merge), `ownerReferences`
+    /// (merge by `uid`).
+    pub fn with_object_meta(self) -> Self {
+        self.merge_primitive_list("metadata.finalizers")
+            .merge_list("metadata.ownerReferences", "uid")
+    }
+
+    /// The list strategy recorded for `path`.
+    pub fn list_strategy(&self, path: &str) -> ListStrategy {
+        self.node(path).map(|n| n.list.clone()).unwrap_or_default()
+    }
+
+    /// Whether the field at `path` carries the `retainKeys` strategy.
+    pub fn retains_keys(&self, path: &str) -> bool {
+        self.node(path).is_some_and(|n| n.retain_keys)
+    }
+
+    fn node(&self, path: &str) -> Option<&FieldNode> {
+        path_segments(path).try_fold(&self.root, |node, seg| node.fields.get(seg))
+    }
+
+    fn node_mut(&mut self, path: &str) -> &mut FieldNode {
+        let mut node = &mut self.root;
+        for seg in path_segments(path) {
+            node = node.fields.entry(seg.to_string()).or_default();
+        }
+        node
+    }
+}
+
+fn path_segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('.').filter(|s| !s.is_empty())
+}
+
+/// Patch metadata for kinds with nothing but ObjectMeta tags (Namespaces, Events, Leases, …).
+pub fn generic_patch_schema() -> PatchSchema {
+    PatchSchema::new().with_object_meta()
+}
+
+/// Patch metadata for Namespaces: ObjectMeta plus `status.conditions` merged by `type`.
+pub fn namespace_patch_schema() -> PatchSchema {
+    generic_patch_schema().merge_list("status.conditions", "type")
+}
+
+/// Container tags, shared by `containers`, `initContainers` and `ephemeralContainers`
+/// (`Container` and `EphemeralContainerCommon` in core/v1 carry the same ones).
+fn container_schema() -> PatchSchema {
+    PatchSchema::new()
+        .merge_list("ports", "containerPort")
+        .merge_list("env", "name")
+        .merge_list("volumeMounts", "mountPath")
+        .merge_list("volumeDevices", "devicePath")
+}
+
+/// Patch metadata for a PodSpec at the root, for grafting under `spec.template.spec` and the
+/// like. Tags as in core/v1 `PodSpec` of Kubernetes 1.32; `tolerations`, `readinessGates` and
+/// the lists inside affinity and security contexts have none and are atomic.
+pub fn pod_spec_patch_schema() -> PatchSchema {
+    let container = container_schema();
+    PatchSchema::new()
+        .merge_list("volumes", "name")
+        .retain_keys("volumes")
+        .merge_list("initContainers", "name")
+        .graft("initContainers", &container)
+        .merge_list("containers", "name")
+        .graft("containers", &container)
+        .merge_list("ephemeralContainers", "name")
+        .graft("ephemeralContainers", &container)
+        .merge_list("imagePullSecrets", "name")
+        .merge_list("hostAliases", "ip")
+        .merge_list("topologySpreadConstraints", "topologyKey")
+        .merge_list("resourceClaims", "name")
+        .retain_keys("resourceClaims")
+        .merge_list("schedulingGates", "name")
+}
+
+/// Patch metadata for Pods: ObjectMeta, PodSpec and PodStatus tags. Also fits a
+/// PodTemplateSpec when grafted at `spec.template` (the `status` part then goes unused).
+pub fn pod_patch_schema() -> PatchSchema {
+    generic_patch_schema()
+        .graft("spec", &pod_spec_patch_schema())
+        .merge_list("status.conditions", "type")
+        .merge_list("status.podIPs", "ip")
+        .merge_list("status.hostIPs", "ip")
+        .merge_list("status.resourceClaimStatuses", "name")
+        .retain_keys("status.resourceClaimStatuses")
+}
+
+/// Patch metadata for Nodes: ObjectMeta, `spec.podCIDRs` (merge), `status.conditions` and
+/// `status.addresses` (both merged by `type`). `spec.taints` has no tag and is atomic.
+pub fn node_patch_schema() -> PatchSchema {
+    generic_patch_schema()
+        .merge_primitive_list("spec.podCIDRs")
+        .merge_list("status.conditions", "type")
+        .merge_list("status.addresses", "type")
+}
+
+/// Applies `patch_body`, a PATCH request body of type `kind`, to `original` and returns the
+/// patched object. `schema` is consulted for strategic merge patches only.
+pub fn apply_patch(
+    original: &Value,
+    patch_body: &[u8],
+    kind: PatchType,
+    schema: &PatchSchema,
+) -> Result<Value, PatchError> {
+    check_depth(original)?;
+    let patch: Value = serde_json::from_slice(patch_body).map_err(|e| {
+        // serde_json reports its nesting limit as a syntax error; name it for what it is.
+        if e.to_string().starts_with("recursion limit exceeded") {
+            PatchError::TooDeep {
+                limit: MAX_NESTING_DEPTH,
+            }
+        } else {
+            PatchError::MalformedBody(format!("invalid JSON in patch body: {e}"))
+        }
+    })?;
+    check_depth(&patch)?;
+    let result = match kind {
+        PatchType::Json => apply_json_patch(original, patch),
+        PatchType::Merge => apply_merge_patch(original, patch),
+        PatchType::StrategicMerge => apply_strategic_merge_patch(original, patch, schema),
+    }?;
+    check_depth(&result)?;
+    Ok(result)
+}
+
+/// Refuses values nested deeper than [`MAX_NESTING_DEPTH`], walking them without recursion so
+/// that the check itself cannot exhaust the stack. Everything after it recurses at most as deep
+/// as its inputs, which this bounds.
+fn check_depth(value: &Value) -> Result<(), PatchError> {
+    let mut pending: Vec<(&Value, usize)> = vec![(value, 1)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: &mut dyn Iterator<Item = &Value> = match value {
+            Value::Array(items) => &mut items.iter(),
+            Value::Object(members) => &mut members.values(),
+            _ => continue,
+        };
+        if depth > MAX_NESTING_DEPTH {
+            return Err(PatchError::TooDeep {
+                limit: MAX_NESTING_DEPTH,
+            });
+        }
+        pending.extend(
+            children
+                .filter(|c| c.is_array() || c.is_object())
+                .map(|c| (c, depth + 1)),
+        );
+    }
+    Ok(())
+}
+
+/// A short name of a JSON value's type for messages.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    pub(super) use serde_json::json;
+
+    pub(super) fn patched(
+        kind: PatchType,
+        schema: &PatchSchema,
+        original: Value,
+        patch: Value,
+    ) -> Value {
+        let body = serde_json::to_vec(&patch).expect("a Value always serializes");
+        match apply_patch(&original, &body, kind, schema) {
+            Ok(result) => result,
+            Err(e) => panic!("patch {patch} failed: {e}"),
+        }
+    }
+
+    pub(super) fn smp(schema: &PatchSchema, original: Value, patch: Value) -> Value {
+        patched(PatchType::StrategicMerge, schema, original, patch)
+    }
+
+    pub(super) fn smp_err(schema: &PatchSchema, original: Value, patch: Value) -> PatchError {
+        let body = serde_json::to_vec(&patch).expect("a Value always serializes");
+        match apply_patch(&original, &body, PatchType::StrategicMerge, schema) {
+            Ok(result) => panic!("patch {patch} unexpectedly gave {result}"),
+            Err(e) => e,
+        }
+    }
+
+    pub(super) fn pod() -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "web",
+                "namespace": "default",
+                "labels": {"app": "web", "tier": "frontend"},
+                "finalizers": ["a.example.com/x", "b.example.com/y"]
+            },
+            "spec": {
+                "containers": [
+                    {
+                        "name": "app",
+                        "image": "nginx:1.25",
+                        "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                        "env": [{"name": "MODE", "value": "prod"}, {"name": "DEBUG", "value": "0"}]
+                    },
+                    {"name": "sidecar", "image": "envoy:1.0"}
+                ],
+                "volumes": [{"name": "data", "emptyDir": {}}],
+                "tolerations": [
+                    {"key": "a", "operator": "Exists"},
+                    {"key": "b", "operator": "Exists"}
+                ]
+            }
+        })
+    }
+
+    pub(super) fn container_names(pod: &Value) -> Vec<&str> {
+        pod["spec"]["containers"]
+            .as_array()
+            .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Tears a value down without recursion, so that very deep test values can be dropped on
+    /// a test thread's small stack.
+    pub(super) fn dismantle(value: Value) {
+        let mut pending = vec![value];
+        while let Some(value) = pending.pop() {
+            match value {
+                Value::Array(items) => pending.extend(items),
+                Value::Object(members) => pending.extend(members.into_iter().map(|(_, v)| v)),
+                _ => {}
+            }
+        }
+    }
+
+    // --- content types ----------------------------------------------------------------------
+
+    #[test]
+    fn content_types_map_to_patch_types_ignoring_parameters_and_case() {
+        let cases = [
+            ("application/json-patch+json", Some(PatchType::Json)),
+            ("application/merge-patch+json", Some(PatchType::Merge)),
+            (
+                "application/strategic-merge-patch+json",
+                Some(PatchType::StrategicMerge),
+            ),
+            (
+                "application/strategic-merge-patch+json; charset=utf-8",
+                Some(PatchType::StrategicMerge),
+            ),
+            ("Application/Merge-Patch+JSON", Some(PatchType::Merge)),
+            ("application/apply-patch+yaml", None),
+            ("application/json", None),
+            ("", None),
+        ];
+        for (ct, want) in cases {
+            assert_eq!(
+                PatchType::from_content_type(ct),
+                want,
+                "content type {ct:?}"
+            );
+            if let Some(kind) = want {
+                assert_eq!(
+                    PatchType::from_content_type(kind.content_type()),
+                    Some(kind)
+                );
+            }
+        }
+    }
+
+    // --- bodies and depth ---------------------------------------------------------------------
+
+    #[test]
+    fn malformed_bodies_are_errors_for_every_patch_type() {
+        for kind in [PatchType::Json, PatchType::Merge, PatchType::StrategicMerge] {
+            for body in [&b"{"[..], b"", b"{\"a\":}", b"\xff\xfe", b"[1,]"] {
+                let err = apply_patch(&pod(), body, kind, &pod_patch_schema())
+                    .expect_err("malformed body");
+                assert!(
+                    matches!(err, PatchError::MalformedBody(_)),
+                    "{kind:?}: {err:?}"
+                );
+                assert_eq!(err.status_code(), 400);
+            }
+        }
+    }
+
+    #[test]
+    fn deeply_nested_patch_body_is_an_error_not_a_stack_overflow() {
+        let depth = 20_000;
+        let mut body = "{\"a\":".repeat(depth);
+        body.push('1');
+        body.push_str(&"}".repeat(depth));
+        for kind in [PatchType::Json, PatchType::Merge, PatchType::StrategicMerge] {
+            let err = apply_patch(&pod(), body.as_bytes(), kind, &pod_patch_schema())
+                .expect_err("too deep");
+            assert!(
+                matches!(err, PatchError::TooDeep { .. }),
+                "{kind:?}: {err:?}"
+            );
+        }
+        let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let err = apply_patch(
+            &pod(),
+            arrays.as_bytes(),
+            PatchType::Json,
+            &PatchSchema::new(),
+        )
+        .expect_err("too deep");
+        assert!(matches!(err, PatchError::TooDeep { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn deeply_nested_original_is_an_error_not_a_stack_overflow() {
+        let mut deep = json!(1);
+        for _ in 0..20_000 {
+            let mut members = Object::new();
+            members.insert("a".into(), deep);
+            deep = Value::Object(members);
+        }
+        for kind in [PatchType::Json, PatchType::Merge, PatchType::StrategicMerge] {
+            let body: &[u8] = if kind == PatchType::Json {
+                b"[]"
+            } else {
+                b"{}"
+            };
+            let err = apply_patch(&deep, body, kind, &PatchSchema::new()).expect_err("too deep");
+            assert_eq!(
+                err,
+                PatchError::TooDeep {
+                    limit: MAX_NESTING_DEPTH
+                }
+            );
+        }
+        dismantle(deep);
+    }
+
+    #[test]
+    fn moderately_nested_documents_still_patch() {
+        let depth = MAX_NESTING_DEPTH;
+        let mut body = "{\"a\":".repeat(depth);
+        body.push('1');
+        body.push_str(&"}".repeat(depth));
+        let out = apply_patch(
+            &json!({}),
+            body.as_bytes(),
+            PatchType::StrategicMerge,
+            &PatchSchema::new(),
+        )
+        .expect("within the parser's limit");
+        assert_eq!(out.to_string(), body);
+    }
+
+    #[test]
+    fn json_patch_result_deeper_than_the_limit_is_refused() {
+        let nested = |levels: usize| -> Value {
+            let mut value = json!(1);
+            for _ in 0..levels {
+                value = json!({ "a": value });
+            }
+            value
+        };
+        let half = MAX_NESTING_DEPTH / 2 + 1;
+        let path = "/a".repeat(half - 1);
+        let ops = json!([{"op": "add", "path": format!("{path}/b"), "value": nested(half)}]);
+        let body = serde_json::to_vec(&ops).expect("a Value always serializes");
+        let err = apply_patch(&nested(half), &body, PatchType::Json, &PatchSchema::new())
+            .expect_err("result too deep");
+        assert_eq!(
+            err,
+            PatchError::TooDeep {
+                limit: MAX_NESTING_DEPTH
+            }
+        );
+    }
+
+    // --- schema --------------------------------------------------------------------------------
+
+    #[test]
+    fn schemas_carry_core_v1_patch_tags() {
+        let pod = pod_patch_schema();
+        let key = |k: &str| ListStrategy::MergeByKey(k.to_string());
+        let cases = [
+            ("metadata.finalizers", ListStrategy::MergePrimitives),
+            ("metadata.ownerReferences", key("uid")),
+            ("spec.volumes", key("name")),
+            ("spec.containers", key("name")),
+            ("spec.initContainers.env", key("name")),
+            ("spec.ephemeralContainers.volumeMounts", key("mountPath")),
+            ("spec.containers.volumeDevices", key("devicePath")),
+            ("spec.containers.ports", key("containerPort")),
+            ("spec.containers.args", ListStrategy::Atomic),
+            ("spec.containers.envFrom", ListStrategy::Atomic),
+            ("spec.imagePullSecrets", key("name")),
+            ("spec.hostAliases", key("ip")),
+            ("spec.topologySpreadConstraints", key("topologyKey")),
+            ("spec.resourceClaims", key("name")),
+            ("spec.schedulingGates", key("name")),
+            ("spec.tolerations", ListStrategy::Atomic),
+            ("status.conditions", key("type")),
+            ("status.podIPs", key("ip")),
+            ("status.hostIPs", key("ip")),
+            ("status.containerStatuses", ListStrategy::Atomic),
+        ];
+        for (path, want) in cases {
+            assert_eq!(pod.list_strategy(path), want, "{path}");
+        }
+        assert!(pod.retains_keys("spec.volumes"));
+        assert!(pod.retains_keys("spec.resourceClaims"));
+        assert!(!pod.retains_keys("spec.containers"));
+
+        let node = node_patch_schema();
+        assert_eq!(
+            node.list_strategy("spec.podCIDRs"),
+            ListStrategy::MergePrimitives
+        );
+        assert_eq!(node.list_strategy("spec.taints"), ListStrategy::Atomic);
+        assert_eq!(node.list_strategy("status.addresses"), key("type"));
+        assert_eq!(node.list_strategy("status.conditions"), key("type"));
+
+        let generic = generic_patch_schema();
+        assert_eq!(
+            generic.list_strategy("metadata.finalizers"),
+            ListStrategy::MergePrimitives
+        );
+        assert_eq!(
+            generic.list_strategy("spec.containers"),
+            ListStrategy::Atomic
+        );
+
+        let workload = generic_patch_schema().graft("spec.template", &pod_patch_schema());
+        assert_eq!(
+            workload.list_strategy("spec.template.spec.containers.env"),
+            key("name")
+        );
+    }
+}
