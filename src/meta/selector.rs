@@ -123,7 +123,7 @@ impl LabelRequirement {
         };
         if let Some(detail) = count_problem {
             // Upstream prints the offending slice with Go's `%#v`.
-            let quoted: Vec<String> = values.iter().map(|v| go_quote(v)).collect();
+            let quoted: Vec<String> = values.iter().map(|v| validation::go_quote(v)).collect();
             return invalid(format!(
                 "values: Invalid value: []string{{{}}}: {detail}",
                 quoted.join(", ")
