@@ -77,10 +77,6 @@ pub(crate) const NODE_UNREACHABLE_POD_REASON: &str = "NodeLost";
 pub(crate) const SCHEDULING_GATED: &str = "SchedulingGated";
 pub(crate) const MAX_INT32: i64 = i32::MAX as i64;
 
-/// The full v1.32 immutability sentence (without the trailing `cmp.Diff`, see
-/// [`validate_pod_update`]).
-pub const POD_UPDATE_FORBIDDEN_MESSAGE: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
-
 /// A quantity's value in milli-units (rounded away from zero, as `MilliValue()` does), or `None`
 /// for text that is not a quantity.
 pub(crate) fn quantity_milli(text: &str) -> Option<i128> {

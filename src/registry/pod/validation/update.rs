@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// The full v1.32 immutability sentence (without the trailing `cmp.Diff`, see
+/// [`validate_pod_update`]).
+pub const POD_UPDATE_FORBIDDEN_MESSAGE: &str = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+
 /// `ValidatePodUpdate`: the new pod must itself be valid, metadata identity is immutable, and of
 /// the spec only images, a shortened/added `activeDeadlineSeconds`, added tolerations, removed
 /// scheduling gates, `terminationGracePeriodSeconds` going from negative to 1 and (while gated)
