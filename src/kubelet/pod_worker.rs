@@ -173,42 +173,6 @@ fn named<'a>(all: &'a [ContainerState], name: &str, kind: &str) -> Vec<&'a Conta
     found
 }
 
-/// Whether an image reference is well-formed, as the kubelet checks before pulling:
-/// `[host[:port]/]path[:tag][@digest]` with a lowercase path.
-fn valid_image(reference: &str) -> bool {
-    let name = reference.split('@').next().unwrap_or("");
-    let (path, tag) = match name.rsplit_once(':') {
-        Some((p, t)) if !t.contains('/') => (p, Some(t)),
-        _ => (name, None),
-    };
-    let parts: Vec<&str> = path.split('/').collect();
-    let host_like = |p: &str| {
-        let (host, port) = p.split_once(':').unwrap_or((p, ""));
-        (host.contains('.') || !port.is_empty() || host == "localhost")
-            && !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
-            && port.chars().all(|c| c.is_ascii_digit())
-    };
-    let component = |p: &str| {
-        !p.is_empty()
-            && p.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
-    };
-    let path_ok = parts
-        .iter()
-        .enumerate()
-        .all(|(i, p)| (i == 0 && parts.len() > 1 && host_like(p)) || component(p));
-    let tag_ok = tag.is_none_or(|t| {
-        !t.is_empty()
-            && t.len() <= 128
-            && t.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    });
-    path_ok && tag_ok
-}
-
 /// Expands `$(VAR)` references as the kubelet does; `$$` escapes, unknown references stay.
 fn expand(text: &str, env: &[(String, String)]) -> String {
     let mut out = String::new();
@@ -634,7 +598,9 @@ impl Worker {
             return Ok(());
         }
         let image = container.image.clone().unwrap_or_default();
-        if !valid_image(&image) {
+        // The kubelet refuses a reference that does not parse, as the API server's defaulting
+        // reads it (one parser for both).
+        if crate::meta::image::parse_image_reference(&image).is_none() {
             let message = format!(
                 "Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: invalid reference format"
             );
@@ -1338,22 +1304,6 @@ mod worker_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn image_references_are_checked_like_the_kubelet() {
-        for ok in [
-            "busybox",
-            "busybox:1.36",
-            "localhost:5000/a/b:v1",
-            "rkube-test/sh:1",
-            "img@sha256:abc",
-        ] {
-            assert!(valid_image(ok), "{ok}");
-        }
-        for bad in ["NGINX:::latest", "Upper/case", "a//b", "", "x:"] {
-            assert!(!valid_image(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn variable_references_expand_like_the_kubelet() {

@@ -1,7 +1,8 @@
-//! API machinery with no I/O: errors as `Status`, selectors, quantities, durations, patches,
-//! object helpers, and the name and label validators.
+//! API machinery with no I/O: errors as `Status`, selectors, quantities, durations, image
+//! references, patches, object helpers, and the name and label validators.
 
 pub mod duration;
+pub mod image;
 pub mod object;
 pub mod patch;
 pub mod quantity;

@@ -8,7 +8,6 @@
 //! objects, ServiceAccount objects) the function documents what the caller must do.
 
 pub mod fields;
-mod image;
 pub mod printing;
 pub mod qos;
 pub mod strategy;
@@ -16,8 +15,8 @@ pub mod validation;
 
 // The submodules share their helpers through these glob imports (each one also starts with
 // `use super::*`), as the single file they were split from did.
+use crate::meta::image::*;
 use fields::*;
-use image::*;
 use strategy::*;
 use validation::*;
 

@@ -1,9 +1,10 @@
-//! Image references: the bit of `distribution/reference` that `imagePullPolicy` defaulting needs.
+//! Image references: the bit of `distribution/reference` that `imagePullPolicy` defaulting and
+//! the kubelet's `InvalidImageName` check need; the one parser of them.
 
 /// Splits a container image reference the way `parsers.ParseImageName` does. Returns the tag (if
 /// any) and whether a digest is present, or `None` when the reference does not parse (upstream
 /// then treats the tag as empty).
-pub(crate) fn parse_image_reference(image: &str) -> Option<(Option<String>, bool)> {
+pub fn parse_image_reference(image: &str) -> Option<(Option<String>, bool)> {
     if image.is_empty()
         || image.len() == 64
             && image
@@ -67,7 +68,7 @@ pub(crate) fn parse_image_reference(image: &str) -> Option<(Option<String>, bool
 }
 
 /// `algorithm:hex` where the algorithm is one the digest library registers.
-pub(crate) fn valid_digest(d: &str) -> bool {
+pub fn valid_digest(d: &str) -> bool {
     let Some((alg, hex)) = d.split_once(':') else {
         return false;
     };
@@ -81,7 +82,7 @@ pub(crate) fn valid_digest(d: &str) -> bool {
 }
 
 /// `host[:port]` where host is dotted DNS-ish components or a bracketed IPv6 address.
-pub(crate) fn valid_registry_host(d: &str) -> bool {
+pub fn valid_registry_host(d: &str) -> bool {
     let (host, port) = if let Some(rest) = d.strip_prefix('[') {
         match rest.split_once(']') {
             Some((v6, after)) => {
@@ -126,7 +127,7 @@ pub(crate) fn valid_registry_host(d: &str) -> bool {
 }
 
 /// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
-pub(crate) fn valid_path_component(c: &str) -> bool {
+pub fn valid_path_component(c: &str) -> bool {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     if !b.first().is_some_and(|&x| alnum(x)) || !b.last().is_some_and(|&x| alnum(x)) {
@@ -154,10 +155,32 @@ pub(crate) fn valid_path_component(c: &str) -> bool {
 /// `SetDefaults_Container`'s pull policy: `Always` when the effective tag is `latest` (an
 /// untagged, undigested reference means `latest`), else `IfNotPresent` — including references
 /// that fail to parse, since upstream ignores the parse error here.
-pub(crate) fn default_pull_policy(image: &str) -> &'static str {
+pub fn default_pull_policy(image: &str) -> &'static str {
     match parse_image_reference(image) {
         Some((Some(tag), _)) if tag == "latest" => "Always",
         Some((None, false)) => "Always",
         _ => "IfNotPresent",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse_as_the_kubelet_reads_them() {
+        let digest = format!("img@sha256:{}", "a".repeat(64));
+        for ok in [
+            "busybox",
+            "busybox:1.36",
+            "localhost:5000/a/b:v1",
+            "rkube-test/sh:1",
+            digest.as_str(),
+        ] {
+            assert!(parse_image_reference(ok).is_some(), "{ok}");
+        }
+        for bad in ["NGINX:::latest", "a//b", "", "x:", "img@sha256:abc"] {
+            assert!(parse_image_reference(bad).is_none(), "{bad}");
+        }
     }
 }
