@@ -4,25 +4,12 @@
 use serde_json::{json, Value};
 
 use crate::harness::TestCluster;
-use crate::raw::{client_config, Identity, Raw};
+use crate::raw::{admin, Raw};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const SMP: &str = "application/strategic-merge-patch+json";
 const MERGE: &str = "application/merge-patch+json";
 const JSON_PATCH: &str = "application/json-patch+json";
-
-fn admin(cluster: &TestCluster) -> Raw {
-    let certs = cluster.certs();
-    let config = client_config(
-        &certs.join("ca.crt"),
-        Identity::Files {
-            cert: &certs.join("admin.crt"),
-            key: &certs.join("admin.key"),
-        },
-        &[&rustls::version::TLS13, &rustls::version::TLS12],
-    );
-    Raw::new(&cluster.server, config)
-}
 
 fn pod_with(name: &str, spec: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod",

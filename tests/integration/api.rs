@@ -5,20 +5,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::harness::TestCluster;
-use crate::raw::{client_config, read_events, Identity, Raw};
-
-fn admin(cluster: &TestCluster) -> Raw {
-    let certs = cluster.certs();
-    let config = client_config(
-        &certs.join("ca.crt"),
-        Identity::Files {
-            cert: &certs.join("admin.crt"),
-            key: &certs.join("admin.key"),
-        },
-        &[&rustls::version::TLS13, &rustls::version::TLS12],
-    );
-    Raw::new(&cluster.server, config)
-}
+use crate::raw::{admin, client_config, read_events, Identity, Raw};
 
 fn pod(name: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "x"}},

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::harness::TestCluster;
-use super::raw::{client_config, Identity, Raw};
+use super::raw::{admin, Raw};
 
 const JSON: &str = "application/json";
 const YAML: &str = "application/yaml";
@@ -52,21 +52,6 @@ fn case(
         code,
         reason,
     }
-}
-
-fn admin(cluster: &TestCluster) -> Raw {
-    let certs = cluster.certs();
-    Raw::new(
-        &cluster.server,
-        client_config(
-            &certs.join("ca.crt"),
-            Identity::Files {
-                cert: &certs.join("admin.crt"),
-                key: &certs.join("admin.key"),
-            },
-            &[&rustls::version::TLS13],
-        ),
-    )
 }
 
 async fn must(raw: &Raw, method: &str, path: &str, body: Value, code: u16) -> Value {

@@ -4,20 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::harness::TestCluster;
-use crate::raw::{client_config, Identity, Raw};
-
-fn admin(cluster: &TestCluster) -> Raw {
-    let certs = cluster.certs();
-    let config = client_config(
-        &certs.join("ca.crt"),
-        Identity::Files {
-            cert: &certs.join("admin.crt"),
-            key: &certs.join("admin.key"),
-        },
-        &[&rustls::version::TLS13],
-    );
-    Raw::new(&cluster.server, config)
-}
+use crate::raw::{admin, Raw};
 
 const PODS: &str = "/api/v1/namespaces/default/pods";
 

@@ -138,6 +138,20 @@ impl Raw {
     }
 }
 
+/// A raw client authenticated as the cluster admin (`system:masters`).
+pub fn admin(cluster: &super::harness::TestCluster) -> Raw {
+    let certs = cluster.certs();
+    let config = client_config(
+        &certs.join("ca.crt"),
+        Identity::Files {
+            cert: &certs.join("admin.crt"),
+            key: &certs.join("admin.key"),
+        },
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+    );
+    Raw::new(&cluster.server, config)
+}
+
 /// Reads a watch response as JSON lines until `count` arrived or `timeout` passed.
 pub async fn read_events(
     resp: hyper::Response<Incoming>,

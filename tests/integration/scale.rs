@@ -16,22 +16,9 @@ use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
 
 use crate::harness::TestCluster;
-use crate::raw::{client_config, read_events, Identity, Raw};
+use crate::raw::{admin, read_events, Raw};
 
 const IN_FLIGHT: usize = 32;
-
-fn admin(cluster: &TestCluster) -> Raw {
-    let certs = cluster.certs();
-    let config = client_config(
-        &certs.join("ca.crt"),
-        Identity::Files {
-            cert: &certs.join("admin.crt"),
-            key: &certs.join("admin.key"),
-        },
-        &[&rustls::version::TLS13, &rustls::version::TLS12],
-    );
-    Raw::new(&cluster.server, config)
-}
 
 fn pod(name: &str) -> Pod {
     serde_json::from_value(json!({
