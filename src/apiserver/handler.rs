@@ -16,7 +16,7 @@ use super::authz::{self, Attributes, Decision, ImpersonationError};
 use super::options::{self, WriteKind};
 use super::request::{negotiate, parse_resource_path, verb_for, Output, Query, ResourcePath};
 use super::table::{self, Include};
-use super::{discovery, list_options, openapi, watch, Server, MAX_BODY_BYTES};
+use super::{discovery, openapi, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, GroupResource};
@@ -508,7 +508,7 @@ async fn resource_request(
     match (verb, sub) {
         ("watch", "") => watch(server, store, &ns, &query, output, shutdown).await,
         ("list", "") => {
-            options::check_list_options(&query)?;
+            options::list::check_types(&query)?;
             list(&store, &ns, &query, output).await
         }
         ("get", "log") if info.plural == "pods" => {
@@ -673,7 +673,7 @@ async fn list(
         .get("continue")
         .filter(|c| !c.is_empty())
         .map(str::to_string);
-    let exact = list_options::check_list(query)?;
+    let exact = options::list::check_list(query)?;
     let options = ListOptions {
         label,
         field,
@@ -717,7 +717,7 @@ async fn watch(
     let rv = object::parse_resource_version(query.get("resourceVersion").unwrap_or(""))
         .map_err(ApiError::bad_request)?;
     let send_initial_events = query.flag("sendInitialEvents")?;
-    list_options::check_watch(query)?;
+    options::list::check_watch(query)?;
     let include = match output {
         Output::Table => Some(Include::parse(query.get("includeObject"))?),
         _ => None,

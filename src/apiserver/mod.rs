@@ -9,7 +9,6 @@ pub mod authz;
 mod discovery;
 pub mod filters;
 mod handler;
-mod list_options;
 mod logs;
 mod openapi;
 mod options;

@@ -12,6 +12,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+pub mod list;
+
 use super::request::Query;
 use crate::meta::{ApiError, Cause, GroupResource};
 use crate::registry::{CreateOptions, DeleteOptions};
@@ -221,18 +223,6 @@ pub fn delete_options(body: Option<Value>, query: &Query) -> Result<DeleteOption
         resource_version: preconditions.resource_version,
         dry_run,
     })
-}
-
-/// Checks the `ListOptions` of a list or watch that the handler does not otherwise read, so
-/// that one that does not parse (`timeoutSeconds=abc`) fails the request as upstream's
-/// parameter decoding does (400), whether or not the request is a watch.
-pub fn check_list_options(query: &Query) -> Result<(), ApiError> {
-    query.count("timeoutSeconds")?;
-    query.count("limit")?;
-    for flag in ["watch", "allowWatchBookmarks", "sendInitialEvents"] {
-        query.flag(flag)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
-//! Validation of the list and watch query options that depend on each other
-//! (`resourceVersionMatch`, `resourceVersion`, `continue`, `sendInitialEvents`).
+//! Validation of the list and watch query options: their types, and those that depend on each
+//! other (`resourceVersionMatch`, `resourceVersion`, `continue`, `sendInitialEvents`).
 //!
 //! Follows apimachinery's `meta/internalversion/validation` (`ValidateListOptions`): the
 //! failures are field errors of a `ListOptions.meta.k8s.io` object, answered as one 422.
 
-use super::request::Query;
+use crate::apiserver::request::Query;
 use crate::meta::{ApiError, Cause};
 use crate::registry::FieldError;
 
@@ -14,6 +14,18 @@ const NOT_OLDER_THAN: &str = "NotOlderThan";
 
 fn present<'q>(query: &'q Query, key: &str) -> Option<&'q str> {
     query.get(key).filter(|v| !v.is_empty())
+}
+
+/// Checks the `ListOptions` of a list that the handler does not otherwise read, so that one
+/// that does not parse (`timeoutSeconds=abc`) fails the request as upstream's parameter
+/// decoding does (400), before anything else is looked at.
+pub fn check_types(query: &Query) -> Result<(), ApiError> {
+    query.count("timeoutSeconds")?;
+    query.count("limit")?;
+    for flag in ["watch", "allowWatchBookmarks", "sendInitialEvents"] {
+        query.flag(flag)?;
+    }
+    Ok(())
 }
 
 /// Checks a list's options; true when the list must be served exactly at `resourceVersion`.
@@ -112,7 +124,7 @@ fn reject(errors: Vec<FieldError>) -> Result<(), ApiError> {
             field: e.field.clone(),
         })
         .collect();
-    Err(super::options::invalid_options("ListOptions", causes))
+    Err(super::invalid_options("ListOptions", causes))
 }
 
 #[cfg(test)]
