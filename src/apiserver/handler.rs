@@ -583,29 +583,11 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let options = delete_options(&bytes, &ct, &query)?;
             let (label, field) = selectors(&query)?;
-            let listed = store
-                .list(
-                    &ns,
-                    &ListOptions {
-                        label,
-                        field,
-                        ..ListOptions::default()
-                    },
-                )
-                .await?;
-            let mut deleted = Vec::new();
-            for obj in listed.items {
-                match store
-                    .delete(object::namespace(&obj), object::name(&obj), &options)
-                    .await
-                {
-                    Ok((gone, _)) => deleted.push(gone),
-                    Err(e) if e.code == 404 => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            let done = store.delete_collection(&ns, label, field, &options).await?;
+            // Upstream answers with the list as it was read before the deletions.
             let list = json!({"kind": list_kind(&store), "apiVersion": info.api_version(),
-                "metadata": {}, "items": deleted});
+                "metadata": {"resourceVersion": done.resource_version.to_string()},
+                "items": done.listed.iter().map(|o| o.as_ref()).collect::<Vec<_>>()});
             Ok(encode(StatusCode::OK, &list, output.plain(), &[]))
         }
         _ => Err(ApiError::method_not_supported(gr, verb)),

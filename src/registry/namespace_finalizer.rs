@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::namespaces::UNDELETABLE;
-use super::{ListOptions, Store, WatchOptions};
+use super::{DeleteOptions, ListOptions, Store, WatchOptions};
 use crate::meta::{object, ApiError};
 
 /// The finalizer the API server puts on every namespace (`FinalizerKubernetes`).
@@ -90,7 +90,11 @@ fn waits_on_us(ns: &Value) -> bool {
 async fn finalize(namespaces: &Store, stores: &[Arc<Store>], name: &str) -> Result<(), ApiError> {
     let mut remaining = 0;
     for store in stores.iter().filter(|s| s.info().namespaced) {
-        remaining += store.delete_all_in(name).await?;
+        let plain = DeleteOptions::default();
+        remaining += store
+            .delete_collection(name, None, None, &plain)
+            .await?
+            .pending;
     }
     if remaining > 0 {
         return Ok(());

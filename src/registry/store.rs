@@ -89,6 +89,17 @@ pub struct WatchOptions {
     pub send_initial_events: bool,
 }
 
+/// What [`Store::delete_collection`] did.
+#[derive(Debug, Default)]
+pub struct CollectionDeleted {
+    /// The objects as listed before their deletion: the answer upstream gives.
+    pub listed: Vec<Arc<Value>>,
+    /// The revision of the newest page read.
+    pub resource_version: i64,
+    /// How many are still there, marked for a graceful deletion their owner has to finish.
+    pub pending: usize,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
     pub grace_period: Option<i64>,
@@ -866,30 +877,40 @@ impl Store {
         Ok(((*last.object).clone(), true))
     }
 
-    /// Deletes every object of this kind in `namespace`, a page of [`DELETE_PAGE`] objects at
-    /// a time (never one unbounded read), each as a plain DELETE would. Returns how many are
-    /// still there, marked for a graceful deletion their owner has to finish.
-    pub async fn delete_all_in(&self, namespace: &str) -> Result<usize, ApiError> {
-        let mut remaining = 0;
+    /// Upstream's `DeleteCollection`: deletes every object of this kind in `namespace` (every
+    /// namespace when empty) that the selectors choose, each as a plain DELETE with `options`
+    /// would, [`DELETE_WORKERS`] at a time. It reads a page of [`DELETE_PAGE`] objects at a
+    /// time, never one unbounded read. Objects that went away meanwhile are skipped; the first
+    /// other failure ends it (what was deleted stays deleted, as upstream).
+    pub async fn delete_collection(
+        &self,
+        namespace: &str,
+        label: Option<LabelSelector>,
+        field: Option<FieldSelector>,
+        options: &DeleteOptions,
+    ) -> Result<CollectionDeleted, ApiError> {
+        let mut done = CollectionDeleted::default();
         let mut continue_token = None;
         loop {
-            let options = ListOptions {
+            let list_options = ListOptions {
+                label: label.clone(),
+                field: field.clone(),
                 limit: Some(DELETE_PAGE),
                 continue_token: continue_token.take(),
                 ..ListOptions::default()
             };
-            let page = match self.list(namespace, &options).await {
+            let page = match self.list(namespace, &list_options).await {
                 Ok(page) => page,
-                // The page's revision was compacted away: start again from what is there now.
+                // The page's revision was compacted away: go on from what is there now.
                 Err(e) if e.code == 410 => continue,
                 Err(e) => return Err(e),
             };
-            let plain = DeleteOptions::default();
+            done.resource_version = done.resource_version.max(page.resource_version);
             // Collected first: a lazy map would make this future's Send-ness unprovable.
             let deletions: Vec<_> = page
                 .items
                 .iter()
-                .map(|obj| self.delete(namespace, object::name(obj), &plain))
+                .map(|obj| self.delete(object::namespace(obj), object::name(obj), options))
                 .collect();
             let results: Vec<_> = futures::stream::iter(deletions)
                 .buffer_unordered(DELETE_WORKERS)
@@ -898,14 +919,15 @@ impl Store {
             for result in results {
                 match result {
                     Ok((_, true)) => {}
-                    Ok((_, false)) => remaining += 1,
+                    Ok((_, false)) => done.pending += 1,
                     Err(e) if e.code == 404 => {}
                     Err(e) => return Err(e),
                 }
             }
+            done.listed.extend(page.items);
             match page.continue_token {
                 Some(token) => continue_token = Some(token),
-                None => return Ok(remaining),
+                None => return Ok(done),
             }
         }
     }
@@ -997,9 +1019,9 @@ fn undecodable_patch(info: &super::ResourceInfo, shown: &str, e: ApiError) -> Ap
     )
 }
 
-/// How many objects [`Store::delete_all_in`] reads per page.
+/// How many objects [`Store::delete_collection`] reads per page.
 const DELETE_PAGE: usize = 500;
-/// How many deletions of one page [`Store::delete_all_in`] runs at once.
+/// How many deletions of one page [`Store::delete_collection`] runs at once.
 const DELETE_WORKERS: usize = 16;
 
 /// Whether a deletion must wait: `metadata.finalizers`, or a namespace's own

@@ -354,6 +354,85 @@ async fn delete_is_graceful_for_a_bound_pod_and_checks_preconditions() {
 }
 
 #[tokio::test]
+async fn delete_collection_pages_through_what_the_selector_chooses() {
+    let f = Fixture::new().await;
+    let pods = f.store("pods");
+    f.store("namespaces")
+        .create(
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}),
+            &CreateOptions::default(),
+        )
+        .await
+        .expect("namespace");
+    // More than two pages: every third Pod is chosen by the selector.
+    for i in 0..1_203 {
+        let mut body = pod(&format!("p{i:04}"));
+        body["metadata"]["labels"] = json!({"app": if i % 3 == 0 { "x" } else { "y" }});
+        pods.create("default", body, &CreateOptions::default())
+            .await
+            .expect("created");
+    }
+    let mut elsewhere = pod("p0000");
+    elsewhere["metadata"]["labels"] = json!({"app": "x"});
+    pods.create("other", elsewhere, &CreateOptions::default())
+        .await
+        .expect("created in the other namespace");
+    let selector = || Some(crate::meta::selector::LabelSelector::parse("app=x").expect("parses"));
+
+    let dry = DeleteOptions {
+        dry_run: true,
+        ..DeleteOptions::default()
+    };
+    let done = pods
+        .delete_collection("default", selector(), None, &dry)
+        .await
+        .expect("dry run");
+    assert_eq!(done.listed.len(), 401);
+    assert_eq!(
+        count(pods, "default").await,
+        1_203,
+        "a dry run deletes nothing"
+    );
+
+    // A bound Pod is only marked, and counted as pending.
+    binding::create(
+        pods,
+        "default",
+        "p0000",
+        &json!({"target": {"kind": "Node", "name": "n1"}}),
+        false,
+    )
+    .await
+    .expect("bound");
+    let done = pods
+        .delete_collection("default", selector(), None, &DeleteOptions::default())
+        .await
+        .expect("deleted");
+    assert_eq!(done.listed.len(), 401, "the answer is the list as read");
+    assert!(done
+        .listed
+        .iter()
+        .all(|p| p["metadata"]["labels"]["app"] == "x"));
+    assert_eq!(done.pending, 1);
+    assert_eq!(count(pods, "default").await, 803);
+    let marked = pods.get("default", "p0000").await.expect("still there");
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    pods.get("other", "p0000")
+        .await
+        .expect("another namespace is untouched");
+}
+
+async fn count(store: &Store, namespace: &str) -> usize {
+    store
+        .list(namespace, &super::ListOptions::default())
+        .await
+        .expect("listed")
+        .items
+        .len()
+}
+
+#[tokio::test]
 async fn binding_assigns_once_and_honours_the_uid_precondition() {
     let f = Fixture::new().await;
     let pods = f.store("pods");
