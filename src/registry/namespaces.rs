@@ -7,6 +7,7 @@ use super::decode::{decode_as, Decoded};
 use super::{
     age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION,
 };
+use crate::meta::patch::{generic_patch_schema, PatchSchema};
 use crate::meta::{object, ApiError};
 
 static INFO: ResourceInfo = ResourceInfo {
@@ -96,6 +97,10 @@ impl Strategy for NamespaceStrategy {
         decode_as::<Namespace>(&INFO, body)
     }
 
+    fn patch_schema(&self) -> PatchSchema {
+        namespace_patch_schema()
+    }
+
     fn prepare_for_create(&self, obj: &mut Value) {
         let name = object::name(obj).to_string();
         let meta = object::metadata_mut(obj);
@@ -157,5 +162,29 @@ impl Strategy for NamespaceStrategy {
                 .unwrap_or("")),
             json!(age(obj, now)),
         ]
+    }
+}
+
+/// Patch metadata for Namespaces: ObjectMeta plus `status.conditions` merged by `type`.
+pub fn namespace_patch_schema() -> PatchSchema {
+    generic_patch_schema().merge_list("status.conditions", "type")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::patch::ListStrategy;
+
+    #[test]
+    fn a_strategic_patch_merges_namespace_conditions_by_type() {
+        let schema = NamespaceStrategy.patch_schema();
+        assert_eq!(
+            schema.list_strategy("status.conditions"),
+            ListStrategy::MergeByKey("type".into())
+        );
+        assert_eq!(
+            schema.list_strategy("metadata.finalizers"),
+            ListStrategy::MergePrimitives
+        );
     }
 }

@@ -7,7 +7,7 @@ use super::decode::{decode_as, Decoded};
 use super::{
     age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION,
 };
-use crate::meta::patch::PatchSchema;
+use crate::meta::patch::{generic_patch_schema, PatchSchema};
 use crate::meta::{object, ApiError};
 
 static INFO: ResourceInfo = ResourceInfo {
@@ -105,7 +105,7 @@ impl Strategy for NodeStrategy {
     }
 
     fn patch_schema(&self) -> PatchSchema {
-        crate::meta::patch::node_patch_schema()
+        node_patch_schema()
     }
 
     fn column_definitions(&self) -> Value {
@@ -199,9 +199,19 @@ fn json_row(obj: &Value, now: jiff::Timestamp, text: &dyn Fn(&str) -> String) ->
     ]
 }
 
+/// Patch metadata for Nodes: ObjectMeta, `spec.podCIDRs` (merge), `status.conditions` and
+/// `status.addresses` (both merged by `type`). `spec.taints` has no tag and is atomic.
+pub fn node_patch_schema() -> PatchSchema {
+    generic_patch_schema()
+        .merge_primitive_list("spec.podCIDRs")
+        .merge_list("status.conditions", "type")
+        .merge_list("status.addresses", "type")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meta::patch::tests::smp;
 
     #[test]
     fn cordoning_adds_the_unschedulable_taint_and_uncordoning_removes_it() {
@@ -226,5 +236,60 @@ mod tests {
         assert_eq!(row[4], "v1.32.0");
         assert_eq!(row[5], "10.0.0.2");
         assert_eq!(row[6], "<none>");
+    }
+
+    #[test]
+    fn the_node_schema_carries_core_v1_patch_tags() {
+        use crate::meta::patch::ListStrategy;
+        let key = |k: &str| ListStrategy::MergeByKey(k.to_string());
+        let node = node_patch_schema();
+        assert_eq!(
+            node.list_strategy("spec.podCIDRs"),
+            ListStrategy::MergePrimitives
+        );
+        assert_eq!(node.list_strategy("spec.taints"), ListStrategy::Atomic);
+        assert_eq!(node.list_strategy("status.addresses"), key("type"));
+        assert_eq!(node.list_strategy("status.conditions"), key("type"));
+    }
+
+    #[test]
+    fn strategic_merge_merges_node_pod_cidrs_and_addresses() {
+        let node = json!({
+            "metadata": {"name": "n1"},
+            "spec": {"podCIDRs": ["10.0.0.0/24"], "taints": [{"key": "a", "effect": "NoSchedule"}]},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "192.0.2.1"}],
+                "conditions": [{"type": "Ready", "status": "False"}, {"type": "DiskPressure", "status": "False"}]
+            }
+        });
+        let out = smp(
+            &node_patch_schema(),
+            node,
+            json!({
+                "spec": {"podCIDRs": ["fd00::/64"], "taints": [{"key": "b", "effect": "NoExecute"}]},
+                "status": {
+                    "addresses": [{"type": "Hostname", "address": "n1"}],
+                    "conditions": [{"type": "Ready", "status": "True"}]
+                }
+            }),
+        );
+        // As upstream orders a merged list: what the patch adds goes ahead of what only the
+        // server had, unless both were on the server.
+        assert_eq!(out["spec"]["podCIDRs"], json!(["fd00::/64", "10.0.0.0/24"]));
+        assert_eq!(
+            out["spec"]["taints"],
+            json!([{"key": "b", "effect": "NoExecute"}])
+        );
+        assert_eq!(
+            out["status"]["addresses"],
+            json!([
+                {"type": "Hostname", "address": "n1"},
+                {"type": "InternalIP", "address": "192.0.2.1"}
+            ])
+        );
+        assert_eq!(
+            out["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True"}, {"type": "DiskPressure", "status": "False"}])
+        );
     }
 }

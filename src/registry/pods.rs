@@ -245,7 +245,7 @@ impl Strategy for PodStrategy {
     }
 
     fn patch_schema(&self) -> PatchSchema {
-        crate::meta::patch::pod_patch_schema()
+        pod::patch_schema::pod_patch_schema()
     }
 
     fn column_definitions(&self) -> Value {

@@ -292,64 +292,6 @@ pub fn generic_patch_schema() -> PatchSchema {
     PatchSchema::new().with_object_meta()
 }
 
-/// Patch metadata for Namespaces: ObjectMeta plus `status.conditions` merged by `type`.
-pub fn namespace_patch_schema() -> PatchSchema {
-    generic_patch_schema().merge_list("status.conditions", "type")
-}
-
-/// Container tags, shared by `containers`, `initContainers` and `ephemeralContainers`
-/// (`Container` and `EphemeralContainerCommon` in core/v1 carry the same ones).
-fn container_schema() -> PatchSchema {
-    PatchSchema::new()
-        .merge_list("ports", "containerPort")
-        .merge_list("env", "name")
-        .merge_list("volumeMounts", "mountPath")
-        .merge_list("volumeDevices", "devicePath")
-}
-
-/// Patch metadata for a PodSpec at the root, for grafting under `spec.template.spec` and the
-/// like. Tags as in core/v1 `PodSpec` of Kubernetes 1.32; `tolerations`, `readinessGates` and
-/// the lists inside affinity and security contexts have none and are atomic.
-pub fn pod_spec_patch_schema() -> PatchSchema {
-    let container = container_schema();
-    PatchSchema::new()
-        .merge_list("volumes", "name")
-        .retain_keys("volumes")
-        .merge_list("initContainers", "name")
-        .graft("initContainers", &container)
-        .merge_list("containers", "name")
-        .graft("containers", &container)
-        .merge_list("ephemeralContainers", "name")
-        .graft("ephemeralContainers", &container)
-        .merge_list("imagePullSecrets", "name")
-        .merge_list("hostAliases", "ip")
-        .merge_list("topologySpreadConstraints", "topologyKey")
-        .merge_list("resourceClaims", "name")
-        .retain_keys("resourceClaims")
-        .merge_list("schedulingGates", "name")
-}
-
-/// Patch metadata for Pods: ObjectMeta, PodSpec and PodStatus tags. Also fits a
-/// PodTemplateSpec when grafted at `spec.template` (the `status` part then goes unused).
-pub fn pod_patch_schema() -> PatchSchema {
-    generic_patch_schema()
-        .graft("spec", &pod_spec_patch_schema())
-        .merge_list("status.conditions", "type")
-        .merge_list("status.podIPs", "ip")
-        .merge_list("status.hostIPs", "ip")
-        .merge_list("status.resourceClaimStatuses", "name")
-        .retain_keys("status.resourceClaimStatuses")
-}
-
-/// Patch metadata for Nodes: ObjectMeta, `spec.podCIDRs` (merge), `status.conditions` and
-/// `status.addresses` (both merged by `type`). `spec.taints` has no tag and is atomic.
-pub fn node_patch_schema() -> PatchSchema {
-    generic_patch_schema()
-        .merge_primitive_list("spec.podCIDRs")
-        .merge_list("status.conditions", "type")
-        .merge_list("status.addresses", "type")
-}
-
 /// Applies `patch_body`, a PATCH request body of type `kind`, to `original` and returns the
 /// patched object. `schema` is consulted for strategic merge patches only.
 pub fn apply_patch(
@@ -417,11 +359,12 @@ fn json_type(value: &Value) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    //! Helpers shared by every patch test (also the kinds' own, under `registry`).
     use super::*;
-    pub(super) use serde_json::json;
+    pub(crate) use serde_json::json;
 
-    pub(super) fn patched(
+    pub(crate) fn patched(
         kind: PatchType,
         schema: &PatchSchema,
         original: Value,
@@ -434,11 +377,11 @@ mod tests {
         }
     }
 
-    pub(super) fn smp(schema: &PatchSchema, original: Value, patch: Value) -> Value {
+    pub(crate) fn smp(schema: &PatchSchema, original: Value, patch: Value) -> Value {
         patched(PatchType::StrategicMerge, schema, original, patch)
     }
 
-    pub(super) fn smp_err(schema: &PatchSchema, original: Value, patch: Value) -> PatchError {
+    pub(crate) fn smp_err(schema: &PatchSchema, original: Value, patch: Value) -> PatchError {
         let body = serde_json::to_vec(&patch).expect("a Value always serializes");
         match apply_patch(&original, &body, PatchType::StrategicMerge, schema) {
             Ok(result) => panic!("patch {patch} unexpectedly gave {result}"),
@@ -446,7 +389,7 @@ mod tests {
         }
     }
 
-    pub(super) fn pod() -> Value {
+    pub(crate) fn pod() -> Value {
         json!({
             "apiVersion": "v1",
             "kind": "Pod",
@@ -475,7 +418,7 @@ mod tests {
         })
     }
 
-    pub(super) fn container_names(pod: &Value) -> Vec<&str> {
+    pub(crate) fn container_names(pod: &Value) -> Vec<&str> {
         pod["spec"]["containers"]
             .as_array()
             .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
@@ -484,7 +427,7 @@ mod tests {
 
     /// Tears a value down without recursion, so that very deep test values can be dropped on
     /// a test thread's small stack.
-    pub(super) fn dismantle(value: Value) {
+    pub(crate) fn dismantle(value: Value) {
         let mut pending = vec![value];
         while let Some(value) = pending.pop() {
             match value {
@@ -536,7 +479,7 @@ mod tests {
     fn malformed_bodies_are_errors_for_every_patch_type() {
         for kind in [PatchType::Json, PatchType::Merge, PatchType::StrategicMerge] {
             for body in [&b"{"[..], b"", b"{\"a\":}", b"\xff\xfe", b"[1,]"] {
-                let err = apply_patch(&pod(), body, kind, &pod_patch_schema())
+                let err = apply_patch(&pod(), body, kind, &generic_patch_schema())
                     .expect_err("malformed body");
                 assert!(
                     matches!(err, PatchError::MalformedBody(_)),
@@ -554,7 +497,7 @@ mod tests {
         body.push('1');
         body.push_str(&"}".repeat(depth));
         for kind in [PatchType::Json, PatchType::Merge, PatchType::StrategicMerge] {
-            let err = apply_patch(&pod(), body.as_bytes(), kind, &pod_patch_schema())
+            let err = apply_patch(&pod(), body.as_bytes(), kind, &generic_patch_schema())
                 .expect_err("too deep");
             assert!(
                 matches!(err, PatchError::TooDeep { .. }),
@@ -639,61 +582,19 @@ mod tests {
     // --- schema --------------------------------------------------------------------------------
 
     #[test]
-    fn schemas_carry_core_v1_patch_tags() {
-        let pod = pod_patch_schema();
-        let key = |k: &str| ListStrategy::MergeByKey(k.to_string());
-        let cases = [
-            ("metadata.finalizers", ListStrategy::MergePrimitives),
-            ("metadata.ownerReferences", key("uid")),
-            ("spec.volumes", key("name")),
-            ("spec.containers", key("name")),
-            ("spec.initContainers.env", key("name")),
-            ("spec.ephemeralContainers.volumeMounts", key("mountPath")),
-            ("spec.containers.volumeDevices", key("devicePath")),
-            ("spec.containers.ports", key("containerPort")),
-            ("spec.containers.args", ListStrategy::Atomic),
-            ("spec.containers.envFrom", ListStrategy::Atomic),
-            ("spec.imagePullSecrets", key("name")),
-            ("spec.hostAliases", key("ip")),
-            ("spec.topologySpreadConstraints", key("topologyKey")),
-            ("spec.resourceClaims", key("name")),
-            ("spec.schedulingGates", key("name")),
-            ("spec.tolerations", ListStrategy::Atomic),
-            ("status.conditions", key("type")),
-            ("status.podIPs", key("ip")),
-            ("status.hostIPs", key("ip")),
-            ("status.containerStatuses", ListStrategy::Atomic),
-        ];
-        for (path, want) in cases {
-            assert_eq!(pod.list_strategy(path), want, "{path}");
-        }
-        assert!(pod.retains_keys("spec.volumes"));
-        assert!(pod.retains_keys("spec.resourceClaims"));
-        assert!(!pod.retains_keys("spec.containers"));
-
-        let node = node_patch_schema();
-        assert_eq!(
-            node.list_strategy("spec.podCIDRs"),
-            ListStrategy::MergePrimitives
-        );
-        assert_eq!(node.list_strategy("spec.taints"), ListStrategy::Atomic);
-        assert_eq!(node.list_strategy("status.addresses"), key("type"));
-        assert_eq!(node.list_strategy("status.conditions"), key("type"));
-
+    fn the_generic_schema_carries_object_meta_tags_only() {
         let generic = generic_patch_schema();
         assert_eq!(
             generic.list_strategy("metadata.finalizers"),
             ListStrategy::MergePrimitives
         );
         assert_eq!(
+            generic.list_strategy("metadata.ownerReferences"),
+            ListStrategy::MergeByKey("uid".into())
+        );
+        assert_eq!(
             generic.list_strategy("spec.containers"),
             ListStrategy::Atomic
-        );
-
-        let workload = generic_patch_schema().graft("spec.template", &pod_patch_schema());
-        assert_eq!(
-            workload.list_strategy("spec.template.spec.containers.env"),
-            key("name")
         );
     }
 }

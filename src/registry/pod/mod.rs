@@ -8,6 +8,7 @@
 //! objects, ServiceAccount objects) the function documents what the caller must do.
 
 pub mod fields;
+pub mod patch_schema;
 pub mod printing;
 pub mod qos;
 pub mod strategy;
