@@ -1,5 +1,6 @@
 //! Go durations (`60s`, `1m30s`, `1.5h`, `300ms`) as kube-apiserver's flags take them, and
-//! their Go spelling (`1m0s`) for messages that quote a duration.
+//! their Go spelling (`1m0s`) for messages that quote a duration, and the human spelling
+//! kubectl prints for an age (`5s`, `2m3s`, `4d`).
 //!
 //! Follows Go's `time.ParseDuration` and `time.Duration.String`: a sequence of decimal numbers,
 //! each with an optional fraction and a unit (`ns`, `us`/`µs`/`μs`, `ms`, `s`, `m`, `h`); a bare
@@ -143,6 +144,79 @@ fn decimal(value: u128, scale: u128) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
+/// apimachinery `duration.HumanDuration`: about two significant units ("5s", "2m3s", "3h",
+/// "4d", "2y").
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 * 2 {
+        return format!("{secs}s");
+    }
+    let minutes = secs / 60;
+    if minutes < 10 {
+        let s = secs % 60;
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
+    }
+    if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = secs / 3600;
+    if hours < 8 {
+        let m = minutes % 60;
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        let h = hours % 24;
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        let dy = (hours / 24) % 365;
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+/// `translateTimestampSince`: `<unknown>` for no timestamp; up to a second in the future reads
+/// as `0s` (clock skew), further is `<invalid>`.
+pub fn since(t: Option<jiff::Timestamp>, now: jiff::Timestamp) -> String {
+    let Some(t) = t else {
+        return "<unknown>".to_string();
+    };
+    let nanos = now.as_nanosecond() - t.as_nanosecond();
+    // Go truncates toward zero when converting seconds to int.
+    let secs = nanos / 1_000_000_000;
+    if secs < -1 {
+        "<invalid>".to_string()
+    } else if nanos < 0 {
+        "0s".to_string()
+    } else {
+        let secs = u64::try_from(secs).unwrap_or(u64::MAX);
+        let sub = u32::try_from(nanos % 1_000_000_000).unwrap_or(0);
+        human_duration(Duration::new(secs, sub))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +292,57 @@ mod tests {
             let d = parse(text).expect("parses");
             assert_eq!(format(d), text);
         }
+    }
+
+    #[test]
+    fn human_duration_boundaries() {
+        let h = 3600;
+        let d = 24 * h;
+        let cases: [(u64, &str); 22] = [
+            (0, "0s"),
+            (5, "5s"),
+            (119, "119s"),
+            (120, "2m"),
+            (123, "2m3s"),
+            (599, "9m59s"),
+            (600, "10m"),
+            (3 * h - 1, "179m"),
+            (3 * h, "3h"),
+            (3 * h + 30 * 60, "3h30m"),
+            (8 * h - 1, "7h59m"),
+            (8 * h, "8h"),
+            (47 * h + 59 * 60, "47h"),
+            (48 * h, "2d"),
+            (49 * h, "2d1h"),
+            (8 * d - 1, "7d23h"),
+            (8 * d, "8d"),
+            (4 * d, "4d"),
+            (2 * 365 * d - 1, "729d"),
+            (2 * 365 * d, "2y"),
+            (2 * 365 * d + d, "2y1d"),
+            (8 * 365 * d, "8y"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(
+                human_duration(Duration::from_secs(secs)),
+                want,
+                "secs {secs}"
+            );
+        }
+        assert_eq!(human_duration(Duration::from_millis(1999)), "1s");
+        assert_eq!(
+            human_duration(Duration::MAX),
+            format!("{}y", u64::MAX / 3600 / 24 / 365)
+        );
+    }
+
+    #[test]
+    fn since_reads_clock_skew_as_zero_and_the_far_future_as_invalid() {
+        let now: jiff::Timestamp = "2026-01-01T00:00:10Z".parse().expect("time");
+        let at = |s: &str| Some(s.parse::<jiff::Timestamp>().expect("time"));
+        assert_eq!(since(None, now), "<unknown>");
+        assert_eq!(since(at("2026-01-01T00:00:00Z"), now), "10s");
+        assert_eq!(since(at("2026-01-01T00:00:10.5Z"), now), "0s");
+        assert_eq!(since(at("2026-01-01T00:00:12Z"), now), "<invalid>");
     }
 }

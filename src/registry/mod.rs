@@ -235,14 +235,10 @@ pub fn age(obj: &Value, now: Timestamp) -> String {
     since(obj.pointer("/metadata/creationTimestamp"), now)
 }
 
-/// A human duration since the timestamp in `value`, or `<unknown>`.
+/// The time since the timestamp in `value`, as kubectl prints an age, or `<unknown>`.
 pub fn since(value: Option<&Value>, now: Timestamp) -> String {
-    let Some(when) = value
+    let when = value
         .and_then(Value::as_str)
-        .and_then(|s| s.parse::<Timestamp>().ok())
-    else {
-        return "<unknown>".into();
-    };
-    let secs = now.as_second().saturating_sub(when.as_second()).max(0);
-    pod::human_duration(std::time::Duration::from_secs(secs.unsigned_abs()))
+        .and_then(|s| s.parse::<Timestamp>().ok());
+    crate::meta::duration::since(when, now)
 }

@@ -22,9 +22,7 @@ use strategy::*;
 use validation::*;
 
 pub use fields::pod_selectable_field;
-pub use printing::{
-    human_duration, pod_column_definitions, pod_row_conditions, pod_table_row, PodRow,
-};
+pub use printing::{pod_column_definitions, pod_row_conditions, pod_table_row, PodRow};
 pub use qos::pod_qos_class;
 pub use strategy::{
     admit_priority, builtin_priority_class, default_pod, default_pod_for_update, pod_warnings,
@@ -33,7 +31,6 @@ pub use strategy::{
 pub use validation::{validate_pod, validate_pod_update};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, ContainerStatus, DownwardAPIVolumeFile, EnvFromSource, EnvVar,

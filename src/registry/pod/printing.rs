@@ -1,6 +1,7 @@
 //! The `kubectl get pods` Table row and its column definitions (upstream `printPod`).
 
 use super::*;
+use crate::meta::duration;
 
 /// One row of the pods table; all nine cells upstream's server-side printer produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,77 +81,9 @@ pub fn pod_column_definitions() -> serde_json::Value {
     ])
 }
 
-/// apimachinery `duration.HumanDuration`: about two significant units ("5s", "2m3s", "3h",
-/// "4d", "2y").
-pub fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs < 60 * 2 {
-        return format!("{secs}s");
-    }
-    let minutes = secs / 60;
-    if minutes < 10 {
-        let s = secs % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
-    }
-    if minutes < 60 * 3 {
-        return format!("{minutes}m");
-    }
-    let hours = secs / 3600;
-    if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    if hours < 24 * 8 {
-        let h = hours % 24;
-        return if h == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{h}h", hours / 24)
-        };
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    }
-    if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        return if dy == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{dy}d", hours / 24 / 365)
-        };
-    }
-    format!("{}y", hours / 24 / 365)
-}
-
-/// `translateTimestampSince`: `<unknown>` for no timestamp; up to a second in the future reads
-/// as `0s` (clock skew), further is `<invalid>`.
+/// The time since `t`, as kubectl prints an age (see [`duration::since`]).
 pub(crate) fn since(t: Option<&Time>, now: jiff::Timestamp) -> String {
-    let Some(t) = t else {
-        return "<unknown>".to_string();
-    };
-    let nanos = now.as_nanosecond() - t.0.as_nanosecond();
-    // Go truncates toward zero when converting seconds to int.
-    let secs = nanos / 1_000_000_000;
-    if secs < -1 {
-        "<invalid>".to_string()
-    } else if nanos < 0 {
-        "0s".to_string()
-    } else {
-        let secs = u64::try_from(secs).unwrap_or(u64::MAX);
-        let sub = u32::try_from(nanos % 1_000_000_000).unwrap_or(0);
-        human_duration(Duration::new(secs, sub))
-    }
+    duration::since(t.map(|t| t.0), now)
 }
 
 pub(crate) fn is_restartable_init(c: Option<&Container>) -> bool {
@@ -350,48 +283,6 @@ mod tests {
     use crate::registry::pod::test_support::*;
 
     // ---- printing -----------------------------------------------------------------------------
-
-    #[test]
-    fn human_duration_boundaries() {
-        let h = 3600;
-        let d = 24 * h;
-        let cases: [(u64, &str); 22] = [
-            (0, "0s"),
-            (5, "5s"),
-            (119, "119s"),
-            (120, "2m"),
-            (123, "2m3s"),
-            (599, "9m59s"),
-            (600, "10m"),
-            (3 * h - 1, "179m"),
-            (3 * h, "3h"),
-            (3 * h + 30 * 60, "3h30m"),
-            (8 * h - 1, "7h59m"),
-            (8 * h, "8h"),
-            (47 * h + 59 * 60, "47h"),
-            (48 * h, "2d"),
-            (49 * h, "2d1h"),
-            (8 * d - 1, "7d23h"),
-            (8 * d, "8d"),
-            (4 * d, "4d"),
-            (2 * 365 * d - 1, "729d"),
-            (2 * 365 * d, "2y"),
-            (2 * 365 * d + d, "2y1d"),
-            (8 * 365 * d, "8y"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(
-                human_duration(Duration::from_secs(secs)),
-                want,
-                "secs {secs}"
-            );
-        }
-        assert_eq!(human_duration(Duration::from_millis(1999)), "1s");
-        assert_eq!(
-            human_duration(Duration::MAX),
-            format!("{}y", u64::MAX / 3600 / 24 / 365)
-        );
-    }
 
     #[test]
     fn column_definitions_match_upstream_printer() {
