@@ -219,6 +219,15 @@ impl FieldError {
         self.kind.reason()
     }
 
+    /// The `StatusCause` a 422 carries for this error.
+    pub fn cause(&self) -> crate::meta::Cause {
+        crate::meta::Cause {
+            reason: self.reason().to_string(),
+            message: self.body(),
+            field: self.field.clone(),
+        }
+    }
+
     /// Upstream `ErrorBody()`: the message without the leading field, used as `StatusCause.message`.
     pub fn body(&self) -> String {
         let mut s = match self.kind {

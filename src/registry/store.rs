@@ -221,14 +221,7 @@ pub fn storage_error(gr: GroupResource<'_>, name: &str, err: StorageError) -> Ap
 /// The 422 for a list of field errors.
 pub fn invalid(strategy: &dyn Strategy, name: &str, errors: Vec<FieldError>) -> ApiError {
     let info = strategy.info();
-    let causes = errors
-        .iter()
-        .map(|e| Cause {
-            reason: e.reason().to_string(),
-            message: e.body(),
-            field: e.field.clone(),
-        })
-        .collect();
+    let causes = errors.iter().map(FieldError::cause).collect();
     ApiError::invalid(info.kind, info.group_resource(), name, causes)
 }
 

@@ -5,7 +5,7 @@
 //! failures are field errors of a `ListOptions.meta.k8s.io` object, answered as one 422.
 
 use crate::apiserver::request::Query;
-use crate::meta::{ApiError, Cause};
+use crate::meta::ApiError;
 use crate::registry::FieldError;
 
 const MATCH: &str = "resourceVersionMatch";
@@ -116,14 +116,7 @@ fn reject(errors: Vec<FieldError>) -> Result<(), ApiError> {
     if errors.is_empty() {
         return Ok(());
     }
-    let causes = errors
-        .iter()
-        .map(|e| Cause {
-            reason: e.reason().to_string(),
-            message: e.body(),
-            field: e.field.clone(),
-        })
-        .collect();
+    let causes = errors.iter().map(FieldError::cause).collect();
     Err(super::invalid_options("ListOptions", causes))
 }
 
