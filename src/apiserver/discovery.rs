@@ -22,27 +22,59 @@ const VERBS: [&str; 8] = [
     "watch",
 ];
 
-/// The verbs of a subresource, and the kind it answers with.
-fn subresource_entry(info: &ResourceInfo, sub: &str) -> Option<Value> {
-    let (kind, verbs): (&str, &[&str]) = match sub {
-        "status" => (info.kind, &["get", "patch", "update"]),
-        "binding" => ("Binding", &["create"]),
-        "eviction" => ("Eviction", &["create"]),
-        "log" => ("Pod", &["get"]),
-        "exec" | "attach" | "portforward" => ("PodExecOptions", &["create", "get"]),
-        "finalize" => (info.kind, &["update"]),
-        _ => return None,
+/// What a subresource answers with and allows: the group, version and kind of its response
+/// and its verbs, as upstream's discovery lists them.
+struct Subresource {
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+}
+
+fn subresource(info: &ResourceInfo, sub: &str) -> Option<Subresource> {
+    let own = |verbs| Subresource {
+        group: info.group,
+        version: info.version,
+        kind: info.kind,
+        verbs,
     };
+    let core = |kind, verbs| Subresource {
+        group: "",
+        version: "v1",
+        kind,
+        verbs,
+    };
+    Some(match sub {
+        "status" => own(&["get", "patch", "update"]),
+        "finalize" => own(&["update"]),
+        "log" => own(&["get"]),
+        "binding" => core("Binding", &["create"]),
+        "eviction" => Subresource {
+            group: "policy",
+            version: "v1",
+            kind: "Eviction",
+            verbs: &["create"],
+        },
+        "exec" => core("PodExecOptions", &["create", "get"]),
+        "attach" => core("PodAttachOptions", &["create", "get"]),
+        "portforward" => core("PodPortForwardOptions", &["create", "get"]),
+        _ => return None,
+    })
+}
+
+/// A subresource in an `APIResourceList`.
+fn subresource_entry(info: &ResourceInfo, sub: &str) -> Option<Value> {
+    let s = subresource(info, sub)?;
     let mut entry = json!({
         "name": format!("{}/{sub}", info.plural),
         "singularName": "",
         "namespaced": info.namespaced,
-        "kind": kind,
-        "verbs": verbs,
+        "kind": s.kind,
+        "verbs": s.verbs,
     });
-    if sub == "binding" || sub == "eviction" {
-        entry["group"] = json!(if sub == "eviction" { "policy" } else { "" });
-        entry["version"] = json!("v1");
+    if (s.group, s.version) != (info.group, info.version) {
+        entry["group"] = json!(s.group);
+        entry["version"] = json!(s.version);
     }
     Some(entry)
 }
@@ -162,6 +194,147 @@ pub fn group(stores: &[std::sync::Arc<Store>], name: &str) -> Option<Value> {
     Some(entry)
 }
 
+/// The form a discovery answer takes: the legacy documents, or upstream's aggregated
+/// `APIGroupDiscoveryList` (GA in v1.30) at `apidiscovery.k8s.io/<version>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Legacy,
+    Aggregated(&'static str),
+}
+
+impl Form {
+    /// The first form of the client's `Accept` list that rkube serves, as kube-apiserver picks
+    /// it; the legacy one when the client names neither (rkube answers discovery in JSON
+    /// whatever else is asked for).
+    pub fn negotiate(accept: Option<&str>) -> Form {
+        let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+            return Form::Legacy;
+        };
+        for entry in accept.split(',') {
+            let mut parts = entry.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let params: Vec<(&str, &str)> = parts
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .collect();
+            let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+            if !matches!(media.as_str(), "application/json" | "application/*" | "*/*") {
+                continue;
+            }
+            match param("as") {
+                None => return Form::Legacy,
+                Some("APIGroupDiscoveryList") if param("g") == Some("apidiscovery.k8s.io") => {
+                    match param("v") {
+                        Some("v2") => return Form::Aggregated("v2"),
+                        Some("v2beta1") => return Form::Aggregated("v2beta1"),
+                        _ => {}
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        Form::Legacy
+    }
+
+    /// The Content-Type of an answer in this form.
+    pub fn content_type(self) -> String {
+        match self {
+            Form::Legacy => "application/json".into(),
+            Form::Aggregated(v) => {
+                format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList")
+            }
+        }
+    }
+}
+
+fn kind_of(group: &str, version: &str, kind: &str) -> Value {
+    json!({"group": group, "version": version, "kind": kind})
+}
+
+/// One resource in the aggregated form, with its subresources.
+fn aggregated_resource(info: &ResourceInfo) -> Value {
+    let subresources: Vec<Value> = info
+        .subresources
+        .iter()
+        .filter_map(|sub| {
+            let s = subresource(info, sub)?;
+            Some(json!({
+                "subresource": sub,
+                "responseKind": kind_of(s.group, s.version, s.kind),
+                "verbs": s.verbs,
+            }))
+        })
+        .collect();
+    let mut entry = json!({
+        "resource": info.plural,
+        "responseKind": kind_of(info.group, info.version, info.kind),
+        "scope": if info.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": info.singular,
+        "verbs": VERBS,
+    });
+    if !info.short_names.is_empty() {
+        entry["shortNames"] = json!(info.short_names);
+    }
+    if !info.categories.is_empty() {
+        entry["categories"] = json!(info.categories);
+    }
+    if !subresources.is_empty() {
+        entry["subresources"] = json!(subresources);
+    }
+    entry
+}
+
+/// `/api` (`core`: the core group alone) or `/apis` (every named group) in the aggregated
+/// form, `apidiscovery.k8s.io/<version>` `APIGroupDiscoveryList`.
+pub fn aggregated(stores: &[std::sync::Arc<Store>], core: bool, version: &str) -> Value {
+    let mut groups: BTreeMap<&str, BTreeMap<&str, Vec<Value>>> = BTreeMap::new();
+    for store in stores {
+        let info = store.info();
+        if info.group.is_empty() != core {
+            continue;
+        }
+        groups
+            .entry(info.group)
+            .or_default()
+            .entry(info.version)
+            .or_default()
+            .push(aggregated_resource(info));
+    }
+    let items: Vec<Value> = groups
+        .into_iter()
+        .map(|(name, versions)| {
+            let versions: Vec<Value> = versions
+                .into_iter()
+                .map(|(v, mut resources)| {
+                    if core {
+                        resources.push(json!({
+                            "resource": "bindings",
+                            "responseKind": kind_of("", "v1", "Binding"),
+                            "scope": "Namespaced",
+                            "singularResource": "binding",
+                            "verbs": ["create"],
+                        }));
+                    }
+                    resources.sort_by(|a, b| a["resource"].as_str().cmp(&b["resource"].as_str()));
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            let metadata = if name.is_empty() {
+                json!({"creationTimestamp": null})
+            } else {
+                json!({"name": name, "creationTimestamp": null})
+            };
+            json!({"metadata": metadata, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "metadata": {},
+        "items": items,
+    })
+}
+
 /// `/version`, in the shape kubectl prints as "Server Version".
 pub fn version() -> Value {
     let (major, minor) = KUBE_VERSION;
@@ -176,4 +349,42 @@ pub fn version() -> Value {
         "compiler": "rustc",
         "platform": format!("{}/{}", std::env::consts::OS, crate::meta::object::go_arch()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_served_form_in_the_accept_list_wins() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        let cases = [
+            (None, Form::Legacy),
+            (Some(""), Form::Legacy),
+            (Some("application/json"), Form::Legacy),
+            (Some("*/*"), Form::Legacy),
+            (Some(kubectl), Form::Aggregated("v2")),
+            (
+                Some("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"),
+                Form::Aggregated("v2beta1"),
+            ),
+            (
+                Some("application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList,application/json"),
+                Form::Legacy,
+            ),
+            (
+                Some("application/json;g=other.io;v=v2;as=APIGroupDiscoveryList"),
+                Form::Legacy,
+            ),
+            (Some("application/yaml"), Form::Legacy),
+            (Some("application/json;as=Table;g=meta.k8s.io;v=v1"), Form::Legacy),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(Form::negotiate(accept), want, "{accept:?}");
+        }
+        assert_eq!(
+            Form::Aggregated("v2").content_type(),
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        );
+    }
 }

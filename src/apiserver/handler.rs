@@ -139,8 +139,8 @@ async fn route(
             json_ok(&discovery::version())
         }
         ["healthz" | "livez" | "readyz", ..] => health(server, &segments, &query).await,
-        ["api"] => json_ok(&discovery::core_versions(&server.local_addr.to_string())),
-        ["apis"] => json_ok(&discovery::group_list(stores)),
+        ["api"] => discovery_answer(server, true, req.headers()),
+        ["apis"] => discovery_answer(server, false, req.headers()),
         ["apis", group] => discovery::group(stores, group)
             .ok_or_else(ApiError::path_not_found)
             .and_then(|v| json_ok(&v)),
@@ -159,6 +159,50 @@ async fn route(
             resource_request(server, &user, req, resource, query, shutdown).await
         }
     }
+}
+
+/// `/api` or `/apis` (`core` false) in the form the client asks for first. The aggregated form
+/// carries an ETag and answers a matching `If-None-Match` with 304, as upstream does.
+fn discovery_answer(
+    server: &Server,
+    core: bool,
+    headers: &http::HeaderMap,
+) -> Result<Response<Body>, ApiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let form = discovery::Form::negotiate(accept);
+    let stores = server.registry.stores();
+    let body = match form {
+        discovery::Form::Legacy if core => discovery::core_versions(&server.local_addr.to_string()),
+        discovery::Form::Legacy => discovery::group_list(stores),
+        discovery::Form::Aggregated(version) => discovery::aggregated(stores, core, version),
+    };
+    let bytes = serde_json::to_vec(&body).expect("a JSON value always serializes");
+    let mut resp = if let discovery::Form::Aggregated(_) = form {
+        let etag = format!("\"{:016X}\"", {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut hasher);
+            hasher.finish()
+        });
+        let fresh = headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag));
+        let mut resp = if fresh {
+            respond(StatusCode::NOT_MODIFIED, &form.content_type(), Bytes::new())
+        } else {
+            respond(StatusCode::OK, &form.content_type(), bytes)
+        };
+        if let Ok(value) = header::HeaderValue::from_str(&etag) {
+            resp.headers_mut().insert(header::ETAG, value);
+        }
+        resp
+    } else {
+        respond(StatusCode::OK, &form.content_type(), bytes)
+    };
+    resp.headers_mut()
+        .insert(header::VARY, header::HeaderValue::from_static("Accept"));
+    Ok(resp)
 }
 
 impl ApiError {

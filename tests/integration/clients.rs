@@ -124,3 +124,86 @@ async fn python_kubernetes_client_drives_the_api() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("python client: ok"));
 }
+
+/// `/api` and `/apis` in the aggregated form (`apidiscovery.k8s.io/v2`), which kube-rs's
+/// `run_aggregated` and kubectl v1.32 ask for first, with an ETag that a revalidation gets
+/// 304 for; a client that asks for plain JSON still gets the legacy documents.
+#[tokio::test]
+async fn aggregated_discovery_serves_kube_rs_and_kubectl() {
+    use http_body_util::BodyExt as _;
+    use kube::core::discovery::v2::ACCEPT_AGGREGATED_DISCOVERY_V2;
+    use kube::core::GroupVersionKind;
+
+    let cluster = TestCluster::builder().start().await;
+    let client = cluster.client().await;
+    let discovery = kube::Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .expect("aggregated discovery");
+    let (pods, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "Pod"))
+        .expect("Pods are discovered");
+    assert_eq!(pods.plural, "pods");
+    assert!(caps.supports_operation(kube::discovery::verbs::WATCH));
+    let status = caps
+        .subresources
+        .iter()
+        .find(|(r, _)| r.plural == "status")
+        .expect("pods/status is listed");
+    assert_eq!(status.0.kind, "Pod");
+    let (leases, _) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease"))
+        .expect("Leases are discovered");
+    assert_eq!(leases.plural, "leases");
+
+    let get = |accept: &str, etag: Option<&str>| {
+        let mut req = http::Request::get("/apis").header("accept", accept);
+        if let Some(tag) = etag {
+            req = req.header("if-none-match", tag);
+        }
+        client.send(
+            req.body(kube::client::Body::from(Vec::new()))
+                .expect("request"),
+        )
+    };
+    let resp = get(ACCEPT_AGGREGATED_DISCOVERY_V2, None)
+        .await
+        .expect("GET /apis");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    assert_eq!(resp.headers()["vary"], "Accept");
+    let etag = resp.headers()["etag"].to_str().expect("ascii").to_string();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let list: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(list["kind"], "APIGroupDiscoveryList");
+    assert!(
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|g| g["metadata"]["name"] != ""),
+        "the core group is only under /api"
+    );
+    let again = get(ACCEPT_AGGREGATED_DISCOVERY_V2, Some(&etag))
+        .await
+        .expect("revalidation");
+    assert_eq!(again.status(), 304);
+    let legacy = get("application/json", None)
+        .await
+        .expect("legacy GET /apis");
+    let body = legacy.into_body().collect().await.expect("body").to_bytes();
+    let groups: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(groups["kind"], "APIGroupList");
+
+    // kubectl v1.32 takes the aggregated path.
+    let out = cluster.kubectl_ok(&["api-resources", "--api-group="]);
+    let pods_line = out
+        .lines()
+        .find(|l| l.starts_with("pods "))
+        .unwrap_or_else(|| panic!("pods listed in:\n{out}"));
+    let columns: Vec<&str> = pods_line.split_whitespace().collect();
+    assert_eq!(columns, ["pods", "po", "v1", "true", "Pod"]);
+}
