@@ -19,7 +19,9 @@ use super::{FieldError, Strategy};
 use crate::meta::patch::{apply_patch, PatchType};
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, Cause, GroupResource};
-use crate::storage::{self, Cacher, EventType, Storage, StorageError, Stored, WatchStream};
+use crate::storage::{
+    self, Cacher, EventType, Storage, StorageError, StorageEvent, Stored, WatchStream,
+};
 
 /// How often generateName may collide before the create fails (upstream: 7 since v1.32).
 const GENERATE_NAME_TRIES: usize = 8;
@@ -100,7 +102,10 @@ pub struct DeleteOptions {
 /// What a watch yields to the HTTP layer.
 #[derive(Debug)]
 pub enum WatchEvent {
-    Changed(EventType, Arc<Value>),
+    /// A change as this watcher sees it: the type is the watcher's own (a modification that
+    /// makes an object start or stop matching its selectors is ADDED or DELETED), the event is
+    /// the one every watcher of the change shares, with its object encoded once for all.
+    Changed(EventType, Arc<StorageEvent>),
     /// The current objects have all been sent (for `sendInitialEvents`).
     InitialEventsEnd(i64),
     Error(ApiError),
@@ -569,7 +574,14 @@ impl Store {
                     options.label.as_ref(),
                     options.field.as_ref(),
                 ) {
-                    pending.push_back(WatchEvent::Changed(EventType::Added, stored.object));
+                    let added = StorageEvent::new(
+                        EventType::Added,
+                        stored.key,
+                        stored.object,
+                        None,
+                        stored.rev,
+                    );
+                    pending.push_back(WatchEvent::Changed(EventType::Added, Arc::new(added)));
                 }
             }
             if options.send_initial_events {
@@ -1234,7 +1246,7 @@ impl Watch {
                 EventType::Deleted if now => EventType::Deleted,
                 _ => continue,
             };
-            return Some(WatchEvent::Changed(kind, event.object.clone()));
+            return Some(WatchEvent::Changed(kind, event));
         }
     }
 
