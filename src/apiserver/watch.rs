@@ -101,7 +101,8 @@ pub async fn pump(
             event = watch.next() => event,
             () = tokio::time::sleep_until(bookmark_at) => {
                 if params.bookmarks {
-                    let _ = tx.send(value_frame("BOOKMARK", &bookmark(&store, last_rv, false))).await;
+                    let mark = bookmark(&store, last_rv, false);
+                    let _ = tx.send(value_frame("BOOKMARK", &mark)).await;
                     next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
                 }
                 if tokio::time::Instant::now() >= deadline {

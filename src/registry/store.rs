@@ -19,9 +19,7 @@ use super::{FieldError, Strategy};
 use crate::meta::patch::{apply_patch, PatchType};
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, Cause, GroupResource};
-use crate::storage::{
-    self, Cacher, EventType, Storage, StorageError, StorageEvent, Stored, WatchStream,
-};
+use crate::storage::{self, Cacher, EventType, Storage, StorageError, Stored, WatchStream};
 
 /// How often generateName may collide before the create fails (upstream: 7 since v1.32).
 const GENERATE_NAME_TRIES: usize = 8;
@@ -105,7 +103,7 @@ pub enum WatchEvent {
     /// A change as this watcher sees it: the type is the watcher's own (a modification that
     /// makes an object start or stop matching its selectors is ADDED or DELETED), the event is
     /// the one every watcher of the change shares, with its object encoded once for all.
-    Changed(EventType, Arc<StorageEvent>),
+    Changed(EventType, Arc<storage::StorageEvent>),
     /// The current objects have all been sent (for `sendInitialEvents`).
     InitialEventsEnd(i64),
     Error(ApiError),
@@ -574,7 +572,7 @@ impl Store {
                     options.label.as_ref(),
                     options.field.as_ref(),
                 ) {
-                    let added = StorageEvent::new(
+                    let added = storage::StorageEvent::new(
                         EventType::Added,
                         stored.key,
                         stored.object,

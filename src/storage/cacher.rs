@@ -9,11 +9,11 @@
 //! The history is bounded twice: at most [`HISTORY`] events and at most `history_bytes` (an
 //! estimate of the events' size, objects and their shared JSON encodings together;
 //! `--watch-cache-history-mib`, [`DEFAULT_HISTORY_MIB`] MiB per resource by default), so a few
-//! large objects updated often cannot make it grow without bound. A modification shares its previous state with the cached object instead of keeping a
-//! copy. A watch from a resourceVersion older than the history is answered as upstream's
-//! `watch_cache.go` does: one `ERROR` event, 410 `too old resource version: <requested>
-//! (<oldest available>)`, where the bracketed number is the oldest resourceVersion a watch can
-//! still start from.
+//! large objects updated often cannot make it grow without bound. A modification shares its
+//! previous state with the cached object instead of keeping a copy. A watch from a
+//! resourceVersion older than the history is answered as upstream's `watch_cache.go` does: one
+//! `ERROR` event, 410 `too old resource version: <requested> (<oldest available>)`, where the
+//! bracketed number is the oldest resourceVersion a watch can still start from.
 //!
 //! Architecture invariant: a slow watcher never blocks the others. Each gets a bounded buffer;
 //! when it fills, the watcher is ended with 410 Expired and must relist (`slow_watcher_...` test).
