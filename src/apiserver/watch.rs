@@ -5,6 +5,11 @@
 //! away. Errors after the stream started are `ERROR` events carrying a `Status`, e.g. 410
 //! Expired for a compacted resourceVersion. Bookmarks, when asked for, come every minute and
 //! just before the timeout.
+//!
+//! A change's object is encoded once, however many watchers see it: the watch cache shares one
+//! event among them and the event keeps its object's JSON ([`StorageEvent::object_json`]);
+//! each line is that JSON with the watcher's own event type around it. Table watches still
+//! print each row per watcher (the AGE column is computed at the moment it is sent).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::table::{self, Include};
 use crate::meta::object;
 use crate::registry::{Store, Watch, WatchEvent};
+use crate::storage::{EventType, StorageEvent};
 
 /// How often a watcher that asked for bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
@@ -30,11 +36,35 @@ pub struct WatchParams {
     pub start_rv: i64,
 }
 
-fn frame(kind: &str, object: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
-        .expect("a JSON value always serializes");
-    line.push(b'\n');
+/// One line of the stream around an object already encoded as JSON:
+/// `{"type":<kind>,"object":<object>}` and a newline, byte for byte what serde_json writes for
+/// `json!({"type": kind, "object": object})` (it keeps keys in insertion order), so a watch
+/// event's object, encoded once and shared by every watcher, is copied in, never re-encoded.
+fn frame(kind: &str, object_json: &[u8]) -> Bytes {
+    const OPEN: &[u8] = b"{\"type\":";
+    const OBJECT: &[u8] = b",\"object\":";
+    const CLOSE: &[u8] = b"}\n";
+    let mut line = Vec::with_capacity(
+        OPEN.len() + kind.len() + 2 + OBJECT.len() + object_json.len() + CLOSE.len(),
+    );
+    line.extend_from_slice(OPEN);
+    serde_json::to_writer(&mut line, kind).expect("a string always serializes");
+    line.extend_from_slice(OBJECT);
+    line.extend_from_slice(object_json);
+    line.extend_from_slice(CLOSE);
     Bytes::from(line)
+}
+
+/// The line of one change as a watcher sees it: the object's JSON is the event's, encoded by
+/// the first watcher that needs it and shared by all.
+fn event_frame(kind: EventType, event: &StorageEvent) -> Bytes {
+    frame(kind.as_str(), event.object_json())
+}
+
+/// A line for an object made for this watcher alone: a bookmark, an error, a Table.
+fn value_frame(kind: &str, object: &Value) -> Bytes {
+    let json = serde_json::to_vec(object).expect("a JSON value always serializes");
+    frame(kind, &json)
 }
 
 fn bookmark(store: &Store, rv: i64, initial_end: bool) -> Value {
@@ -71,7 +101,8 @@ pub async fn pump(
             event = watch.next() => event,
             () = tokio::time::sleep_until(bookmark_at) => {
                 if params.bookmarks {
-                    let _ = tx.send(frame("BOOKMARK", &bookmark(&store, last_rv, false))).await;
+                    let mark = bookmark(&store, last_rv, false);
+                    let _ = tx.send(value_frame("BOOKMARK", &mark)).await;
                     next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -84,37 +115,170 @@ pub async fn pump(
         };
         let bytes = match event {
             None => return,
-            Some(WatchEvent::Changed(kind, obj)) => {
-                if let Ok(rv) = object::resource_version(&obj).parse::<i64>() {
-                    last_rv = last_rv.max(rv);
-                }
+            Some(WatchEvent::Changed(kind, event)) => {
+                // The event's revision is its object's resourceVersion.
+                last_rv = last_rv.max(event.rev);
                 match params.table {
+                    // A row is made per watcher: its AGE is "now", and only a watcher's first
+                    // Table carries the column definitions.
                     Some(include) => {
-                        let meta = json!({"resourceVersion": object::resource_version(&obj)});
+                        let obj = &event.object;
+                        let meta = json!({"resourceVersion": object::resource_version(obj)});
                         let t = table::table(
                             store.strategy.as_ref(),
-                            std::slice::from_ref(&obj),
+                            std::slice::from_ref(obj),
                             include,
                             meta,
                             first_table,
                         );
                         first_table = false;
-                        frame(kind.as_str(), &t)
+                        value_frame(kind.as_str(), &t)
                     }
-                    None => frame(kind.as_str(), &obj),
+                    None => event_frame(kind, &event),
                 }
             }
             Some(WatchEvent::InitialEventsEnd(rv)) => {
                 last_rv = last_rv.max(rv);
-                frame("BOOKMARK", &bookmark(&store, rv, true))
+                value_frame("BOOKMARK", &bookmark(&store, rv, true))
             }
             Some(WatchEvent::Error(e)) => {
-                let _ = tx.send(frame("ERROR", &e.to_status())).await;
+                let _ = tx.send(value_frame("ERROR", &e.to_status())).await;
                 return;
             }
         };
         if tx.send(bytes).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::patch::PatchType;
+    use crate::meta::selector::LabelSelector;
+    use crate::registry::{namespaces, CreateOptions, Registry, WatchOptions};
+    use crate::storage::{MemoryStorage, Storage};
+    use tokio_util::task::TaskTracker;
+
+    /// What every watch line was before objects were shared: the whole frame encoded at once.
+    fn encoded_whole(kind: &str, object: &Value) -> Vec<u8> {
+        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
+            .expect("a JSON value always serializes");
+        line.push(b'\n');
+        line
+    }
+
+    #[test]
+    fn a_frame_is_byte_for_byte_the_whole_event_encoded() {
+        let objects = [
+            json!({"kind": "Pod", "metadata": {"name": "p", "resourceVersion": "7"}}),
+            json!({"z": 1, "a": [1.5, -2, null, true], "m": {"b": "é\n\"q\"\u{1}", "a": {}}}),
+            json!("just a string"),
+            json!({}),
+        ];
+        for kind in ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"] {
+            for object in &objects {
+                let json = serde_json::to_vec(object).expect("serializes");
+                assert_eq!(
+                    frame(kind, &json).as_ref(),
+                    encoded_whole(kind, object).as_slice(),
+                    "{kind} {object}"
+                );
+                assert_eq!(
+                    value_frame(kind, object).as_ref(),
+                    encoded_whole(kind, object).as_slice()
+                );
+            }
+        }
+    }
+
+    async fn registry(shutdown: &CancellationToken) -> Registry {
+        let memory: Arc<dyn Storage> = MemoryStorage::new();
+        namespaces::bootstrap_system(memory.as_ref(), "/registry")
+            .await
+            .expect("system namespaces");
+        Registry::start(
+            memory,
+            "/registry",
+            crate::registry::kinds(Duration::from_secs(3600)),
+            1 << 20,
+            &TaskTracker::new(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("registry")
+    }
+
+    #[tokio::test]
+    async fn watchers_of_one_change_share_one_encoding_of_its_object() {
+        let shutdown = CancellationToken::new();
+        let registry = registry(&shutdown).await;
+        let pods = registry.get("", "pods").expect("pods are served");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"tier": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}});
+        let (created, _) = pods
+            .create("default", pod, &CreateOptions::default())
+            .await
+            .expect("created");
+        let from = object::resource_version(&created).parse().ok();
+        let watch = |label: Option<&str>| {
+            pods.watch(
+                "default",
+                WatchOptions {
+                    label: label.map(|l| LabelSelector::parse(l).expect("a selector")),
+                    resource_version: from,
+                    ..WatchOptions::default()
+                },
+            )
+        };
+        // Two see a modification; for the third the pod starts to match, so it is ADDED.
+        let mut watches = vec![
+            watch(None).await.expect("watch"),
+            watch(None).await.expect("watch"),
+            watch(Some("tier=db")).await.expect("watch"),
+        ];
+        let (patched, _) = pods
+            .patch(
+                "default",
+                "p",
+                "",
+                PatchType::Merge,
+                br#"{"metadata": {"labels": {"tier": "db"}}}"#,
+                &CreateOptions::default(),
+            )
+            .await
+            .expect("patched");
+        let mut seen = Vec::new();
+        for w in &mut watches {
+            let Some(WatchEvent::Changed(kind, event)) = w.next().await else {
+                panic!("a change");
+            };
+            seen.push((kind, event));
+        }
+        let kinds: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["MODIFIED", "MODIFIED", "ADDED"]);
+        let shared = seen[0].1.object_json().clone();
+        for (kind, event) in &seen {
+            let line = event_frame(*kind, event);
+            assert_eq!(
+                event.object_json().as_ptr(),
+                shared.as_ptr(),
+                "one encoding for every watcher"
+            );
+            assert_eq!(
+                line.as_ref(),
+                encoded_whole(kind.as_str(), &patched).as_slice()
+            );
+            let parsed: Value = serde_json::from_slice(&line).expect("a JSON line");
+            assert_eq!(parsed, json!({"type": kind.as_str(), "object": patched}));
+        }
+        assert_eq!(
+            patched["metadata"]["resourceVersion"],
+            json!(seen[0].1.rev.to_string()),
+            "the shared object carries the change's resourceVersion"
+        );
+        shutdown.cancel();
     }
 }

@@ -111,7 +111,10 @@ pub struct DeleteOptions {
 /// What a watch yields to the HTTP layer.
 #[derive(Debug)]
 pub enum WatchEvent {
-    Changed(EventType, Arc<Value>),
+    /// A change as this watcher sees it: the type is the watcher's own (a modification that
+    /// makes an object start or stop matching its selectors is ADDED or DELETED), the event is
+    /// the one every watcher of the change shares, with its object encoded once for all.
+    Changed(EventType, Arc<storage::StorageEvent>),
     /// The current objects have all been sent (for `sendInitialEvents`).
     InitialEventsEnd(i64),
     Error(ApiError),
@@ -573,7 +576,14 @@ impl Store {
                     options.label.as_ref(),
                     options.field.as_ref(),
                 ) {
-                    pending.push_back(WatchEvent::Changed(EventType::Added, stored.object));
+                    let added = storage::StorageEvent::new(
+                        EventType::Added,
+                        stored.key,
+                        stored.object,
+                        None,
+                        stored.rev,
+                    );
+                    pending.push_back(WatchEvent::Changed(EventType::Added, Arc::new(added)));
                 }
             }
             if options.send_initial_events {
@@ -1249,7 +1259,7 @@ impl Watch {
                 EventType::Deleted if now => EventType::Deleted,
                 _ => continue,
             };
-            return Some(WatchEvent::Changed(kind, event.object.clone()));
+            return Some(WatchEvent::Changed(kind, event));
         }
     }
 

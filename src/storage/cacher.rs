@@ -7,13 +7,13 @@
 //! straight to etcd.
 //!
 //! The history is bounded twice: at most [`HISTORY`] events and at most `history_bytes` (an
-//! estimate of the events' JSON size; `--watch-cache-history-mib`, [`DEFAULT_HISTORY_MIB`] MiB
-//! per resource by default), so a few large objects updated often cannot make it grow without
-//! bound. A modification shares its previous state with the cached object instead of keeping a
-//! copy. A watch from a resourceVersion older than the history is answered as upstream's
-//! `watch_cache.go` does: one `ERROR` event, 410 `too old resource version: <requested>
-//! (<oldest available>)`, where the bracketed number is the oldest resourceVersion a watch can
-//! still start from.
+//! estimate of the events' size, objects and their shared JSON encodings together;
+//! `--watch-cache-history-mib`, [`DEFAULT_HISTORY_MIB`] MiB per resource by default), so a few
+//! large objects updated often cannot make it grow without bound. A modification shares its
+//! previous state with the cached object instead of keeping a copy. A watch from a
+//! resourceVersion older than the history is answered as upstream's `watch_cache.go` does: one
+//! `ERROR` event, 410 `too old resource version: <requested> (<oldest available>)`, where the
+//! bracketed number is the oldest resourceVersion a watch can still start from.
 //!
 //! Architecture invariant: a slow watcher never blocks the others. Each gets a bounded buffer;
 //! when it fills, the watcher is ended with 410 Expired and must relist (`slow_watcher_...` test).
@@ -64,8 +64,10 @@ fn approx_size(value: &Value) -> usize {
 
 fn event_size(event: &StorageEvent) -> usize {
     // `prev` is shared with the object cached before (or with an earlier event), so only the
-    // new state counts.
-    event.key.len() + approx_size(&event.object)
+    // new state counts, twice: once as a value and once as the JSON its first watcher encodes
+    // and every other shares (`StorageEvent::object_json`). That encoding is made lazily,
+    // after the event was counted, so it is counted up front whether or not it is ever made.
+    event.key.len() + 2 * approx_size(&event.object)
 }
 
 #[derive(Default)]
@@ -395,13 +397,13 @@ mod tests {
     use serde_json::json;
 
     fn event(rev: i64, key: &str) -> StorageEvent {
-        StorageEvent {
-            kind: EventType::Added,
-            key: key.to_string(),
-            object: Arc::new(json!({"metadata": {"name": key}})),
-            prev: None,
+        StorageEvent::new(
+            EventType::Added,
+            key.to_string(),
+            Arc::new(json!({"metadata": {"name": key}})),
+            None,
             rev,
-        }
+        )
     }
 
     fn state(buffer: usize) -> State {
@@ -433,6 +435,49 @@ mod tests {
         assert_eq!(state.oldest_watchable(), oldest - 1);
         assert!(state.watch_from("/r/pods/", oldest - 2).is_none());
         assert!(state.watch_from("/r/pods/", oldest - 1).is_some());
+    }
+
+    #[test]
+    fn history_bound_holds_with_every_event_encoded() {
+        let mut state = state(10);
+        state.history_bytes = 10 << 20;
+        for rev in 1..=50 {
+            state.apply(big(rev, "/r/pods/a/big", 1 << 20));
+        }
+        let held: usize = state
+            .history
+            .iter()
+            .map(|e| e.key.len() + approx_size(&e.object) + e.object_json().len())
+            .sum();
+        assert!(
+            held <= state.history_size,
+            "{held} > {}",
+            state.history_size
+        );
+        assert!(state.history_size <= 10 << 20, "{}", state.history_size);
+    }
+
+    #[test]
+    fn every_watcher_of_a_change_shares_one_encoding() {
+        let mut state = state(10);
+        let mut watchers: Vec<WatchStream> =
+            (0..3).map(|_| state.register("/r/pods/", 0, 0)).collect();
+        state.apply(event(1, "/r/pods/a/p"));
+        watchers.push(state.register("/r/pods/", 0, 1));
+        let got: Vec<Arc<StorageEvent>> = watchers
+            .iter_mut()
+            .map(|w| w.try_recv().expect("an event").expect("not an error"))
+            .collect();
+        let first = got[0].object_json();
+        for event in &got {
+            assert!(Arc::ptr_eq(event, &got[0]), "one event for all");
+            let json = event.object_json();
+            assert_eq!(json.as_ptr(), first.as_ptr(), "encoded once, then shared");
+        }
+        assert_eq!(
+            serde_json::from_slice::<Value>(first).expect("JSON"),
+            *got[0].object
+        );
     }
 
     #[test]

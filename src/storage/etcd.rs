@@ -439,13 +439,13 @@ pub(super) fn convert_event(event: &etcd_client::Event) -> Result<StorageEvent, 
             } else {
                 EventType::Modified
             };
-            Ok(StorageEvent {
+            Ok(StorageEvent::new(
                 kind,
-                key: current.key,
-                object: current.object,
-                prev: prev.map(|p| p.object),
+                current.key,
+                current.object,
+                prev.map(|p| p.object),
                 rev,
-            })
+            ))
         }
         EtcdEventType::Delete => {
             // A delete carries no value: the object is its last state, at the delete's revision.
@@ -454,13 +454,13 @@ pub(super) fn convert_event(event: &etcd_client::Event) -> Result<StorageEvent, 
                 reason: "delete event without its previous value".into(),
             })?;
             let gone = decode_at(last, rev)?;
-            Ok(StorageEvent {
-                kind: EventType::Deleted,
-                key: gone.key,
-                object: gone.object,
-                prev: prev.map(|p| p.object),
+            Ok(StorageEvent::new(
+                EventType::Deleted,
+                gone.key,
+                gone.object,
+                prev.map(|p| p.object),
                 rev,
-            })
+            ))
         }
     }
 }

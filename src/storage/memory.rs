@@ -145,13 +145,13 @@ impl Storage for MemoryStorage {
         let value = Arc::new(without_rv(object));
         state.objects.insert(key.to_string(), (value.clone(), rev));
         let stored = State::stored(key, &value, rev);
-        state.publish(StorageEvent {
-            kind: EventType::Added,
-            key: key.to_string(),
-            object: stored.object.clone(),
-            prev: None,
+        state.publish(StorageEvent::new(
+            EventType::Added,
+            key.to_string(),
+            stored.object.clone(),
+            None,
             rev,
-        });
+        ));
         Ok(stored)
     }
 
@@ -233,13 +233,13 @@ impl Storage for MemoryStorage {
         let new = Arc::new(new);
         state.objects.insert(key.to_string(), (new.clone(), rev));
         let stored = State::stored(key, &new, rev);
-        state.publish(StorageEvent {
-            kind: EventType::Modified,
-            key: key.to_string(),
-            object: stored.object.clone(),
-            prev: Some(current.object),
+        state.publish(StorageEvent::new(
+            EventType::Modified,
+            key.to_string(),
+            stored.object.clone(),
+            Some(current.object),
             rev,
-        });
+        ));
         Ok(stored)
     }
 
@@ -256,13 +256,13 @@ impl Storage for MemoryStorage {
         state.rev += 1;
         let rev = state.rev;
         let last = State::stored(key, &value, rev);
-        state.publish(StorageEvent {
-            kind: EventType::Deleted,
-            key: key.to_string(),
-            object: last.object.clone(),
-            prev: Some(current.object),
+        state.publish(StorageEvent::new(
+            EventType::Deleted,
+            key.to_string(),
+            last.object.clone(),
+            Some(current.object),
             rev,
-        });
+        ));
         Ok(last)
     }
 

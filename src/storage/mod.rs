@@ -15,9 +15,10 @@ mod etcd;
 mod lease;
 mod memory;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -55,6 +56,11 @@ impl EventType {
 /// One change of one key. `object` carries the revision of the change as its resourceVersion
 /// (for a deletion: the last state, stamped with the deletion's revision); `prev` is the state
 /// before, which watchers need to tell when an object stops matching their selector.
+///
+/// The watch cache hands one `Arc<StorageEvent>` to every watcher of the change, and the
+/// object's JSON is computed at most once, by the first watcher that asks
+/// ([`StorageEvent::object_json`]), then shared by all (upstream: the watch cache's
+/// `cachingObject`). Whoever builds an event sets `object` before it is shared and never after.
 #[derive(Debug, Clone)]
 pub struct StorageEvent {
     pub kind: EventType,
@@ -62,6 +68,37 @@ pub struct StorageEvent {
     pub object: Arc<Value>,
     pub prev: Option<Arc<Value>>,
     pub rev: i64,
+    json: OnceLock<Bytes>,
+}
+
+impl StorageEvent {
+    pub fn new(
+        kind: EventType,
+        key: String,
+        object: Arc<Value>,
+        prev: Option<Arc<Value>>,
+        rev: i64,
+    ) -> StorageEvent {
+        StorageEvent {
+            kind,
+            key,
+            object,
+            prev,
+            rev,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The object as compact JSON, encoded on the first call and shared by every later one
+    /// (a clone of the returned `Bytes` is the same allocation).
+    pub fn object_json(&self) -> &Bytes {
+        self.json.get_or_init(|| {
+            Bytes::from(
+                serde_json::to_vec(self.object.as_ref())
+                    .expect("a JSON value has string keys only, so it always serializes"),
+            )
+        })
+    }
 }
 
 /// What a watch stream yields: a change, or the error that ends the stream (e.g. 410 Expired).
