@@ -590,6 +590,16 @@ async fn resource_request(
             options::write_options(&query, WriteKind::Create)?;
             bind(&store, &ns, &path.name, &body, &query).await
         }
+        ("create", "eviction") if info.plural == "pods" => {
+            let (bytes, ct) = read_body(req).await?;
+            let create = options::write_options(&query, WriteKind::Create)?;
+            let body = parse_object(&bytes, &ct)?;
+            let given = crate::registry::eviction::check(&body, &path.name)?;
+            let mut options = options::delete_options(given, &Query::parse(None))?;
+            options.dry_run |= create.dry_run;
+            let ok = crate::registry::eviction::create(&store, &ns, &path.name, &options).await?;
+            Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
+        }
         ("update", "" | "status") => {
             let (bytes, ct) = read_body(req).await?;
             let mut options = options::write_options(&query, WriteKind::Update)?;

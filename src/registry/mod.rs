@@ -8,6 +8,7 @@
 pub mod binding;
 pub mod decode;
 pub mod events;
+pub mod eviction;
 pub mod field_error;
 pub mod leases;
 pub mod namespace_finalizer;

@@ -423,6 +423,66 @@ async fn delete_collection_pages_through_what_the_selector_chooses() {
         .expect("another namespace is untouched");
 }
 
+#[tokio::test]
+async fn eviction_deletes_as_a_delete_would_and_honours_dry_run() {
+    let f = Fixture::new().await;
+    let pods = f.store("pods");
+    create_pod(&f, "pending").await;
+    let dry = DeleteOptions {
+        dry_run: true,
+        ..DeleteOptions::default()
+    };
+    let ok = super::eviction::create(pods, "default", "pending", &dry)
+        .await
+        .expect("dry run");
+    assert_eq!(ok["status"], "Success");
+    assert_eq!(ok["code"], 201);
+    pods.get("default", "pending")
+        .await
+        .expect("a dry run evicts nothing");
+    super::eviction::create(pods, "default", "pending", &DeleteOptions::default())
+        .await
+        .expect("evicted");
+    assert_eq!(
+        pods.get("default", "pending").await.expect_err("gone").code,
+        404
+    );
+    let err = super::eviction::create(pods, "default", "pending", &DeleteOptions::default())
+        .await
+        .expect_err("nothing left to evict");
+    assert_eq!(err.code, 404);
+    assert_eq!(err.message, "pods \"pending\" not found");
+
+    // A bound Pod gets its grace period, as a plain DELETE gives it; a stale precondition is
+    // a conflict, not an eviction.
+    create_pod(&f, "bound").await;
+    binding::create(
+        pods,
+        "default",
+        "bound",
+        &json!({"target": {"kind": "Node", "name": "n1"}}),
+        false,
+    )
+    .await
+    .expect("bound");
+    let stale = DeleteOptions {
+        resource_version: Some("1".into()),
+        ..DeleteOptions::default()
+    };
+    let err = super::eviction::create(pods, "default", "bound", &stale)
+        .await
+        .expect_err("stale resourceVersion");
+    assert_eq!(err.code, 409);
+    super::eviction::create(pods, "default", "bound", &DeleteOptions::default())
+        .await
+        .expect("evicted");
+    let marked = pods
+        .get("default", "bound")
+        .await
+        .expect("still terminating");
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 30);
+}
+
 async fn count(store: &Store, namespace: &str) -> usize {
     store
         .list(namespace, &super::ListOptions::default())

@@ -207,3 +207,79 @@ async fn aggregated_discovery_serves_kube_rs_and_kubectl() {
     let columns: Vec<&str> = pods_line.split_whitespace().collect();
     assert_eq!(columns, ["pods", "po", "v1", "true", "Pod"]);
 }
+
+/// `pods/eviction` through kube-rs (`Api::evict`, as drain-like tools call it) and the
+/// Python client: the Pod is deleted as a DELETE with the Eviction's options would; an
+/// Eviction naming another Pod is a 400; a missing Pod is a 404.
+#[tokio::test]
+async fn eviction_deletes_the_pod_for_kube_rs_and_python() {
+    use kube::api::EvictParams;
+
+    let cluster = TestCluster::builder().start().await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client().await, "default");
+    for name in ["evicted", "dry", "other"] {
+        pods.create(&PostParams::default(), &pod(name))
+            .await
+            .expect("create");
+    }
+    pods.evict("evicted", &EvictParams::default())
+        .await
+        .expect("eviction");
+    assert!(pods.get_opt("evicted").await.expect("get").is_none());
+    match pods.evict("evicted", &EvictParams::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 404),
+        other => panic!("evicting a missing Pod: {other:?}"),
+    }
+    let raw = crate::raw::admin(&cluster);
+    let evict = |target: &str, body: serde_json::Value| {
+        let path = format!("/api/v1/namespaces/default/pods/{target}/eviction");
+        let raw = &raw;
+        async move {
+            raw.json(
+                "POST",
+                &path,
+                "application/json",
+                serde_json::to_vec(&body).expect("body"),
+            )
+            .await
+        }
+    };
+    let dry = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "dry"},
+        "deleteOptions": {"dryRun": ["All"]}});
+    let (code, status) = evict("dry", dry).await;
+    assert_eq!((code, &status["status"]), (201, &json!("Success")));
+    pods.get("dry").await.expect("a dry run evicts nothing");
+    let (code, status) = evict("other", json!({"metadata": {"name": "dry"}})).await;
+    assert_eq!(code, 400);
+    assert_eq!(
+        status["message"],
+        "name in URL does not match name in Eviction object"
+    );
+    pods.get("other").await.expect("not evicted");
+
+    let script = r#"
+import kubernetes
+kubernetes.config.load_kube_config()
+v1 = kubernetes.client.CoreV1Api()
+body = kubernetes.client.V1Eviction(metadata=kubernetes.client.V1ObjectMeta(name="other"))
+v1.create_namespaced_pod_eviction("other", "default", body)
+try:
+    v1.read_namespaced_pod("other", "default")
+    raise SystemExit("still there")
+except kubernetes.client.exceptions.ApiException as e:
+    assert e.status == 404, e.status
+print("evicted")
+"#;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script])
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .output()
+        .await
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
