@@ -83,7 +83,7 @@ fn terminated(c: &ContainerState) -> ContainerStateTerminated {
 
 /// Why a container the previous status showed running is no longer there (upstream's
 /// `ContainerReasonStatusUnknown`, in `convertToAPIContainerStatuses`).
-pub const STATUS_UNKNOWN: &str = "ContainerStatusUnknown";
+const STATUS_UNKNOWN: &str = "ContainerStatusUnknown";
 const STATUS_UNKNOWN_MESSAGE: &str =
     "The container could not be located when the pod was deleted.  The container used to be Running";
 
@@ -179,11 +179,11 @@ fn container_status(
         terminated: Some(terminated(c)),
         ..ApiState::default()
     };
+    let default = waiting_state(&Waiting {
+        reason: default_waiting.into(),
+        message: String::new(),
+    });
     let Some(latest) = latest else {
-        let default = waiting_state(&Waiting {
-            reason: default_waiting.into(),
-            message: String::new(),
-        });
         return status_without_attempts(o, spec, old, waiting.map(waiting_state), default);
     };
     let (state, last, running) = match waiting {
@@ -203,14 +203,7 @@ fn container_status(
             (exited_last(latest), previous.map(exited_last), false)
         }
         Some(w) => (waiting_state(w), previous.map(exited_last), false),
-        None => (
-            waiting_state(&Waiting {
-                reason: default_waiting.into(),
-                message: String::new(),
-            }),
-            previous.map(exited_last),
-            false,
-        ),
+        None => (default, previous.map(exited_last), false),
     };
     let started = running && probes.started;
     ContainerStatus {
