@@ -23,7 +23,7 @@
 //! - [`controller`]: the controller manager (Pod garbage collector), leader-elected through a
 //!   Lease (an API client only).
 //! - [`client`]: what the scheduler, the kubelet and the controller manager share as API
-//!   clients (Event recording).
+//!   clients (Event recording, a watch's relists taken whole).
 //! - [`tls`]: TLS set-up and x509 client authentication, shared by API server and kubelet.
 //! - [`cluster`]: certificates, kubeconfig, and `rkube up`/`down` process supervision.
 //!

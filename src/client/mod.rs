@@ -1,11 +1,14 @@
 //! What rkube's own components (scheduler, kubelet) share as clients of the API server:
-//! building a `kube::Client` from a kubeconfig, and recording Events.
+//! building a `kube::Client` from a kubeconfig, recording Events, and taking a watch's
+//! (re)lists whole.
 
 mod recorder;
+mod relist;
 
 use std::path::Path;
 
 pub use recorder::{EventRecorder, ObjectRef};
+pub use relist::{Change, Relist};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -30,14 +30,14 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use kube::runtime::WatchStreamExt as _;
 use kube::Api;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client::EventRecorder;
+use crate::client::{Change, EventRecorder, Relist};
 use mailbox::Mailbox;
 pub use node::machine_capacity;
 use pod_worker::Shared;
@@ -176,37 +176,33 @@ pub async fn run(
     let mut pods = std::pin::pin!(pods);
     let mut events = runtime.events((labels::NODE.to_string(), config.node_name.clone()));
     let mut workers: HashMap<String, WorkerHandle> = HashMap::new();
-    let mut listing: Option<Vec<Pod>> = None;
+    let mut pod_list = Relist::new();
     loop {
         tokio::select! {
             event = pods.next() => match event {
-                Some(Ok(Event::Init)) => listing = Some(Vec::new()),
-                Some(Ok(Event::InitApply(pod))) => {
-                    if let Some(list) = &mut listing {
-                        list.push(pod);
+                Some(Ok(event)) => match pod_list.step(event) {
+                    Some(Change::Listed(listed)) => {
+                        let live: HashSet<String> = listed.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+                        for pod in listed {
+                            dispatch(&shared, &mut workers, pod, &shutdown);
+                        }
+                        for (uid, handle) in &workers {
+                            if !live.contains(uid) {
+                                handle.mailbox.gone();
+                            }
+                        }
+                        remove_orphans(&shared, &live).await;
                     }
-                }
-                Some(Ok(Event::InitDone)) => {
-                    let listed = listing.take().unwrap_or_default();
-                    let live: HashSet<String> = listed.iter().filter_map(|p| p.metadata.uid.clone()).collect();
-                    for pod in listed {
-                        dispatch(&shared, &mut workers, pod, &shutdown);
-                    }
-                    for (uid, handle) in &workers {
-                        if !live.contains(uid) {
+                    Some(Change::Applied(pod)) => dispatch(&shared, &mut workers, pod, &shutdown),
+                    Some(Change::Deleted(pod)) => {
+                        let uid = pod.metadata.uid.clone().unwrap_or_default();
+                        // Never waits: a slow worker cannot hold up the main loop.
+                        if let Some(handle) = workers.get(&uid) {
                             handle.mailbox.gone();
                         }
                     }
-                    remove_orphans(&shared, &live).await;
-                }
-                Some(Ok(Event::Apply(pod))) => dispatch(&shared, &mut workers, pod, &shutdown),
-                Some(Ok(Event::Delete(pod))) => {
-                    let uid = pod.metadata.uid.clone().unwrap_or_default();
-                    // Never waits: a slow worker cannot hold up the main loop.
-                    if let Some(handle) = workers.get(&uid) {
-                        handle.mailbox.gone();
-                    }
-                }
+                    None => {}
+                },
                 Some(Err(e)) => tracing::warn!(error = %e, "pod watch failed; retrying"),
                 None => return Err(KubeletError::WatchEnded),
             },

@@ -91,8 +91,10 @@ struct Worker {
     restart_backoff: HashMap<String, Backoff>,
     pull_backoff: HashMap<String, Backoff>,
     sandbox_backoff: Option<Backoff>,
-    /// The next attempt of init containers purged with a dead sandbox, so counts go on.
-    init_attempt_base: HashMap<String, i32>,
+    /// The next attempt of a container the engine has no attempt of, so counts go on: of init
+    /// containers purged with a dead sandbox, and of containers the engine lost while the
+    /// kubelet was away (see [`attempt_bases`]).
+    attempt_base: HashMap<String, i32>,
     probes: ProbeTable,
     probe_stops: HashMap<String, CancellationToken>,
     poke_tx: mpsc::Sender<()>,
@@ -207,6 +209,41 @@ fn expand(text: &str, env: &[(String, String)]) -> String {
     out
 }
 
+/// Where the attempts of each container go on from when the engine has none of them, read
+/// from the status the Pod arrives with: after its recorded restart count, or at it when no
+/// container of that count was ever created (the status names no container id). Upstream's
+/// kubelet reads the same from the log files of the attempts (`calcRestartCountByLogDir`).
+fn attempt_bases(pod: &Pod) -> HashMap<String, i32> {
+    let Some(status) = pod.status.as_ref() else {
+        return HashMap::new();
+    };
+    let init = status.init_container_statuses.iter().flatten();
+    let app = status.container_statuses.iter().flatten();
+    init.chain(app)
+        .map(|s| {
+            let created = s.container_id.as_deref().is_some_and(|id| !id.is_empty());
+            (s.name.clone(), s.restart_count + i32::from(created))
+        })
+        .filter(|(_, base)| *base > 0)
+        .collect()
+}
+
+/// Whether a status claims a container runs.
+fn claims_running(pod: &Pod) -> bool {
+    let Some(status) = pod.status.as_ref() else {
+        return false;
+    };
+    let init = status.init_container_statuses.iter().flatten();
+    let app = status.container_statuses.iter().flatten();
+    init.chain(app)
+        .any(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()))
+}
+
+fn terminal(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    matches!(phase, Some("Succeeded" | "Failed"))
+}
+
 impl Worker {
     fn describe(&self) -> String {
         format!(
@@ -262,7 +299,7 @@ impl Worker {
             restart_backoff: HashMap::new(),
             pull_backoff: HashMap::new(),
             sandbox_backoff: None,
-            init_attempt_base: HashMap::new(),
+            attempt_base: attempt_bases(&inbox.pod),
             probes: ProbeTable::default(),
             probe_stops: HashMap::new(),
             poke_tx,
@@ -382,14 +419,21 @@ impl Worker {
         let runtime = self.shared.runtime.clone();
         let filter = [(labels::POD_UID.to_string(), self.uid())];
         let containers = runtime.list(&filter).await?;
-        let phase = self
-            .pod
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.clone())
-            .unwrap_or_default();
-        if phase == "Succeeded" || phase == "Failed" {
+        if terminal(&self.pod) {
             return Ok(());
+        }
+        // The status claims containers run that the engine does not run (a restarted kubelet
+        // whose engine lost the Pod, as after `rkube down` and `up`): tell what the engine
+        // confirms before the slow sandbox creation, as upstream's `SyncPod` publishes the
+        // status it computed from the runtime before it creates a sandbox. Nothing that is not
+        // running is claimed ready, the pod IP goes with the sandbox, and a Pod that must not
+        // restart its containers ends here (`Failed`, as upstream's `getPhase` has it).
+        let running = containers.iter().any(|c| c.state == RunState::Running);
+        if !running && claims_running(&self.pod) {
+            self.report(&containers).await?;
+            if terminal(&self.pod) {
+                return Ok(());
+            }
         }
         let Some((sandbox_id, pod_ip)) = self.ensure_sandbox(&containers).await? else {
             return Ok(());
@@ -429,7 +473,7 @@ impl Worker {
                     runtime.start(&id).await?;
                 }
                 None => {
-                    let attempt = self.init_attempt_base.get(&init.name).copied();
+                    let attempt = self.attempt_base.get(&init.name).copied();
                     self.start_container(&init, attempt.unwrap_or(0), "init", &sandbox_id, &pod_ip)
                         .await?
                 }
@@ -461,8 +505,9 @@ impl Worker {
         let runtime = self.shared.runtime.clone();
         let tries = named(all, &container.name, "app");
         let Some(latest) = tries.first() else {
+            let attempt = self.attempt_base.get(&container.name).copied();
             return self
-                .start_container(container, 0, "app", sandbox_id, pod_ip)
+                .start_container(container, attempt.unwrap_or(0), "app", sandbox_id, pod_ip)
                 .await;
         };
         let attempt = labels::attempt(&latest.labels);
@@ -1059,7 +1104,7 @@ impl Worker {
                     .cloned()
                     .unwrap_or_default();
                 let next = labels::attempt(&c.labels) + 1;
-                let base = self.init_attempt_base.entry(name).or_insert(0);
+                let base = self.attempt_base.entry(name).or_insert(0);
                 *base = (*base).max(next);
                 runtime.remove(&c.id).await?;
             } else if c.state == RunState::Created {
@@ -1201,8 +1246,13 @@ impl Worker {
         );
         let name = self.pod.metadata.name.clone().unwrap_or_default();
         // A merge patch replaces the lists it names (conditions, container statuses), which
-        // are computed whole here; PodScheduled is carried over from the current status.
-        let patch = json!({"status": value});
+        // are computed whole here; PodScheduled is carried over from the current status. A
+        // pod IP that went with its sandbox is removed, as upstream's status patch does.
+        let mut patch = json!({"status": value});
+        if status.pod_ip.is_none() {
+            patch["status"]["podIP"] = serde_json::Value::Null;
+            patch["status"]["podIPs"] = serde_json::Value::Null;
+        }
         match api
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await

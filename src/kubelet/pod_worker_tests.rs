@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,7 @@ use super::super::fake::{Call, FakeRuntime};
 use super::super::fake_api::FakeApi;
 use super::super::labels;
 use super::super::mailbox::Inbox;
-use super::super::runtime::{ContainerState, RunState, Runtime as _};
+use super::super::runtime::{ContainerState, RunState, Runtime as _, RuntimeError};
 use super::{Lifecycle, Shared, Worker};
 use crate::client::EventRecorder;
 
@@ -354,4 +354,135 @@ async fn a_new_worker_adopts_what_runs() {
     assert_eq!(rig.fake.containers(), before);
     let status = rig.api.pod("default", "kept").unwrap().status.unwrap();
     assert_eq!(status.phase.as_deref(), Some("Running"));
+}
+
+/// The status PATCHes the fake API received since `from` requests.
+fn status_writes(api: &FakeApi, from: usize) -> Vec<serde_json::Value> {
+    api.seen()
+        .into_iter()
+        .skip(from)
+        .filter(|s| s.method == http::Method::PATCH && s.path.ends_with("/status"))
+        .map(|s| s.body)
+        .collect()
+}
+
+fn condition(status: &PodStatus, kind: &str) -> String {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == kind)
+        .map(|c| c.status.clone())
+        .unwrap_or_default()
+}
+
+/// A Pod that ran, whose containers the engine then lost with the kubelet away (`rkube down`
+/// removes them; `rkube up` keeps the data): its status as the first worker left it.
+async fn lost_while_away(rig: &Rig, p: &Pod) -> Pod {
+    let mut first = worker_for(rig, p).await;
+    first.sync().await.unwrap();
+    drop(first);
+    let reported = rig
+        .api
+        .pod("default", p.metadata.name.as_deref().unwrap())
+        .unwrap();
+    let status = reported.status.clone().unwrap();
+    assert_eq!(condition(&status, "Ready"), "True");
+    assert!(status.pod_ip.is_some());
+    for c in rig.fake.containers() {
+        rig.fake.remove(&c.id).await.unwrap();
+    }
+    rig.fake.take_calls();
+    reported
+}
+
+/// Upstream's kubelet publishes the status it computed from the runtime before it creates a
+/// sandbox: a container the previous status showed running and the runtime no longer has is
+/// shown as waiting, its last state `ContainerStatusUnknown` (137), one more restart; the Pod
+/// is not ready and has no IP. The old code wrote nothing until the sandbox and containers
+/// were back, so the stale `Running`, ready, with the old IP, stood meanwhile.
+#[tokio::test]
+async fn a_restarted_kubelet_first_publishes_a_status_that_claims_nothing_unconfirmed() {
+    let rig = rig().await;
+    let reported = lost_while_away(&rig, &pod("lost", "img:1")).await;
+    let old_ip = reported.status.as_ref().unwrap().pod_ip.clone();
+    let from = rig.api.seen().len();
+    let mut second = worker_for(&rig, &reported).await;
+    // The sandbox cannot be made yet: the status is published all the same, before it.
+    rig.fake.fail_next(
+        |c| matches!(c, Call::CreateSandbox(_)),
+        RuntimeError::Conflict("the engine is busy".into()),
+    );
+    second.sync().await.unwrap();
+    assert!(rig
+        .fake
+        .calls()
+        .iter()
+        .any(|c| matches!(c, Call::CreateSandbox(_))));
+    let writes = status_writes(&rig.api, from);
+    assert_eq!(writes.len(), 1, "{writes:#?}");
+    assert_eq!(writes[0]["status"]["podIP"], serde_json::Value::Null);
+    assert_eq!(writes[0]["status"]["podIPs"], serde_json::Value::Null);
+
+    let status = rig.api.pod("default", "lost").unwrap().status.unwrap();
+    assert_eq!(status.pod_ip, None);
+    assert_eq!(status.pod_ips, None);
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    for kind in ["Ready", "ContainersReady", "PodReadyToStartContainers"] {
+        assert_eq!(condition(&status, kind), "False", "{kind}");
+    }
+    let c = &status.container_statuses.clone().unwrap()[0];
+    assert!(!c.ready);
+    assert_eq!(c.started, Some(false));
+    assert_eq!(c.restart_count, 1);
+    assert_eq!(c.container_id, None);
+    let state = c.state.clone().unwrap();
+    assert!(state.running.is_none());
+    assert_eq!(
+        state.waiting.and_then(|w| w.reason).as_deref(),
+        Some("ContainerCreating")
+    );
+    let last = c.last_state.clone().unwrap().terminated.unwrap();
+    assert_eq!(last.reason.as_deref(), Some("ContainerStatusUnknown"));
+    assert_eq!(last.exit_code, 137);
+    assert_eq!(
+        last.message.as_deref(),
+        Some("The container could not be located when the pod was deleted.  The container used to be Running")
+    );
+
+    // The next try recreates the sandbox and the container, whose restarts count on.
+    second.sandbox_backoff = None;
+    second.sync().await.unwrap();
+    let app = running(&rig.fake);
+    assert_eq!(app.len(), 1);
+    assert_eq!(labels::attempt(&app[0].labels), 1);
+    let status = rig.api.pod("default", "lost").unwrap().status.unwrap();
+    assert!(
+        status.pod_ip.is_some() && status.pod_ip != old_ip,
+        "{status:?}"
+    );
+    assert_eq!(condition(&status, "Ready"), "True");
+    let c = &status.container_statuses.unwrap()[0];
+    assert_eq!(c.restart_count, 1);
+    assert!(c.state.as_ref().unwrap().running.is_some());
+    assert!(c.ready);
+}
+
+/// A Pod that must not restart its containers and lost them is `Failed`, as upstream's
+/// `getPhase` has it, and they are not run a second time.
+#[tokio::test]
+async fn a_lost_pod_that_never_restarts_fails_instead_of_running_again() {
+    let rig = rig().await;
+    let mut p = pod("once", "img:1");
+    p.spec.as_mut().unwrap().restart_policy = Some("Never".into());
+    let reported = lost_while_away(&rig, &p).await;
+    let mut second = worker_for(&rig, &reported).await;
+    second.sync().await.unwrap();
+    second.sync().await.unwrap();
+    let status = rig.api.pod("default", "once").unwrap().status.unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+    let c = &status.container_statuses.unwrap()[0];
+    let last = c.last_state.clone().unwrap().terminated.unwrap();
+    assert_eq!(last.reason.as_deref(), Some("ContainerStatusUnknown"));
+    assert!(rig.fake.containers().is_empty(), "{:?}", rig.fake.calls());
 }

@@ -81,7 +81,84 @@ fn terminated(c: &ContainerState) -> ContainerStateTerminated {
     }
 }
 
-fn container_status(o: &Observed<'_>, spec: &Container, default_waiting: &str) -> ContainerStatus {
+/// Why a container the previous status showed running is no longer there (upstream's
+/// `ContainerReasonStatusUnknown`, in `convertToAPIContainerStatuses`).
+const STATUS_UNKNOWN: &str = "ContainerStatusUnknown";
+const STATUS_UNKNOWN_MESSAGE: &str =
+    "The container could not be located when the pod was deleted.  The container used to be Running";
+
+/// The status of a container the engine has no attempt of, from the previous status as
+/// upstream's `convertToAPIContainerStatuses` derives it. A container that had terminated keeps
+/// that status (a container that ran to completion is not shown as never run). Otherwise the
+/// restart count and last state carry over, and a container that was running is not claimed
+/// to run any more: its last state says it could not be located (exit code 137) and, unless
+/// the Pod is being deleted, it counts one more restart. A reason the worker has for the
+/// container to wait (`waiting`) is its state in every case.
+fn status_without_attempts(
+    o: &Observed<'_>,
+    spec: &Container,
+    old: Option<&ContainerStatus>,
+    waiting: Option<ApiState>,
+    default: ApiState,
+) -> ContainerStatus {
+    let fresh = ContainerStatus {
+        name: spec.name.clone(),
+        image: spec.image.clone().unwrap_or_default(),
+        ready: false,
+        started: Some(false),
+        state: Some(waiting.clone().unwrap_or(default)),
+        last_state: Some(ApiState::default()),
+        ..ContainerStatus::default()
+    };
+    let Some(old) = old else {
+        return fresh;
+    };
+    let old_state = old.state.clone().unwrap_or_default();
+    if old_state.terminated.is_some() {
+        // Nothing that does not run is ready or started (upstream's prober sets both).
+        let mut kept = ContainerStatus {
+            ready: false,
+            started: Some(false),
+            ..old.clone()
+        };
+        if let Some(waiting) = waiting {
+            kept.last_state = Some(old_state);
+            kept.state = Some(waiting);
+        }
+        return kept;
+    }
+    let mut status = ContainerStatus {
+        restart_count: old.restart_count,
+        last_state: Some(old.last_state.clone().unwrap_or_default()),
+        ..fresh
+    };
+    let last_known = status
+        .last_state
+        .as_ref()
+        .is_some_and(|l| l.terminated.is_some());
+    if old_state.running.is_some() && !last_known {
+        status.last_state = Some(ApiState {
+            terminated: Some(ContainerStateTerminated {
+                reason: Some(STATUS_UNKNOWN.into()),
+                message: Some(STATUS_UNKNOWN_MESSAGE.into()),
+                exit_code: 137,
+                ..ContainerStateTerminated::default()
+            }),
+            ..ApiState::default()
+        });
+        if o.pod.metadata.deletion_timestamp.is_none() {
+            status.restart_count += 1;
+        }
+    }
+    status
+}
+
+fn container_status(
+    o: &Observed<'_>,
+    spec: &Container,
+    old: Option<&ContainerStatus>,
+    default_waiting: &str,
+) -> ContainerStatus {
     let tries = attempts(o.containers, &spec.name);
     let latest = tries.first().copied();
     let previous = tries.get(1).copied();
@@ -102,43 +179,41 @@ fn container_status(o: &Observed<'_>, spec: &Container, default_waiting: &str) -
         terminated: Some(terminated(c)),
         ..ApiState::default()
     };
-    let (state, last, running) = match (latest, waiting) {
-        (Some(c), _) if c.state == RunState::Running => {
+    let default = waiting_state(&Waiting {
+        reason: default_waiting.into(),
+        message: String::new(),
+    });
+    let Some(latest) = latest else {
+        return status_without_attempts(o, spec, old, waiting.map(waiting_state), default);
+    };
+    let (state, last, running) = match waiting {
+        _ if latest.state == RunState::Running => {
             let state = ApiState {
                 running: Some(ContainerStateRunning {
-                    started_at: time(c.started_at),
+                    started_at: time(latest.started_at),
                 }),
                 ..ApiState::default()
             };
             (state, previous.map(exited_last), true)
         }
-        (Some(c), Some(w)) if c.state == RunState::Exited || start_failed(c) => {
-            (waiting_state(w), Some(exited_last(c)), false)
+        Some(w) if latest.state == RunState::Exited || start_failed(latest) => {
+            (waiting_state(w), Some(exited_last(latest)), false)
         }
-        (Some(c), None) if c.state == RunState::Exited || start_failed(c) => {
-            (exited_last(c), previous.map(exited_last), false)
+        None if latest.state == RunState::Exited || start_failed(latest) => {
+            (exited_last(latest), previous.map(exited_last), false)
         }
-        (_, Some(w)) => (waiting_state(w), previous.map(exited_last), false),
-        _ => (
-            waiting_state(&Waiting {
-                reason: default_waiting.into(),
-                message: String::new(),
-            }),
-            previous.map(exited_last),
-            false,
-        ),
+        Some(w) => (waiting_state(w), previous.map(exited_last), false),
+        None => (default, previous.map(exited_last), false),
     };
     let started = running && probes.started;
     ContainerStatus {
         name: spec.name.clone(),
         image: spec.image.clone().unwrap_or_default(),
-        image_id: latest
-            .map(|c| format!("docker://{}", c.image_id))
-            .unwrap_or_default(),
-        container_id: latest.map(|c| format!("docker://{}", c.id)),
+        image_id: format!("docker://{}", latest.image_id),
+        container_id: Some(format!("docker://{}", latest.id)),
         ready: started && probes.ready,
         started: Some(started),
-        restart_count: latest.map(|c| labels::attempt(&c.labels)).unwrap_or(0),
+        restart_count: labels::attempt(&latest.labels),
         state: Some(state),
         last_state: Some(last.unwrap_or_default()),
         ..ContainerStatus::default()
@@ -185,9 +260,17 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
     let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
 
     let init_specs = spec.init_containers.clone().unwrap_or_default();
+    let previous = |list: &Option<Vec<ContainerStatus>>, name: &str| {
+        list.as_ref()
+            .and_then(|l| l.iter().find(|s| s.name == name))
+            .cloned()
+    };
     let init: Vec<ContainerStatus> = init_specs
         .iter()
-        .map(|c| container_status(o, c, "PodInitializing"))
+        .map(|c| {
+            let was = previous(&old.init_container_statuses, &c.name);
+            container_status(o, c, was.as_ref(), "PodInitializing")
+        })
         .collect();
     let pending_init: Vec<String> = init
         .iter()
@@ -203,7 +286,10 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
     let app: Vec<ContainerStatus> = spec
         .containers
         .iter()
-        .map(|c| container_status(o, c, app_waiting))
+        .map(|c| {
+            let was = previous(&old.container_statuses, &c.name);
+            container_status(o, c, was.as_ref(), app_waiting)
+        })
         .collect();
 
     let init_failed = init.iter().any(|s| {
@@ -528,5 +614,99 @@ mod tests {
         assert_eq!(reason(&statuses[0]), "ErrImagePull");
         assert_eq!(reason(&statuses[1]), "ImagePullBackOff");
         assert_eq!(s.phase.as_deref(), Some("Pending"));
+    }
+
+    /// `p` with a previous status of both its containers in the given state (as JSON).
+    fn with_previous(state: serde_json::Value, last: serde_json::Value, deleting: bool) -> Pod {
+        let mut p = pod("Always");
+        let status = p.status.as_mut().expect("status");
+        let previous = |name: &str| {
+            serde_json::from_value(json!({
+                "name": name, "image": "img:1", "imageID": "", "ready": true, "restartCount": 2,
+                "containerID": "docker://old", "state": state, "lastState": last,
+            }))
+            .expect("container status")
+        };
+        status.container_statuses = Some(vec![previous("a"), previous("b")]);
+        if deleting {
+            p.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+        }
+        p
+    }
+
+    #[test]
+    fn a_container_the_engine_lost_is_shown_as_upstream_derives_it_from_the_previous_status() {
+        let running = json!({"running": {"startedAt": "2024-01-01T00:00:00Z"}});
+        let waiting = json!({"waiting": {"reason": "CrashLoopBackOff"}});
+        let done = json!({"terminated": {"exitCode": 0, "reason": "Completed", "containerID": "docker://old"}});
+        let error = json!({"terminated": {"exitCode": 1, "reason": "Error"}});
+        // previous state, previous last state, deleting → (state, last reason, restarts)
+        let cases = [
+            (
+                running.clone(),
+                json!({}),
+                false,
+                "ContainerCreating",
+                "ContainerStatusUnknown",
+                3,
+            ),
+            (
+                running.clone(),
+                json!({}),
+                true,
+                "ContainerCreating",
+                "ContainerStatusUnknown",
+                2,
+            ),
+            (
+                running,
+                error.clone(),
+                false,
+                "ContainerCreating",
+                "Error",
+                2,
+            ),
+            (waiting, error, false, "ContainerCreating", "Error", 2),
+            (done, json!({}), false, "Completed", "", 2),
+        ];
+        for (state, last, deleting, want_state, want_last, want_restarts) in cases {
+            let p = with_previous(state.clone(), last.clone(), deleting);
+            let s = status(&p, &[], &[], true);
+            let a = &s.container_statuses.expect("statuses")[0];
+            let case = format!("{state} {last} deleting={deleting}: {a:?}");
+            assert_eq!(reason(a), want_state, "{case}");
+            let got_last = a
+                .last_state
+                .clone()
+                .and_then(|l| l.terminated)
+                .and_then(|t| t.reason)
+                .unwrap_or_default();
+            assert_eq!(got_last, want_last, "{case}");
+            assert_eq!(a.restart_count, want_restarts, "{case}");
+            assert!(!a.ready, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_lost_container_that_used_to_run_leaves_the_pod_running_but_not_ready() {
+        let p = with_previous(json!({"running": {}}), json!({}), false);
+        let s = status(&p, &[], &[], true);
+        // Restarting, not pending: the containers ran (upstream's `getPhase` counts a waiting
+        // container with a last termination as stopped).
+        assert_eq!(s.phase.as_deref(), Some("Running"), "{s:?}");
+        let a = &s.container_statuses.clone().expect("statuses")[0];
+        let last = a
+            .last_state
+            .clone()
+            .and_then(|l| l.terminated)
+            .expect("last");
+        assert_eq!(last.exit_code, 137);
+        let ready = s
+            .conditions
+            .expect("conditions")
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("Ready");
+        assert_eq!(ready.status, "False");
     }
 }

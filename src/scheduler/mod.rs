@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::client::{EventRecorder, ObjectRef};
+use crate::client::{Change, EventRecorder, ObjectRef, Relist};
 use framework::NodeInfo;
 use queue::SchedulingQueue;
 
@@ -47,21 +47,6 @@ struct BindOutcome {
     result: Result<(), kube::Error>,
 }
 
-/// A watch's objects while it (re)lists, applied in one piece when the list is complete.
-struct Relist<K> {
-    buffer: Option<Vec<K>>,
-    synced: bool,
-}
-
-impl<K> Default for Relist<K> {
-    fn default() -> Self {
-        Relist {
-            buffer: None,
-            synced: false,
-        }
-    }
-}
-
 #[derive(Default)]
 struct State {
     nodes: HashMap<String, Node>,
@@ -72,6 +57,7 @@ struct State {
     /// Per-node accounting, rebuilt from `nodes`, `pods` and `assumed` when stale.
     infos: Vec<NodeInfo>,
     stale: bool,
+    /// Each watch's (re)lists, taken whole.
     node_list: Relist<Node>,
     pod_list: Relist<Pod>,
 }
@@ -102,49 +88,35 @@ fn wants_scheduling(pod: &Pod) -> bool {
 
 impl State {
     fn synced(&self) -> bool {
-        self.node_list.synced && self.pod_list.synced
+        self.node_list.synced() && self.pod_list.synced()
     }
 
     fn on_node_event(&mut self, event: Event<Node>) {
-        match event {
-            Event::Init => self.node_list.buffer = Some(Vec::new()),
-            Event::InitApply(node) => {
-                if let Some(buffer) = &mut self.node_list.buffer {
-                    buffer.push(node);
-                }
-            }
-            Event::InitDone => {
-                let listed = self.node_list.buffer.take().unwrap_or_default();
+        match self.node_list.step(event) {
+            Some(Change::Listed(listed)) => {
                 self.nodes = listed
                     .into_iter()
                     .map(|n| (n.metadata.name.clone().unwrap_or_default(), n))
                     .collect();
-                self.node_list.synced = true;
                 self.changed();
             }
-            Event::Apply(node) => {
+            Some(Change::Applied(node)) => {
                 self.nodes
                     .insert(node.metadata.name.clone().unwrap_or_default(), node);
                 self.changed();
             }
-            Event::Delete(node) => {
+            Some(Change::Deleted(node)) => {
                 self.nodes
                     .remove(node.metadata.name.as_deref().unwrap_or_default());
                 self.stale = true;
             }
+            None => {}
         }
     }
 
     fn on_pod_event(&mut self, event: Event<Pod>) {
-        match event {
-            Event::Init => self.pod_list.buffer = Some(Vec::new()),
-            Event::InitApply(pod) => {
-                if let Some(buffer) = &mut self.pod_list.buffer {
-                    buffer.push(pod);
-                }
-            }
-            Event::InitDone => {
-                let listed = self.pod_list.buffer.take().unwrap_or_default();
+        match self.pod_list.step(event) {
+            Some(Change::Listed(listed)) => {
                 let before: Vec<String> = self.pods.keys().cloned().collect();
                 self.pods.clear();
                 for pod in listed {
@@ -154,11 +126,10 @@ impl State {
                     self.queue.remove(gone);
                     self.assumed.remove(gone);
                 }
-                self.pod_list.synced = true;
                 self.changed();
             }
-            Event::Apply(pod) => self.apply_pod(pod),
-            Event::Delete(pod) => {
+            Some(Change::Applied(pod)) => self.apply_pod(pod),
+            Some(Change::Deleted(pod)) => {
                 let id = uid(&pod);
                 let was_bound = self
                     .pods
@@ -170,6 +141,7 @@ impl State {
                     self.changed();
                 }
             }
+            None => {}
         }
     }
 

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+
 /// The image the tests run: Debian's static busybox, imported into Docker once.
 pub const TEST_IMAGE: &str = "rkube-test/busybox:2";
 
@@ -297,6 +299,57 @@ fn every_unsupported_field_is_reported_once_without_a_backtrace() {
     assert_eq!(stderr.lines().count(), 1, "{}", text(&out));
 }
 
+/// The status of the only container of `pod`.
+fn container(pod: &Pod) -> ContainerStatus {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first().cloned())
+        .unwrap_or_else(|| panic!("no container status: {pod:#?}"))
+}
+
+/// The first version of `was` stored after it whose container status differs, read from
+/// etcd's history: it outlives the restart of the API server, whose watch cache starts anew
+/// (a watch from before the restart is answered 410), so no write in between goes unseen.
+async fn first_container_change(cluster: &UpCluster, was: &Pod) -> Pod {
+    let state = std::fs::read(cluster.state_dir().join("state.json")).expect("state.json");
+    let state: serde_json::Value = serde_json::from_slice(&state).expect("state JSON");
+    let url = state["etcd_url"].as_str().expect("etcd_url").to_string();
+    let mut etcd = etcd_client::Client::connect([url], None)
+        .await
+        .expect("etcd");
+    let namespace = was.metadata.namespace.clone().expect("a namespace");
+    let name = was.metadata.name.clone().expect("a name");
+    let rv: i64 = was
+        .metadata
+        .resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse().ok())
+        .expect("a resourceVersion");
+    let options = etcd_client::WatchOptions::new().with_start_revision(rv + 1);
+    let mut history = etcd
+        .watch(format!("/registry/pods/{namespace}/{name}"), Some(options))
+        .await
+        .expect("etcd watch");
+    let old = container(was);
+    let deadline = std::time::Duration::from_secs(120);
+    let found = tokio::time::timeout(deadline, async {
+        while let Some(answer) = history.message().await.expect("etcd watch answer") {
+            for kv in answer.events().iter().filter_map(|e| e.kv()) {
+                let Ok(pod) = serde_json::from_slice::<Pod>(kv.value()) else {
+                    continue;
+                };
+                if container(&pod) != old {
+                    return pod;
+                }
+            }
+        }
+        panic!("the etcd watch of {name} ended");
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("{name}'s container status did not change in {deadline:?}"))
+}
+
 /// The renewTime of a node's Lease.
 async fn renewed(cluster: &UpCluster, node: &str) -> jiff::Timestamp {
     let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
@@ -311,7 +364,8 @@ async fn renewed(cluster: &UpCluster, node: &str) -> jiff::Timestamp {
 
 /// One cluster for the front door's promises: the printed commands work for this cluster,
 /// the kubeconfig is named after it, `down` keeps its state while Docker is away, a restart
-/// with kept data waits for fresh heartbeats, and `down` is quick.
+/// with kept data waits for fresh heartbeats and its kubelet first marks the Pods whose
+/// containers are gone, and `down` is quick.
 #[tokio::test(flavor = "multi_thread")]
 async fn up_and_down_keep_their_promises() {
     let cluster = UpCluster::new();
@@ -363,6 +417,42 @@ async fn up_and_down_keep_their_promises() {
         renewed(&cluster, &node).await >= before,
         "up trusted a stale heartbeat"
     );
+
+    // Down and up with the data kept: Docker's containers are gone. The restarted kubelet
+    // first says so — the container's state unknown, not ready, no pod IP — and only then
+    // recreates it, counting one more restart.
+    let pods: kube::Api<Pod> = kube::Api::namespaced(cluster.client().await, "default");
+    let was = pods.get("p").await.expect("pod p");
+    let out = cluster.rkube(&["down".into()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = cluster.up(None, port, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let first = first_container_change(&cluster, &was).await;
+    let c = container(&first);
+    let last = c.last_state.clone().and_then(|l| l.terminated);
+    assert_eq!(
+        last.and_then(|t| t.reason).as_deref(),
+        Some("ContainerStatusUnknown"),
+        "{first:#?}"
+    );
+    assert!(!c.ready, "{first:#?}");
+    assert_eq!(c.restart_count, 1, "{first:#?}");
+    let status = first.status.clone().expect("status");
+    assert_eq!(status.pod_ip, None, "{first:#?}");
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready");
+    assert_eq!(
+        ready.map(|c| c.status.as_str()),
+        Some("False"),
+        "{first:#?}"
+    );
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/p", "--timeout=120s"]);
+    let again = pods.get("p").await.expect("pod p");
+    assert_eq!(container(&again).restart_count, 1, "{again:#?}");
+    assert!(again.status.and_then(|s| s.pod_ip).is_some());
 
     // The printed stop command works from anywhere, and quickly.
     let started = std::time::Instant::now();
