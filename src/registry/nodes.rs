@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 
 use super::decode::{decode_as, Decoded};
 use super::{
-    age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION,
+    age, column, field_error, FieldError, ResourceInfo, TypedStrategy, AGE_DESCRIPTION,
+    NAME_DESCRIPTION,
 };
 use crate::meta::patch::PatchSchema;
 use crate::meta::{object, ApiError};
@@ -63,7 +64,9 @@ fn sync_unschedulable_taint(node: &mut Value) {
     }
 }
 
-impl Strategy for NodeStrategy {
+impl TypedStrategy for NodeStrategy {
+    type Object = Value;
+
     fn info(&self) -> &'static ResourceInfo {
         &INFO
     }
@@ -72,8 +75,9 @@ impl Strategy for NodeStrategy {
         decode_as::<Node>(&INFO, body)
     }
 
-    fn prepare_for_create(&self, obj: &mut Value) {
+    fn admit_create(&self, obj: &mut Value) -> Result<(), ApiError> {
         sync_unschedulable_taint(obj);
+        Ok(())
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
@@ -90,6 +94,10 @@ impl Strategy for NodeStrategy {
             }
         }
         sync_unschedulable_taint(new);
+    }
+
+    fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
+        super::keep_all_but_status(new, old);
     }
 
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
