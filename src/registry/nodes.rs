@@ -64,6 +64,27 @@ fn sync_unschedulable_taint(node: &mut Value) {
     }
 }
 
+/// Upstream's `fieldIsDeprecatedWarnings`, sent on create and on every update of a Node.
+fn deprecated_field_warnings(node: &Value) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if node
+        .pointer("/spec/configSource")
+        .is_some_and(|v| !v.is_null())
+    {
+        warnings.push("spec.configSource: the feature is removed".to_string());
+    }
+    let external_id = node
+        .pointer("/spec/externalID")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !external_id.is_empty() {
+        warnings.push(
+            "spec.externalID: this field is deprecated, and is unused by Kubernetes".to_string(),
+        );
+    }
+    warnings
+}
+
 impl TypedStrategy for NodeStrategy {
     type Object = Value;
 
@@ -82,6 +103,15 @@ impl TypedStrategy for NodeStrategy {
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         super::validate_meta(obj, false, field_error::name_is_dns_subdomain)
+    }
+
+    fn warnings_on_create(&self, obj: &Value) -> Vec<String> {
+        deprecated_field_warnings(obj)
+    }
+
+    fn warnings_on_update(&self, new: &Value, old: &Value) -> Vec<String> {
+        let _ = old;
+        deprecated_field_warnings(new)
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {

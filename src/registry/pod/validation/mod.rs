@@ -560,7 +560,8 @@ mod tests {
     #[test]
     fn validation_checks_probes_and_handlers() {
         fn probe(p: &mut Pod, which: &str, v: serde_json::Value) {
-            let probe: k8s_openapi::api::core::v1::Probe = serde_json::from_value(v).expect("probe");
+            let probe: k8s_openapi::api::core::v1::Probe =
+                serde_json::from_value(v).expect("probe");
             let c = container_mut(p);
             match which {
                 "liveness" => c.liveness_probe = Some(probe),
