@@ -3,6 +3,9 @@
 //! The store does what every kind shares (keys, preconditions, resourceVersion checks,
 //! selectors, graceful deletion, watches); a strategy holds what is particular to one kind
 //! (decoding, defaulting, validation, which fields can be selected, how it prints as a Table).
+//! A kind writes its rules as a [`TypedStrategy`] on its own type (the Pod on
+//! `k8s_openapi`'s `Pod`, simpler kinds on JSON); the store calls them through [`Strategy`],
+//! which converts once into the type and once back per request phase.
 //! Mirrors `pkg/registry/core/pod/strategy.go` and `apiserver/pkg/registry/generic/registry`.
 
 pub mod binding;
@@ -344,23 +347,6 @@ pub fn keep_all_but_status(new: &mut Value, old: &Value) {
         }
     }
     *new = merged;
-}
-
-/// Gives `new` the stored object's top-level `field`, or none when the stored object has none:
-/// how a write leaves alone what it may not change (`status` through the main resource, `spec`
-/// through `status`), as upstream's strategies' `PrepareForUpdate` do.
-pub fn keep_stored_field(new: &mut Value, old: &Value, field: &str) {
-    let Some(new) = new.as_object_mut() else {
-        return;
-    };
-    match old.get(field) {
-        Some(value) => {
-            new.insert(field.to_string(), value.clone());
-        }
-        None => {
-            new.remove(field);
-        }
-    }
 }
 
 /// A Table column definition.

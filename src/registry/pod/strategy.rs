@@ -50,8 +50,8 @@ pub fn default_pod(pod: &mut Pod) -> Result<(), String> {
 
 /// The update-time counterpart of [`default_pod`]: scheme defaults, `DefaultTolerationSeconds`
 /// (it also handles updates) and the `serviceAccount` mirror. Call before
-/// [`validate_pod_update`]; the stored status is carried over by the caller
-/// (`registry::keep_stored_field`, upstream's `PrepareForUpdate`).
+/// [`super::validate_pod_update`]; the stored status is carried over by the caller
+/// (`PodStrategy::prepare_for_update`, upstream's `PrepareForUpdate`).
 pub fn default_pod_for_update(new: &mut Pod) {
     apply_scheme_defaults(new);
     admit_default_toleration_seconds(new);
