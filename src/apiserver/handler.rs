@@ -20,6 +20,7 @@ use super::{discovery, openapi, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, GroupResource};
+use crate::registry::decode::{self, Parsed};
 use crate::registry::{
     binding, namespaces, Admit, DeleteOptions, ListOptions, Store, WatchOptions,
 };
@@ -396,30 +397,37 @@ fn media_type(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Parses an object body sent as JSON or YAML.
-fn parse_object(bytes: &[u8], content_type: &str) -> Result<Value, ApiError> {
+/// Parses an object body sent as JSON or YAML, once: a JSON body's duplicate keys are found
+/// in the same pass (the store applies the `fieldValidation` level to them). A YAML body with
+/// a duplicate key does not parse at all.
+fn parse_object(bytes: &[u8], content_type: &str) -> Result<Parsed, ApiError> {
     let media = media_type(content_type);
-    let value: Value = match media.as_str() {
-        "" | "application/json" | "*/*" => serde_json::from_slice(bytes).map_err(|e| {
+    let parsed = match media.as_str() {
+        "" | "application/json" | "*/*" => decode::parse_json(bytes).map_err(|e| {
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 ApiError::bad_request("Object 'Kind' is missing in ''")
             } else {
                 ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
             }
         })?,
-        "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(bytes)
-            .map_err(|e| {
-                ApiError::bad_request(format!("couldn't get version/kind; yaml parse error: {e}"))
-            })?,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            serde_yaml::from_slice::<Value>(bytes)
+                .map(Parsed::from)
+                .map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "couldn't get version/kind; yaml parse error: {e}"
+                    ))
+                })?
+        }
         _ => return Err(ApiError::unsupported_media_type(content_type)),
     };
-    if !value.is_object() {
+    if !parsed.object.is_object() {
         return Err(ApiError::bad_request(format!(
             "couldn't get version/kind; json parse error: expected an object, got {}",
-            short_type(&value)
+            short_type(&parsed.object)
         )));
     }
-    Ok(value)
+    Ok(parsed)
 }
 
 fn short_type(v: &Value) -> &'static str {
@@ -479,7 +487,7 @@ async fn resource_request(
             .cloned()
             .ok_or_else(ApiError::path_not_found)?;
         let (bytes, ct) = read_body(req).await?;
-        let body = parse_object(&bytes, &ct)?;
+        let body = parse_object(&bytes, &ct)?.object;
         let name = object::name(&body).to_string();
         return bind(&store, &path.namespace, &name, &body, &query).await;
     }
@@ -575,7 +583,6 @@ async fn resource_request(
             let mut options = options::write_options(&query, WriteKind::Create)?;
             options.admit = admit.clone();
             let body = parse_object(&bytes, &ct)?;
-            reject_duplicates(&store, &bytes, &ct, &query)?;
             let (created, warnings) = store.create(&ns, body, &options).await?;
             Ok(encode(
                 StatusCode::CREATED,
@@ -586,7 +593,7 @@ async fn resource_request(
         }
         ("create", "binding") if info.plural == "pods" => {
             let (bytes, ct) = read_body(req).await?;
-            let body = parse_object(&bytes, &ct)?;
+            let body = parse_object(&bytes, &ct)?.object;
             options::write_options(&query, WriteKind::Create)?;
             bind(&store, &ns, &path.name, &body, &query).await
         }
@@ -594,7 +601,7 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let create = options::write_options(&query, WriteKind::Create)?;
             let body = parse_object(&bytes, &ct)?;
-            let given = crate::registry::eviction::check(&body, &path.name)?;
+            let given = crate::registry::eviction::check(&body.object, &path.name)?;
             let mut options = options::delete_options(given, &Query::parse(None))?;
             options.dry_run |= create.dry_run;
             let ok = crate::registry::eviction::create(&store, &ns, &path.name, &options).await?;
@@ -605,7 +612,6 @@ async fn resource_request(
             let mut options = options::write_options(&query, WriteKind::Update)?;
             options.admit = admit.clone();
             let body = parse_object(&bytes, &ct)?;
-            reject_duplicates(&store, &bytes, &ct, &query)?;
             let (updated, warnings) = store.update(&ns, &path.name, sub, body, &options).await?;
             Ok(encode(StatusCode::OK, &updated, output.plain(), &warnings))
         }
@@ -648,30 +654,6 @@ async fn resource_request(
     }
 }
 
-/// Under `fieldValidation=Strict`, a JSON body naming one field twice is a 400, as upstream's
-/// strict decoder reports it (YAML bodies with duplicate keys already fail to parse).
-fn reject_duplicates(
-    store: &Store,
-    bytes: &[u8],
-    content_type: &str,
-    query: &Query,
-) -> Result<(), ApiError> {
-    if !options::write_options(query, WriteKind::Create)?.strict
-        || !matches!(media_type(content_type).as_str(), "" | "application/json")
-    {
-        return Ok(());
-    }
-    let duplicates = crate::registry::decode::duplicate_fields(bytes);
-    if duplicates.is_empty() {
-        return Ok(());
-    }
-    Err(crate::registry::decode::strict_fields_error(
-        store.info(),
-        &duplicates,
-        &[],
-    ))
-}
-
 impl Output {
     /// Tables are only for reads; writes answer with the object.
     fn plain(self) -> Output {
@@ -691,7 +673,7 @@ fn delete_options(
     let body = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(parse_object(bytes, content_type)?)
+        Some(parse_object(bytes, content_type)?.object)
     };
     options::delete_options(body, query)
 }

@@ -1,4 +1,5 @@
-//! Decoding request bodies through the kind's k8s-openapi type, with strict field checking.
+//! Decoding request bodies: bytes parsed once (duplicate keys found in the same pass), then
+//! decoded through the kind's k8s-openapi type, with strict field checking.
 //!
 //! kube-apiserver decodes into Go structs: unknown fields drop out (reported under
 //! `fieldValidation=Strict` as `strict decoding error: unknown field "spec.x"`) and wrong types
@@ -6,9 +7,9 @@
 //! the k8s-openapi type and comparing the result with the input: whatever the type did not
 //! keep was unknown.
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::ResourceInfo;
 use crate::meta::ApiError;
@@ -76,8 +77,19 @@ pub fn decode_as<K: DeserializeOwned + Serialize>(
     info: &ResourceInfo,
     body: Value,
 ) -> Result<Decoded, ApiError> {
+    decode_typed::<K>(info, body, |_| Ok(()))
+}
+
+/// Decodes `body` as `K` (one conversion to the type), lets `canonical` check and rewrite the
+/// typed object (e.g. quantities in their one stored spelling), and encodes it once; whatever
+/// the type did not keep is reported as unknown.
+pub fn decode_typed<K: DeserializeOwned + Serialize>(
+    info: &ResourceInfo,
+    body: Value,
+    canonical: impl FnOnce(&mut K) -> Result<(), ApiError>,
+) -> Result<Decoded, ApiError> {
     check_type_meta(info, &body)?;
-    let typed: K = serde_path_to_error::deserialize(&body).map_err(|e| {
+    let mut typed: K = serde_path_to_error::deserialize(&body).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path.is_empty() || path == "." {
@@ -86,6 +98,7 @@ pub fn decode_as<K: DeserializeOwned + Serialize>(
             cannot_handle(info, format!("{path}: {inner}"))
         }
     })?;
+    canonical(&mut typed)?;
     let object = serde_json::to_value(&typed).map_err(ApiError::internal)?;
     let mut unknown_fields = Vec::new();
     collect_unknown(&body, &object, &mut String::new(), &mut unknown_fields);
@@ -128,9 +141,14 @@ fn collect_unknown(input: &Value, known: &Value, path: &mut String, out: &mut Ve
     }
 }
 
-/// The 400 for unknown fields under `fieldValidation=Strict`, all of them in one message.
-pub fn strict_error(info: &ResourceInfo, unknown: &[String]) -> ApiError {
-    strict_fields_error(info, &[], unknown)
+/// What `fieldValidation=Warn` sends for duplicate and unknown fields: one warning each,
+/// worded as upstream's strict decoding errors (`duplicate field "x"`, `unknown field "y"`).
+pub fn field_warnings(duplicate: &[String], unknown: &[String]) -> Vec<String> {
+    duplicate
+        .iter()
+        .map(|f| format!("duplicate field \"{f}\""))
+        .chain(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
+        .collect()
 }
 
 /// The 400 for duplicate and unknown fields under `fieldValidation=Strict`.
@@ -139,11 +157,7 @@ pub fn strict_fields_error(
     duplicate: &[String],
     unknown: &[String],
 ) -> ApiError {
-    let listed: Vec<String> = duplicate
-        .iter()
-        .map(|f| format!("duplicate field \"{f}\""))
-        .chain(unknown.iter().map(|f| format!("unknown field \"{f}\"")))
-        .collect();
+    let listed = field_warnings(duplicate, unknown);
     cannot_handle(
         info,
         format!("strict decoding error: {}", listed.join(", ")),
@@ -206,7 +220,7 @@ mod tests {
 
     #[test]
     fn strict_error_lists_every_field() {
-        let err = strict_error(pods(), &["a".into(), "b.c".into()]);
+        let err = strict_fields_error(pods(), &[], &["a".into(), "b.c".into()]);
         assert_eq!(
             err.message,
             "Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: unknown field \"a\", unknown field \"b.c\""
@@ -214,112 +228,181 @@ mod tests {
     }
 }
 
-/// The paths of keys that appear twice in one JSON object of `bytes` (strict decoding
-/// reports them as `duplicate field "metadata.name"`). Malformed JSON yields no paths: the
-/// parse error is reported elsewhere.
-pub fn duplicate_fields(bytes: &[u8]) -> Vec<String> {
-    use serde::de::{
-        DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
-    };
+/// A request body parsed once: the object (where a key appears twice the last one counts, as
+/// Go's decoder has it) and the paths of the keys that appeared twice.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    pub object: Value,
+    pub duplicate_fields: Vec<String>,
+}
 
-    struct Walk<'a> {
-        path: String,
-        found: &'a mut Vec<String>,
-    }
-
-    impl<'de> DeserializeSeed<'de> for Walk<'_> {
-        type Value = ();
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_any(self)
+impl From<Value> for Parsed {
+    fn from(object: Value) -> Self {
+        Parsed {
+            object,
+            duplicate_fields: Vec::new(),
         }
     }
+}
 
-    impl<'de> Visitor<'de> for Walk<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("any JSON value")
-        }
-        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_str<E>(self, _: &str) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_unit<E>(self) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            let mut i = 0;
-            loop {
-                let path = format!("{}[{i}]", self.path);
-                let walk = Walk {
-                    path,
-                    found: &mut *self.found,
-                };
-                if seq.next_element_seed(walk)?.is_none() {
-                    return Ok(());
-                }
-                i += 1;
-            }
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let mut seen = std::collections::HashSet::new();
-            while let Some(key) = map.next_key::<String>()? {
-                let path = if self.path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{}.{key}", self.path)
-                };
-                if !seen.insert(key) {
-                    self.found.push(path);
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-                map.next_value_seed(Walk {
-                    path,
-                    found: &mut *self.found,
-                })?;
-            }
-            Ok(())
-        }
-    }
-
-    let mut found = Vec::new();
+/// Parses JSON `bytes` in one pass into a value and the paths of its duplicate keys (strict
+/// decoding reports them as `duplicate field "metadata.name"`). Errors are serde_json's own,
+/// word for word as `serde_json::from_slice` gives them.
+pub fn parse_json(bytes: &[u8]) -> Result<Parsed, serde_json::Error> {
+    let mut duplicate_fields = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let walk = Walk {
+    let object = Build {
         path: String::new(),
-        found: &mut found,
-    };
-    if de.deserialize_any(walk).is_err() {
-        return Vec::new();
+        duplicates: &mut duplicate_fields,
     }
-    found
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(Parsed {
+        object,
+        duplicate_fields,
+    })
+}
+
+/// Builds a [`Value`] like serde_json's own visitor does, and records the path of every key
+/// that appears a second time in the same object.
+struct Build<'a> {
+    path: String,
+    duplicates: &'a mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Build<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Build<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let element = Build {
+                path: format!("{}[{}]", self.path, items.len()),
+                duplicates: &mut *self.duplicates,
+            };
+            match seq.next_element_seed(element)? {
+                Some(value) => items.push(value),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
+            if object.contains_key(&key) {
+                self.duplicates.push(path.clone());
+            }
+            let value = map.next_value_seed(Build {
+                path,
+                duplicates: &mut *self.duplicates,
+            })?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 #[cfg(test)]
-mod duplicate_tests {
-    use super::duplicate_fields;
+mod parse_tests {
+    use super::*;
+    use serde_json::json;
 
     #[test]
-    fn duplicate_keys_are_found_with_their_paths() {
-        let body = br#"{"metadata":{"name":"a","name":"b"},"spec":{"containers":[{"image":"x","image":"y"}]}}"#;
+    fn duplicate_keys_are_found_in_the_same_pass_with_their_paths() {
+        let body = br#"{"metadata":{"name":"a","name":"b"},"spec":{"containers":[{"image":"x"},{"image":"y","image":"z"}]},"spec":{}}"#;
+        let parsed = parse_json(body).expect("valid JSON");
         assert_eq!(
-            duplicate_fields(body),
+            parsed.duplicate_fields,
             vec![
                 "metadata.name".to_string(),
-                "spec.containers[0].image".to_string()
+                "spec.containers[1].image".to_string(),
+                "spec".to_string(),
             ]
         );
-        assert!(duplicate_fields(br#"{"a":1,"b":{"a":2}}"#).is_empty());
-        assert!(duplicate_fields(b"{").is_empty());
+        // The last occurrence wins, in the first one's place, as serde_json's own map does.
+        assert_eq!(
+            parsed.object,
+            json!({"metadata": {"name": "b"}, "spec": {}})
+        );
+    }
+
+    #[test]
+    fn nested_arrays_and_repeated_names_at_other_levels_are_not_duplicates() {
+        let parsed = parse_json(br#"{"a":1,"b":{"a":2},"c":[[{"k":1,"k":2}]]}"#).expect("valid");
+        assert_eq!(parsed.duplicate_fields, vec!["c[0][0].k".to_string()]);
+        assert_eq!(
+            parsed.object,
+            json!({"a": 1, "b": {"a": 2}, "c": [[{"k": 2}]]})
+        );
+    }
+
+    #[test]
+    fn parsing_matches_serde_json_values_and_errors() {
+        for text in [
+            r#"{"a":[1,-2,3.5,1e400,true,null,"\u00e9"],"b":{}}"#,
+            r#"{"a":18446744073709551615,"b":-9223372036854775808}"#,
+            "[1,2]",
+            "\"x\"",
+            "{",
+            "{\"a\":1} x",
+            "{\"a\":01}",
+            "",
+            "[\"\\ud800\"]",
+        ] {
+            let ours = parse_json(text.as_bytes()).map(|p| p.object);
+            let theirs = serde_json::from_slice::<Value>(text.as_bytes());
+            match (ours, theirs) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),
+                (a, b) => panic!("{text}: {a:?} vs {b:?}"),
+            }
+        }
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert_eq!(
+            parse_json(deep.as_bytes())
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            serde_json::from_slice::<Value>(deep.as_bytes())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        );
     }
 }

@@ -4,7 +4,9 @@ use k8s_openapi::api::core::v1::Event;
 use serde_json::{json, Value};
 
 use super::decode::{decode_as, Decoded};
-use super::{column, field_error, since, FieldError, ResourceInfo, Strategy, NAME_DESCRIPTION};
+use super::{
+    column, field_error, since, FieldError, ResourceInfo, TypedStrategy, NAME_DESCRIPTION,
+};
 use crate::meta::{object, ApiError};
 
 static INFO: ResourceInfo = ResourceInfo {
@@ -41,7 +43,9 @@ fn text(obj: &Value, pointer: &str) -> String {
         .to_string()
 }
 
-impl Strategy for EventStrategy {
+impl TypedStrategy for EventStrategy {
+    type Object = Value;
+
     fn info(&self) -> &'static ResourceInfo {
         &INFO
     }
@@ -49,8 +53,6 @@ impl Strategy for EventStrategy {
     fn decode(&self, body: Value) -> Result<Decoded, ApiError> {
         decode_as::<Event>(&INFO, body)
     }
-
-    fn prepare_for_create(&self, _obj: &mut Value) {}
 
     fn time_to_live(&self) -> Option<i64> {
         Some(self.ttl_secs)
@@ -65,6 +67,10 @@ impl Strategy for EventStrategy {
     }
 
     fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+
+    fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
+        super::keep_all_but_status(new, old);
+    }
 
     /// Upstream `EventToSelectableFields` (plus the metadata fields every kind has).
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {

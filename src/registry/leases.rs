@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 
 use super::decode::{decode_as, Decoded};
 use super::{
-    age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION,
+    age, column, field_error, FieldError, ResourceInfo, TypedStrategy, AGE_DESCRIPTION,
+    NAME_DESCRIPTION,
 };
 use crate::meta::{object, ApiError};
 
@@ -27,7 +28,9 @@ pub fn info() -> &'static ResourceInfo {
 
 pub struct LeaseStrategy;
 
-impl Strategy for LeaseStrategy {
+impl TypedStrategy for LeaseStrategy {
+    type Object = Value;
+
     fn info(&self) -> &'static ResourceInfo {
         &INFO
     }
@@ -35,8 +38,6 @@ impl Strategy for LeaseStrategy {
     fn decode(&self, body: Value) -> Result<Decoded, ApiError> {
         decode_as::<Lease>(&INFO, body)
     }
-
-    fn prepare_for_create(&self, _obj: &mut Value) {}
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         let mut errors = super::validate_meta(obj, true, field_error::name_is_dns_subdomain);
@@ -57,6 +58,10 @@ impl Strategy for LeaseStrategy {
 
     /// A Lease has no status: the whole object is written by its holder.
     fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
+
+    fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
+        super::keep_all_but_status(new, old);
+    }
 
     fn column_definitions(&self) -> Value {
         json!([

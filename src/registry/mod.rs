@@ -3,6 +3,9 @@
 //! The store does what every kind shares (keys, preconditions, resourceVersion checks,
 //! selectors, graceful deletion, watches); a strategy holds what is particular to one kind
 //! (decoding, defaulting, validation, which fields can be selected, how it prints as a Table).
+//! A kind writes its rules as a [`TypedStrategy`] on its own type (the Pod on
+//! `k8s_openapi`'s `Pod`, simpler kinds on JSON); the store calls them through [`Strategy`],
+//! which converts once into the type and once back per request phase.
 //! Mirrors `pkg/registry/core/pod/strategy.go` and `apiserver/pkg/registry/generic/registry`.
 
 pub mod binding;
@@ -27,8 +30,8 @@ use crate::meta::patch::PatchSchema;
 use crate::meta::ApiError;
 pub use field_error::FieldError;
 pub use store::{
-    Admit, CreateOptions, DeleteOptions, ListOptions, ListResult, Registry, Store, Watch,
-    WatchEvent, WatchOptions,
+    Admit, CreateOptions, DeleteOptions, FieldValidation, ListOptions, ListResult, Registry, Store,
+    Watch, WatchEvent, WatchOptions,
 };
 
 /// The largest request body accepted, as kube-apiserver's `MaxRequestBodyBytes`. It lives
@@ -80,7 +83,8 @@ impl ResourceInfo {
     }
 }
 
-/// The per-kind behaviour behind a [`Store`].
+/// The store's view of a kind: one call per request phase, on the stored JSON form. Every
+/// [`TypedStrategy`] is one (the adapter below); the store never sees the typed object.
 pub trait Strategy: Send + Sync {
     fn info(&self) -> &'static ResourceInfo;
 
@@ -88,55 +92,130 @@ pub trait Strategy: Send + Sync {
     /// so unknown fields drop out (and are reported) and every known field has its type.
     fn decode(&self, body: Value) -> Result<decode::Decoded, ApiError>;
 
-    /// Sets defaults on a new object (after the store set uid, namespace, creationTimestamp).
-    fn prepare_for_create(&self, obj: &mut Value);
+    /// The create phase, after the store set uid, namespace, name and creationTimestamp: the
+    /// kind's admission and defaults (a refusal is the request's error), validation (422) and
+    /// the warnings the client gets.
+    fn prepare_create(&self, obj: &mut Value) -> Result<Vec<String>, ApiError>;
 
-    /// What a create request runs instead of [`Strategy::prepare_for_create`]: the kind's
-    /// admission, which may refuse the object (upstream's admission chain, e.g. the Priority
-    /// plugin's 403 for an unknown PriorityClass), and its defaults. By default nothing refuses.
-    fn admit_create(&self, obj: &mut Value) -> Result<(), ApiError> {
-        self.prepare_for_create(obj);
+    /// The update phase of a write to the main resource or to `status`: what the write may
+    /// not change is reset from `old`, defaults are applied, the result is validated against
+    /// `old` (422) and the warnings the client gets are returned.
+    fn prepare_update(
+        &self,
+        new: &mut Value,
+        old: &Value,
+        target: UpdateTarget,
+    ) -> Result<Vec<String>, ApiError>;
+
+    /// The value of a selectable field, or None when the kind does not support selecting on it.
+    fn field_value(&self, obj: &Value, field: &str) -> Option<String>;
+
+    /// The grace period a delete gets: None deletes at once, Some(n) marks the object for
+    /// deletion in n seconds and leaves it to its owner (the kubelet) to finish.
+    fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64>;
+
+    fn patch_schema(&self) -> PatchSchema;
+
+    /// How long objects of this kind live in etcd before expiring, if they expire at all.
+    fn time_to_live(&self) -> Option<i64>;
+
+    /// The Table `columnDefinitions` for this kind (priority 1 columns show with `-o wide`).
+    fn column_definitions(&self) -> Value;
+
+    /// One Table row's cells, in the order of [`Strategy::column_definitions`].
+    fn row(&self, obj: &Value, now: Timestamp) -> Vec<Value>;
+}
+
+/// Which part of an object an update writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateTarget {
+    /// The object itself (PUT or PATCH of the resource).
+    Main,
+    /// The `status` subresource.
+    Status,
+}
+
+/// The type a kind's strategy works on, and its one conversion from and to the stored JSON.
+/// A kind whose rules are written on JSON uses [`Value`] itself, for which both are moves.
+pub trait KindObject: Clone + Send + Sync + Sized + 'static {
+    fn from_value(value: Value) -> Result<Self, serde_json::Error>;
+    /// The typed form of a stored object that stays stored (the current object of an update).
+    fn from_stored(value: &Value) -> Result<std::borrow::Cow<'_, Self>, serde_json::Error>;
+    fn into_value(self) -> Result<Value, serde_json::Error>;
+}
+
+impl KindObject for Value {
+    fn from_value(value: Value) -> Result<Self, serde_json::Error> {
+        Ok(value)
+    }
+    fn from_stored(value: &Value) -> Result<std::borrow::Cow<'_, Self>, serde_json::Error> {
+        Ok(std::borrow::Cow::Borrowed(value))
+    }
+    fn into_value(self) -> Result<Value, serde_json::Error> {
+        Ok(self)
+    }
+}
+
+impl KindObject for k8s_openapi::api::core::v1::Pod {
+    fn from_value(value: Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(value)
+    }
+    fn from_stored(value: &Value) -> Result<std::borrow::Cow<'_, Self>, serde_json::Error> {
+        serde::Deserialize::deserialize(value).map(std::borrow::Cow::Owned)
+    }
+    fn into_value(self) -> Result<Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
+
+/// The per-kind behaviour behind a [`Store`], on the kind's own type: upstream's
+/// `RESTCreateStrategy`/`RESTUpdateStrategy` hooks. The store reaches it through
+/// [`Strategy`], which converts the stored JSON to [`TypedStrategy::Object`] once per phase
+/// and back once.
+pub trait TypedStrategy: Send + Sync + 'static {
+    type Object: KindObject;
+
+    fn info(&self) -> &'static ResourceInfo;
+
+    /// Bytes already parsed to JSON become the canonical stored form (see
+    /// [`decode::decode_typed`]): unknown fields reported, wrong types refused, values
+    /// written the one way the kind stores them.
+    fn decode(&self, body: Value) -> Result<decode::Decoded, ApiError>;
+
+    /// The kind's admission and defaults on create (upstream's admission chain and
+    /// `PrepareForCreate`); a refusal (e.g. the Priority plugin's 403) is the request's answer.
+    fn admit_create(&self, obj: &mut Self::Object) -> Result<(), ApiError> {
+        let _ = obj;
         Ok(())
     }
 
-    fn validate(&self, obj: &Value) -> Vec<FieldError>;
+    fn validate(&self, obj: &Self::Object) -> Vec<FieldError>;
 
-    /// Warnings about a valid new object, sent to the client as `Warning:` headers (upstream
+    /// Warnings about a valid new object, sent as `Warning:` headers (upstream
     /// `WarningsOnCreate`).
-    fn warnings_on_create(&self, obj: &Value) -> Vec<String> {
+    fn warnings_on_create(&self, obj: &Self::Object) -> Vec<String> {
         let _ = obj;
         Vec::new()
     }
 
-    /// Resets what a write of the main resource may not change (e.g. `status`).
-    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
-        keep_stored_field(new, old, "status");
-    }
+    /// Resets what a write of the main resource may not change (e.g. `status`) and applies
+    /// the update defaults.
+    fn prepare_for_update(&self, new: &mut Self::Object, old: &Self::Object);
 
-    fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
+    /// For writes through the `status` subresource: keeps all but the status (and what else
+    /// the kind lets a status writer change) from `old`.
+    fn prepare_for_status_update(&self, new: &mut Self::Object, old: &Self::Object);
+
+    fn validate_update(&self, new: &Self::Object, old: &Self::Object) -> Vec<FieldError> {
         let _ = old;
         self.validate(new)
     }
 
-    /// For writes through the `status` subresource: keeps everything but `status` (and the
-    /// metadata the status writer may touch) from the old object.
-    fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
-        let status = new.get("status").cloned();
-        let mut merged = old.clone();
-        match status {
-            Some(status) => merged["status"] = status,
-            None => {
-                if let Some(obj) = merged.as_object_mut() {
-                    obj.remove("status");
-                }
-            }
-        }
-        for field in ["resourceVersion"] {
-            if let Some(v) = new.pointer(&format!("/metadata/{field}")) {
-                crate::meta::object::metadata_mut(&mut merged).insert(field.into(), v.clone());
-            }
-        }
-        *new = merged;
+    /// Warnings about a valid update, sent as `Warning:` headers (upstream
+    /// `WarningsOnUpdate`); writes through `status` get none, as upstream's status strategies.
+    fn warnings_on_update(&self, new: &Self::Object, old: &Self::Object) -> Vec<String> {
+        let _ = (new, old);
+        Vec::new()
     }
 
     /// The value of a selectable field, or None when the kind does not support selecting on it.
@@ -144,8 +223,7 @@ pub trait Strategy: Send + Sync {
         default_field_value(self.info(), obj, field)
     }
 
-    /// The grace period a delete gets: None deletes at once, Some(n) marks the object for
-    /// deletion in n seconds and leaves it to its owner (the kubelet) to finish.
+    /// See [`Strategy::delete_grace`].
     fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
         let _ = (obj, requested);
         None
@@ -155,12 +233,10 @@ pub trait Strategy: Send + Sync {
         crate::meta::patch::generic_patch_schema()
     }
 
-    /// How long objects of this kind live in etcd before expiring, if they expire at all.
     fn time_to_live(&self) -> Option<i64> {
         None
     }
 
-    /// The Table `columnDefinitions` for this kind (priority 1 columns show with `-o wide`).
     fn column_definitions(&self) -> Value {
         serde_json::json!([
             {"name": "Name", "type": "string", "format": "name", "description": NAME_DESCRIPTION, "priority": 0},
@@ -168,7 +244,6 @@ pub trait Strategy: Send + Sync {
         ])
     }
 
-    /// One Table row's cells, in the order of [`Strategy::column_definitions`].
     fn row(&self, obj: &Value, now: Timestamp) -> Vec<Value> {
         let _ = now;
         vec![
@@ -180,21 +255,99 @@ pub trait Strategy: Send + Sync {
     }
 }
 
-/// Gives `new` the stored object's top-level `field`, or none when the stored object has none:
-/// how a write leaves alone what it may not change (`status` through the main resource, `spec`
-/// through `status`), as upstream's strategies' `PrepareForUpdate` do.
-pub fn keep_stored_field(new: &mut Value, old: &Value, field: &str) {
-    let Some(new) = new.as_object_mut() else {
-        return;
-    };
-    match old.get(field) {
-        Some(value) => {
-            new.insert(field.to_string(), value.clone());
+/// The one adapter between the store and a kind: each phase converts the stored JSON to the
+/// kind's type once, runs every hook of the phase on it, and converts the result back once.
+impl<S: TypedStrategy> Strategy for S {
+    fn info(&self) -> &'static ResourceInfo {
+        TypedStrategy::info(self)
+    }
+
+    fn decode(&self, body: Value) -> Result<decode::Decoded, ApiError> {
+        TypedStrategy::decode(self, body)
+    }
+
+    fn prepare_create(&self, obj: &mut Value) -> Result<Vec<String>, ApiError> {
+        let name = crate::meta::object::name(obj).to_string();
+        let mut typed = S::Object::from_value(std::mem::take(obj)).map_err(ApiError::internal)?;
+        self.admit_create(&mut typed)?;
+        let errors = self.validate(&typed);
+        if !errors.is_empty() {
+            return Err(store::invalid(self, &name, errors));
         }
+        let warnings = self.warnings_on_create(&typed);
+        *obj = typed.into_value().map_err(ApiError::internal)?;
+        Ok(warnings)
+    }
+
+    fn prepare_update(
+        &self,
+        new: &mut Value,
+        old: &Value,
+        target: UpdateTarget,
+    ) -> Result<Vec<String>, ApiError> {
+        let name = crate::meta::object::name(old).to_string();
+        let old = S::Object::from_stored(old).map_err(ApiError::internal)?;
+        let mut typed = S::Object::from_value(std::mem::take(new)).map_err(ApiError::internal)?;
+        match target {
+            UpdateTarget::Main => self.prepare_for_update(&mut typed, &old),
+            UpdateTarget::Status => self.prepare_for_status_update(&mut typed, &old),
+        }
+        let errors = self.validate_update(&typed, &old);
+        if !errors.is_empty() {
+            return Err(store::invalid(self, &name, errors));
+        }
+        let warnings = match target {
+            UpdateTarget::Main => self.warnings_on_update(&typed, &old),
+            UpdateTarget::Status => Vec::new(),
+        };
+        *new = typed.into_value().map_err(ApiError::internal)?;
+        Ok(warnings)
+    }
+
+    fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
+        TypedStrategy::field_value(self, obj, field)
+    }
+
+    fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
+        TypedStrategy::delete_grace(self, obj, requested)
+    }
+
+    fn patch_schema(&self) -> PatchSchema {
+        TypedStrategy::patch_schema(self)
+    }
+
+    fn time_to_live(&self) -> Option<i64> {
+        TypedStrategy::time_to_live(self)
+    }
+
+    fn column_definitions(&self) -> Value {
+        TypedStrategy::column_definitions(self)
+    }
+
+    fn row(&self, obj: &Value, now: Timestamp) -> Vec<Value> {
+        TypedStrategy::row(self, obj, now)
+    }
+}
+
+/// The status-subresource rule of a kind held as JSON: the stored object with the new
+/// `status` (none if the write has none) and the writer's resourceVersion precondition.
+pub fn keep_all_but_status(new: &mut Value, old: &Value) {
+    let status = new.get("status").cloned();
+    let mut merged = old.clone();
+    match status {
+        Some(status) => merged["status"] = status,
         None => {
-            new.remove(field);
+            if let Some(obj) = merged.as_object_mut() {
+                obj.remove("status");
+            }
         }
     }
+    for field in ["resourceVersion"] {
+        if let Some(v) = new.pointer(&format!("/metadata/{field}")) {
+            crate::meta::object::metadata_mut(&mut merged).insert(field.into(), v.clone());
+        }
+    }
+    *new = merged;
 }
 
 /// A Table column definition.

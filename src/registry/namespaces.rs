@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 
 use super::decode::{decode_as, Decoded};
 use super::{
-    age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION,
+    age, column, field_error, FieldError, ResourceInfo, TypedStrategy, AGE_DESCRIPTION,
+    NAME_DESCRIPTION,
 };
 use crate::meta::patch::{generic_patch_schema, PatchSchema};
 use crate::meta::{object, ApiError};
@@ -48,7 +49,7 @@ pub async fn bootstrap_system(
         let meta = object::metadata_mut(&mut obj);
         meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
         meta.insert("creationTimestamp".into(), object::now_rfc3339().into());
-        NamespaceStrategy.prepare_for_create(&mut obj);
+        set_create_defaults(&mut obj);
         match storage.create(&key, obj, None).await {
             Ok(_) | Err(crate::storage::StorageError::AlreadyExists(_)) => {}
             Err(e) => return Err(e),
@@ -88,7 +89,21 @@ pub async fn delete(
 
 pub struct NamespaceStrategy;
 
-impl Strategy for NamespaceStrategy {
+/// What a new namespace gets: its name label, the `kubernetes` finalizer and phase `Active`.
+fn set_create_defaults(obj: &mut Value) {
+    let name = object::name(obj).to_string();
+    let meta = object::metadata_mut(obj);
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if let Some(labels) = labels.as_object_mut() {
+        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
+    }
+    obj["spec"] = json!({"finalizers": ["kubernetes"]});
+    obj["status"] = json!({"phase": "Active"});
+}
+
+impl TypedStrategy for NamespaceStrategy {
+    type Object = Value;
+
     fn info(&self) -> &'static ResourceInfo {
         &INFO
     }
@@ -101,15 +116,9 @@ impl Strategy for NamespaceStrategy {
         namespace_patch_schema()
     }
 
-    fn prepare_for_create(&self, obj: &mut Value) {
-        let name = object::name(obj).to_string();
-        let meta = object::metadata_mut(obj);
-        let labels = meta.entry("labels").or_insert_with(|| json!({}));
-        if let Some(labels) = labels.as_object_mut() {
-            labels.insert("kubernetes.io/metadata.name".into(), json!(name));
-        }
-        obj["spec"] = json!({"finalizers": ["kubernetes"]});
-        obj["status"] = json!({"phase": "Active"});
+    fn admit_create(&self, obj: &mut Value) -> Result<(), ApiError> {
+        set_create_defaults(obj);
+        Ok(())
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
@@ -131,6 +140,10 @@ impl Strategy for NamespaceStrategy {
         if let Some(labels) = labels.as_object_mut() {
             labels.insert("kubernetes.io/metadata.name".into(), json!(name));
         }
+    }
+
+    fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
+        super::keep_all_but_status(new, old);
     }
 
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {

@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 
 use super::decode::{decode_as, Decoded};
 use super::{
-    age, column, field_error, FieldError, ResourceInfo, Strategy, AGE_DESCRIPTION, NAME_DESCRIPTION,
+    age, column, field_error, FieldError, ResourceInfo, TypedStrategy, AGE_DESCRIPTION,
+    NAME_DESCRIPTION,
 };
 use crate::meta::patch::{generic_patch_schema, PatchSchema};
 use crate::meta::{object, ApiError};
@@ -63,7 +64,30 @@ fn sync_unschedulable_taint(node: &mut Value) {
     }
 }
 
-impl Strategy for NodeStrategy {
+/// Upstream's `fieldIsDeprecatedWarnings`, sent on create and on every update of a Node.
+fn deprecated_field_warnings(node: &Value) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if node
+        .pointer("/spec/configSource")
+        .is_some_and(|v| !v.is_null())
+    {
+        warnings.push("spec.configSource: the feature is removed".to_string());
+    }
+    let external_id = node
+        .pointer("/spec/externalID")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !external_id.is_empty() {
+        warnings.push(
+            "spec.externalID: this field is deprecated, and is unused by Kubernetes".to_string(),
+        );
+    }
+    warnings
+}
+
+impl TypedStrategy for NodeStrategy {
+    type Object = Value;
+
     fn info(&self) -> &'static ResourceInfo {
         &INFO
     }
@@ -72,12 +96,22 @@ impl Strategy for NodeStrategy {
         decode_as::<Node>(&INFO, body)
     }
 
-    fn prepare_for_create(&self, obj: &mut Value) {
+    fn admit_create(&self, obj: &mut Value) -> Result<(), ApiError> {
         sync_unschedulable_taint(obj);
+        Ok(())
     }
 
     fn validate(&self, obj: &Value) -> Vec<FieldError> {
         super::validate_meta(obj, false, field_error::name_is_dns_subdomain)
+    }
+
+    fn warnings_on_create(&self, obj: &Value) -> Vec<String> {
+        deprecated_field_warnings(obj)
+    }
+
+    fn warnings_on_update(&self, new: &Value, old: &Value) -> Vec<String> {
+        let _ = old;
+        deprecated_field_warnings(new)
     }
 
     fn prepare_for_update(&self, new: &mut Value, old: &Value) {
@@ -90,6 +124,10 @@ impl Strategy for NodeStrategy {
             }
         }
         sync_unschedulable_taint(new);
+    }
+
+    fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
+        super::keep_all_but_status(new, old);
     }
 
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {

@@ -2,10 +2,11 @@
 //! selectable fields, Table rows, and the `binding` subresource's rules.
 
 use k8s_openapi::api::core::v1::Pod;
+use serde::Deserialize as _;
 use serde_json::{json, Value};
 
-use super::decode::{cannot_handle, decode_as, Decoded};
-use super::{pod, FieldError, ResourceInfo, Strategy};
+use super::decode::{cannot_handle, decode_typed, Decoded};
+use super::{pod, FieldError, ResourceInfo, TypedStrategy};
 use crate::meta::patch::PatchSchema;
 use crate::meta::quantity::Quantity;
 use crate::meta::{object, ApiError};
@@ -36,160 +37,100 @@ pub fn info() -> &'static ResourceInfo {
 
 pub struct PodStrategy;
 
-fn typed(obj: &Value) -> Option<Pod> {
-    serde_json::from_value(obj.clone()).ok()
-}
-
-/// Runs `f` on the typed Pod and writes the result back; an object that does not decode
-/// (impossible after `decode`) is left alone.
-fn with_typed(obj: &mut Value, f: impl FnOnce(&mut Pod)) {
-    if let Some(mut pod) = typed(obj) {
-        f(&mut pod);
-        if let Ok(value) = serde_json::to_value(&pod) {
-            *obj = value;
-        }
-    }
-}
-
-/// Every map of quantities in a Pod: container requests and limits, and the Pod overhead.
-fn quantity_maps(obj: &mut Value) -> Vec<&mut serde_json::Map<String, Value>> {
-    let mut maps = Vec::new();
-    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
-        return maps;
+/// Quantities are parsed while decoding upstream, so a malformed one is a 400; the stored form
+/// is the canonical one ("0.5" becomes "500m"). Every quantity of a Pod: the overhead, then
+/// each container's limits and requests.
+fn canonical_quantities(pod: &mut Pod) -> Result<(), ApiError> {
+    let Some(spec) = pod.spec.as_mut() else {
+        return Ok(());
     };
-    let mut overhead = None;
-    let mut containers = Vec::new();
-    for (key, value) in spec.iter_mut() {
-        match key.as_str() {
-            "overhead" => overhead = value.as_object_mut(),
-            "containers" | "initContainers" | "ephemeralContainers" => {
-                if let Some(list) = value.as_array_mut() {
-                    containers.extend(list.iter_mut());
-                }
-            }
-            _ => {}
+    let mut maps = Vec::new();
+    maps.extend(spec.overhead.as_mut());
+    let resources = spec
+        .containers
+        .iter_mut()
+        .filter_map(|c| c.resources.as_mut())
+        .chain(
+            spec.ephemeral_containers
+                .iter_mut()
+                .flatten()
+                .filter_map(|c| c.resources.as_mut()),
+        )
+        .chain(
+            spec.init_containers
+                .iter_mut()
+                .flatten()
+                .filter_map(|c| c.resources.as_mut()),
+        );
+    for r in resources {
+        maps.extend(r.limits.as_mut());
+        maps.extend(r.requests.as_mut());
+    }
+    for map in maps {
+        for value in map.values_mut() {
+            let quantity = Quantity::parse(value.0.trim()).map_err(|e| cannot_handle(&INFO, e))?;
+            value.0 = quantity.to_api_string();
         }
     }
-    maps.extend(overhead);
-    for container in containers {
-        if let Some(resources) = container
-            .get_mut("resources")
-            .and_then(Value::as_object_mut)
-        {
-            for (key, value) in resources.iter_mut() {
-                if key == "limits" || key == "requests" {
-                    if let Some(map) = value.as_object_mut() {
-                        maps.push(map);
-                    }
-                }
-            }
-        }
-    }
-    maps
+    Ok(())
 }
 
-impl Strategy for PodStrategy {
+impl TypedStrategy for PodStrategy {
+    type Object = Pod;
+
     fn info(&self) -> &'static ResourceInfo {
         &INFO
     }
 
     fn decode(&self, body: Value) -> Result<Decoded, ApiError> {
-        let mut decoded = decode_as::<Pod>(&INFO, body)?;
-        // Quantities are parsed while decoding upstream, so a malformed one is a 400; the
-        // stored form is the canonical one ("0.5" becomes "500m").
-        for map in quantity_maps(&mut decoded.object) {
-            for value in map.values_mut() {
-                let text = match &*value {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                let quantity = Quantity::parse(text.trim()).map_err(|e| cannot_handle(&INFO, e))?;
-                *value = Value::String(quantity.to_api_string());
-            }
-        }
-        Ok(decoded)
+        decode_typed::<Pod>(&INFO, body, canonical_quantities)
     }
 
-    /// Only reached outside a request (the store calls [`Strategy::admit_create`]); a refusal
-    /// by admission has no client to go to here, so it is logged and the pod keeps the
-    /// defaults applied before it.
-    fn prepare_for_create(&self, obj: &mut Value) {
-        if let Err(refusal) = self.admit_create(obj) {
-            tracing::warn!(pod = %crate::meta::object::name(obj), "pod not admitted: {refusal}");
-        }
-    }
-
-    fn admit_create(&self, obj: &mut Value) -> Result<(), ApiError> {
-        if let Some(o) = obj.as_object_mut() {
-            o.remove("status");
-        }
-        let mut refusal = Ok(());
-        with_typed(obj, |p| refusal = pod::default_pod(p));
-        refusal.map_err(|why| {
-            ApiError::forbidden(INFO.group_resource(), crate::meta::object::name(obj), &why)
+    fn admit_create(&self, pod: &mut Pod) -> Result<(), ApiError> {
+        pod.status = None;
+        pod::default_pod(pod).map_err(|why| {
+            let name = pod.metadata.name.as_deref().unwrap_or("");
+            ApiError::forbidden(INFO.group_resource(), name, &why)
         })
     }
 
-    fn validate(&self, obj: &Value) -> Vec<FieldError> {
-        match typed(obj) {
-            Some(pod) => pod::validate_pod(&pod),
-            None => vec![FieldError::invalid(
-                "spec",
-                "",
-                "the object does not decode as a Pod",
-            )],
-        }
+    fn validate(&self, pod: &Pod) -> Vec<FieldError> {
+        pod::validate_pod(pod)
     }
 
-    fn warnings_on_create(&self, obj: &Value) -> Vec<String> {
-        typed(obj)
-            .map(|pod| pod::pod_warnings(&pod))
-            .unwrap_or_default()
+    fn warnings_on_create(&self, pod: &Pod) -> Vec<String> {
+        pod::pod_warnings(pod)
     }
 
-    fn prepare_for_update(&self, new: &mut Value, old: &Value) {
+    // No `warnings_on_update`: upstream's `podStrategy.WarningsOnUpdate` returns none ("humans
+    // don't typically interact directly with pods" and updates are a hot path); an update
+    // still carries the warnings of its decoding (`fieldValidation=Warn`).
+
+    fn prepare_for_update(&self, new: &mut Pod, old: &Pod) {
         // Writes to the Pod itself cannot change its status (that is `pods/status`).
-        super::keep_stored_field(new, old, "status");
-        with_typed(new, pod::default_pod_for_update);
+        new.status.clone_from(&old.status);
+        pod::default_pod_for_update(new);
     }
 
     /// As upstream's `podStatusStrategy.PrepareForUpdate`: the spec and owner references stay
     /// as they were; the rest of the metadata (labels, annotations) is the writer's, so a
     /// status write that changes labels changes them (NodeRestriction refuses that to
     /// kubelets); a status without a QoS class keeps the old one.
-    fn prepare_for_status_update(&self, new: &mut Value, old: &Value) {
-        super::keep_stored_field(new, old, "spec");
-        let meta = crate::meta::object::metadata_mut(new);
-        match old.pointer("/metadata/ownerReferences") {
-            Some(owners) => {
-                meta.insert("ownerReferences".into(), owners.clone());
-            }
-            None => {
-                meta.remove("ownerReferences");
-            }
-        }
-        let qos = new
-            .pointer("/status/qosClass")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if qos.is_empty() {
-            if let Some(old_qos) = old.pointer("/status/qosClass") {
-                if let Some(status) = new.get_mut("status").and_then(Value::as_object_mut) {
-                    status.insert("qosClass".into(), old_qos.clone());
-                }
+    fn prepare_for_status_update(&self, new: &mut Pod, old: &Pod) {
+        new.spec.clone_from(&old.spec);
+        new.metadata
+            .owner_references
+            .clone_from(&old.metadata.owner_references);
+        let old_qos = old.status.as_ref().and_then(|s| s.qos_class.as_ref());
+        if let (Some(status), Some(old_qos)) = (new.status.as_mut(), old_qos) {
+            if status.qos_class.as_deref().unwrap_or("").is_empty() {
+                status.qos_class = Some(old_qos.clone());
             }
         }
     }
 
-    fn validate_update(&self, new: &Value, old: &Value) -> Vec<FieldError> {
-        match (typed(new), typed(old)) {
-            (Some(new), Some(old)) => pod::validate_pod_update(&new, &old),
-            _ => vec![FieldError::invalid(
-                "spec",
-                "",
-                "the object does not decode as a Pod",
-            )],
-        }
+    fn validate_update(&self, new: &Pod, old: &Pod) -> Vec<FieldError> {
+        pod::validate_pod_update(new, old)
     }
 
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
@@ -253,7 +194,7 @@ impl Strategy for PodStrategy {
     }
 
     fn row(&self, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
-        let Some(pod) = typed(obj) else {
+        let Ok(pod) = Pod::deserialize(obj) else {
             return vec![json!(object::name(obj))];
         };
         let row = pod::pod_table_row(&pod, now);
@@ -335,6 +276,7 @@ pub fn bind(pod: &Value, node: &str, annotations: Option<&Value>) -> Result<Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::UpdateTarget;
 
     fn pod(node: &str, phase: &str) -> Value {
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db", "namespace": "default"},
@@ -342,13 +284,20 @@ mod tests {
             "status": {"phase": phase}})
     }
 
+    /// The create phase as the store runs it: one conversion in, one out.
+    fn create(obj: &mut Value) -> Result<Vec<String>, ApiError> {
+        crate::registry::Strategy::prepare_create(&PodStrategy, obj)
+    }
+
+    fn update(new: &mut Value, old: &Value) -> Result<Vec<String>, ApiError> {
+        crate::registry::Strategy::prepare_update(&PodStrategy, new, old, UpdateTarget::Main)
+    }
+
     #[test]
-    fn create_with_an_unknown_priority_class_is_forbidden() {
+    fn a_refused_admission_reaches_the_caller() {
         let mut obj = pod("", "Pending");
         obj["spec"]["priorityClassName"] = json!("high");
-        let err = PodStrategy
-            .admit_create(&mut obj)
-            .expect_err("no PriorityClass named high exists");
+        let err = create(&mut obj).expect_err("no PriorityClass named high exists");
         assert_eq!(err.code, 403);
         assert_eq!(err.reason, "Forbidden");
         assert_eq!(
@@ -358,18 +307,26 @@ mod tests {
 
         let mut obj = pod("", "Pending");
         obj["spec"]["priority"] = json!(7);
-        let err = PodStrategy
-            .admit_create(&mut obj)
-            .expect_err("a priority that contradicts the class");
+        let err = create(&mut obj).expect_err("a priority that contradicts the class");
         assert_eq!(err.code, 403);
 
         let mut obj = pod("", "Pending");
         obj["spec"]["priorityClassName"] = json!("system-node-critical");
-        PodStrategy
-            .admit_create(&mut obj)
-            .expect("a built-in class is admitted");
+        create(&mut obj).expect("a built-in class is admitted");
         assert_eq!(obj["spec"]["priority"], json!(2_000_001_000));
         assert_eq!(obj["status"]["phase"], json!("Pending"));
+    }
+
+    #[test]
+    fn an_invalid_pod_is_refused_with_its_field_errors() {
+        let mut obj = pod("", "Pending");
+        obj["spec"]["containers"][0]["image"] = json!("");
+        let err = create(&mut obj).expect_err("no image");
+        assert_eq!(err.code, 422);
+        assert_eq!(
+            err.details.causes[0].field, "spec.containers[0].image",
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -377,28 +334,72 @@ mod tests {
         let mut obj = pod("", "Pending");
         obj["metadata"]["name"] = json!("db.example");
         assert_eq!(
-            PodStrategy.warnings_on_create(&obj),
+            create(&mut obj).expect("valid"),
             vec!["metadata.name: this is used in the Pod's hostname, which can result in surprising behavior; a DNS label is recommended: [must not contain dots]".to_string()]
         );
-        assert!(PodStrategy
-            .warnings_on_create(&pod("", "Pending"))
-            .is_empty());
+        assert!(create(&mut pod("", "Pending")).expect("valid").is_empty());
+    }
+
+    #[test]
+    fn updates_of_pods_carry_no_strategy_warnings_as_upstream() {
+        // Upstream's `podStrategy.WarningsOnUpdate` returns nothing, even for what a create
+        // would warn about (two containers with the same port).
+        let mut old = pod("", "Pending");
+        old["spec"]["containers"] = json!([
+            {"name": "a", "image": "i", "ports": [{"containerPort": 80}]},
+            {"name": "b", "image": "i", "ports": [{"containerPort": 80}]}
+        ]);
+        let warnings = create(&mut old).expect("valid");
+        assert_eq!(
+            warnings,
+            vec!["spec.containers[1].ports[0]: duplicate port definition with spec.containers[0].ports[0]".to_string()]
+        );
+        let mut new = old.clone();
+        new["spec"]["activeDeadlineSeconds"] = json!(60);
+        assert_eq!(update(&mut new, &old).expect("valid"), Vec::<String>::new());
+        assert_eq!(new["spec"]["activeDeadlineSeconds"], json!(60));
     }
 
     #[test]
     fn update_of_the_pod_keeps_the_stored_status() {
-        let old = pod("n1", "Running");
-        let mut new = pod("n1", "Failed");
-        PodStrategy.prepare_for_update(&mut new, &old);
+        let mut old = pod("n1", "Running");
+        create(&mut old).expect("valid");
+        old["status"] = json!({"phase": "Running"});
+        let mut new = old.clone();
+        new["status"] = json!({"phase": "Failed"});
+        update(&mut new, &old).expect("valid");
         assert_eq!(new["status"], json!({"phase": "Running"}));
 
         let mut without = old.clone();
         if let Some(o) = without.as_object_mut() {
             o.remove("status");
         }
-        let mut new = pod("n1", "Failed");
-        PodStrategy.prepare_for_update(&mut new, &without);
+        let mut new = old.clone();
+        new["status"] = json!({"phase": "Failed"});
+        update(&mut new, &without).expect("valid");
         assert_eq!(new.get("status"), None);
+    }
+
+    #[test]
+    fn a_status_write_keeps_the_spec_and_the_qos_class() {
+        let mut old = pod("n1", "Running");
+        create(&mut old).expect("valid");
+        let mut new = old.clone();
+        new["spec"]["activeDeadlineSeconds"] = json!(5);
+        new["status"] = json!({"phase": "Running"});
+        let warnings = crate::registry::Strategy::prepare_update(
+            &PodStrategy,
+            &mut new,
+            &old,
+            UpdateTarget::Status,
+        )
+        .expect("valid");
+        assert!(warnings.is_empty());
+        assert_eq!(new["spec"], old["spec"]);
+        assert_eq!(
+            new["status"],
+            json!({"phase": "Running", "qosClass": "BestEffort"})
+        );
     }
 
     #[test]
@@ -434,7 +435,7 @@ mod tests {
         let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q"},
             "spec": {"containers": [{"name": "c", "image": "i",
                 "resources": {"limits": {"memory": "1.5.5Gi"}}}]}});
-        let err = PodStrategy.decode(body).expect_err("bad quantity");
+        let err = crate::registry::Strategy::decode(&PodStrategy, body).expect_err("bad quantity");
         assert_eq!(err.code, 400);
         assert!(err
             .message
@@ -446,7 +447,7 @@ mod tests {
         let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q"},
             "spec": {"containers": [{"name": "c", "image": "i",
                 "resources": {"requests": {"cpu": 0.5, "memory": "1024Mi"}}}]}});
-        let decoded = PodStrategy.decode(body).expect("decodes");
+        let decoded = crate::registry::Strategy::decode(&PodStrategy, body).expect("decodes");
         let requests = &decoded.object["spec"]["containers"][0]["resources"]["requests"];
         assert_eq!(requests["cpu"], "500m");
         assert_eq!(requests["memory"], "1Gi");

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{FieldError, Strategy};
+use super::decode::{field_warnings, strict_fields_error, Parsed};
+use super::{FieldError, Strategy, UpdateTarget};
 use crate::meta::patch::{apply_patch, PatchType};
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, Cause, GroupResource};
@@ -27,10 +28,20 @@ const GENERATE_NAME_TRIES: usize = 8;
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
     pub dry_run: bool,
-    /// `fieldValidation=Strict`: unknown fields are a 400 rather than a warning.
-    pub strict: bool,
+    /// What duplicate and unknown fields of the body do (`fieldValidation`).
+    pub field_validation: FieldValidation,
     /// Admission: a last check of the object a write would store.
     pub admit: Option<Admit>,
+}
+
+/// The `fieldValidation` level of a write, as upstream: duplicate and unknown fields are a 400
+/// (`Strict`), a warning each (`Warn`, the default), or nothing (`Ignore`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    Ignore,
+    #[default]
+    Warn,
+    Strict,
 }
 
 /// A check of the object a create or update would store, given the object it replaces (None
@@ -283,24 +294,38 @@ impl Store {
         }
     }
 
-    /// Decodes a body and applies the field-validation level; returns the object and warnings.
-    fn decode(&self, body: Value, strict: bool) -> Result<(Value, Vec<String>), ApiError> {
-        let decoded = self.strategy.decode(body)?;
-        if !decoded.unknown_fields.is_empty() {
-            if strict {
-                return Err(super::decode::strict_error(
-                    self.info(),
-                    &decoded.unknown_fields,
-                ));
-            }
-            let warnings = decoded
-                .unknown_fields
-                .iter()
-                .map(|f| format!("unknown field \"{f}\""))
-                .collect();
-            return Ok((decoded.object, warnings));
+    /// Decodes a parsed body and applies the field-validation level to its duplicate and
+    /// unknown fields; returns the object and the warnings.
+    fn decode(
+        &self,
+        body: Parsed,
+        level: FieldValidation,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        // A body that names a field twice is refused before anything else is looked at, as
+        // upstream's strict JSON decoder does.
+        if level == FieldValidation::Strict && !body.duplicate_fields.is_empty() {
+            return Err(strict_fields_error(
+                self.info(),
+                &body.duplicate_fields,
+                &[],
+            ));
         }
-        Ok((decoded.object, Vec::new()))
+        let decoded = self.strategy.decode(body.object)?;
+        let warnings = match level {
+            FieldValidation::Ignore => Vec::new(),
+            FieldValidation::Warn => {
+                field_warnings(&body.duplicate_fields, &decoded.unknown_fields)
+            }
+            FieldValidation::Strict if decoded.unknown_fields.is_empty() => Vec::new(),
+            FieldValidation::Strict => {
+                return Err(strict_fields_error(
+                    self.info(),
+                    &[],
+                    &decoded.unknown_fields,
+                ))
+            }
+        };
+        Ok((decoded.object, warnings))
     }
 
     fn check_namespace(&self, obj: &mut Value, namespace: &str) -> Result<(), ApiError> {
@@ -321,10 +346,10 @@ impl Store {
     pub async fn create(
         &self,
         namespace: &str,
-        body: Value,
+        body: impl Into<Parsed>,
         options: &CreateOptions,
     ) -> Result<(Value, Vec<String>), ApiError> {
-        let (mut obj, warnings) = self.decode(body, options.strict)?;
+        let (mut obj, warnings) = self.decode(body.into(), options.field_validation)?;
         self.check_namespace(&mut obj, namespace)?;
         options.admit(&obj, None)?;
         let meta = object::metadata_mut(&mut obj);
@@ -354,12 +379,7 @@ impl Store {
         if let Some(base) = &generate {
             meta.insert("name".into(), json!(generated_name(base)));
         }
-        self.strategy.admit_create(&mut obj)?;
-        let errors = self.strategy.validate(&obj);
-        if !errors.is_empty() {
-            return Err(invalid(self.strategy.as_ref(), object::name(&obj), errors));
-        }
-        let warnings = [warnings, self.strategy.warnings_on_create(&obj)].concat();
+        let warnings = [warnings, self.strategy.prepare_create(&mut obj)?].concat();
         if self.info().namespaced {
             self.ensure_namespace(namespace, object::name(&obj)).await?;
         }
@@ -612,18 +632,18 @@ impl Store {
         namespace: &str,
         name: &str,
         subresource: &str,
-        body: Value,
+        body: impl Into<Parsed>,
         options: &CreateOptions,
     ) -> Result<(Value, Vec<String>), ApiError> {
-        let (mut obj, warnings) = self.decode(body, options.strict)?;
+        let (mut obj, warnings) = self.decode(body.into(), options.field_validation)?;
         // The body is known before anything is read: a wrong name or namespace is a 400 even
         // when the object does not exist.
         self.check_name(&mut obj, namespace, name)?;
         let proposal = Proposal::Replace(obj);
-        let (result, _) = self
+        let (result, more) = self
             .update_from(namespace, name, subresource, &proposal, options)
             .await?;
-        Ok((result, warnings))
+        Ok((result, [warnings, more].concat()))
     }
 
     /// Applies a PATCH body of the given type to the current object.
@@ -648,6 +668,7 @@ impl Store {
     /// The one path of PUT and PATCH: the new object is made from the current one (a patch)
     /// or given (a replacement), then held to the same preconditions, upstream's
     /// `rest.Update` with a `defaultUpdatedObjectInfo` or a patcher's `UpdatedObjectInfo`.
+    /// Returns the object and the warnings of a patch's decoding and of the update itself.
     async fn update_from(
         &self,
         namespace: &str,
@@ -656,9 +677,9 @@ impl Store {
         proposal: &Proposal<'_>,
         options: &CreateOptions,
     ) -> Result<(Value, Vec<String>), ApiError> {
-        let mut warnings = Vec::new();
-        let result = self
-            .update_with(
+        let mut decode_warnings = Vec::new();
+        let (result, update_warnings) = self
+            .update_with_warnings(
                 namespace,
                 name,
                 subresource,
@@ -675,10 +696,10 @@ impl Store {
                                 apply_patch(current, patch, *kind, schema).map_err(patch_error)?;
                             let shown = patched_value_shown(*kind, patch, &patched);
                             let (mut obj, w) = self
-                                .decode(patched, options.strict)
+                                .decode(patched.into(), options.field_validation)
                                 .map_err(|e| undecodable_patch(self.info(), &shown, e))?;
                             self.check_name(&mut obj, namespace, name)?;
-                            warnings = w;
+                            decode_warnings = w;
                             obj
                         }
                     };
@@ -688,7 +709,7 @@ impl Store {
                 },
             )
             .await?;
-        Ok((result, warnings))
+        Ok((result, [decode_warnings, update_warnings].concat()))
     }
 
     /// The object's name and namespace must be those of the URL (upstream's `checkName`);
@@ -753,8 +774,24 @@ impl Store {
         dry_run: bool,
         produce: &mut (dyn FnMut(&Value) -> Result<Value, ApiError> + Send),
     ) -> Result<Value, ApiError> {
+        self.update_with_warnings(namespace, name, subresource, dry_run, produce)
+            .await
+            .map(|(obj, _)| obj)
+    }
+
+    /// [`Store::update_with`], also returning the kind's warnings about the update (those of
+    /// the attempt that was stored).
+    async fn update_with_warnings(
+        &self,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        dry_run: bool,
+        produce: &mut (dyn FnMut(&Value) -> Result<Value, ApiError> + Send),
+    ) -> Result<(Value, Vec<String>), ApiError> {
         let key = self.key(namespace, name);
         let strategy = self.strategy.clone();
+        let mut warnings = Vec::new();
         let mut try_update = |current: &Stored| -> Result<Value, ApiError> {
             let old = &*current.object;
             let mut new = produce(old)?;
@@ -763,21 +800,13 @@ impl Store {
                 return Ok(new);
             }
             keep_system_metadata(&mut new, old);
-            match subresource {
-                "status" => strategy.prepare_for_status_update(&mut new, old),
+            warnings = match subresource {
                 // A binding may set what no other write may (spec.nodeName); its rules are
                 // checked by the binding itself.
-                "binding" => {}
-                _ => strategy.prepare_for_update(&mut new, old),
-            }
-            let errors = if subresource == "binding" {
-                Vec::new()
-            } else {
-                strategy.validate_update(&new, old)
+                "binding" => Vec::new(),
+                "status" => strategy.prepare_update(&mut new, old, UpdateTarget::Status)?,
+                _ => strategy.prepare_update(&mut new, old, UpdateTarget::Main)?,
             };
-            if !errors.is_empty() {
-                return Err(invalid(strategy.as_ref(), name, errors));
-            }
             if dry_run {
                 return Err(DryRun(new).into());
             }
@@ -786,11 +815,13 @@ impl Store {
         let stored = match self.storage.guaranteed_update(&key, &mut try_update).await {
             Ok(stored) => stored,
             Err(StorageError::Rejected(e)) if e.reason == DRY_RUN_REASON => {
-                return serde_json::from_str(&e.message).map_err(ApiError::internal)
+                let obj = serde_json::from_str(&e.message).map_err(ApiError::internal)?;
+                return Ok((obj, warnings));
             }
             Err(e) => return Err(storage_error(self.gr(), name, e)),
         };
-        self.finish_if_finalized(namespace, name, &stored).await
+        let obj = self.finish_if_finalized(namespace, name, &stored).await?;
+        Ok((obj, warnings))
     }
 
     /// An object marked for deletion whose last finalizer is gone and whose grace period is

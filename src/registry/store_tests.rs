@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{binding, namespaces, CreateOptions, DeleteOptions, Registry, Store};
+use super::decode::Parsed;
+use super::{binding, namespaces, CreateOptions, DeleteOptions, FieldValidation, Registry, Store};
 use crate::meta::patch::PatchType;
 use crate::storage::{MemoryStorage, Storage};
 
@@ -560,4 +561,122 @@ async fn namespace_delete_refuses_protected_and_terminating_namespaces() {
         .await
         .expect_err("terminating");
     assert_eq!(err.code, 409);
+}
+
+#[tokio::test]
+async fn a_refused_admission_reaches_the_caller_and_stores_nothing() {
+    let f = Fixture::new().await;
+    let pods = f.store("pods");
+    let mut body = pod("high");
+    body["spec"]["priorityClassName"] = json!("high");
+    let err = pods
+        .create("default", body, &CreateOptions::default())
+        .await
+        .expect_err("no PriorityClass named high");
+    assert_eq!(err.code, 403);
+    assert_eq!(
+        err.message,
+        "pods \"high\" is forbidden: no PriorityClass with name high was found"
+    );
+    assert_eq!(
+        pods.get("default", "high").await.expect_err("absent").code,
+        404
+    );
+}
+
+fn node(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+}
+
+fn with_level(level: FieldValidation) -> CreateOptions {
+    CreateOptions {
+        field_validation: level,
+        ..CreateOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn updates_carry_decoding_and_strategy_warnings_by_field_validation_level() {
+    let f = Fixture::new().await;
+    let nodes = f.store("nodes");
+    let (created, warnings) = nodes
+        .create("", node("n1"), &CreateOptions::default())
+        .await
+        .expect("created");
+    assert!(warnings.is_empty(), "{warnings:?}");
+
+    let deprecated = "spec.externalID: this field is deprecated, and is unused by Kubernetes";
+    let mut changed = body_without_rv(&created);
+    changed["spec"] = json!({"externalID": "i-1", "bogus": 1});
+    let twice_named = |object: Value| Parsed {
+        object,
+        duplicate_fields: vec!["metadata.name".to_string()],
+    };
+    let (_, warnings) = nodes
+        .update(
+            "",
+            "n1",
+            "",
+            twice_named(changed),
+            &with_level(FieldValidation::Warn),
+        )
+        .await
+        .expect("updated");
+    assert_eq!(
+        warnings,
+        vec![
+            "duplicate field \"metadata.name\"".to_string(),
+            "unknown field \"spec.bogus\"".to_string(),
+            deprecated.to_string(),
+        ]
+    );
+    let (_, warnings) = nodes
+        .update(
+            "",
+            "n1",
+            "",
+            twice_named(body_without_rv(&created)),
+            &with_level(FieldValidation::Ignore),
+        )
+        .await
+        .expect("updated");
+    assert_eq!(warnings, Vec::<String>::new());
+    let err = nodes
+        .update(
+            "",
+            "n1",
+            "",
+            twice_named(body_without_rv(&created)),
+            &with_level(FieldValidation::Strict),
+        )
+        .await
+        .expect_err("duplicate field under Strict");
+    assert_eq!(err.code, 400);
+    assert_eq!(
+        err.message,
+        "Node in version \"v1\" cannot be handled as a Node: strict decoding error: duplicate field \"metadata.name\""
+    );
+
+    let (patched, warnings) = nodes
+        .patch(
+            "",
+            "n1",
+            "",
+            PatchType::Merge,
+            br#"{"spec":{"externalID":"i-2"}}"#,
+            &CreateOptions::default(),
+        )
+        .await
+        .expect("patched");
+    assert_eq!(patched["spec"]["externalID"], "i-2");
+    assert_eq!(warnings, vec![deprecated.to_string()]);
+}
+
+/// A replacement without a resourceVersion: an unconditional update.
+fn body_without_rv(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    if let Some(meta) = obj["metadata"].as_object_mut() {
+        meta.remove("resourceVersion");
+    }
+    obj
 }

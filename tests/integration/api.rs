@@ -472,3 +472,77 @@ async fn a_thousand_pods_list_quickly_and_in_pages() {
         .iter()
         .all(|p| !rest["items"].as_array().expect("items").contains(p)));
 }
+
+/// The `Warning:` headers of an answer, as sent.
+fn warnings(resp: &hyper::Response<hyper::body::Incoming>) -> Vec<String> {
+    resp.headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().expect("ASCII header").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn duplicate_fields_warn_on_create_put_and_patch_unless_ignored() {
+    let cluster = TestCluster::builder().start().await;
+    let api = admin(&cluster);
+    let dup = |name: &str| {
+        format!(r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}","name":"{name}"}},"spec":{{"containers":[{{"name":"c","image":"i"}}]}}}}"#)
+            .into_bytes()
+    };
+    let duplicate = r#"299 - "duplicate field \"metadata.name\"""#.to_string();
+
+    let resp = api
+        .send("POST", PODS, "application/json", dup("twice"))
+        .await;
+    assert_eq!(resp.status().as_u16(), 201);
+    assert_eq!(warnings(&resp), vec![duplicate.clone()]);
+
+    // The stored Pod, sent back with its name given twice.
+    let path = format!("{PODS}/twice");
+    let (code, stored) = api.json("GET", &path, "", Vec::new()).await;
+    assert_eq!(code, 200);
+    let again = stored
+        .to_string()
+        .replacen(r#""metadata":{"#, r#""metadata":{"name":"twice","#, 1);
+    let resp = api
+        .send("PUT", &path, "application/json", again.clone().into_bytes())
+        .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(warnings(&resp), vec![duplicate.clone()]);
+
+    let (_, stored) = api.json("GET", &path, "", Vec::new()).await;
+    let again = stored
+        .to_string()
+        .replacen(r#""metadata":{"#, r#""metadata":{"name":"twice","#, 1);
+    let ignored = format!("{path}?fieldValidation=Ignore");
+    let resp = api
+        .send("PUT", &ignored, "application/json", again.into_bytes())
+        .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(warnings(&resp), Vec::<String>::new());
+
+    // A Node's strategy warns about deprecated fields on update too (PATCH here).
+    let node = br#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"warned"}}"#.to_vec();
+    let resp = api
+        .send("POST", "/api/v1/nodes", "application/json", node)
+        .await;
+    assert_eq!(resp.status().as_u16(), 201);
+    assert_eq!(warnings(&resp), Vec::<String>::new());
+    let resp = api
+        .send(
+            "PATCH",
+            "/api/v1/nodes/warned",
+            "application/merge-patch+json",
+            br#"{"spec":{"externalID":"i-1"}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        warnings(&resp),
+        vec![
+            r#"299 - "spec.externalID: this field is deprecated, and is unused by Kubernetes""#
+                .to_string()
+        ]
+    );
+}

@@ -16,7 +16,7 @@ pub mod list;
 
 use super::request::Query;
 use crate::meta::{ApiError, Cause, GroupResource};
-use crate::registry::{CreateOptions, DeleteOptions};
+use crate::registry::{CreateOptions, DeleteOptions, FieldValidation};
 
 /// Which options object a write verb takes; named in validation errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,16 +105,17 @@ fn field_manager(value: &str, causes: &mut Vec<Cause>) {
 /// The options of a create, update or patch, from the query.
 pub fn write_options(query: &Query, kind: WriteKind) -> Result<CreateOptions, ApiError> {
     let mut causes = Vec::new();
-    let strict = match query.get("fieldValidation") {
-        None | Some("") | Some("Warn") | Some("Ignore") => false,
-        Some("Strict") => true,
+    let field_validation = match query.get("fieldValidation") {
+        None | Some("") | Some("Warn") => FieldValidation::Warn,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some("Strict") => FieldValidation::Strict,
         Some(other) => {
             causes.push(cause(
                 "FieldValueNotSupported",
                 "fieldValidation",
                 format!("Unsupported value: {other:?}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""),
             ));
-            false
+            FieldValidation::Warn
         }
     };
     if kind == WriteKind::Patch && query.get("force").is_some() {
@@ -132,7 +133,7 @@ pub fn write_options(query: &Query, kind: WriteKind) -> Result<CreateOptions, Ap
     }
     Ok(CreateOptions {
         dry_run,
-        strict,
+        field_validation,
         admit: None,
     })
 }

@@ -1,6 +1,8 @@
 //! The Pod fields a field selector can name (upstream `pod.ToSelectableFields`).
 
-use super::*;
+use crate::registry::pod::validation::spec_of;
+use crate::registry::pod::{s, slice};
+use k8s_openapi::api::core::v1::Pod;
 
 /// `pod.ToSelectableFields`: the fields `?fieldSelector=` may use on pods. `None` for any other
 /// field, which upstream rejects as "field label not supported".

@@ -14,13 +14,6 @@ pub mod qos;
 pub mod strategy;
 pub mod validation;
 
-// The submodules share their helpers through these glob imports (each one also starts with
-// `use super::*`), as the single file they were split from did.
-use crate::meta::image::*;
-use fields::*;
-use strategy::*;
-use validation::*;
-
 pub use fields::pod_selectable_field;
 pub use printing::{pod_column_definitions, pod_row_conditions, pod_table_row, PodRow};
 pub use qos::pod_qos_class;
@@ -30,27 +23,7 @@ pub use strategy::{
 };
 pub use validation::{validate_pod, validate_pod_update};
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, ContainerStatus, DownwardAPIVolumeFile, EnvFromSource, EnvVar,
-    HTTPGetAction, KeyToPath, LifecycleHandler, ObjectFieldSelector, Pod, PodAffinityTerm,
-    PodCondition, PodSpec, PodStatus, Probe, ResourceFieldSelector, ResourceRequirements,
-    Toleration, Volume, VolumeDevice, VolumeMount,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, Time};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-
 use crate::meta::quantity::Quantity as MetaQuantity;
-
-use super::field_error::{
-    go_quote, go_string_map, go_string_slice, inclusive_range_error, is_config_map_key,
-    is_dns1123_label, is_dns1123_subdomain, is_http_header_name, is_qualified_name,
-    is_relaxed_env_var_name, is_valid_label_value, is_valid_port_name, is_valid_port_num,
-    name_is_dns_subdomain, validate_labels, validate_object_meta, validate_object_meta_update,
-    FieldError, Literal,
-};
 
 /// `v1.DefaultTerminationGracePeriodSeconds`.
 pub(crate) const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
@@ -123,7 +96,10 @@ pub(crate) fn slice<T>(o: &Option<Vec<T>>) -> &[T] {
 pub(crate) mod test_support {
     #![allow(dead_code)]
     //! Fixtures shared by the pod tests.
-    use super::*;
+    use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+
+    use super::default_pod;
+    use crate::registry::field_error::FieldError;
 
     pub(crate) use serde_json::json;
 

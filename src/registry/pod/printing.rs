@@ -1,7 +1,11 @@
 //! The `kubectl get pods` Table row and its column definitions (upstream `printPod`).
 
-use super::*;
 use crate::meta::duration;
+use crate::registry::pod::fields::pod_ip;
+use crate::registry::pod::validation::spec_of;
+use crate::registry::pod::{is_empty, s, slice, NODE_UNREACHABLE_POD_REASON, SCHEDULING_GATED};
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// One row of the pods table; all nine cells upstream's server-side printer produces.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,9 @@
 //! The Pod QoS class (upstream `qos.GetPodQOS`).
 
-use super::*;
+use crate::registry::pod::validation::spec_of;
+use crate::registry::pod::{quantity_milli, slice};
+use k8s_openapi::api::core::v1::Pod;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `ComputePodQOS` (v1.32, pod-level resources off): Guaranteed when every container has
 /// non-zero cpu and memory limits and the summed requests equal the summed limits; BestEffort

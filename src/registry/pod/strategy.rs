@@ -1,7 +1,22 @@
 //! Pod defaulting and admission on create and update (upstream `PrepareForCreate`, the scheme
 //! defaults and the always-on mutating admission plugins), and the warnings a create carries.
 
-use super::*;
+use crate::meta::image::default_pull_policy;
+use crate::registry::field_error::is_dns1123_label;
+use crate::registry::pod::validation::spec_of;
+use crate::registry::pod::{
+    is_empty, pod_qos_class, s, set_if_empty, slice, DEFAULT_SCHEDULER_NAME,
+    DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS, DEFAULT_TOKEN_EXPIRATION_SECONDS,
+    DEFAULT_TOLERATION_SECONDS, DEFAULT_VOLUME_MODE, MIRROR_POD_ANNOTATION, SCHEDULING_GATED,
+    TAINT_NODE_NOT_READY, TAINT_NODE_UNREACHABLE, TERMINATION_MESSAGE_PATH_DEFAULT,
+};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, DownwardAPIVolumeFile, HTTPGetAction, ObjectFieldSelector, Pod,
+    PodAffinityTerm, PodCondition, PodSpec, PodStatus, Probe, ResourceRequirements, Toleration,
+    Volume,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+use std::collections::BTreeMap;
 
 /// Applies everything kube-apiserver does to a pod between decoding a create request and storing
 /// it, in upstream order:
@@ -35,8 +50,8 @@ pub fn default_pod(pod: &mut Pod) -> Result<(), String> {
 
 /// The update-time counterpart of [`default_pod`]: scheme defaults, `DefaultTolerationSeconds`
 /// (it also handles updates) and the `serviceAccount` mirror. Call before
-/// [`validate_pod_update`]; the stored status is carried over by the caller
-/// (`registry::keep_stored_field`, upstream's `PrepareForUpdate`).
+/// [`super::validate_pod_update`]; the stored status is carried over by the caller
+/// (`PodStrategy::prepare_for_update`, upstream's `PrepareForUpdate`).
 pub fn default_pod_for_update(new: &mut Pod) {
     apply_scheme_defaults(new);
     admit_default_toleration_seconds(new);
@@ -534,6 +549,7 @@ pub fn pod_warnings(pod: &Pod) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::registry::pod::test_support::*;
+    use crate::registry::pod::{slice, validate_pod};
 
     // ---- defaulting -----------------------------------------------------------------------
 

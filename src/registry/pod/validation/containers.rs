@@ -1,7 +1,23 @@
 //! Container validation: names, images, ports, env, mounts, devices, resources, probes and
 //! lifecycle handlers (upstream `validateContainers` and its helpers).
 
-use super::*;
+use crate::meta::quantity::Quantity as MetaQuantity;
+use crate::registry::field_error::{
+    is_config_map_key, is_dns1123_label, is_http_header_name, is_qualified_name,
+    is_relaxed_env_var_name, is_valid_port_name, is_valid_port_num, name_is_dns_subdomain,
+    FieldError, Literal,
+};
+use crate::registry::pod::validation::volumes::{local_descending_path, no_backsteps};
+use crate::registry::pod::validation::{qualified_name_errors, PodContext};
+use crate::registry::pod::{child, index, is_empty, key, quantity_milli, s, slice};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvFromSource, EnvVar, HTTPGetAction, LifecycleHandler,
+    ObjectFieldSelector, Probe, ResourceFieldSelector, ResourceRequirements, VolumeDevice,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `validateContainers` for `spec.containers`.
 pub(crate) fn validate_containers(

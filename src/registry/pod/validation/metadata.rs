@@ -1,6 +1,13 @@
 //! Pod create validation entry point and the pod's metadata (annotations, name).
 
-use super::*;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+
+use crate::registry::field_error::{name_is_dns_subdomain, validate_object_meta, FieldError};
+use crate::registry::pod::validation::{spec_of, validate_pod_spec};
+use crate::registry::pod::{
+    child, index, is_empty, key, s, slice, MIRROR_POD_ANNOTATION, POD_DELETION_COST_ANNOTATION,
+};
+use std::collections::BTreeMap;
 
 /// `ValidatePodCreate` (the pod strategy's `Validate`), with the pod-only options upstream uses
 /// by default in v1.32 (relaxed env var names, strict DNS search names, no zero-second sleep).

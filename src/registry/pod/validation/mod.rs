@@ -1,7 +1,7 @@
 //! Pod validation on create and update (upstream `pkg/apis/core/validation`): the pod spec here,
 //! metadata, containers, volumes, security contexts and affinity, and updates in the submodules.
 
-use super::*;
+use k8s_openapi::api::core::v1::{Pod, PodSpec, ResourceRequirements, Toleration, Volume};
 
 mod constraints;
 mod containers;
@@ -9,12 +9,21 @@ mod metadata;
 mod update;
 mod volumes;
 
-use constraints::*;
-use containers::*;
-use metadata::*;
-use volumes::*;
-
+use crate::registry::field_error::{
+    go_string_slice, inclusive_range_error, is_dns1123_label, is_dns1123_subdomain,
+    is_qualified_name, is_valid_label_value, name_is_dns_subdomain, validate_labels, FieldError,
+    Literal,
+};
+use crate::registry::pod::validation::constraints::{
+    validate_container_security_contexts, validate_node_affinity, validate_pod_security_context,
+};
+use crate::registry::pod::validation::containers::{
+    validate_containers, validate_init_containers, validate_resources,
+};
+use crate::registry::pod::validation::volumes::validate_volumes;
+use crate::registry::pod::{child, index, is_empty, s, slice, MAX_INT32};
 pub use metadata::validate_pod;
+use std::collections::{BTreeMap, BTreeSet};
 pub use update::validate_pod_update;
 
 /// What container validation needs to know about the rest of the pod.
@@ -373,6 +382,10 @@ pub(crate) fn validate_tolerations(tolerations: &[Toleration], path: &str) -> Ve
 mod tests {
     use super::*;
     use crate::registry::pod::test_support::*;
+    use crate::registry::pod::{
+        default_pod, pod_qos_class, pod_table_row, pod_warnings, POD_DELETION_COST_ANNOTATION,
+    };
+    use std::collections::BTreeMap;
 
     // ---- create validation ------------------------------------------------------------------
 
@@ -547,7 +560,8 @@ mod tests {
     #[test]
     fn validation_checks_probes_and_handlers() {
         fn probe(p: &mut Pod, which: &str, v: serde_json::Value) {
-            let probe: Probe = serde_json::from_value(v).expect("probe");
+            let probe: k8s_openapi::api::core::v1::Probe =
+                serde_json::from_value(v).expect("probe");
             let c = container_mut(p);
             match which {
                 "liveness" => c.liveness_probe = Some(probe),

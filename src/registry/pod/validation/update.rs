@@ -1,7 +1,15 @@
 //! Pod update validation: what a write of the main resource may change (upstream
 //! `ValidatePodUpdate`).
 
-use super::*;
+use k8s_openapi::api::core::v1::{Pod, PodSpec, Toleration};
+
+use crate::registry::field_error::{
+    go_string_map, inclusive_range_error, validate_object_meta_update, FieldError, Literal,
+};
+use crate::registry::pod::validation::metadata::validate_pod_metadata_and_spec;
+use crate::registry::pod::validation::{spec_of, validate_tolerations};
+use crate::registry::pod::{key, quantity_key, s, slice, MAX_INT32, MIRROR_POD_ANNOTATION};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The full v1.32 immutability sentence (without the trailing `cmp.Diff`, see
 /// [`validate_pod_update`]).
@@ -310,6 +318,7 @@ pub(crate) fn normalize_json(v: &mut serde_json::Value, parent_key: Option<&str>
 mod tests {
     use super::*;
     use crate::registry::pod::test_support::*;
+    use std::collections::BTreeMap;
 
     // ---- update validation ------------------------------------------------------------------
 

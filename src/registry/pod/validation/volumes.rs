@@ -1,6 +1,14 @@
 //! Pod volume validation (upstream `ValidateVolumes` and the per-source validators).
 
-use super::*;
+use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, KeyToPath, Volume};
+
+use crate::registry::field_error::{go_quote, is_dns1123_label, name_is_dns_subdomain, FieldError};
+use crate::registry::pod::strategy::volume_sources;
+use crate::registry::pod::validation::containers::{
+    validate_field_selector, validate_resource_field_selector,
+};
+use crate::registry::pod::{child, index, is_empty, quantity_milli, s, slice};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `ValidateVolumes`: returns the usable volumes by name (only error-free ones, as upstream) and
 /// the errors.
