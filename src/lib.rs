@@ -8,15 +8,17 @@
 //!
 //! # Code map
 //!
-//! - [`meta`]: API machinery with no I/O — `Status` errors, selectors, quantities, patches.
+//! - [`meta`]: API machinery with no I/O — `Status` errors, selectors, quantities, durations,
+//!   name and label validation, image references, merge/JSON/strategic patches.
 //! - [`storage`]: the storage seam — the [`storage::Storage`] trait, etcd, the watch cache
 //!   (which wraps any `Storage`), etcd compaction, and an in-memory `Storage` for tests.
-//! - [`registry`]: the generic store, the list of kinds and one strategy per kind
-//!   (defaulting, validation, Table), subresources such as `pods/binding`, the system
-//!   namespaces and the namespace finalizer.
-//! - [`apiserver`]: the HTTP layer — TLS, authentication, authorization, routing, content
-//!   negotiation, discovery, OpenAPI, watch streams; it parses requests, calls the registry
-//!   and encodes answers.
+//! - [`registry`]: the generic store (create, update, patch, delete, deletecollection,
+//!   watch), the list of kinds and one strategy per kind on its own type (decoding,
+//!   defaulting, validation, warnings, patch schema, Table), subresources (`pods/binding`,
+//!   `pods/eviction`), the system namespaces and the namespace finalizer.
+//! - [`apiserver`]: the HTTP layer — TLS, limits and timeouts, authentication, authorization,
+//!   options, routing, content negotiation, discovery (legacy and aggregated), OpenAPI, Table
+//!   output, watch streams; it parses requests, calls the registry and encodes answers.
 //! - [`scheduler`]: binds unassigned Pods to nodes with room for them (an API client only).
 //! - [`kubelet`]: runs the Pods bound to one node through Docker (pod workers, probes, node
 //!   status and Lease, its own HTTPS server for logs); an API client only.
