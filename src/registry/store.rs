@@ -753,8 +753,10 @@ impl Store {
                 &format!("Precondition failed: UID in precondition: {wanted_uid}, UID in object meta: {actual_uid}"),
             ));
         }
+        // No resourceVersion, or "0" (the same to upstream's versioner), is an unconditional
+        // update, which every kind rkube serves allows.
         let wanted_rv = object::resource_version(obj);
-        if !wanted_rv.is_empty() && wanted_rv != object::resource_version(current) {
+        if !matches!(wanted_rv, "" | "0") && wanted_rv != object::resource_version(current) {
             return Err(ApiError::modified(self.gr(), name));
         }
         if uid_changed {

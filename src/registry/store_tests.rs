@@ -215,7 +215,7 @@ async fn update_checks_name_resource_version_and_uid_and_keeps_status() {
 
     // `labelled` still carries the first resourceVersion: stale now.
     let err = pods
-        .update("default", "db", "", labelled, &opts)
+        .update("default", "db", "", labelled.clone(), &opts)
         .await
         .expect_err("stale");
     assert_eq!(err.code, 409);
@@ -223,6 +223,19 @@ async fn update_checks_name_resource_version_and_uid_and_keeps_status() {
         err.message,
         "Operation cannot be fulfilled on pods \"db\": the object has been modified; please apply your changes to the latest version and try again"
     );
+
+    // Without a resourceVersion, or with "0", the update is unconditional (upstream's
+    // AllowUnconditionalUpdate for Pods).
+    for (unset, round) in [(json!("0"), "zero"), (Value::Null, "none")] {
+        let mut blind = labelled.clone();
+        blind["metadata"]["resourceVersion"] = unset.clone();
+        blind["metadata"]["labels"]["round"] = json!(round);
+        let (updated, _) = pods
+            .update("default", "db", "", blind, &opts)
+            .await
+            .unwrap_or_else(|e| panic!("resourceVersion {unset}: {e}"));
+        assert_eq!(updated["metadata"]["labels"]["round"], round);
+    }
 }
 
 #[tokio::test]
