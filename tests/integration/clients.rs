@@ -110,19 +110,8 @@ async fn kube_client_lists_watches_with_resume_creates_patches_and_deletes() {
 async fn python_kubernetes_client_drives_the_api() {
     let cluster = TestCluster::builder().start().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/client_test.py");
-    let out = tokio::process::Command::new("python3")
-        .arg(script)
-        .env("KUBECONFIG", &cluster.kubeconfig)
-        .output()
-        .await
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "python client test failed (scripts/test installs the kubernetes package):\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("python client: ok"));
+    let out = python(&cluster, &[script]).await;
+    assert!(out.contains("python client: ok"));
 }
 
 /// `/api` and `/apis` in the aggregated form (`apidiscovery.k8s.io/v2`), which kube-rs's
@@ -270,16 +259,24 @@ except kubernetes.client.exceptions.ApiException as e:
     assert e.status == 404, e.status
 print("evicted")
 "#;
+    let out = python(&cluster, &["-c", script]).await;
+    assert!(out.contains("evicted"));
+}
+
+/// Runs python3 with `args` against the cluster and returns what it printed; fails the test
+/// when the script fails.
+async fn python(cluster: &TestCluster, args: &[&str]) -> String {
     let out = tokio::process::Command::new("python3")
-        .args(["-c", script])
+        .args(args)
         .env("KUBECONFIG", &cluster.kubeconfig)
         .output()
         .await
         .expect("python3 runs");
     assert!(
         out.status.success(),
-        "{}\n{}",
+        "python client script failed (scripts/test installs the kubernetes package):\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
