@@ -1,8 +1,10 @@
 //! Discovery documents (`/api`, `/api/v1`, `/apis`, `/apis/<group>/<version>`) and `/version`.
 //!
-//! Served in the legacy (unaggregated) form: client-go tells the two apart by Content-Type and
-//! falls back to the legacy requests by itself, so kubectl resolves `po`, `pod` and `pods`
-//! from `shortNames`, `singularName` and the resource names here.
+//! `/api` and `/apis` come in two forms: the aggregated `APIGroupDiscoveryList` (every resource
+//! of every version in one answer, what kubectl v1.32 and kube-rs ask for first) and the legacy
+//! documents, which need one more request per group version. client-go tells the two apart by
+//! Content-Type. Either way kubectl resolves `po`, `pod` and `pods` from the short names,
+//! singular names and resource names here.
 
 use std::collections::BTreeMap;
 
