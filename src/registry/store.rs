@@ -697,7 +697,7 @@ impl Store {
                             let shown = patched_value_shown(*kind, patch, &patched);
                             let (mut obj, w) = self
                                 .decode(patched.into(), options.field_validation)
-                                .map_err(|e| undecodable_patch(self.info(), &shown, e))?;
+                                .map_err(|e| undecodable_patch(self.info(), *kind, &shown, e))?;
                             self.check_name(&mut obj, namespace, name)?;
                             decode_warnings = w;
                             obj
@@ -1024,7 +1024,12 @@ fn patched_value_shown(kind: PatchType, patch: &[u8], patched: &Value) -> String
 /// A patched object that does not decode (a field of the wrong type, or an unknown field under
 /// `fieldValidation=Strict`): upstream's patch handler answers 422 with one `patch` cause
 /// carrying the decoder's words, not the 400 a create or update body gets.
-fn undecodable_patch(info: &super::ResourceInfo, shown: &str, e: ApiError) -> ApiError {
+fn undecodable_patch(
+    info: &super::ResourceInfo,
+    kind: PatchType,
+    shown: &str,
+    e: ApiError,
+) -> ApiError {
     if e.code != 400 {
         return e;
     }
@@ -1033,17 +1038,14 @@ fn undecodable_patch(info: &super::ResourceInfo, shown: &str, e: ApiError) -> Ap
         kind = info.kind,
         version = info.version
     );
-    let detail = e
-        .message
-        .strip_prefix(&prefix)
-        .unwrap_or(&e.message)
-        .to_string();
-    let error = FieldError::invalid("patch", shown, detail);
-    let cause = Cause {
-        reason: error.reason().to_string(),
-        message: error.body(),
-        field: error.field.clone(),
+    let detail = e.message.strip_prefix(&prefix).unwrap_or(&e.message);
+    let detail = match kind {
+        // Upstream turns a strategic-merge-patched map into the typed object with its
+        // unstructured converter, which words a value of the wrong shape its own way.
+        PatchType::StrategicMerge => restore_error(detail).unwrap_or_else(|| detail.to_string()),
+        PatchType::Json | PatchType::Merge => detail.to_string(),
     };
+    let cause = FieldError::invalid("patch", shown, detail).cause();
     ApiError::invalid(
         "",
         GroupResource {
@@ -1053,6 +1055,33 @@ fn undecodable_patch(info: &super::ResourceInfo, shown: &str, e: ApiError) -> Ap
         "",
         vec![cause],
     )
+}
+
+/// The unstructured converter's words (`cannot restore map from string`) for a decoder's
+/// "invalid type: string \"x\", expected a map", when the wanted shape is a map, a list or an
+/// object.
+fn restore_error(detail: &str) -> Option<String> {
+    let at = detail.find("invalid type: ")?;
+    let (given, expected) = detail[at + "invalid type: ".len()..].split_once(", expected ")?;
+    let from = match given.split([' ', '`']).next()? {
+        "string" => "string",
+        "integer" => "int64",
+        "floating" => "float64",
+        "boolean" => "bool",
+        "sequence" => "slice",
+        "map" => "map",
+        _ => return None,
+    };
+    let into = if expected.starts_with("a map") {
+        "map"
+    } else if expected.starts_with("a sequence") {
+        "slice"
+    } else if expected.starts_with(|c: char| c.is_ascii_uppercase()) {
+        "struct"
+    } else {
+        return None;
+    };
+    Some(format!("cannot restore {into} from {from}"))
 }
 
 /// How many objects [`Store::delete_collection`] reads per page.
@@ -1305,6 +1334,40 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_of_the_wrong_shape_is_worded_as_upstreams_converter_words_it() {
+        let cases = [
+            (
+                r#"metadata.labels: invalid type: string "invalid", expected a map"#,
+                Some("cannot restore map from string"),
+            ),
+            (
+                "spec.containers: invalid type: integer `5`, expected a sequence",
+                Some("cannot restore slice from int64"),
+            ),
+            (
+                "spec: invalid type: boolean `true`, expected PodSpec",
+                Some("cannot restore struct from bool"),
+            ),
+            (
+                "metadata: invalid type: sequence, expected ObjectMeta",
+                Some("cannot restore struct from slice"),
+            ),
+            (
+                "spec.containers: invalid type: floating point `1.5`, expected a sequence",
+                Some("cannot restore slice from float64"),
+            ),
+            (
+                r#"spec.nodeName: invalid type: map, expected a string"#,
+                None,
+            ),
+            ("missing field `name`", None),
+        ];
+        for (detail, want) in cases {
+            assert_eq!(restore_error(detail).as_deref(), want, "{detail}");
+        }
+    }
 
     #[test]
     fn continue_tokens_round_trip() {

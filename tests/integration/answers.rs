@@ -122,6 +122,12 @@ async fn strategic_merge_patches_that_cannot_apply_are_client_errors() {
             "Invalid",
             " \"\" is invalid: patch: Invalid value: \"map[metadata:map[$bogus:x]]\": strict decoding error: unknown field \"metadata.$bogus\"",
         ),
+        (
+            r#"{"metadata":{"labels":"invalid"}}"#,
+            422,
+            "Invalid",
+            " \"\" is invalid: patch: Invalid value: \"map[metadata:map[labels:invalid]]\": cannot restore map from string",
+        ),
     ];
     for (body, code, reason, message) in cases {
         let (got, status) = api.json("PATCH", &path, SMP, body.into()).await;
@@ -150,6 +156,18 @@ async fn strategic_merge_patches_that_cannot_apply_are_client_errors() {
     ]);
     assert!(
         stderr.contains("does not contain declared merge key: name"),
+        "{stderr}"
+    );
+    // Upstream's kubectl command test: a label map given as a string.
+    let stderr = cluster.kubectl_err(&[
+        "patch",
+        "pod",
+        "keep",
+        "-p",
+        r#"{"metadata":{"labels":"invalid"}}"#,
+    ]);
+    assert!(
+        stderr.contains("cannot restore map from string"),
         "{stderr}"
     );
 
