@@ -212,14 +212,8 @@ impl Form {
         let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
             return Form::Legacy;
         };
-        for entry in accept.split(',') {
-            let mut parts = entry.split(';').map(str::trim);
-            let media = parts.next().unwrap_or("").to_ascii_lowercase();
-            let params: Vec<(&str, &str)> = parts
-                .filter_map(|p| p.split_once('='))
-                .map(|(k, v)| (k.trim(), v.trim()))
-                .collect();
-            let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        for (media, params) in super::request::accept_entries(accept) {
+            let param = |name: &str| params.get(name).map(String::as_str);
             if !matches!(media.as_str(), "application/json" | "application/*" | "*/*") {
                 continue;
             }

@@ -166,19 +166,29 @@ pub enum Output {
     Table,
 }
 
+/// The entries of an `Accept` header in the client's order: each media type (lower-cased)
+/// with its parameters (`as`, `g`, `v`, ...).
+pub fn accept_entries(
+    accept: &str,
+) -> impl Iterator<Item = (String, HashMap<String, String>)> + '_ {
+    accept.split(',').map(|entry| {
+        let mut parts = entry.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let params = parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        (media, params)
+    })
+}
+
 /// Picks the response form from an `Accept` header, as the server's negotiation does: the
 /// first listed type it can produce wins; protobuf alone is refused with 406.
 pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Output::Json);
     };
-    for entry in accept.split(',') {
-        let mut parts = entry.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("").to_ascii_lowercase();
-        let params: HashMap<String, String> = parts
-            .filter_map(|p| p.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
+    for (media, params) in accept_entries(accept) {
         let as_kind = params.get("as").map(String::as_str);
         match (media.as_str(), as_kind) {
             ("application/json" | "*/*" | "application/*", Some("Table")) => {
