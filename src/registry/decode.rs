@@ -30,40 +30,37 @@ pub fn cannot_handle(info: &ResourceInfo, why: impl std::fmt::Display) -> ApiErr
     ))
 }
 
-/// Checks `apiVersion` and `kind` of a body meant for `info`'s endpoint.
-pub fn check_type_meta(info: &ResourceInfo, body: &Value) -> Result<(), ApiError> {
-    let Some(obj) = body.as_object() else {
+/// Checks `apiVersion` and `kind` of a body meant for `info`'s endpoint. Where the body leaves
+/// them out (or empty) they are the endpoint's, as upstream's decoder fills a missing kind, and a
+/// missing group and version together, from the endpoint's defaults: a Python client's
+/// `create_namespace({"metadata": {"name": "x"}})` creates the namespace.
+pub fn check_type_meta(info: &ResourceInfo, body: &mut Value) -> Result<(), ApiError> {
+    let Some(obj) = body.as_object_mut() else {
         return Err(cannot_handle(info, "the body is not a JSON object"));
     };
-    let shown = || {
-        let mut text = body.to_string();
-        if text.len() > 200 {
-            let mut cut = 200;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
+    let unset = |v: Option<&Value>| v.is_none_or(|v| v.is_null() || v.as_str() == Some(""));
+    if unset(obj.get("kind")) {
+        obj.insert("kind".into(), Value::from(info.kind));
+    }
+    if unset(obj.get("apiVersion")) {
+        obj.insert("apiVersion".into(), Value::from(info.api_version()));
+    }
+    // Upstream reads both into a Go struct of strings first.
+    let text = |field: &str| {
+        match &obj[field] {
+        Value::String(s) => Ok(s.as_str()),
+        other => Err(ApiError::bad_request(format!(
+            "couldn't get version/kind; json parse error: json: cannot unmarshal {} into Go struct field .{field} of type string",
+            match other {
+                Value::Bool(_) => "bool",
+                Value::Number(_) => "number",
+                Value::Array(_) => "array",
+                _ => "object",
             }
-            text.truncate(cut);
-        }
-        text
+        ))),
+    }
     };
-    let kind = match obj.get("kind").and_then(Value::as_str) {
-        Some(kind) if !kind.is_empty() => kind,
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "Object 'Kind' is missing in '{}'",
-                shown()
-            )))
-        }
-    };
-    let api_version = match obj.get("apiVersion").and_then(Value::as_str) {
-        Some(v) if !v.is_empty() => v,
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "Object 'apiVersion' is missing in '{}'",
-                shown()
-            )))
-        }
-    };
+    let (api_version, kind) = (text("apiVersion")?, text("kind")?);
     if api_version != info.api_version() || kind != info.kind {
         return Err(ApiError::bad_request(format!(
             "no kind \"{kind}\" is registered for version \"{api_version}\" in scheme \"pkg/api/legacyscheme/scheme.go:30\""
@@ -85,10 +82,10 @@ pub fn decode_as<K: DeserializeOwned + Serialize>(
 /// the type did not keep is reported as unknown.
 pub fn decode_typed<K: DeserializeOwned + Serialize>(
     info: &ResourceInfo,
-    body: Value,
+    mut body: Value,
     canonical: impl FnOnce(&mut K) -> Result<(), ApiError>,
 ) -> Result<Decoded, ApiError> {
-    check_type_meta(info, &body)?;
+    check_type_meta(info, &mut body)?;
     let mut typed: K = serde_path_to_error::deserialize(&body).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -205,16 +202,31 @@ mod tests {
     }
 
     #[test]
-    fn type_meta_is_checked() {
-        let missing = json!({"apiVersion": "v1", "metadata": {}});
-        assert!(check_type_meta(pods(), &missing)
-            .expect_err("no kind")
-            .message
-            .starts_with("Object 'Kind' is missing in"));
-        let v2 = json!({"apiVersion": "v2", "kind": "Pod"});
+    fn type_meta_is_checked_and_defaulted_from_the_endpoint() {
+        let mut missing = json!({"metadata": {}});
+        check_type_meta(pods(), &mut missing).expect("defaults fill it");
+        assert_eq!(missing["kind"], "Pod");
+        assert_eq!(missing["apiVersion"], "v1");
+        let mut empty = json!({"apiVersion": "", "kind": "", "metadata": {}});
+        check_type_meta(pods(), &mut empty).expect("empty is unset");
         assert_eq!(
-            check_type_meta(pods(), &v2).expect_err("v2").message,
+            (empty["kind"].as_str(), empty["apiVersion"].as_str()),
+            (Some("Pod"), Some("v1"))
+        );
+        let mut v2 = json!({"apiVersion": "v2", "kind": "Pod"});
+        assert_eq!(
+            check_type_meta(pods(), &mut v2).expect_err("v2").message,
             "no kind \"Pod\" is registered for version \"v2\" in scheme \"pkg/api/legacyscheme/scheme.go:30\""
+        );
+        let mut node = json!({"kind": "Node"});
+        assert_eq!(
+            check_type_meta(pods(), &mut node).expect_err("a Node").message,
+            "no kind \"Node\" is registered for version \"v1\" in scheme \"pkg/api/legacyscheme/scheme.go:30\""
+        );
+        let mut number = json!({"kind": 3});
+        assert_eq!(
+            check_type_meta(pods(), &mut number).expect_err("a number").message,
+            "couldn't get version/kind; json parse error: json: cannot unmarshal number into Go struct field .kind of type string"
         );
     }
 

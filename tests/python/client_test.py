@@ -12,6 +12,17 @@ def main():
     names = sorted(ns.metadata.name for ns in v1.list_namespace().items)
     assert names == ["default", "kube-node-lease", "kube-public", "kube-system"], names
 
+    # A body without apiVersion and kind takes the endpoint's, as kube-apiserver decodes it.
+    made = v1.create_namespace({"metadata": {"name": "py-ns"}})
+    assert (made.kind, made.api_version, made.status.phase) == ("Namespace", "v1", "Active")
+    bare = {"metadata": {"name": "bare"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    assert v1.create_namespaced_pod("py-ns", bare).kind == "Pod"
+    try:
+        v1.create_namespaced_pod("py-ns", dict(bare, kind="Node"))
+        raise AssertionError("a Node body on the pods endpoint must fail")
+    except ApiException as e:
+        assert e.status == 400, e.status
+
     body = {
         "apiVersion": "v1",
         "kind": "Pod",
