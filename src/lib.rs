@@ -15,7 +15,7 @@
 //! - [`registry`]: the generic store (create, update, patch, delete, deletecollection,
 //!   watch), the list of kinds and one strategy per kind on its own type (decoding,
 //!   defaulting, validation, warnings, patch schema, Table), subresources (`pods/binding`,
-//!   `pods/eviction`), the system namespaces and the namespace finalizer.
+//!   `pods/eviction`, `pods/ephemeralcontainers`), the system namespaces and the namespace finalizer.
 //! - [`apiserver`]: the HTTP layer — TLS, limits and timeouts, authentication, authorization,
 //!   options, routing, content negotiation, discovery (legacy and aggregated), OpenAPI, Table
 //!   output, watch streams; it parses requests, calls the registry and encodes answers.

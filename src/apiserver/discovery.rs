@@ -47,7 +47,7 @@ fn subresource(info: &ResourceInfo, sub: &str) -> Option<Subresource> {
         verbs,
     };
     Some(match sub {
-        "status" => own(&["get", "patch", "update"]),
+        "status" | "ephemeralcontainers" => own(&["get", "patch", "update"]),
         "finalize" => own(&["update"]),
         "log" => own(&["get"]),
         "binding" => core("Binding", &["create"]),

@@ -568,7 +568,7 @@ async fn resource_request(
             let text = super::logs::fetch(server, &pod, &query).await?;
             Ok(respond(StatusCode::OK, "text/plain", text))
         }
-        ("get", "" | "status") => {
+        ("get", "" | "status" | "ephemeralcontainers") => {
             let obj = store.get(&ns, &path.name).await?;
             if output == Output::Table {
                 let include = Include::parse(query.get("includeObject"))?;
@@ -607,7 +607,7 @@ async fn resource_request(
             let ok = crate::registry::eviction::create(&store, &ns, &path.name, &options).await?;
             Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
         }
-        ("update", "" | "status") => {
+        ("update", "" | "status" | "ephemeralcontainers") => {
             let (bytes, ct) = read_body(req).await?;
             let mut options = options::write_options(&query, WriteKind::Update)?;
             options.admit = admit.clone();
@@ -615,7 +615,7 @@ async fn resource_request(
             let (updated, warnings) = store.update(&ns, &path.name, sub, body, &options).await?;
             Ok(encode(StatusCode::OK, &updated, output.plain(), &warnings))
         }
-        ("patch", "" | "status") => {
+        ("patch", "" | "status" | "ephemeralcontainers") => {
             let (bytes, ct) = read_body(req).await?;
             let kind = PatchType::from_content_type(&ct).ok_or_else(|| {
                 let mut e = ApiError::unsupported_media_type(&ct);

@@ -133,6 +133,8 @@ pub enum UpdateTarget {
     Main,
     /// The `status` subresource.
     Status,
+    /// A Pod's `ephemeralcontainers` subresource.
+    EphemeralContainers,
 }
 
 /// The type a kind's strategy works on, and its one conversion from and to the stored JSON.
@@ -209,6 +211,21 @@ pub trait TypedStrategy: Send + Sync + 'static {
     fn validate_update(&self, new: &Self::Object, old: &Self::Object) -> Vec<FieldError> {
         let _ = old;
         self.validate(new)
+    }
+
+    /// For writes through `ephemeralcontainers`, which only Pods serve (the front door answers
+    /// 404 for a subresource a kind does not list): keeps all but what the subresource writes.
+    fn prepare_for_ephemeral_containers_update(&self, new: &mut Self::Object, old: &Self::Object) {
+        let _ = (new, old);
+    }
+
+    /// The validation of an `ephemeralcontainers` write (see above).
+    fn validate_ephemeral_containers_update(
+        &self,
+        new: &Self::Object,
+        old: &Self::Object,
+    ) -> Vec<FieldError> {
+        self.validate_update(new, old)
     }
 
     /// Warnings about a valid update, sent as `Warning:` headers (upstream
@@ -288,17 +305,26 @@ impl<S: TypedStrategy> Strategy for S {
         let name = crate::meta::object::name(old).to_string();
         let old = S::Object::from_stored(old).map_err(ApiError::internal)?;
         let mut typed = S::Object::from_value(std::mem::take(new)).map_err(ApiError::internal)?;
-        match target {
-            UpdateTarget::Main => self.prepare_for_update(&mut typed, &old),
-            UpdateTarget::Status => self.prepare_for_status_update(&mut typed, &old),
-        }
-        let errors = self.validate_update(&typed, &old);
+        let errors = match target {
+            UpdateTarget::Main => {
+                self.prepare_for_update(&mut typed, &old);
+                self.validate_update(&typed, &old)
+            }
+            UpdateTarget::Status => {
+                self.prepare_for_status_update(&mut typed, &old);
+                self.validate_update(&typed, &old)
+            }
+            UpdateTarget::EphemeralContainers => {
+                self.prepare_for_ephemeral_containers_update(&mut typed, &old);
+                self.validate_ephemeral_containers_update(&typed, &old)
+            }
+        };
         if !errors.is_empty() {
             return Err(store::invalid(self, &name, errors));
         }
         let warnings = match target {
             UpdateTarget::Main => self.warnings_on_update(&typed, &old),
-            UpdateTarget::Status => Vec::new(),
+            UpdateTarget::Status | UpdateTarget::EphemeralContainers => Vec::new(),
         };
         *new = typed.into_value().map_err(ApiError::internal)?;
         Ok(warnings)

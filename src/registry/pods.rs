@@ -22,6 +22,7 @@ static INFO: ResourceInfo = ResourceInfo {
     namespaced: true,
     subresources: &[
         "status",
+        "ephemeralcontainers",
         "binding",
         "log",
         "exec",
@@ -131,6 +132,28 @@ impl TypedStrategy for PodStrategy {
 
     fn validate_update(&self, new: &Pod, old: &Pod) -> Vec<FieldError> {
         pod::validate_pod_update(new, old)
+    }
+
+    /// As upstream's `dropNonEphemeralContainerUpdates`: of the written Pod only
+    /// `spec.ephemeralContainers` counts (and the identity the store checks); everything else
+    /// is the stored Pod's.
+    fn prepare_for_ephemeral_containers_update(&self, new: &mut Pod, old: &Pod) {
+        let ephemeral = new
+            .spec
+            .as_mut()
+            .and_then(|spec| spec.ephemeral_containers.take());
+        let mut kept = old.clone();
+        kept.metadata.resource_version = new.metadata.resource_version.take();
+        if let Some(spec) = kept.spec.as_mut() {
+            spec.ephemeral_containers = ephemeral;
+        }
+        // Upstream defaults the whole decoded Pod; the stored part already is.
+        pod::strategy::apply_scheme_defaults(&mut kept);
+        *new = kept;
+    }
+
+    fn validate_ephemeral_containers_update(&self, new: &Pod, old: &Pod) -> Vec<FieldError> {
+        pod::validate_pod_ephemeral_containers_update(new, old)
     }
 
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {

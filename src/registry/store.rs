@@ -626,7 +626,7 @@ impl Store {
         })
     }
 
-    /// Replaces an object (PUT). `subresource` is "" or "status".
+    /// Replaces an object (PUT). `subresource` is "", "status" or "ephemeralcontainers".
     pub async fn update(
         &self,
         namespace: &str,
@@ -807,6 +807,9 @@ impl Store {
                 // checked by the binding itself.
                 "binding" => Vec::new(),
                 "status" => strategy.prepare_update(&mut new, old, UpdateTarget::Status)?,
+                "ephemeralcontainers" => {
+                    strategy.prepare_update(&mut new, old, UpdateTarget::EphemeralContainers)?
+                }
                 _ => strategy.prepare_update(&mut new, old, UpdateTarget::Main)?,
             };
             if dry_run {

@@ -508,3 +508,81 @@ async fn errors_read_as_upstream() {
         "1"
     );
 }
+
+/// `kubectl debug POD --image=…` adds an ephemeral container through
+/// `pods/ephemeralcontainers`; the subresource keeps the rest of the Pod, refuses to change or
+/// remove one already there (upstream's 422), and writes to the Pod itself cannot add one.
+#[tokio::test]
+async fn debug_adds_an_ephemeral_container_through_its_subresource() {
+    let cluster = TestCluster::builder().start().await;
+    cluster.kubectl_ok(&["create", "-f", "pod/db.yml"]);
+    cluster.kubectl_ok(&[
+        "debug",
+        "db",
+        "--image=busybox:1.36",
+        "--container=debugger",
+        "--target=db",
+        "--",
+        "sleep",
+        "3600",
+    ]);
+    let names = cluster.kubectl_ok(&[
+        "get",
+        "pod",
+        "db",
+        "-o",
+        "jsonpath={.spec.ephemeralContainers[*].name}:{.spec.ephemeralContainers[0].targetContainerName}:{.spec.ephemeralContainers[0].terminationMessagePolicy}",
+    ]);
+    assert_eq!(names, "debugger:db:File");
+
+    let raw = cluster.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/pods/db/ephemeralcontainers",
+    ]);
+    let pod: serde_json::Value = serde_json::from_str(&raw).expect("a Pod");
+    assert_eq!(pod["kind"], "Pod");
+
+    // Removing the container, or changing it, is refused.
+    let err = cluster.kubectl_err(&[
+        "patch",
+        "pod",
+        "db",
+        "--subresource=ephemeralcontainers",
+        "--type=json",
+        "-p",
+        r#"[{"op": "replace", "path": "/spec/ephemeralContainers/0/image", "value": "busybox:2"}]"#,
+    ]);
+    assert!(
+        err.contains("existing ephemeral containers \"debugger\" may not be changed"),
+        "{err}"
+    );
+    // The subresource writes nothing but ephemeral containers.
+    cluster.kubectl_ok(&[
+        "patch",
+        "pod",
+        "db",
+        "--subresource=ephemeralcontainers",
+        "--type=merge",
+        "-p",
+        r#"{"metadata": {"labels": {"debugged": "yes"}}}"#,
+    ]);
+    let labels = cluster.kubectl_ok(&[
+        "get",
+        "pod",
+        "db",
+        "-o",
+        "jsonpath={.metadata.labels.debugged}",
+    ]);
+    assert_eq!(labels, "");
+    // The Pod itself cannot take one.
+    let err = cluster.kubectl_err(&[
+        "patch",
+        "pod",
+        "db",
+        "--type=json",
+        "-p",
+        r#"[{"op": "add", "path": "/spec/ephemeralContainers/-", "value": {"name": "x", "image": "busybox"}}]"#,
+    ]);
+    assert!(err.contains("pod updates may not change fields"), "{err}");
+}

@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::{Pod, PodSpec, ResourceRequirements, Toleration,
 
 mod constraints;
 mod containers;
+mod ephemeral;
 mod metadata;
 mod update;
 mod volumes;
@@ -22,6 +23,7 @@ use crate::registry::pod::validation::containers::{
 };
 use crate::registry::pod::validation::volumes::validate_volumes;
 use crate::registry::pod::{child, index, is_empty, s, slice, MAX_INT32};
+pub use ephemeral::validate_pod_ephemeral_containers_update;
 pub use metadata::validate_pod;
 use std::collections::{BTreeMap, BTreeSet};
 pub use update::validate_pod_update;
@@ -69,6 +71,7 @@ pub(crate) fn validate_pod_spec<'a>(spec: &'a PodSpec, pod_name: &str) -> Vec<Fi
         &spec.containers,
         &ctx,
     ));
+    errs.extend(ephemeral::validate_ephemeral_containers(spec, &ctx));
     errs.extend(validate_container_security_contexts(spec));
     if spec.host_network.unwrap_or(false) {
         for (i, c) in spec.containers.iter().enumerate() {
