@@ -170,9 +170,16 @@ mod tests {
         pod
     }
 
+    /// A case: its name, how it edits the added container, the errors it gives.
+    type Case = (
+        &'static str,
+        fn(&mut serde_json::Value),
+        &'static [&'static str],
+    );
+
     #[test]
     fn ephemeral_containers_are_checked_as_upstream_checks_them() {
-        let cases: &[(&str, fn(&mut serde_json::Value), &[&str])] = &[
+        let cases: &[Case] = &[
             ("valid", |_| {}, &[]),
             ("same name as a container", |ec| ec["name"] = json!("db"),
                 &["spec.ephemeralContainers[0].name: Duplicate value: \"db\""]),
