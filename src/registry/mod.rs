@@ -19,6 +19,7 @@ pub mod namespaces;
 pub mod nodes;
 pub mod pod;
 pub mod pods;
+pub mod podtemplates;
 mod store;
 #[cfg(test)]
 mod store_tests;
@@ -43,6 +44,7 @@ pub fn kinds(event_ttl: std::time::Duration) -> Vec<std::sync::Arc<dyn Strategy>
     vec![
         std::sync::Arc::new(namespaces::NamespaceStrategy),
         std::sync::Arc::new(pods::PodStrategy),
+        std::sync::Arc::new(podtemplates::PodTemplateStrategy),
         std::sync::Arc::new(events::EventStrategy {
             ttl_secs: event_ttl.as_secs().max(1) as i64,
         }),
@@ -158,17 +160,27 @@ impl KindObject for Value {
     }
 }
 
-impl KindObject for k8s_openapi::api::core::v1::Pod {
-    fn from_value(value: Value) -> Result<Self, serde_json::Error> {
-        serde_json::from_value(value)
-    }
-    fn from_stored(value: &Value) -> Result<std::borrow::Cow<'_, Self>, serde_json::Error> {
-        serde::Deserialize::deserialize(value).map(std::borrow::Cow::Owned)
-    }
-    fn into_value(self) -> Result<Value, serde_json::Error> {
-        serde_json::to_value(self)
-    }
+/// A k8s-openapi type as a [`KindObject`]: converted through serde both ways.
+macro_rules! typed_kind_object {
+    ($($kind:ty),*) => {$(
+        impl KindObject for $kind {
+            fn from_value(value: Value) -> Result<Self, serde_json::Error> {
+                serde_json::from_value(value)
+            }
+            fn from_stored(value: &Value) -> Result<std::borrow::Cow<'_, Self>, serde_json::Error> {
+                serde::Deserialize::deserialize(value).map(std::borrow::Cow::Owned)
+            }
+            fn into_value(self) -> Result<Value, serde_json::Error> {
+                serde_json::to_value(self)
+            }
+        }
+    )*};
 }
+
+typed_kind_object!(
+    k8s_openapi::api::core::v1::Pod,
+    k8s_openapi::api::core::v1::PodTemplate
+);
 
 /// The per-kind behaviour behind a [`Store`], on the kind's own type: upstream's
 /// `RESTCreateStrategy`/`RESTUpdateStrategy` hooks. The store reaches it through

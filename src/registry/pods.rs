@@ -1,7 +1,7 @@
 //! The Pod kind: decoding with quantity checks, defaulting, validation, graceful deletion,
 //! selectable fields, Table rows, and the `binding` subresource's rules.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use serde::Deserialize as _;
 use serde_json::{json, Value};
 
@@ -39,12 +39,12 @@ pub fn info() -> &'static ResourceInfo {
 pub struct PodStrategy;
 
 /// Quantities are parsed while decoding upstream, so a malformed one is a 400; the stored form
-/// is the canonical one ("0.5" becomes "500m"). Every quantity of a Pod: the overhead, then
-/// each container's limits and requests.
-fn canonical_quantities(pod: &mut Pod) -> Result<(), ApiError> {
-    let Some(spec) = pod.spec.as_mut() else {
-        return Ok(());
-    };
+/// is the canonical one ("0.5" becomes "500m"). Every quantity of a pod spec (a Pod's, or a
+/// template's for `info`'s kind): the overhead, then each container's limits and requests.
+pub(crate) fn canonical_quantities(
+    spec: &mut PodSpec,
+    info: &ResourceInfo,
+) -> Result<(), ApiError> {
     let mut maps = Vec::new();
     maps.extend(spec.overhead.as_mut());
     let resources = spec
@@ -69,7 +69,7 @@ fn canonical_quantities(pod: &mut Pod) -> Result<(), ApiError> {
     }
     for map in maps {
         for value in map.values_mut() {
-            let quantity = Quantity::parse(value.0.trim()).map_err(|e| cannot_handle(&INFO, e))?;
+            let quantity = Quantity::parse(value.0.trim()).map_err(|e| cannot_handle(info, e))?;
             value.0 = quantity.to_api_string();
         }
     }
@@ -84,7 +84,10 @@ impl TypedStrategy for PodStrategy {
     }
 
     fn decode(&self, body: Value) -> Result<Decoded, ApiError> {
-        decode_typed::<Pod>(&INFO, body, canonical_quantities)
+        decode_typed::<Pod>(&INFO, body, |pod: &mut Pod| match pod.spec.as_mut() {
+            Some(spec) => canonical_quantities(spec, &INFO),
+            None => Ok(()),
+        })
     }
 
     fn admit_create(&self, pod: &mut Pod) -> Result<(), ApiError> {

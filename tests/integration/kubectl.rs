@@ -586,3 +586,70 @@ async fn debug_adds_an_ephemeral_container_through_its_subresource() {
     ]);
     assert!(err.contains("pod updates may not change fields"), "{err}");
 }
+
+/// Upstream's pod template command tests: create from its fixture, print, read back, delete.
+#[tokio::test]
+async fn podtemplates_are_served_as_upstream_command_tests_use_them() {
+    let cluster = TestCluster::builder().start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("podtemplate.json");
+    std::fs::write(
+        &file,
+        r#"{"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "nginx"},
+            "template": {"metadata": {"labels": {"name": "nginx"}},
+              "spec": {"containers": [{"name": "nginx", "image": "nginx",
+                "ports": [{"containerPort": 80}]}]}}}"#,
+    )
+    .expect("write the fixture");
+    let path = file.to_str().expect("utf-8 path");
+    assert_eq!(
+        cluster.kubectl_ok(&["get", "podtemplates", "-o", "name"]),
+        ""
+    );
+    assert_eq!(
+        cluster.kubectl_ok(&["create", "-f", path]).trim(),
+        "podtemplate/nginx created"
+    );
+    let out = cluster.kubectl_ok(&["get", "podtemplates"]);
+    let lines: Vec<Vec<&str>> = out.lines().map(columns).collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["NAME", "CONTAINERS", "IMAGES", "POD", "LABELS"],
+            vec!["nginx", "nginx", "nginx", "name=nginx"],
+        ]
+    );
+    let yaml = cluster.kubectl_ok(&["get", "podtemplates", "-o", "yaml"]);
+    assert!(yaml.contains("image: nginx"), "{yaml}");
+    assert_eq!(
+        cluster.kubectl_ok(&[
+            "get",
+            "podtemplate",
+            "nginx",
+            "-o",
+            "jsonpath={.metadata.generation}"
+        ]),
+        "1"
+    );
+    let err = cluster.kubectl_err(&[
+        "patch",
+        "podtemplate",
+        "nginx",
+        "-p",
+        r#"{"template": {"spec": {"containers": [{"name": "nginx", "image": ""}]}}}"#,
+    ]);
+    assert!(
+        err.contains("template.spec.containers[0].image: Required value"),
+        "{err}"
+    );
+    assert_eq!(
+        cluster
+            .kubectl_ok(&["delete", "podtemplate", "nginx"])
+            .trim(),
+        "podtemplate \"nginx\" deleted"
+    );
+    assert_eq!(
+        cluster.kubectl_ok(&["get", "podtemplates", "-o", "name"]),
+        ""
+    );
+}

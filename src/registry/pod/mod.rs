@@ -21,7 +21,10 @@ pub use strategy::{
     admit_priority, builtin_priority_class, default_pod, default_pod_for_update, pod_warnings,
     ResolvedPriorityClass,
 };
-pub use validation::{validate_pod, validate_pod_ephemeral_containers_update, validate_pod_update};
+pub use validation::{
+    validate_pod, validate_pod_ephemeral_containers_update, validate_pod_template_spec,
+    validate_pod_update,
+};
 
 use crate::meta::quantity::Quantity as MetaQuantity;
 

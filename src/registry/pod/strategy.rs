@@ -102,8 +102,35 @@ macro_rules! default_container_fields {
     }};
 }
 
+/// The scheme's defaults for a Pod: those of any pod spec, then `SetDefaults_Pod`'s own
+/// (service links, requests from limits, host ports on the host network), which templates do
+/// not get.
 pub(crate) fn apply_scheme_defaults(pod: &mut Pod) {
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
+    default_pod_spec(spec);
+    if spec.enable_service_links.is_none() {
+        spec.enable_service_links = Some(true);
+    }
+    let host_network = spec.host_network.unwrap_or(false);
+    for c in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
+        default_requests_from_limits(c.resources.get_or_insert_with(Default::default));
+        if host_network {
+            for p in c.ports.iter_mut().flatten() {
+                if p.host_port.unwrap_or(0) == 0 {
+                    p.host_port = Some(p.container_port);
+                }
+            }
+        }
+    }
+}
+
+/// The scheme's defaults for any pod spec, a Pod's or a template's: `SetDefaults_PodSpec` and
+/// the generated defaults of containers and volumes.
+pub(crate) fn default_pod_spec(spec: &mut PodSpec) {
     // v1 -> internal conversion: the deprecated alias only counts when the real field is empty.
     if is_empty(&spec.service_account_name) && !is_empty(&spec.service_account) {
         spec.service_account_name = spec.service_account.clone();
@@ -118,25 +145,12 @@ pub(crate) fn apply_scheme_defaults(pod: &mut Pod) {
         spec.termination_grace_period_seconds = Some(DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS);
     }
     set_if_empty(&mut spec.scheduler_name, DEFAULT_SCHEDULER_NAME);
-    // SetDefaults_Pod.
-    if spec.enable_service_links.is_none() {
-        spec.enable_service_links = Some(true);
-    }
-    let host_network = spec.host_network.unwrap_or(false);
     for c in spec
         .containers
         .iter_mut()
         .chain(spec.init_containers.iter_mut().flatten())
     {
         default_container(c);
-        default_requests_from_limits(c.resources.get_or_insert_with(Default::default));
-        if host_network {
-            for p in c.ports.iter_mut().flatten() {
-                if p.host_port.unwrap_or(0) == 0 {
-                    p.host_port = Some(p.container_port);
-                }
-            }
-        }
     }
     for c in spec.ephemeral_containers.iter_mut().flatten() {
         default_container_fields!(c);

@@ -45,7 +45,11 @@ pub(crate) fn validate_pod_metadata_and_spec(pod: &Pod) -> Vec<FieldError> {
             ));
         }
     }
-    errs.extend(validate_pod_annotations(meta.annotations.as_ref(), spec));
+    errs.extend(validate_pod_annotations(
+        meta.annotations.as_ref(),
+        spec,
+        "metadata.annotations",
+    ));
     errs.extend(validate_pod_spec(spec, s(&meta.name)));
     if is_empty(&spec.service_account_name) {
         for (vi, v) in slice(&spec.volumes).iter().enumerate() {
@@ -81,10 +85,12 @@ pub(crate) fn validate_pod_metadata_and_spec(pod: &Pod) -> Vec<FieldError> {
 }
 
 /// `ValidatePodSpecificAnnotations`: mirror pods must be bound, and the deletion-cost annotation
-/// must be a canonical int32.
+/// must be a canonical int32. `path` is where the annotations are (`metadata.annotations` of a
+/// Pod, `template.annotations` of a template).
 pub(crate) fn validate_pod_annotations(
     annotations: Option<&BTreeMap<String, String>>,
     spec: &PodSpec,
+    path: &str,
 ) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let Some(a) = annotations else {
@@ -93,7 +99,7 @@ pub(crate) fn validate_pod_annotations(
     if let Some(v) = a.get(MIRROR_POD_ANNOTATION) {
         if is_empty(&spec.node_name) {
             errs.push(FieldError::invalid(
-                key("metadata.annotations", MIRROR_POD_ANNOTATION),
+                key(path, MIRROR_POD_ANNOTATION),
                 v,
                 "must set spec.nodeName if mirror pod annotation is set",
             ));
@@ -109,7 +115,7 @@ pub(crate) fn validate_pod_annotations(
         };
         if !first_ok || v.parse::<i32>().is_err() {
             errs.push(FieldError::invalid(
-                key("metadata.annotations", POD_DELETION_COST_ANNOTATION),
+                key(path, POD_DELETION_COST_ANNOTATION),
                 v,
                 "must be a 32bit integer",
             ));

@@ -7,6 +7,7 @@ mod constraints;
 mod containers;
 mod ephemeral;
 mod metadata;
+mod template;
 mod update;
 mod volumes;
 
@@ -26,6 +27,7 @@ use crate::registry::pod::{child, index, is_empty, s, slice, MAX_INT32};
 pub use ephemeral::validate_pod_ephemeral_containers_update;
 pub use metadata::validate_pod;
 use std::collections::{BTreeMap, BTreeSet};
+pub use template::validate_pod_template_spec;
 pub use update::validate_pod_update;
 
 /// What container validation needs to know about the rest of the pod.
@@ -476,7 +478,8 @@ mod tests {
             ("hostname", |p| spec_mut(p).hostname = Some("a.b".into()), &["spec.hostname: Invalid value: \"a.b\": must not contain dots"]),
             ("preemption", |p| spec_mut(p).preemption_policy = Some("Sometimes".into()), &["spec.preemptionPolicy: Unsupported value: \"Sometimes\": supported values: \"PreemptLowerPriority\", \"Never\""]),
             ("os", |p| spec_mut(p).os = Some(k8s_openapi::api::core::v1::PodOS { name: "plan9".into() }), &["spec.os: Unsupported value: \"plan9\": supported values: \"linux\", \"windows\""]),
-            ("ephemeral on create", |p| spec_mut(p).ephemeral_containers = Some(vec![Default::default()]), &["spec.ephemeralContainers: Forbidden: cannot be set on create"]),
+            ("ephemeral on create", |p| spec_mut(p).ephemeral_containers = Some(vec![serde_json::from_value(json!({"name": "e", "image": "i", "imagePullPolicy": "Always", "terminationMessagePolicy": "File"})).expect("an ephemeral container")]), &["spec.ephemeralContainers: Forbidden: cannot be set on create"]),
+            ("an empty ephemeral container", |p| spec_mut(p).ephemeral_containers = Some(vec![Default::default()]), &["spec.ephemeralContainers[0].name: Required value", "spec.ephemeralContainers[0].image: Required value", "spec.ephemeralContainers[0].terminationMessagePolicy: Required value", "spec.ephemeralContainers[0].imagePullPolicy: Required value", "spec.ephemeralContainers: Forbidden: cannot be set on create"]),
             ("toleration operator", |p| {
                 spec_mut(p).tolerations = Some(vec![Toleration { key: Some("k".into()), operator: Some("Maybe".into()), ..Default::default() }]);
             }, &["spec.tolerations[0].operator: Unsupported value: \"Maybe\": supported values: \"Equal\", \"Exists\""]),
