@@ -798,7 +798,11 @@ impl Store {
             let old = &*current.object;
             let mut new = produce(old)?;
             if subresource == MARK_DELETION {
-                // Only the deletion marks change: nothing else to default or validate.
+                // Only the deletion marks change: nothing else to default or validate. A dry
+                // run is answered with the marked object and writes nothing.
+                if dry_run {
+                    return Err(DryRun(new).into());
+                }
                 return Ok(new);
             }
             keep_system_metadata(&mut new, old);

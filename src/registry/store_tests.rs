@@ -693,3 +693,38 @@ fn body_without_rv(obj: &Value) -> Value {
     }
     obj
 }
+
+/// A dry-run delete of a Pod that is only marked for deletion (bound, so it gets its grace
+/// period) answers with the marked Pod and writes nothing: not the deletion timestamp, not a
+/// new resourceVersion. The same for a dry-run eviction (`kubectl drain --dry-run=server`).
+#[tokio::test]
+async fn a_dry_run_graceful_delete_marks_nothing() {
+    let f = Fixture::new().await;
+    let pods = f.store("pods");
+    create_pod(&f, "bound").await;
+    binding::create(
+        pods,
+        "default",
+        "bound",
+        &json!({"target": {"kind": "Node", "name": "n1"}}),
+        false,
+    )
+    .await
+    .expect("bound");
+    let before = pods.get("default", "bound").await.expect("there");
+    let dry = DeleteOptions {
+        dry_run: true,
+        ..DeleteOptions::default()
+    };
+    let (answer, gone) = pods
+        .delete("default", "bound", &dry)
+        .await
+        .expect("dry run");
+    assert!(!gone);
+    assert!(answer["metadata"]["deletionTimestamp"].is_string());
+    super::eviction::create(pods, "default", "bound", &dry)
+        .await
+        .expect("dry-run eviction");
+    let after = pods.get("default", "bound").await.expect("still there");
+    assert_eq!(after, before, "a dry run writes nothing");
+}
