@@ -653,3 +653,118 @@ async fn podtemplates_are_served_as_upstream_command_tests_use_them() {
         ""
     );
 }
+
+/// Upstream's cluster-management command tests (`node-management.sh`) on a Node without a
+/// kubelet, as there: taints, cordon, and drain with dry runs that change nothing (a
+/// server-side dry-run eviction must not mark a bound Pod for deletion), a pod selector that
+/// evicts only what it selects, and the errors for conflicting arguments. The Pods' grace
+/// period is 1 s so that the drain stops waiting for the evicted one after 2 s (its deletion
+/// timestamp is the end of its grace period, as upstream sets it).
+#[tokio::test]
+async fn node_management_commands_work_as_upstream_tests_expect() {
+    let cluster = TestCluster::builder().start().await;
+    let create = |manifest: String| {
+        let out = cluster.kubectl_stdin(&["create", "-f", "-"], Some(&manifest));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    create(r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "127.0.0.1"}}"#.into());
+    for (name, label) in [("test-pod-1", r#""e": "f""#), ("test-pod-2", r#""c": "d""#)] {
+        create(format!(
+            r#"{{"kind": "Pod", "apiVersion": "v1",
+                "metadata": {{"name": "{name}", "labels": {{{label}, "type": "test-pod"}}}},
+                "spec": {{"nodeName": "127.0.0.1", "terminationGracePeriodSeconds": 1,
+                    "containers": [{{"name": "container-1", "resources": {{}}, "image": "test-image"}}]}}}}"#
+        ));
+    }
+    let get = |template: &str| {
+        cluster.kubectl_ok(&[
+            "get",
+            "nodes",
+            "127.0.0.1",
+            "-o",
+            &format!("go-template={template}"),
+        ])
+    };
+    let taints = r#"{{range .spec.taints}}{{if eq .key "dedicated"}}{{.key}}={{.value}}:{{.effect}}{{end}}{{end}}"#;
+
+    for dry in ["--dry-run=client", "--dry-run=server"] {
+        cluster.kubectl_ok(&[
+            "taint",
+            "node",
+            "127.0.0.1",
+            dry,
+            "dedicated=foo:PreferNoSchedule",
+        ]);
+    }
+    assert_eq!(get(taints), "");
+    cluster.kubectl_ok(&[
+        "taint",
+        "node",
+        "127.0.0.1",
+        "dedicated=foo:PreferNoSchedule",
+    ]);
+    assert_eq!(get(taints), "dedicated=foo:PreferNoSchedule");
+    cluster.kubectl_ok(&["taint", "node", "127.0.0.1", "dedicated-"]);
+    cluster.kubectl_ok(&["taint", "node", "127.0.0.1", "dedicated:PreferNoSchedule"]);
+    assert_eq!(get(taints), "dedicated=<no value>:PreferNoSchedule");
+    cluster.kubectl_ok(&[
+        "taint",
+        "node",
+        "127.0.0.1",
+        "--dry-run=server",
+        "dedicated-",
+    ]);
+    assert_eq!(get(taints), "dedicated=<no value>:PreferNoSchedule");
+    cluster.kubectl_ok(&["taint", "node", "127.0.0.1", "dedicated-"]);
+    assert_eq!(get(taints), "");
+
+    let unschedulable = "{{.spec.unschedulable}}";
+    let pods = || {
+        cluster.kubectl_ok(&["get", "pods", "-o", "go-template={{range .items}}{{.metadata.name}}{{if .metadata.deletionTimestamp}}(deleting){{end}},{{end}}"])
+    };
+    for dry in ["--dry-run=client", "--dry-run=server"] {
+        cluster.kubectl_ok(&["cordon", "127.0.0.1", dry]);
+        cluster.kubectl_ok(&["drain", "127.0.0.1", dry, "--force"]);
+        cluster.kubectl_ok(&[
+            "drain",
+            "127.0.0.1",
+            "--pod-selector",
+            "e in (f)",
+            dry,
+            "--force",
+        ]);
+    }
+    assert_eq!(get(unschedulable), "<no value>");
+    assert_eq!(pods(), "test-pod-1,test-pod-2,", "dry runs evict nothing");
+
+    let out = cluster.kubectl_ok(&[
+        "drain",
+        "127.0.0.1",
+        "--force",
+        "--pod-selector",
+        "e in (f)",
+        "--skip-wait-for-delete-timeout=1",
+    ]);
+    assert!(out.contains("evicting pod default/test-pod-1"), "{out}");
+    assert_eq!(pods(), "test-pod-1(deleting),test-pod-2,");
+    assert_eq!(get(unschedulable), "true");
+
+    cluster.kubectl_ok(&["uncordon", "127.0.0.1"]);
+    assert_eq!(get(unschedulable), "<no value>");
+    for dry in ["--dry-run=client", "--dry-run=server"] {
+        let out = cluster.kubectl_ok(&["uncordon", "127.0.0.1", dry]);
+        assert!(out.contains("already uncordoned"), "{out}");
+    }
+    cluster.kubectl_ok(&["label", "node", "127.0.0.1", "test=label"]);
+    let err = cluster.kubectl_err(&["drain", "127.0.0.1", "--selector", "test=label"]);
+    assert!(err.contains("cannot specify both a node name"), "{err}");
+    let out = cluster.kubectl_ok(&["cordon", "--selector", "test=label"]);
+    assert!(out.contains("node/127.0.0.1 cordoned"), "{out}");
+    let out = cluster.kubectl_ok(&["cordon", "--selector", "invalid=label"]);
+    assert!(!out.contains("cordoned"), "{out}");
+    assert_eq!(get(unschedulable), "true");
+}
