@@ -90,6 +90,22 @@ pub const MASTERS: &str = "system:masters";
 pub const NODES: &str = "system:nodes";
 /// Every authenticated user is in this group.
 pub const AUTHENTICATED: &str = "system:authenticated";
+/// The group upstream's `system:monitoring` role is bound to: it may read `/metrics`.
+pub const MONITORING: &str = "system:monitoring";
+
+/// Non-resource paths that need a grant: `/metrics`, for the admin group and
+/// `system:monitoring` only (upstream's `cluster-admin` and `system:monitoring` bindings).
+/// Health, version, discovery and OpenAPI stay open to every authenticated user, as
+/// `system:discovery` and `system:public-info-viewer` grant them.
+pub fn authorize_path(user: &User, verb: &str, path: &str) -> Result<(), ApiError> {
+    if user.in_group(MASTERS) || user.in_group(MONITORING) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden_path(&format!(
+        "User {:?} cannot {verb} path {path:?}",
+        user.name
+    )))
+}
 
 /// Every built-in grant. Rules for kinds rkube does not serve yet are kept, so that the table
 /// stays upstream's as kinds are added.

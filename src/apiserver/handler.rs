@@ -16,7 +16,7 @@ use super::authz::{self, Attributes, Decision, ImpersonationError};
 use super::options::{self, WriteKind};
 use super::request::{negotiate, parse_resource_path, verb_for, Output, Query, ResourcePath};
 use super::table::{self, Include};
-use super::{discovery, openapi, watch, Server, MAX_BODY_BYTES};
+use super::{discovery, metrics, openapi, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, GroupResource};
@@ -93,11 +93,40 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
-    let resp = match route(&server, user, req, &shutdown).await {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let labels = metrics::RequestLabels::of(
+        &method,
+        &path,
+        &Query::parse(req.uri().query()),
+        content_type,
+        &server.registry,
+    );
+    let mut resp = match route(&server, user, req, &shutdown).await {
         Ok(resp) => resp,
         Err(e) => error_response(&e),
     };
-    tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed = ?started.elapsed(), "request");
+    let status = resp.status();
+    tracing::debug!(%method, %path, status = status.as_u16(), elapsed = ?started.elapsed(), "request");
+    if let Some(labels) = labels {
+        server
+            .metrics
+            .observe(&labels, status.as_u16(), started.elapsed());
+        if labels.verb == "WATCH" && status == StatusCode::OK {
+            // Counted while the stream lives: the guard goes with the body.
+            let watching = server.metrics.long_running(&labels);
+            resp = resp.map(|body| {
+                body.map_frame(move |frame| {
+                    let _ = &watching;
+                    frame
+                })
+                .boxed()
+            });
+        }
+    }
     resp
 }
 
@@ -139,7 +168,16 @@ async fn route(
             get_only(req.method())?;
             json_ok(&discovery::version())
         }
-        ["healthz" | "livez" | "readyz", ..] => health(server, &segments, &query).await,
+        ["healthz" | "livez" | "readyz", ..] => health(server, &segments, &query, shutdown).await,
+        ["metrics"] => {
+            get_only(req.method())?;
+            authz::authorize_path(&user, "get", "/metrics")?;
+            Ok(respond(
+                StatusCode::OK,
+                metrics::CONTENT_TYPE,
+                server.metrics.encode(),
+            ))
+        }
         ["api"] => discovery_answer(server, true, req.headers()),
         ["apis"] => discovery_answer(server, false, req.headers()),
         ["apis", group] => discovery::group(stores, group)
@@ -229,10 +267,11 @@ async fn health(
     server: &Server,
     segments: &[&str],
     query: &Query,
+    shutdown: &CancellationToken,
 ) -> Result<Response<Body>, ApiError> {
     let etcd_ok = server.etcd.healthy().await;
     let which = segments[0];
-    let checks = [("ping", true), ("etcd", etcd_ok)];
+    let checks = health_checks(which, etcd_ok, shutdown.is_cancelled());
     if let Some(check) = segments.get(1) {
         return match checks.iter().find(|(name, _)| name == check) {
             Some((_, true)) => Ok(respond(StatusCode::OK, "text/plain; charset=utf-8", "ok")),
@@ -244,31 +283,61 @@ async fn health(
             None => Err(ApiError::path_not_found()),
         };
     }
-    let healthy = checks.iter().all(|(_, ok)| *ok);
-    let code = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    let body = if query.get("verbose").is_some() || !healthy {
-        let mut text = String::new();
-        for (name, ok) in checks {
-            if ok {
-                text.push_str(&format!("[+]{name} ok\n"));
-            } else {
-                text.push_str(&format!("[-]{name} failed: reason withheld\n"));
-            }
-        }
-        if healthy {
-            text.push_str(&format!("{which} check passed\n"));
+    Ok(health_answer(which, &checks, query))
+}
+
+/// The named checks of `/healthz`, `/livez` and `/readyz`, as upstream names them: `ping` and
+/// `log` always pass, `etcd` asks etcd, and readiness adds `etcd-readiness` and `shutdown`
+/// (failing once the server is stopping, so load balancers move away first).
+fn health_checks(which: &str, etcd_ok: bool, stopping: bool) -> Vec<(&'static str, bool)> {
+    let mut checks = vec![("ping", true), ("log", true), ("etcd", etcd_ok)];
+    if which == "readyz" {
+        checks.push(("etcd-readiness", etcd_ok));
+        checks.push(("shutdown", !stopping));
+    }
+    checks
+}
+
+/// The body of a health endpoint: `ok`, or with `?verbose` (and always on failure) one line per
+/// check. `?exclude=<name>` (repeatable) skips a check, reported as `excluded: ok`; a name that
+/// matches no check gets upstream's warning line.
+fn health_answer(which: &str, checks: &[(&str, bool)], query: &Query) -> Response<Body> {
+    let mut excluded = query.all("exclude");
+    excluded.sort();
+    excluded.dedup();
+    let mut text = String::new();
+    let mut healthy = true;
+    for (name, ok) in checks {
+        if let Some(at) = excluded.iter().position(|e| e == name) {
+            excluded.remove(at);
+            text.push_str(&format!("[+]{name} excluded: ok\n"));
+        } else if *ok {
+            text.push_str(&format!("[+]{name} ok\n"));
         } else {
-            text.push_str(&format!("{which} check failed\n"));
+            healthy = false;
+            text.push_str(&format!("[-]{name} failed: reason withheld\n"));
         }
-        text
-    } else {
-        "ok".to_string()
-    };
-    Ok(respond(code, "text/plain; charset=utf-8", body))
+    }
+    if !excluded.is_empty() {
+        let names: Vec<String> = excluded.iter().map(|e| format!("{e:?}")).collect();
+        text.push_str(&format!(
+            "warn: some health checks cannot be excluded: no matches for {}\n",
+            names.join(",")
+        ));
+    }
+    if !healthy {
+        text.push_str(&format!("{which} check failed\n"));
+        return respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            text,
+        );
+    }
+    if query.get("verbose").is_none() {
+        return respond(StatusCode::OK, "text/plain; charset=utf-8", "ok");
+    }
+    text.push_str(&format!("{which} check passed\n"));
+    respond(StatusCode::OK, "text/plain; charset=utf-8", text)
 }
 
 /// The request as the authorizer sees it. A list or watch selecting `metadata.name=<n>`
@@ -786,4 +855,41 @@ async fn bind(
     let dry_run = options::write_options(query, WriteKind::Create)?.dry_run;
     let ok = binding::create(store, ns, name, body, dry_run).await?;
     Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_text(resp: Response<Body>) -> (u16, String) {
+        let code = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("a body").to_bytes();
+        (code, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn health_answers_as_upstreams_health_endpoints() {
+        let ready = health_checks("readyz", true, false);
+        let names: Vec<&str> = ready.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["ping", "log", "etcd", "etcd-readiness", "shutdown"]);
+        let live = health_checks("livez", true, true);
+        assert!(live.iter().all(|(_, ok)| *ok), "stopping is not dead");
+
+        let q = |raw: &str| Query::parse(Some(raw));
+        assert_eq!(
+            body_text(health_answer("readyz", &ready, &q(""))).await,
+            (200, "ok".into())
+        );
+        assert_eq!(
+            body_text(health_answer("readyz", &ready, &q("verbose&exclude=etcd&exclude=nope&exclude=etcd"))).await,
+            (200, "[+]ping ok\n[+]log ok\n[+]etcd excluded: ok\n[+]etcd-readiness ok\n[+]shutdown ok\nwarn: some health checks cannot be excluded: no matches for \"nope\"\nreadyz check passed\n".into())
+        );
+        let stopping = health_checks("readyz", true, true);
+        assert_eq!(
+            body_text(health_answer("readyz", &stopping, &q(""))).await,
+            (500, "[+]ping ok\n[+]log ok\n[+]etcd ok\n[+]etcd-readiness ok\n[-]shutdown failed: reason withheld\nreadyz check failed\n".into())
+        );
+        let excluded = body_text(health_answer("readyz", &stopping, &q("exclude=shutdown"))).await;
+        assert_eq!(excluded, (200, "ok".into()));
+    }
 }

@@ -10,6 +10,7 @@ mod discovery;
 pub mod filters;
 mod handler;
 mod logs;
+mod metrics;
 mod openapi;
 mod options;
 mod request;
@@ -74,6 +75,8 @@ pub enum ServerError {
 /// What every request handler shares.
 pub struct Server {
     pub registry: Registry,
+    /// Request and etcd metrics for `/metrics`.
+    pub metrics: metrics::Metrics,
     pub etcd: EtcdStorage,
     pub local_addr: SocketAddr,
     /// How to reach kubelets, if configured.
@@ -99,7 +102,8 @@ pub async fn run(
     };
     let etcd = EtcdStorage::connect(&config.etcd_servers)
         .await
-        .map_err(etcd_error)?;
+        .map_err(etcd_error)?
+        .measured(&config.etcd_prefix);
     let tracker = TaskTracker::new();
     let registry = Registry::start(
         Arc::new(etcd.clone()),
@@ -123,6 +127,7 @@ pub async fn run(
     };
     let server = Arc::new(Server {
         registry,
+        metrics: metrics::Metrics::new(etcd.metrics()),
         etcd,
         local_addr,
         kubelet_tls,

@@ -87,6 +87,11 @@ impl ApiError {
         Self::new(403, "Forbidden", format!("{subject} is forbidden: {why}")).about(gr, name)
     }
 
+    /// A 403 about no resource (a non-resource path), as upstream words it.
+    pub fn forbidden_path(why: &str) -> Self {
+        Self::new(403, "Forbidden", format!("forbidden: {why}"))
+    }
+
     pub fn not_found(gr: GroupResource<'_>, name: &str) -> Self {
         Self::new(404, "NotFound", format!("{gr} \"{name}\" not found")).about(gr, name)
     }

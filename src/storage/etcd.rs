@@ -1,6 +1,7 @@
 //! [`Storage`] on etcd: create/update as compare-and-swap transactions on revisions.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use etcd_client::{
@@ -11,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::lease::{LeaseChoice, LeaseManager};
+use super::metrics::EtcdMetrics;
 use super::{
     CheckDelete, EventType, Storage, StorageError, StorageEvent, Stored, TryUpdate, WatchItem,
     WatchStream,
@@ -38,6 +40,7 @@ pub struct EtcdStorage {
     /// Held while a lease is chosen and granted, so that concurrent writes wait for the
     /// new lease rather than each granting its own (upstream holds its lease lock likewise).
     granting: Arc<tokio::sync::Mutex<()>>,
+    metrics: EtcdMetrics,
 }
 
 /// One page of a range read.
@@ -90,7 +93,19 @@ impl EtcdStorage {
             watcher,
             leases: Arc::default(),
             granting: Arc::default(),
+            metrics: EtcdMetrics::default(),
         })
+    }
+
+    /// The same storage, measuring its requests against keys under `prefix`.
+    pub fn measured(mut self, prefix: &str) -> Self {
+        self.metrics = EtcdMetrics::new(prefix);
+        self
+    }
+
+    /// The latencies of this storage's requests.
+    pub fn metrics(&self) -> &EtcdMetrics {
+        &self.metrics
     }
 
     /// Reads at most `limit` keys of `prefix` from `from` on (`from` empty: the start), at
@@ -110,7 +125,10 @@ impl EtcdStorage {
         if rev > 0 {
             options = options.with_revision(rev);
         }
-        let resp = kv.get(start, Some(options)).await.map_err(|e| {
+        let started = Instant::now();
+        let resp = kv.get(start, Some(options)).await;
+        self.metrics.observe("list", prefix, started);
+        let resp = resp.map_err(|e| {
             if rev > 0 && e.to_string().contains("compacted") {
                 StorageError::Expired {
                     requested: rev,
@@ -215,8 +233,14 @@ impl EtcdStorage {
 
     async fn get_kv(&self, key: &str) -> Result<Option<Stored>, StorageError> {
         let mut client = self.kv.clone();
-        let resp = client.get(key, None).await.map_err(unavailable)?;
-        resp.kvs().first().map(decode).transpose()
+        let started = Instant::now();
+        let resp = client.get(key, None).await;
+        self.metrics.observe("get", key, started);
+        resp.map_err(unavailable)?
+            .kvs()
+            .first()
+            .map(decode)
+            .transpose()
     }
 }
 
@@ -288,7 +312,10 @@ impl Storage for EtcdStorage {
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, bytes.clone(), options)]);
-        let resp = client.txn(txn).await.map_err(unavailable)?;
+        let started = Instant::now();
+        let resp = client.txn(txn).await;
+        self.metrics.observe("create", key, started);
+        let resp = resp.map_err(unavailable)?;
         if !resp.succeeded() {
             return Err(StorageError::AlreadyExists(key.to_string()));
         }
@@ -334,7 +361,10 @@ impl Storage for EtcdStorage {
                     bytes.clone(),
                     Some(PutOptions::new().with_ignore_lease()),
                 )]);
-            let resp = client.txn(txn).await.map_err(unavailable)?;
+            let started = Instant::now();
+            let resp = client.txn(txn).await;
+            self.metrics.observe("update", key, started);
+            let resp = resp.map_err(unavailable)?;
             if resp.succeeded() {
                 let rev = header_revision(resp.header());
                 let mut value: Value = serde_json::from_slice(&bytes).expect("encoded just above");
@@ -357,7 +387,10 @@ impl Storage for EtcdStorage {
             let txn = Txn::new()
                 .when([Compare::mod_revision(key, CompareOp::Equal, current.rev)])
                 .and_then([TxnOp::delete(key, None)]);
-            let resp = client.txn(txn).await.map_err(unavailable)?;
+            let started = Instant::now();
+            let resp = client.txn(txn).await;
+            self.metrics.observe("delete", key, started);
+            let resp = resp.map_err(unavailable)?;
             if resp.succeeded() {
                 let rev = header_revision(resp.header());
                 let mut last = (*current.object).clone();

@@ -14,6 +14,7 @@ pub mod compactor;
 mod etcd;
 mod lease;
 mod memory;
+mod metrics;
 
 use std::sync::{Arc, OnceLock};
 
@@ -27,6 +28,7 @@ use crate::meta::ApiError;
 pub use cacher::{Cacher, DEFAULT_HISTORY_MIB};
 pub use etcd::{key_after, EtcdStorage, Page, LIST_PAGE};
 pub use memory::MemoryStorage;
+pub use metrics::{EtcdMetrics, LATENCY_BUCKETS};
 
 /// An object as read from storage, with its resourceVersion already set.
 #[derive(Debug, Clone)]

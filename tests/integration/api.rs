@@ -546,3 +546,42 @@ async fn duplicate_fields_warn_on_create_put_and_patch_unless_ignored() {
         ]
     );
 }
+
+/// `/metrics` counts requests and etcd calls under upstream's names, and only the admin group
+/// and `system:monitoring` may read it (upstream's 403 for anyone else); health endpoints list
+/// their named checks and honour `exclude`.
+#[tokio::test]
+async fn metrics_and_health_checks_read_as_upstreams() {
+    let cluster = TestCluster::builder().start().await;
+    cluster.kubectl_ok(&["create", "-f", "pod/db.yml"]);
+    cluster.kubectl_ok(&["get", "pods"]);
+    cluster.kubectl_ok(&["get", "pod", "db"]);
+    let metrics = cluster.kubectl_ok(&["get", "--raw", "/metrics"]);
+    for wanted in [
+        r#"apiserver_request_total{verb="POST",dry_run="",group="",version="v1",resource="pods",subresource="",scope="namespace",component="apiserver",code="201"} 1"#,
+        r#"apiserver_request_total{verb="LIST",dry_run="",group="",version="v1",resource="pods",subresource="",scope="namespace",component="apiserver",code="200"}"#,
+        r#"apiserver_request_total{verb="GET",dry_run="",group="",version="v1",resource="pods",subresource="",scope="resource",component="apiserver",code="200"}"#,
+        r#"apiserver_request_duration_seconds_bucket{le="0.005",verb="POST""#,
+        r#"etcd_request_duration_seconds_count{operation="create",type="pods"}"#,
+    ] {
+        assert!(metrics.contains(wanted), "missing {wanted} in:\n{metrics}");
+    }
+
+    let alice = cluster.kubeconfig_as("alice", &[]);
+    let out = cluster.kubectl_with(&alice, &["get", "--raw", "/metrics"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"forbidden: User "alice" cannot get path "/metrics""#),
+        "{err}"
+    );
+    let prometheus = cluster.kubeconfig_as("prometheus", &["system:monitoring"]);
+    let out = cluster.kubectl_with(&prometheus, &["get", "--raw", "/metrics"]);
+    assert!(out.status.success());
+
+    let ready = cluster.kubectl_ok(&["get", "--raw", "/readyz?verbose&exclude=etcd"]);
+    assert!(ready.contains("[+]etcd excluded: ok\n"), "{ready}");
+    assert!(ready.contains("[+]shutdown ok\n"), "{ready}");
+    assert!(ready.ends_with("readyz check passed\n"), "{ready}");
+    assert_eq!(cluster.kubectl_ok(&["get", "--raw", "/livez/etcd"]), "ok");
+}
