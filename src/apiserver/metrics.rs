@@ -80,10 +80,11 @@ impl RequestLabels {
             p.name = std::mem::take(&mut p.namespace);
             p.resource = "namespaces".into();
         }
-        let served = kinds
-            .get(&p.group, &p.resource)
-            .is_some_and(|s| s.info().version == p.version)
-            || (p.group.is_empty() && p.resource == "bindings");
+        let served = kinds.get(&p.group, &p.resource).is_some_and(|s| {
+            s.info().version == p.version
+                && (p.subresource.is_empty()
+                    || s.info().subresources.contains(&p.subresource.as_str()))
+        }) || (p.group.is_empty() && p.resource == "bindings");
         if !served {
             return None;
         }
@@ -178,8 +179,12 @@ impl Metrics {
     }
 
     /// Records a finished request (for a watch: its start; its latency is not a response
-    /// time, so it is left out of the durations).
+    /// time, so it is left out of the durations). A path outside the resources that was not
+    /// found is not recorded: its label would be whatever the client made up.
     pub fn observe(&self, labels: &RequestLabels, code: u16, elapsed: Duration) {
+        if code == 404 && labels.scope.is_empty() {
+            return;
+        }
         self.requests
             .get_or_create(&CodeLabels {
                 request: labels.clone(),
@@ -246,5 +251,87 @@ mod tests {
         assert!(metrics
             .encode()
             .contains(r#"scope="namespace",component="apiserver"} 0"#));
+        let made_up = RequestLabels {
+            verb: "GET".into(),
+            subresource: "/openapi/v3/made-up".into(),
+            component: "apiserver".into(),
+            ..RequestLabels::default()
+        };
+        metrics.observe(&made_up, 404, Duration::from_millis(1));
+        assert!(!metrics.encode().contains("made-up"));
+    }
+
+    #[tokio::test]
+    async fn labels_name_only_what_is_served() {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let registry = Kinds::start(
+            crate::storage::MemoryStorage::new(),
+            "/registry",
+            crate::registry::kinds(Duration::from_secs(60)),
+            1 << 20,
+            &tokio_util::task::TaskTracker::new(),
+            shutdown.clone(),
+        )
+        .await
+        .expect("a registry");
+        let of = |method: &str, path: &str, query: &str| {
+            RequestLabels::of(
+                &method.parse().expect("a method"),
+                path,
+                &Query::parse(Some(query)),
+                "",
+                &registry,
+            )
+            .map(|l| {
+                format!(
+                    "{} {} {} {} {}",
+                    l.verb, l.resource, l.subresource, l.scope, l.dry_run
+                )
+            })
+        };
+        let cases = [
+            (
+                "GET",
+                "/api/v1/namespaces/default/pods",
+                "",
+                Some("LIST pods  namespace "),
+            ),
+            (
+                "GET",
+                "/api/v1/pods",
+                "watch=1",
+                Some("WATCH pods  cluster "),
+            ),
+            (
+                "POST",
+                "/api/v1/namespaces/d/pods",
+                "dryRun=All",
+                Some("POST pods  namespace All"),
+            ),
+            (
+                "POST",
+                "/api/v1/namespaces/d/pods/p/exec",
+                "",
+                Some("CONNECT pods exec resource "),
+            ),
+            (
+                "PUT",
+                "/api/v1/namespaces/d/status",
+                "",
+                Some("PUT namespaces status resource "),
+            ),
+            ("GET", "/api/v1/namespaces/d/pods/p/made-up", "", None),
+            ("GET", "/api/v1/made-ups", "", None),
+            ("GET", "/made-up", "", None),
+            ("GET", "/readyz", "", Some("GET  /readyz  ")),
+        ];
+        for (method, path, query, want) in cases {
+            assert_eq!(
+                of(method, path, query).as_deref(),
+                want,
+                "{method} {path}?{query}"
+            );
+        }
+        shutdown.cancel();
     }
 }
