@@ -60,6 +60,10 @@ fn subresource(info: &ResourceInfo, sub: &str) -> Option<Subresource> {
         "exec" => core("PodExecOptions", &["create", "get"]),
         "attach" => core("PodAttachOptions", &["create", "get"]),
         "portforward" => core("PodPortForwardOptions", &["create", "get"]),
+        "proxy" => core(
+            "NodeProxyOptions",
+            &["create", "delete", "get", "patch", "update"],
+        ),
         _ => return None,
     })
 }

@@ -16,7 +16,7 @@ use super::authz::{self, Attributes, Decision, ImpersonationError};
 use super::options::{self, WriteKind};
 use super::request::{negotiate, parse_resource_path, verb_for, Output, Query, ResourcePath};
 use super::table::{self, Include};
-use super::{discovery, metrics, openapi, watch, Server, MAX_BODY_BYTES};
+use super::{discovery, kubelet_client, metrics, openapi, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, GroupResource};
@@ -189,6 +189,10 @@ async fn route(
         ["apis", group, version] => discovery::resource_list(stores, group, version)
             .ok_or_else(ApiError::path_not_found)
             .and_then(|v| json_ok(&v)),
+        ["api", "v1", "nodes", node, "proxy", ..] => {
+            let node = node.to_string();
+            node_proxy(server, &user, req, &node, &query).await
+        }
         ["openapi", "v3"] => json_ok(&openapi::root(stores)),
         ["openapi", "v3", rest @ ..] => openapi::document(stores, &rest.join("/"))
             .ok_or_else(ApiError::path_not_found)
@@ -198,6 +202,63 @@ async fn route(
             resource_request(server, &user, req, resource, query, shutdown).await
         }
     }
+}
+
+/// `nodes/<name>/proxy/<path>`: the request, authorized as a verb on `nodes/proxy`, is sent to
+/// the node's kubelet at `<path>` and its answer streams back as the kubelet gives it (upstream's
+/// node proxy; `kubectl get --raw /api/v1/nodes/<n>/proxy/pods` lists what the kubelet runs).
+async fn node_proxy(
+    server: &Arc<Server>,
+    user: &User,
+    req: Request<Incoming>,
+    node: &str,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let method = req.method().clone();
+    let verb = match method {
+        Method::GET | Method::HEAD => "get",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => return Err(ApiError::new_method_not_allowed(&method)),
+    };
+    let path = ResourcePath {
+        version: "v1".into(),
+        resource: "nodes".into(),
+        name: node.to_string(),
+        subresource: "proxy".into(),
+        ..ResourcePath::default()
+    };
+    authorize(user, &attributes(verb, &path, query), None).await?;
+    let kubelet = kubelet_client::Kubelet::of(server, node).await?;
+    let prefix = format!("/api/v1/nodes/{node}/proxy");
+    let mut target = match req.uri().path().strip_prefix(prefix.as_str()) {
+        Some("") | None => "/".to_string(),
+        Some(rest) => rest.to_string(),
+    };
+    if let Some(q) = req.uri().query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let headers: Vec<_> = [header::CONTENT_TYPE, header::ACCEPT]
+        .into_iter()
+        .filter_map(|name| {
+            let value = req.headers().get(&name)?.clone();
+            Some((name, value))
+        })
+        .collect();
+    let (bytes, _) = read_body(req).await?;
+    let resp = kubelet
+        .send(server, method, &target, &headers, bytes)
+        .await?;
+    let (parts, body) = resp.into_parts();
+    let mut out = Response::new(body.map_err(std::io::Error::other).boxed());
+    *out.status_mut() = parts.status;
+    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+        out.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+    }
+    Ok(out)
 }
 
 /// `/api` or `/apis` (`core` false) in the form the client asks for first. The aggregated form

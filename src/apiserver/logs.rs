@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty};
-use rustls::pki_types::ServerName;
+use http_body_util::BodyExt as _;
 use serde_json::Value;
-use tokio_rustls::TlsConnector;
 
+use super::kubelet_client::Kubelet;
 use super::request::Query;
 use super::Server;
 use crate::meta::ApiError;
@@ -88,30 +87,7 @@ pub async fn fetch(server: &Arc<Server>, pod: &Value, query: &Query) -> Result<B
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let nodes = server
-        .registry
-        .get("", "nodes")
-        .ok_or_else(|| ApiError::internal("no nodes registry"))?;
-    let node = nodes.get("", node_name).await?;
-    let address = node
-        .pointer("/status/addresses")
-        .and_then(Value::as_array)
-        .and_then(|a| a.iter().find(|a| a["type"] == "InternalIP"))
-        .and_then(|a| a["address"].as_str())
-        .unwrap_or("127.0.0.1")
-        .to_string();
-    let port = node
-        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
-        .and_then(Value::as_u64)
-        .filter(|p| *p > 0)
-        .ok_or_else(|| {
-            ApiError::service_unavailable(format!("node {node_name:?} serves no kubelet port"))
-        })?;
-    let tls = server.kubelet_tls.clone().ok_or_else(|| {
-        ApiError::service_unavailable(
-            "the API server has no kubelet client credentials (--kubelet-client-certificate)",
-        )
-    })?;
+    let kubelet = Kubelet::of(server, node_name).await?;
     let mut path = format!("/containerLogs/{namespace}/{name}/{container}?");
     for key in ["previous", "tailLines", "timestamps", "sinceSeconds"] {
         if let Some(v) = query.get(key) {
@@ -121,51 +97,30 @@ pub async fn fetch(server: &Arc<Server>, pod: &Value, query: &Query) -> Result<B
             ));
         }
     }
-    let unreachable = |e: &dyn std::fmt::Display| {
+    let resp = kubelet
+        .send(server, http::Method::GET, &path, &[], Bytes::new())
+        .await?;
+    let code = resp.status().as_u16();
+    let body = tokio::time::timeout(
+        Duration::from_secs(30),
+        http_body_util::Limited::new(resp.into_body(), MAX_LOG_BYTES).collect(),
+    )
+    .await
+    .map_err(|_| ApiError::timeout("the kubelet did not send the log within 30s"))?
+    .map_err(|e| {
         ApiError::service_unavailable(format!(
-            "cannot reach the kubelet of node {node_name:?} at {address}:{port}: {e}"
+            "cannot read the log from the kubelet of node {node_name:?}: {e}"
         ))
-    };
-    let request = async {
-        let tcp = tokio::net::TcpStream::connect((address.as_str(), port as u16))
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let server_name = ServerName::try_from(address.clone()).map_err(|e| unreachable(&e))?;
-        let stream = TlsConnector::from(tls)
-            .connect(server_name, tcp)
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| unreachable(&e))?;
-        tokio::spawn(conn);
-        let req = http::Request::get(path.as_str())
-            .header(http::header::HOST, address.as_str())
-            .body(Empty::<Bytes>::new())
-            .map_err(ApiError::internal)?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let code = resp.status().as_u16();
-        let body = http_body_util::Limited::new(resp.into_body(), MAX_LOG_BYTES)
-            .collect()
-            .await
-            .map_err(|e| unreachable(&e))?
-            .to_bytes();
-        if code != 200 {
-            let mut e = ApiError::bad_request(String::from_utf8_lossy(&body).into_owned());
-            if code >= 500 {
-                e = ApiError::internal(String::from_utf8_lossy(&body));
-            }
-            return Err(e);
-        }
-        Ok(body)
-    };
-    let body = tokio::time::timeout(Duration::from_secs(30), request)
-        .await
-        .map_err(|_| ApiError::timeout("the kubelet did not answer within 30s"))??;
+    })?
+    .to_bytes();
+    if code != 200 {
+        let text = String::from_utf8_lossy(&body).into_owned();
+        return Err(if code >= 500 {
+            ApiError::internal(text)
+        } else {
+            ApiError::bad_request(text)
+        });
+    }
     match query.count("limitBytes")? {
         Some(limit) if (limit as usize) < body.len() => Ok(body.slice(..limit as usize)),
         _ => Ok(body),

@@ -9,6 +9,7 @@ pub mod authz;
 mod discovery;
 pub mod filters;
 mod handler;
+mod kubelet_client;
 mod logs;
 mod metrics;
 mod openapi;

@@ -113,6 +113,7 @@ pub async fn run(
     runtime.ensure_network(&network).await?;
     runtime.ensure_pause_image().await?;
     let tracker = TaskTracker::new();
+    let known = Arc::new(server::KnownPods::default());
     let mut port = 0;
     if let Some((cert, key, ca)) = &config.tls {
         let (tls, authenticator) = crate::tls::server_config(cert, key, ca)?;
@@ -124,6 +125,7 @@ pub async fn run(
             authenticator,
             runtime.clone(),
             config.node_name.clone(),
+            known.clone(),
             tracker.clone(),
             shutdown.clone(),
         ));
@@ -182,6 +184,7 @@ pub async fn run(
             event = pods.next() => match event {
                 Some(Ok(event)) => match pod_list.step(event) {
                     Some(Change::Listed(listed)) => {
+                        known.replace(&listed);
                         let live: HashSet<String> = listed.iter().filter_map(|p| p.metadata.uid.clone()).collect();
                         for pod in listed {
                             dispatch(&shared, &mut workers, pod, &shutdown);
@@ -193,8 +196,12 @@ pub async fn run(
                         }
                         remove_orphans(&shared, &live).await;
                     }
-                    Some(Change::Applied(pod)) => dispatch(&shared, &mut workers, pod, &shutdown),
+                    Some(Change::Applied(pod)) => {
+                        known.apply(&pod);
+                        dispatch(&shared, &mut workers, pod, &shutdown);
+                    }
                     Some(Change::Deleted(pod)) => {
+                        known.remove(&pod);
                         let uid = pod.metadata.uid.clone().unwrap_or_default();
                         // Never waits: a slow worker cannot hold up the main loop.
                         if let Some(handle) = workers.get(&uid) {

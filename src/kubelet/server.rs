@@ -1,4 +1,5 @@
-//! The kubelet's HTTPS server: what the API server proxies to it (`pods/log` for now).
+//! The kubelet's HTTPS server: what the API server proxies to it (`pods/log`, and through
+//! `nodes/proxy`: `/pods`, `/healthz`).
 //!
 //! Like the kubelet's port 10250 it requires a client certificate from the cluster CA, and
 //! only the API server's identity (group `system:masters`) may read logs. Each kubelet of a
@@ -19,6 +20,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use k8s_openapi::api::core::v1::Pod;
+
 use super::labels;
 use super::runtime::{LogOptions, Runtime};
 use crate::tls::{Authenticator, User};
@@ -26,6 +29,45 @@ use crate::tls::{Authenticator, User};
 struct Context {
     runtime: Arc<dyn Runtime>,
     node: String,
+    pods: Arc<KnownPods>,
+}
+
+/// The Pods bound to this node as the kubelet last saw them, for `/pods`. Written by the main
+/// loop only; the lock is never held across an await.
+#[derive(Default)]
+pub struct KnownPods(std::sync::RwLock<std::collections::BTreeMap<String, Pod>>);
+
+impl KnownPods {
+    fn uid(pod: &Pod) -> String {
+        pod.metadata.uid.clone().unwrap_or_default()
+    }
+
+    /// After a (re)list: exactly these Pods.
+    pub fn replace(&self, pods: &[Pod]) {
+        let fresh = pods.iter().map(|p| (Self::uid(p), p.clone())).collect();
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+
+    pub fn apply(&self, pod: &Pod) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(Self::uid(pod), pod.clone());
+    }
+
+    pub fn remove(&self, pod: &Pod) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&Self::uid(pod));
+    }
+
+    /// A `PodList` of them, as upstream's kubelet answers `/pods`.
+    fn list(&self) -> serde_json::Value {
+        let pods = self.0.read().unwrap_or_else(|e| e.into_inner());
+        serde_json::json!({"kind": "PodList", "apiVersion": "v1", "metadata": {},
+            "items": pods.values().collect::<Vec<_>>()})
+    }
 }
 
 fn reply(code: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -45,11 +87,16 @@ pub async fn serve(
     authenticator: Authenticator,
     runtime: Arc<dyn Runtime>,
     node: String,
+    pods: Arc<KnownPods>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
-    let ctx = Arc::new(Context { runtime, node });
+    let ctx = Arc::new(Context {
+        runtime,
+        node,
+        pods,
+    });
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -106,6 +153,14 @@ async fn handle(
     let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match parts.as_slice() {
         ["healthz"] => reply(StatusCode::OK, "ok"),
+        ["pods"] => {
+            let mut resp = reply(StatusCode::OK, ctx.pods.list().to_string());
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
         ["containerLogs", ns, pod, container] => {
             let previous = matches!(param("previous"), Some("true" | "1"));
             let options = LogOptions {

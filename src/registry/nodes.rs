@@ -20,7 +20,7 @@ static INFO: ResourceInfo = ResourceInfo {
     short_names: &["no"],
     categories: &[],
     namespaced: false,
-    subresources: &["status"],
+    subresources: &["status", "proxy"],
 };
 
 pub fn info() -> &'static ResourceInfo {

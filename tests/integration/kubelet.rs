@@ -486,3 +486,55 @@ async fn logs_show_the_current_and_the_previous_container() {
         "{err}"
     );
 }
+
+/// `nodes/<n>/proxy/<path>` reaches the node's kubelet, as `kubectl get --raw` uses it: `/pods`
+/// lists what the kubelet runs, `/healthz` answers, only the admin may use it.
+#[tokio::test]
+async fn node_proxy_reaches_the_kubelet() {
+    let cluster = UpCluster::start(None);
+    cluster.apply(&manifest(
+        "proxied",
+        &format!("  containers:\n  - name: c\n    image: {TEST_IMAGE}\n    command: [\"sleep\", \"3600\"]\n"),
+    ));
+    let node = cluster.kubectl_ok(&["get", "nodes", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let pods_path = format!("/api/v1/nodes/{node}/proxy/pods");
+    // The kubelet records a Pod before it works on it, so once the Pod has a status from the
+    // kubelet, `/pods` lists it.
+    wait_pod(
+        &cluster,
+        "proxied",
+        Duration::from_secs(30),
+        "a status from the kubelet",
+        |p| {
+            p.status
+                .as_ref()
+                .is_some_and(|s| s.container_statuses.is_some())
+        },
+    )
+    .await;
+    let list: serde_json::Value =
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "--raw", &pods_path]))
+            .expect("a PodList");
+    assert_eq!(list["kind"], "PodList");
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["proxied"]);
+    assert_eq!(
+        cluster.kubectl_ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{node}/proxy/healthz")
+        ]),
+        "ok"
+    );
+    let out = cluster.kubectl(&["get", "--raw", &pods_path, "--as=jane"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"User "jane" cannot get resource "nodes/proxy" in API group """#),
+        "{err}"
+    );
+}

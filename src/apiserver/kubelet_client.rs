@@ -1,0 +1,121 @@
+//! The API server's client of kubelets: where a node's kubelet listens (its Node's
+//! `InternalIP` and `daemonEndpoints.kubeletEndpoint.Port`), and one request to it over HTTPS
+//! with the API server's kubelet client certificate, as kube-apiserver's `--kubelet-client-*`
+//! flags configure. Used by `pods/log` and `nodes/proxy`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use rustls::pki_types::ServerName;
+use serde_json::Value;
+use tokio_rustls::TlsConnector;
+
+use super::Server;
+use crate::meta::ApiError;
+
+/// How long connecting and getting response headers from a kubelet may take.
+const KUBELET_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A node's kubelet endpoint.
+#[derive(Debug, Clone)]
+pub struct Kubelet {
+    pub node: String,
+    pub address: String,
+    pub port: u16,
+}
+
+impl Kubelet {
+    /// The kubelet of `node`, from its Node object; 503 when the Node reports no port.
+    pub async fn of(server: &Server, node: &str) -> Result<Kubelet, ApiError> {
+        let nodes = server
+            .registry
+            .get("", "nodes")
+            .ok_or_else(|| ApiError::internal("no nodes registry"))?;
+        let obj = nodes.get("", node).await?;
+        let address = obj
+            .pointer("/status/addresses")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().find(|a| a["type"] == "InternalIP"))
+            .and_then(|a| a["address"].as_str())
+            .unwrap_or("127.0.0.1")
+            .to_string();
+        let port = obj
+            .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                ApiError::service_unavailable(format!("node {node:?} serves no kubelet port"))
+            })?;
+        Ok(Kubelet {
+            node: node.to_string(),
+            address,
+            port,
+        })
+    }
+
+    fn unreachable(&self, e: &dyn std::fmt::Display) -> ApiError {
+        ApiError::service_unavailable(format!(
+            "error trying to reach the kubelet of node {:?} at {}:{}: {e}",
+            self.node, self.address, self.port
+        ))
+    }
+
+    /// Sends one request (`path_and_query` on the kubelet) and returns its response, whose
+    /// body streams from the kubelet.
+    pub async fn send(
+        &self,
+        server: &Server,
+        method: http::Method,
+        path_and_query: &str,
+        headers: &[(http::HeaderName, http::HeaderValue)],
+        body: Bytes,
+    ) -> Result<http::Response<Incoming>, ApiError> {
+        let tls = server.kubelet_tls.clone().ok_or_else(|| {
+            ApiError::service_unavailable(
+                "the API server has no kubelet client credentials (--kubelet-client-certificate)",
+            )
+        })?;
+        let request = async {
+            let tcp = tokio::net::TcpStream::connect((self.address.as_str(), self.port))
+                .await
+                .map_err(|e| self.unreachable(&e))?;
+            let server_name =
+                ServerName::try_from(self.address.clone()).map_err(|e| self.unreachable(&e))?;
+            let stream = TlsConnector::from(tls)
+                .connect(server_name, tcp)
+                .await
+                .map_err(|e| self.unreachable(&e))?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| self.unreachable(&e))?;
+            server.tracker.spawn(conn);
+            let mut req = http::Request::builder()
+                .method(method)
+                .uri(path_and_query)
+                .header(http::header::HOST, self.address.as_str());
+            for (name, value) in headers {
+                req = req.header(name, value);
+            }
+            let req = req
+                .body(Full::new(body))
+                .map_err(|e| ApiError::bad_request(format!("cannot proxy the request: {e}")))?;
+            sender
+                .send_request(req)
+                .await
+                .map_err(|e| self.unreachable(&e))
+        };
+        tokio::time::timeout(KUBELET_TIMEOUT, request)
+            .await
+            .map_err(|_| {
+                ApiError::timeout(format!(
+                    "the kubelet of node {:?} did not answer within {}s",
+                    self.node,
+                    KUBELET_TIMEOUT.as_secs()
+                ))
+            })?
+    }
+}
