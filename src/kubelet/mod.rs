@@ -123,9 +123,11 @@ pub async fn run(
             listener,
             tls,
             authenticator,
-            runtime.clone(),
-            config.node_name.clone(),
-            known.clone(),
+            server::Context {
+                runtime: runtime.clone(),
+                node: config.node_name.clone(),
+                pods: known.clone(),
+            },
             tracker.clone(),
             shutdown.clone(),
         ));

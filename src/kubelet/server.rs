@@ -26,10 +26,11 @@ use super::labels;
 use super::runtime::{LogOptions, Runtime};
 use crate::tls::{Authenticator, User};
 
-struct Context {
-    runtime: Arc<dyn Runtime>,
-    node: String,
-    pods: Arc<KnownPods>,
+/// What the server answers from: the runtime, the node's name and the Pods it knows.
+pub struct Context {
+    pub runtime: Arc<dyn Runtime>,
+    pub node: String,
+    pub pods: Arc<KnownPods>,
 }
 
 /// The Pods bound to this node as the kubelet last saw them, for `/pods`. Written by the main
@@ -85,18 +86,12 @@ pub async fn serve(
     listener: TcpListener,
     tls: rustls::ServerConfig,
     authenticator: Authenticator,
-    runtime: Arc<dyn Runtime>,
-    node: String,
-    pods: Arc<KnownPods>,
+    ctx: Context,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 ) {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
-    let ctx = Arc::new(Context {
-        runtime,
-        node,
-        pods,
-    });
+    let ctx = Arc::new(ctx);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
