@@ -60,6 +60,10 @@ fn subresource(info: &ResourceInfo, sub: &str) -> Option<Subresource> {
         "exec" => core("PodExecOptions", &["create", "get"]),
         "attach" => core("PodAttachOptions", &["create", "get"]),
         "portforward" => core("PodPortForwardOptions", &["create", "get"]),
+        "proxy" if info.kind == "Pod" => core(
+            "PodProxyOptions",
+            &["create", "delete", "get", "patch", "update"],
+        ),
         "proxy" => core(
             "NodeProxyOptions",
             &["create", "delete", "get", "patch", "update"],

@@ -16,7 +16,7 @@ use super::authz::{self, Attributes, Decision, ImpersonationError};
 use super::options::{self, WriteKind};
 use super::request::{negotiate, parse_resource_path, verb_for, Output, Query, ResourcePath};
 use super::table::{self, Include};
-use super::{discovery, kubelet_client, metrics, openapi, watch, Server, MAX_BODY_BYTES};
+use super::{discovery, metrics, openapi, proxy, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, GroupResource};
@@ -191,7 +191,11 @@ async fn route(
             .and_then(|v| json_ok(&v)),
         ["api", "v1", "nodes", node, "proxy", ..] => {
             let node = node.to_string();
-            node_proxy(server, &user, req, &node, &query).await
+            proxy::node(server, &user, req, &node, &query).await
+        }
+        ["api", "v1", "namespaces", ns, "pods", pod, "proxy", ..] => {
+            let (ns, pod) = (ns.to_string(), pod.to_string());
+            proxy::pod(server, &user, req, &ns, &pod, &query).await
         }
         ["openapi", "v3"] => json_ok(&openapi::root(stores)),
         ["openapi", "v3", rest @ ..] => openapi::document(stores, &rest.join("/"))
@@ -202,63 +206,6 @@ async fn route(
             resource_request(server, &user, req, resource, query, shutdown).await
         }
     }
-}
-
-/// `nodes/<name>/proxy/<path>`: the request, authorized as a verb on `nodes/proxy`, is sent to
-/// the node's kubelet at `<path>` and its answer streams back as the kubelet gives it (upstream's
-/// node proxy; `kubectl get --raw /api/v1/nodes/<n>/proxy/pods` lists what the kubelet runs).
-async fn node_proxy(
-    server: &Arc<Server>,
-    user: &User,
-    req: Request<Incoming>,
-    node: &str,
-    query: &Query,
-) -> Result<Response<Body>, ApiError> {
-    let method = req.method().clone();
-    let verb = match method {
-        Method::GET | Method::HEAD => "get",
-        Method::POST => "create",
-        Method::PUT => "update",
-        Method::PATCH => "patch",
-        Method::DELETE => "delete",
-        _ => return Err(ApiError::new_method_not_allowed(&method)),
-    };
-    let path = ResourcePath {
-        version: "v1".into(),
-        resource: "nodes".into(),
-        name: node.to_string(),
-        subresource: "proxy".into(),
-        ..ResourcePath::default()
-    };
-    authorize(user, &attributes(verb, &path, query), None).await?;
-    let kubelet = kubelet_client::Kubelet::of(server, node).await?;
-    let prefix = format!("/api/v1/nodes/{node}/proxy");
-    let mut target = match req.uri().path().strip_prefix(prefix.as_str()) {
-        Some("") | None => "/".to_string(),
-        Some(rest) => rest.to_string(),
-    };
-    if let Some(q) = req.uri().query() {
-        target.push('?');
-        target.push_str(q);
-    }
-    let headers: Vec<_> = [header::CONTENT_TYPE, header::ACCEPT]
-        .into_iter()
-        .filter_map(|name| {
-            let value = req.headers().get(&name)?.clone();
-            Some((name, value))
-        })
-        .collect();
-    let (bytes, _) = read_body(req).await?;
-    let resp = kubelet
-        .send(server, method, &target, &headers, bytes)
-        .await?;
-    let (parts, body) = resp.into_parts();
-    let mut out = Response::new(body.map_err(std::io::Error::other).boxed());
-    *out.status_mut() = parts.status;
-    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
-        out.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
-    }
-    Ok(out)
 }
 
 /// `/api` or `/apis` (`core` false) in the form the client asks for first. The aggregated form
@@ -308,7 +255,7 @@ fn discovery_answer(
 impl ApiError {
     /// The 405 kube-apiserver's router gives a path that exists without the method: its
     /// generic server response, with the router's own text as the cause.
-    fn new_method_not_allowed(method: &Method) -> ApiError {
+    pub(super) fn new_method_not_allowed(method: &Method) -> ApiError {
         let _ = method;
         let mut e = ApiError::bad_request(
             "the server does not allow this method on the requested resource",
@@ -403,7 +350,11 @@ fn health_answer(which: &str, checks: &[(&str, bool)], query: &Query) -> Respons
 
 /// The request as the authorizer sees it. A list or watch selecting `metadata.name=<n>`
 /// names that object, as upstream's request info does.
-fn attributes<'a>(verb: &'a str, path: &'a ResourcePath, query: &'a Query) -> Attributes<'a> {
+pub(super) fn attributes<'a>(
+    verb: &'a str,
+    path: &'a ResourcePath,
+    query: &'a Query,
+) -> Attributes<'a> {
     let list = matches!(verb, "list" | "watch");
     let name = if list && path.name.is_empty() {
         exact_field(query, "metadata.name").unwrap_or("")
@@ -439,7 +390,11 @@ fn exact_field<'a>(query: &'a Query, field: &str) -> Option<&'a str> {
 /// Decides whether `user` may do this, before anything is read or written (see
 /// [`authz::authorize`]); `pods` answers the Node authorizer's question whether a Pod is
 /// bound to the kubelet's node.
-async fn authorize(user: &User, a: &Attributes<'_>, pods: Option<&Store>) -> Result<(), ApiError> {
+pub(super) async fn authorize(
+    user: &User,
+    a: &Attributes<'_>,
+    pods: Option<&Store>,
+) -> Result<(), ApiError> {
     match authz::authorize(user, a) {
         Decision::Allow => Ok(()),
         Decision::AllowIfBound { node } => {
@@ -490,7 +445,7 @@ async fn admit_node_delete(store: &Store, user: &User, a: &Attributes<'_>) -> Re
     Ok(())
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<(Bytes, String), ApiError> {
+pub(super) async fn read_body(req: Request<Incoming>) -> Result<(Bytes, String), ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

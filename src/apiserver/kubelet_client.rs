@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use rustls::pki_types::ServerName;
 use serde_json::Value;
@@ -88,25 +87,20 @@ impl Kubelet {
                 .connect(server_name, tcp)
                 .await
                 .map_err(|e| self.unreachable(&e))?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .map_err(|e| self.unreachable(&e))?;
-            server.tracker.spawn(conn);
-            let mut req = http::Request::builder()
-                .method(method)
-                .uri(path_and_query)
-                .header(http::header::HOST, self.address.as_str());
-            for (name, value) in headers {
-                req = req.header(name, value);
-            }
-            let req = req
-                .body(Full::new(body))
-                .map_err(|e| ApiError::bad_request(format!("cannot proxy the request: {e}")))?;
-            sender
-                .send_request(req)
-                .await
-                .map_err(|e| self.unreachable(&e))
+            super::proxy::exchange(
+                server,
+                stream,
+                &self.address,
+                method,
+                path_and_query,
+                headers,
+                body,
+            )
+            .await
+            .map_err(|e| match e {
+                super::proxy::ExchangeError::Api(e) => e,
+                super::proxy::ExchangeError::Io(e) => self.unreachable(&e),
+            })
         };
         tokio::time::timeout(KUBELET_TIMEOUT, request)
             .await

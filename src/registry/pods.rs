@@ -28,6 +28,7 @@ static INFO: ResourceInfo = ResourceInfo {
         "exec",
         "attach",
         "portforward",
+        "proxy",
         "eviction",
     ],
 };

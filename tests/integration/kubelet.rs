@@ -488,9 +488,10 @@ async fn logs_show_the_current_and_the_previous_container() {
 }
 
 /// `nodes/<n>/proxy/<path>` reaches the node's kubelet, as `kubectl get --raw` uses it: `/pods`
-/// lists what the kubelet runs, `/healthz` answers, only the admin may use it.
+/// lists what the kubelet runs, `/healthz` answers, only the admin may use it. `pods/<p>/proxy`
+/// reaches the Pod's first port, or the port named.
 #[tokio::test]
-async fn node_proxy_reaches_the_kubelet() {
+async fn proxies_reach_the_kubelet_and_pods() {
     let cluster = UpCluster::start(None);
     cluster.apply(&manifest(
         "proxied",
@@ -535,6 +536,37 @@ async fn node_proxy_reaches_the_kubelet() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(r#"User "jane" cannot get resource "nodes/proxy" in API group """#),
+        "{err}"
+    );
+
+    cluster.apply(&manifest(
+        "web",
+        &format!("  containers:\n  - name: c\n    image: {TEST_IMAGE}\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo hello > /www/index.html && echo other > /www/other.html && (httpd -p 9090 -h /www; exec httpd -f -p 8080 -h /www)\"]\n    ports: [{{containerPort: 8080}}]\n    readinessProbe:\n      httpGet: {{path: /index.html, port: 8080}}\n      periodSeconds: 1\n"),
+    ));
+    wait_pod(&cluster, "web", Duration::from_secs(30), "ready", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+    .await;
+    let get = |path: &str| cluster.kubectl_ok(&["get", "--raw", path]);
+    assert_eq!(
+        get("/api/v1/namespaces/default/pods/web/proxy/index.html"),
+        "hello\n"
+    );
+    assert_eq!(
+        get("/api/v1/namespaces/default/pods/web:9090/proxy/other.html"),
+        "other\n"
+    );
+    let out = cluster.kubectl(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/pods/web:9/proxy/",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ServiceUnavailable") || err.contains("error trying to reach service"),
         "{err}"
     );
 }
