@@ -310,9 +310,9 @@ mod tests {
             ),
             (
                 "POST",
-                "/api/v1/namespaces/d/pods/p/exec",
+                "/api/v1/namespaces/d/pods/p/eviction",
                 "",
-                Some("CONNECT pods exec resource "),
+                Some("POST pods eviction resource "),
             ),
             (
                 "PUT",

@@ -20,14 +20,13 @@ static INFO: ResourceInfo = ResourceInfo {
     short_names: &["po"],
     categories: &["all"],
     namespaced: true,
+    // Discovery lists only what is served: `exec`, `attach` and `portforward` join when the
+    // streaming endpoints do.
     subresources: &[
         "status",
         "ephemeralcontainers",
         "binding",
         "log",
-        "exec",
-        "attach",
-        "portforward",
         "proxy",
         "eviction",
     ],
