@@ -12,6 +12,7 @@ mod handler;
 mod logs;
 mod openapi;
 mod options;
+pub mod protobuf;
 mod request;
 mod table;
 

@@ -1,0 +1,2 @@
+//! Unit tests of the protobuf transcoder.
+use super::*;
