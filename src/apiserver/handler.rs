@@ -16,7 +16,7 @@ use super::authz::{self, Attributes, Decision, ImpersonationError};
 use super::options::{self, WriteKind};
 use super::request::{negotiate, parse_resource_path, verb_for, Output, Query, ResourcePath};
 use super::table::{self, Include};
-use super::{discovery, openapi, watch, Server, MAX_BODY_BYTES};
+use super::{discovery, openapi, protobuf, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, GroupResource};
@@ -45,9 +45,22 @@ fn respond(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
 
 /// The response for an error: its `Status` as JSON.
 pub fn error_response(err: &ApiError) -> Response<Body> {
-    let body = serde_json::to_vec(&err.to_status()).expect("a JSON value always serializes");
+    status_response(err, false)
+}
+
+/// The response for an error: its `Status` in protobuf when the client asked for protobuf
+/// first, else in JSON.
+fn status_response(err: &ApiError, in_protobuf: bool) -> Response<Body> {
+    let status = err.to_status();
     let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = respond(code, "application/json", body);
+    let mut resp = match protobuf_body(&status).filter(|_| in_protobuf) {
+        Some(bytes) => respond(code, protobuf::MEDIA_TYPE, bytes),
+        None => respond(
+            code,
+            "application/json",
+            serde_json::to_vec(&status).expect("a JSON value always serializes"),
+        ),
+    };
     if let Some(secs) = err.details.retry_after {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
@@ -55,9 +68,25 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     resp
 }
 
+/// An object in protobuf; None for a kind the protobuf table does not have (answered in JSON,
+/// which every client that names protobuf also accepts) or one that does not fit it.
+fn protobuf_body(value: &Value) -> Option<Vec<u8>> {
+    match protobuf::encode_object(value) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(error = %e, "answering in JSON");
+            None
+        }
+    }
+}
+
 /// An object (or list) in the negotiated form.
 fn encode(code: StatusCode, value: &Value, output: Output, warnings: &[String]) -> Response<Body> {
     let mut resp = match output {
+        Output::Protobuf => match protobuf_body(value) {
+            Some(bytes) => respond(code, protobuf::MEDIA_TYPE, bytes),
+            None => return encode(code, value, Output::Json, warnings),
+        },
         Output::Yaml => match serde_yaml::to_string(value) {
             Ok(text) => respond(code, "application/yaml", text),
             Err(e) => return error_response(&ApiError::internal(e)),
@@ -93,9 +122,14 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let in_protobuf = negotiate(accept) == Ok(Output::Protobuf);
     let resp = match route(&server, user, req, &shutdown).await {
         Ok(resp) => resp,
-        Err(e) => error_response(&e),
+        Err(e) => status_response(&e, in_protobuf),
     };
     tracing::debug!(%method, %path, status = resp.status().as_u16(), elapsed = ?started.elapsed(), "request");
     resp
@@ -419,6 +453,9 @@ fn parse_object(bytes: &[u8], content_type: &str) -> Result<Parsed, ApiError> {
                     ))
                 })?
         }
+        protobuf::MEDIA_TYPE => protobuf::decode_object(bytes)
+            .map(Parsed::from)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
         _ => return Err(ApiError::unsupported_media_type(content_type)),
     };
     if !parsed.object.is_object() {
@@ -605,7 +642,7 @@ async fn resource_request(
             let mut options = options::delete_options(given, &Query::parse(None))?;
             options.dry_run |= create.dry_run;
             let ok = crate::registry::eviction::create(&store, &ns, &path.name, &options).await?;
-            Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
+            Ok(encode(StatusCode::CREATED, &ok, output.plain(), &[]))
         }
         ("update", "" | "status") => {
             let (bytes, ct) = read_body(req).await?;
@@ -757,6 +794,7 @@ async fn watch(
         .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let params = watch::WatchParams {
+        protobuf: output == Output::Protobuf,
         table: include,
         bookmarks,
         timeout,
@@ -768,9 +806,14 @@ async fn watch(
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
         .map(|bytes| Ok::<_, std::io::Error>(Frame::data(bytes)));
     let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    let content_type = if output == Output::Protobuf {
+        protobuf::WATCH_MEDIA_TYPE
+    } else {
+        "application/json"
+    };
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
+        header::HeaderValue::from_static(content_type),
     );
     Ok(resp)
 }

@@ -20,8 +20,9 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::protobuf;
 use super::table::{self, Include};
-use crate::meta::object;
+use crate::meta::{object, ApiError};
 use crate::registry::{Store, Watch, WatchEvent};
 use crate::storage::{EventType, StorageEvent};
 
@@ -29,6 +30,8 @@ use crate::storage::{EventType, StorageEvent};
 const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 
 pub struct WatchParams {
+    /// Frames in protobuf (`;stream=watch`) rather than JSON lines.
+    pub protobuf: bool,
     pub table: Option<Include>,
     pub bookmarks: bool,
     pub timeout: Option<Duration>,
@@ -67,6 +70,41 @@ fn value_frame(kind: &str, object: &Value) -> Bytes {
     frame(kind, &json)
 }
 
+/// An object in protobuf, for a watch frame; None if the table cannot carry it.
+fn protobuf_object(object: &Value) -> Option<Bytes> {
+    match protobuf::encode_object(object) {
+        Ok(Some(bytes)) => Some(Bytes::from(bytes)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "a watch event cannot be written in protobuf");
+            None
+        }
+    }
+}
+
+/// The protobuf frame of one change: the object's encoding is the event's, made once and
+/// shared by every protobuf watcher, as the JSON is.
+fn event_protobuf_frame(kind: EventType, event: &StorageEvent) -> Option<Bytes> {
+    let object = event.object_encoded(protobuf_object)?;
+    Some(Bytes::from(protobuf::watch_frame(kind.as_str(), object)))
+}
+
+/// The frame of an object made for this watcher alone, in the watcher's encoding.
+fn own_frame(protobuf: bool, kind: &str, object: &Value) -> Option<Bytes> {
+    if !protobuf {
+        return Some(value_frame(kind, object));
+    }
+    let encoded = protobuf_object(object)?;
+    Some(Bytes::from(protobuf::watch_frame(kind, &encoded)))
+}
+
+/// The ERROR frame that ends a stream whose object could not be encoded.
+fn unencodable(protobuf: bool) -> Bytes {
+    let e = ApiError::internal("the object cannot be encoded in the watch's media type");
+    own_frame(protobuf, "ERROR", &e.to_status())
+        .unwrap_or_else(|| value_frame("ERROR", &e.to_status()))
+}
+
 fn bookmark(store: &Store, rv: i64, initial_end: bool) -> Value {
     let info = store.info();
     let mut meta = json!({"resourceVersion": rv.to_string()});
@@ -102,7 +140,9 @@ pub async fn pump(
             () = tokio::time::sleep_until(bookmark_at) => {
                 if params.bookmarks {
                     let mark = bookmark(&store, last_rv, false);
-                    let _ = tx.send(value_frame("BOOKMARK", &mark)).await;
+                    let line = own_frame(params.protobuf, "BOOKMARK", &mark)
+                        .unwrap_or_else(|| unencodable(params.protobuf));
+                    let _ = tx.send(line).await;
                     next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -134,15 +174,26 @@ pub async fn pump(
                         first_table = false;
                         value_frame(kind.as_str(), &t)
                     }
+                    None if params.protobuf => match event_protobuf_frame(kind, &event) {
+                        Some(line) => line,
+                        None => {
+                            let _ = tx.send(unencodable(true)).await;
+                            return;
+                        }
+                    },
                     None => event_frame(kind, &event),
                 }
             }
             Some(WatchEvent::InitialEventsEnd(rv)) => {
                 last_rv = last_rv.max(rv);
-                value_frame("BOOKMARK", &bookmark(&store, rv, true))
+                let mark = bookmark(&store, rv, true);
+                own_frame(params.protobuf, "BOOKMARK", &mark)
+                    .unwrap_or_else(|| unencodable(params.protobuf))
             }
             Some(WatchEvent::Error(e)) => {
-                let _ = tx.send(value_frame("ERROR", &e.to_status())).await;
+                let line = own_frame(params.protobuf, "ERROR", &e.to_status())
+                    .unwrap_or_else(|| value_frame("ERROR", &e.to_status()));
+                let _ = tx.send(line).await;
                 return;
             }
         };

@@ -106,9 +106,7 @@ fn scan(mut buf: &[u8]) -> Result<Vec<(u32, Wire<'_>)>, DecodeError> {
         let number = u32::try_from(key >> 3).map_err(|_| err("proto: integer overflow"))?;
         let wire_type = key & 7;
         if number == 0 {
-            return Err(err(format!(
-                "proto: illegal tag 0 (wire type {wire_type})"
-            )));
+            return Err(err(format!("proto: illegal tag 0 (wire type {wire_type})")));
         }
         let wire = match WireType::try_from(wire_type) {
             Ok(WireType::Varint) => Wire::Varint(varint(&mut buf)?),
@@ -193,7 +191,10 @@ fn decode_into(
             continue;
         };
         match (field.kind, wire) {
-            (Kind::Inline(_) | Kind::Map(_), Wire::Varint(_) | Wire::Fixed64(_) | Wire::Fixed32) => {
+            (
+                Kind::Inline(_) | Kind::Map(_),
+                Wire::Varint(_) | Wire::Fixed64(_) | Wire::Fixed32,
+            ) => {
                 return Err(wrong_wire(field, &wire, message));
             }
             (Kind::Inline(name), Wire::Len(bytes)) => {
@@ -340,9 +341,7 @@ fn decode_value(
             let raw = last_len(bytes, 1)?.unwrap_or_default();
             embedded(schema, raw, depth)
         }
-        Kind::Bool | Kind::I32 | Kind::I64 | Kind::F64 | Kind::Inline(_) | Kind::Map(_) => {
-            Ok(None)
-        }
+        Kind::Bool | Kind::I32 | Kind::I64 | Kind::F64 | Kind::Inline(_) | Kind::Map(_) => Ok(None),
     }
 }
 
@@ -403,7 +402,7 @@ fn decode_int_or_string(bytes: &[u8]) -> Result<Option<Value>, DecodeError> {
         Ok(Some(Value::String(s)))
     } else {
         Ok(Some(Value::from(
-            last_varint(&fields, 2).unwrap_or(0) as i32,
+            last_varint(&fields, 2).unwrap_or(0) as i32
         )))
     }
 }
@@ -463,11 +462,12 @@ fn decode_envelope(
     depth: usize,
 ) -> Result<((String, String), Value), DecodeError> {
     let Some(rest) = body.strip_prefix(MAGIC) else {
+        // Go prints the prefix as `%v` of a byte slice: `[107 56 115 0]`.
+        let prefix: Vec<String> = MAGIC.iter().map(u8::to_string).collect();
         return Err(err(format!(
-            "provided data does not appear to be a protobuf message, expected prefix {:?}",
-            MAGIC
-        )
-        .replace(',', "")));
+            "provided data does not appear to be a protobuf message, expected prefix [{}]",
+            prefix.join(" ")
+        )));
     };
     let fields = scan(rest)?;
     let (mut api_version, mut kind) = (String::new(), String::new());
@@ -486,6 +486,7 @@ fn decode_envelope(
             }
             (2, Wire::Len(b)) => raw = b,
             (3, Wire::Len(b)) => encoding = utf8(b)?,
+            (4, Wire::Len(_)) => {}
             (1..=4, w) => {
                 return Err(err(format!(
                     "proto: wrong wireType = {} for field {}",
@@ -632,7 +633,11 @@ fn encode_value(
                 .as_i64()
                 .or_else(|| value.as_f64().map(|f| f as i64))
                 .ok_or_else(|| mismatch(json, "an integer", value))?;
-            let n = if kind == Kind::I32 { i64::from(n as i32) } else { n };
+            let n = if kind == Kind::I32 {
+                i64::from(n as i32)
+            } else {
+                n
+            };
             put_varint(number, n as u64, out);
         }
         Kind::F64 => {
@@ -681,7 +686,9 @@ fn encode_value(
                     put_len(3, s.as_bytes(), &mut bytes);
                 }
                 Value::Number(n) => {
-                    let n = n.as_i64().ok_or_else(|| mismatch(json, "an integer", value))?;
+                    let n = n
+                        .as_i64()
+                        .ok_or_else(|| mismatch(json, "an integer", value))?;
                     put_varint(1, 0, &mut bytes);
                     put_varint(2, i64::from(n as i32) as u64, &mut bytes);
                 }

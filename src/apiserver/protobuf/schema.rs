@@ -108,7 +108,12 @@ mod tests {
     fn the_generated_table_is_closed_and_sorted() {
         let schema = super::super::SCHEMA;
         for pair in schema.messages.windows(2) {
-            assert!(pair[0].name < pair[1].name, "{} before {}", pair[0].name, pair[1].name);
+            assert!(
+                pair[0].name < pair[1].name,
+                "{} before {}",
+                pair[0].name,
+                pair[1].name
+            );
         }
         for (_, kind, name) in schema.kinds {
             assert!(schema.message(name).is_some(), "{kind}: {name}");
