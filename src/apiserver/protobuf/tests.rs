@@ -389,3 +389,27 @@ fn kinds_outside_the_table_are_not_encoded() {
     let wrong = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": []});
     assert!(encode_object(&wrong).is_err());
 }
+
+/// Bodies kubectl v1.32 sent (taken from its `-v=10` request dumps): `create namespace dev`,
+/// `debug web --copy-to=web-copy --image=rkube/pause:0.1.0 --container=dbg`, and
+/// `debug node/pbx-control-plane --image=rkube/pause:0.1.0`. Each decodes to the JSON beside it.
+#[test]
+fn bodies_kubectl_sent_decode_to_their_json() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/protobuf");
+    for name in ["namespace", "pod-debug-copy", "pod-debug-node"] {
+        let body = std::fs::read(dir.join(format!("{name}.bin"))).expect("fixture");
+        let got = decode_object(&body).expect("decodes");
+        let path = dir.join(format!("{name}.json"));
+        if std::env::var_os("RKUBE_WRITE_FIXTURES").is_some() {
+            let text = serde_json::to_string_pretty(&got).expect("serializes") + "\n";
+            std::fs::write(&path, text).expect("writes");
+        }
+        let want: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("expected JSON"))
+                .expect("JSON");
+        assert_eq!(got, want, "{name}");
+        // Encoding the JSON again and decoding it gives the same object.
+        let again = encode_object(&got).expect("encodes").expect("known");
+        assert_eq!(decode_object(&again).expect("decodes"), want, "{name}");
+    }
+}
