@@ -1,4 +1,6 @@
-//! Watch responses: a chunked stream of `{"type": ..., "object": ...}` lines.
+//! Watch responses: a chunked stream of `{"type": ..., "object": ...}` lines, or, for a client
+//! that asked for protobuf, of length-prefixed `WatchEvent` frames
+//! (`application/vnd.kubernetes.protobuf;stream=watch`).
 //!
 //! The stream ends at the client's `timeoutSeconds` (else after a random 30–60 minutes, as
 //! kube-apiserver's `--min-request-timeout` does), at server shutdown, or when the client goes
@@ -8,7 +10,9 @@
 //!
 //! A change's object is encoded once, however many watchers see it: the watch cache shares one
 //! event among them and the event keeps its object's JSON ([`StorageEvent::object_json`]);
-//! each line is that JSON with the watcher's own event type around it. Table watches still
+//! each line is that JSON with the watcher's own event type around it. The protobuf encoding
+//! of the object is kept and shared the same way ([`StorageEvent::object_encoded`]). Table
+//! watches still
 //! print each row per watcher (the AGE column is computed at the moment it is sent).
 
 use std::sync::Arc;
@@ -330,6 +334,64 @@ mod tests {
             json!(seen[0].1.rev.to_string()),
             "the shared object carries the change's resourceVersion"
         );
+        // Protobuf watchers share one protobuf encoding of the object the same way.
+        let shared = event_protobuf_frame(seen[0].0, &seen[0].1).expect("a Pod encodes");
+        let encoded = seen[0]
+            .1
+            .object_encoded(|_| panic!("encoded once"))
+            .expect("kept")
+            .clone();
+        for (kind, event) in &seen {
+            let frame = event_protobuf_frame(*kind, event).expect("a Pod encodes");
+            let object = event
+                .object_encoded(|_| panic!("encoded once"))
+                .expect("kept");
+            assert_eq!(
+                object.as_ptr(),
+                encoded.as_ptr(),
+                "one encoding for every watcher"
+            );
+            assert_eq!(
+                frame.as_ref(),
+                protobuf::watch_frame(kind.as_str(), &encoded).as_slice()
+            );
+        }
+        assert_eq!(
+            shared.len(),
+            4 + u32::from_be_bytes(shared[..4].try_into().expect("4")) as usize
+        );
+        let decoded = protobuf::decode_object(&encoded).expect("decodes");
+        assert_eq!(decoded["metadata"]["labels"], json!({"tier": "db"}));
+        assert_eq!(
+            decoded["metadata"]["resourceVersion"],
+            patched["metadata"]["resourceVersion"]
+        );
         shutdown.cancel();
+    }
+
+    #[test]
+    fn bookmarks_and_errors_are_framed_in_the_watchers_encoding() {
+        let mark = json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "12",
+                "annotations": {"k8s.io/initial-events-end": "true"}}});
+        let json_line = own_frame(false, "BOOKMARK", &mark).expect("JSON always frames");
+        assert_eq!(
+            json_line.as_ref(),
+            encoded_whole("BOOKMARK", &mark).as_slice()
+        );
+        let frame = own_frame(true, "BOOKMARK", &mark).expect("a Pod bookmark encodes");
+        let object = protobuf::encode_object(&mark)
+            .expect("encodes")
+            .expect("known");
+        assert_eq!(
+            frame.as_ref(),
+            protobuf::watch_frame("BOOKMARK", &object).as_slice()
+        );
+        let status = ApiError::internal("boom").to_status();
+        assert!(own_frame(true, "ERROR", &status).is_some());
+        // A Table has no protobuf form: no frame, and the stream ends with an ERROR instead.
+        let table = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "rows": []});
+        assert!(own_frame(true, "ADDED", &table).is_none());
+        assert!(!unencodable(true).is_empty());
     }
 }
