@@ -4,7 +4,8 @@ from the kinds rkube serves.
 
 Field numbers and proto types come from the `k8s-pb` crate (its prost attributes); JSON field
 names from `k8s-openapi` (its serde impls name each field). Both are read from the cargo
-registry's unpacked sources, so run `cargo fetch` first. Usage:
+registry's unpacked sources; when one is missing, a scratch crate that depends on both is
+fetched with `cargo fetch` first. Usage:
 
     python3 scripts/gen-protobuf-table.py            # writes the table
     python3 scripts/gen-protobuf-table.py --check    # fails if the committed table differs
@@ -13,7 +14,9 @@ registry's unpacked sources, so run `cargo fetch` first. Usage:
 import glob
 import os
 import re
+import subprocess
 import sys
+import tempfile
 
 PB_VERSION = "k8s-pb-0.9.0"
 OPENAPI_VERSION = "k8s-openapi-0.29.0"
@@ -64,10 +67,32 @@ SCALARS = {
 }
 
 
+def cargo_home():
+    return os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
+
+
+def fetch_sources():
+    """Brings both crates into the cargo registry through a scratch crate."""
+    with tempfile.TemporaryDirectory() as scratch:
+        pb, openapi = PB_VERSION.rsplit("-", 1)[1], OPENAPI_VERSION.rsplit("-", 1)[1]
+        with open(os.path.join(scratch, "Cargo.toml"), "w", encoding="utf-8") as manifest:
+            manifest.write(
+                '[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n\n'
+                f'[dependencies]\nk8s-pb = "={pb}"\n'
+                f'k8s-openapi = {{ version = "={openapi}", features = ["{OPENAPI_KUBE}"] }}\n'
+            )
+        os.makedirs(os.path.join(scratch, "src"))
+        open(os.path.join(scratch, "src", "lib.rs"), "w", encoding="utf-8").close()
+        subprocess.run(["cargo", "fetch", "--manifest-path", os.path.join(scratch, "Cargo.toml")], check=True)
+
+
 def registry_dir(name):
-    found = sorted(glob.glob(os.path.expanduser(f"~/.cargo/registry/src/*/{name}")))
+    pattern = os.path.join(cargo_home(), "registry", "src", "*", name)
+    if not glob.glob(pattern):
+        fetch_sources()
+    found = sorted(glob.glob(pattern))
     if not found:
-        sys.exit(f"{name} is not in the cargo registry; run `cargo fetch` first")
+        sys.exit(f"{name} is not in the cargo registry after `cargo fetch`")
     return found[-1]
 
 
