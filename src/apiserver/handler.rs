@@ -523,10 +523,15 @@ async fn resource_request(
             .get("", "pods")
             .cloned()
             .ok_or_else(ApiError::path_not_found)?;
+        let output = negotiate(
+            req.headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        )?;
         let (bytes, ct) = read_body(req).await?;
         let body = parse_object(&bytes, &ct)?.object;
         let name = object::name(&body).to_string();
-        return bind(&store, &path.namespace, &name, &body, &query).await;
+        return bind(&store, &path.namespace, &name, &body, &query, output).await;
     }
     // `/api/v1/namespaces/<ns>/status` names the namespace's own subresource.
     if path.group.is_empty()
@@ -632,7 +637,7 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let body = parse_object(&bytes, &ct)?.object;
             options::write_options(&query, WriteKind::Create)?;
-            bind(&store, &ns, &path.name, &body, &query).await
+            bind(&store, &ns, &path.name, &body, &query, output).await
         }
         ("create", "eviction") if info.plural == "pods" => {
             let (bytes, ct) = read_body(req).await?;
@@ -825,8 +830,9 @@ async fn bind(
     name: &str,
     body: &Value,
     query: &Query,
+    output: Output,
 ) -> Result<Response<Body>, ApiError> {
     let dry_run = options::write_options(query, WriteKind::Create)?.dry_run;
     let ok = binding::create(store, ns, name, body, dry_run).await?;
-    Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
+    Ok(encode(StatusCode::CREATED, &ok, output.plain(), &[]))
 }

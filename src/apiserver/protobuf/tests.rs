@@ -413,3 +413,35 @@ fn bodies_kubectl_sent_decode_to_their_json() {
         assert_eq!(decode_object(&again).expect("decodes"), want, "{name}");
     }
 }
+
+/// What client-go's typed clients send besides objects: DeleteOptions (under any group's
+/// apiVersion, as upstream registers it in each) and a Binding.
+#[test]
+fn delete_options_and_bindings_decode() {
+    let options = [
+        varint_field(1, 0),
+        message(&[(2, message(&[(1, b"uid-1".to_vec())]))]),
+        message(&[(4, b"Foreground".to_vec()), (5, b"All".to_vec())]),
+    ]
+    .concat();
+    for api_version in ["v1", "meta.k8s.io/v1", "policy/v1"] {
+        let got =
+            decode_object(&envelope(api_version, "DeleteOptions", &options)).expect("decodes");
+        assert_eq!(
+            got,
+            json!({"apiVersion": api_version, "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                "preconditions": {"uid": "uid-1"}, "propagationPolicy": "Foreground",
+                "dryRun": ["All"]})
+        );
+    }
+    let binding = message(&[
+        (1, message(&[(1, b"web".to_vec())])),
+        (2, message(&[(1, b"Node".to_vec()), (3, b"n1".to_vec())])),
+    ]);
+    let got = decode_object(&envelope("v1", "Binding", &binding)).expect("decodes");
+    assert_eq!(
+        got,
+        json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web"},
+            "target": {"kind": "Node", "name": "n1"}})
+    );
+}
