@@ -138,7 +138,20 @@ fn objects_round_trip_through_protobuf() {
     }
     let list_back = json!({"apiVersion": "v1", "kind": "PodList",
         "metadata": {"resourceVersion": "7", "continue": "abc"}, "items": [bare]});
+    let node = json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}},
+        "spec": {"podCIDR": "10.0.1.0/24", "podCIDRs": ["10.0.1.0/24"], "unschedulable": true,
+            "taints": [{"key": "k", "effect": "NoSchedule", "timeAdded": "2026-01-02T03:04:05Z"}]},
+        "status": {"capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+            "allocatable": {"cpu": "1900m"},
+            "conditions": [{"type": "Ready", "status": "True",
+                "lastHeartbeatTime": "2026-01-02T03:04:05Z", "reason": "KubeletReady"}],
+            "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {"kubeletVersion": "v1.32.0", "architecture": "amd64"},
+            "images": [{"names": ["rkube/pause:0.1.0"], "sizeBytes": 1_130_000}]}});
     let cases = [
+        (node.clone(), node),
         (pod(), pod()),
         (lease.clone(), lease),
         (event.clone(), event),
