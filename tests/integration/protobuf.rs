@@ -334,3 +334,84 @@ async fn next_line(lines: &mut Lines) -> Option<String> {
         .expect("kubectl goes on")
         .expect("kubectl's log reads")
 }
+
+/// `kubectl describe` reads a Pod, a Node, their Events and the Node's Lease through the
+/// typed clients: each answer is protobuf, and what it prints comes from those answers.
+#[tokio::test]
+async fn kubectl_describe_reads_protobuf() {
+    let cluster = TestCluster::builder().start().await;
+    let objects = format!(
+        r#"{{"apiVersion": "v1", "kind": "Node", "metadata": {{"name": "n1", "labels": {{"zone": "a"}}}},
+          "spec": {{"taints": [{{"key": "dedicated", "value": "db", "effect": "NoSchedule"}}]}}}}
+        {{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "web", "namespace": "default"}},
+          "spec": {{"nodeName": "n1", "containers": [{{"name": "c", "image": "{PAUSE}",
+            "ports": [{{"containerPort": 8080}}],
+            "resources": {{"requests": {{"cpu": "250m", "memory": "64Mi"}}}},
+            "readinessProbe": {{"httpGet": {{"path": "/ready", "port": 8080}}}}}}]}}}}
+        {{"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+          "metadata": {{"name": "n1", "namespace": "kube-node-lease"}},
+          "spec": {{"holderIdentity": "n1", "leaseDurationSeconds": 40,
+            "renewTime": "2026-01-02T03:04:05.000000Z"}}}}"#
+    );
+    let out = cluster.kubectl_stdin(&["create", "-f", "-"], Some(&objects));
+    assert!(out.status.success(), "{}", stderr(&out));
+    // describe finds a Pod's Events by the Pod's uid.
+    let uid = cluster.kubectl_ok(&["get", "pod", "web", "-o", "jsonpath={.metadata.uid}"]);
+    let event = format!(
+        r#"{{"apiVersion": "v1", "kind": "Event", "metadata": {{"name": "web.1", "namespace": "default"}},
+          "involvedObject": {{"kind": "Pod", "name": "web", "namespace": "default", "uid": "{uid}"}},
+          "reason": "Pulled", "message": "pulled the pause image", "type": "Normal",
+          "source": {{"component": "kubelet"}}, "count": 3}}"#
+    );
+    let out = cluster.kubectl_stdin(&["create", "-f", "-"], Some(&event));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = cluster.kubectl(&["describe", "pod", "web", "-v=8"]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "rkube/pause:0.1.0",
+        "8080/TCP",
+        "250m",
+        "64Mi",
+        "http-get http://:8080/ready",
+        "node.kubernetes.io/unreachable:NoExecute op=Exists for 300s",
+        "Pulled",
+        "pulled the pause image",
+    ] {
+        assert!(text.contains(want), "{want:?} in {text}");
+    }
+    // The first GET is kubectl's resource builder (JSON); describe's own reads are protobuf.
+    let types = answer_types(&log);
+    assert_eq!(types.len(), 3, "{log}");
+    assert_eq!(types[1..], [PROTOBUF, PROTOBUF], "{log}");
+
+    let out = cluster.kubectl(&["describe", "node", "n1", "-v=8"]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "zone=a",
+        "dedicated=db:NoSchedule",
+        "HolderIdentity:",
+        "250m",
+    ] {
+        assert!(text.contains(want), "{want:?} in {text}");
+    }
+    let lease = log
+        .split("GET https://")
+        .find(|req| {
+            req.contains("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1")
+        })
+        .expect("describe reads the node's Lease");
+    assert_eq!(
+        answer_types(lease).first().map(String::as_str),
+        Some(PROTOBUF),
+        "{lease}"
+    );
+    assert!(
+        answer_types(&log).iter().filter(|t| *t == PROTOBUF).count() >= 3,
+        "{log}"
+    );
+}
