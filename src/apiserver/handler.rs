@@ -434,7 +434,14 @@ fn media_type(content_type: &str) -> String {
 /// Parses an object body sent as JSON or YAML, once: a JSON body's duplicate keys are found
 /// in the same pass (the store applies the `fieldValidation` level to them). A YAML body with
 /// a duplicate key does not parse at all.
-fn parse_object(bytes: &[u8], content_type: &str) -> Result<Parsed, ApiError> {
+///
+/// `target` is the apiVersion and kind the endpoint decodes into: a protobuf envelope without
+/// its own takes them, and decode errors name the kind, as upstream's handlers do.
+fn parse_object(
+    bytes: &[u8],
+    content_type: &str,
+    target: (&str, &str),
+) -> Result<Parsed, ApiError> {
     let media = media_type(content_type);
     let parsed = match media.as_str() {
         "" | "application/json" | "*/*" => decode::parse_json(bytes).map_err(|e| {
@@ -453,9 +460,9 @@ fn parse_object(bytes: &[u8], content_type: &str) -> Result<Parsed, ApiError> {
                     ))
                 })?
         }
-        protobuf::MEDIA_TYPE => protobuf::decode_object(bytes)
+        protobuf::MEDIA_TYPE => protobuf::decode_body(bytes, target)
             .map(Parsed::from)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            .map_err(|e| ApiError::bad_request(e.message(target.1, bytes)))?,
         _ => return Err(ApiError::unsupported_media_type(content_type)),
     };
     if !parsed.object.is_object() {
@@ -529,7 +536,7 @@ async fn resource_request(
                 .and_then(|v| v.to_str().ok()),
         )?;
         let (bytes, ct) = read_body(req).await?;
-        let body = parse_object(&bytes, &ct)?.object;
+        let body = parse_object(&bytes, &ct, ("v1", "Binding"))?.object;
         let name = object::name(&body).to_string();
         return bind(&store, &path.namespace, &name, &body, &query, output).await;
     }
@@ -553,6 +560,8 @@ async fn resource_request(
         .cloned()
         .ok_or_else(ApiError::path_not_found)?;
     let info = store.info();
+    let api_version = info.api_version();
+    let own = (api_version.as_str(), info.kind);
     if (!info.namespaced && !path.namespace.is_empty())
         || (info.namespaced && path.namespace.is_empty() && !path.name.is_empty())
     {
@@ -624,7 +633,7 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let mut options = options::write_options(&query, WriteKind::Create)?;
             options.admit = admit.clone();
-            let body = parse_object(&bytes, &ct)?;
+            let body = parse_object(&bytes, &ct, own)?;
             let (created, warnings) = store.create(&ns, body, &options).await?;
             Ok(encode(
                 StatusCode::CREATED,
@@ -635,14 +644,14 @@ async fn resource_request(
         }
         ("create", "binding") if info.plural == "pods" => {
             let (bytes, ct) = read_body(req).await?;
-            let body = parse_object(&bytes, &ct)?.object;
+            let body = parse_object(&bytes, &ct, ("v1", "Binding"))?.object;
             options::write_options(&query, WriteKind::Create)?;
             bind(&store, &ns, &path.name, &body, &query, output).await
         }
         ("create", "eviction") if info.plural == "pods" => {
             let (bytes, ct) = read_body(req).await?;
             let create = options::write_options(&query, WriteKind::Create)?;
-            let body = parse_object(&bytes, &ct)?;
+            let body = parse_object(&bytes, &ct, ("policy/v1", "Eviction"))?;
             let given = crate::registry::eviction::check(&body.object, &path.name)?;
             let mut options = options::delete_options(given, &Query::parse(None))?;
             options.dry_run |= create.dry_run;
@@ -653,7 +662,7 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let mut options = options::write_options(&query, WriteKind::Update)?;
             options.admit = admit.clone();
-            let body = parse_object(&bytes, &ct)?;
+            let body = parse_object(&bytes, &ct, own)?;
             let (updated, warnings) = store.update(&ns, &path.name, sub, body, &options).await?;
             Ok(encode(StatusCode::OK, &updated, output.plain(), &warnings))
         }
@@ -673,7 +682,7 @@ async fn resource_request(
         }
         ("delete", "") => {
             let (bytes, ct) = read_body(req).await?;
-            let options = delete_options(&bytes, &ct, &query)?;
+            let options = delete_options(&bytes, &ct, &api_version, &query)?;
             let (obj, _gone) = if info.plural == "namespaces" {
                 namespaces::delete(&store, &path.name, &options).await?
             } else {
@@ -683,7 +692,7 @@ async fn resource_request(
         }
         ("deletecollection", "") => {
             let (bytes, ct) = read_body(req).await?;
-            let options = delete_options(&bytes, &ct, &query)?;
+            let options = delete_options(&bytes, &ct, &api_version, &query)?;
             let (label, field) = selectors(&query)?;
             let done = store.delete_collection(&ns, label, field, &options).await?;
             // Upstream answers with the list as it was read before the deletions.
@@ -710,12 +719,13 @@ impl Output {
 fn delete_options(
     bytes: &[u8],
     content_type: &str,
+    api_version: &str,
     query: &Query,
 ) -> Result<DeleteOptions, ApiError> {
     let body = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(parse_object(bytes, content_type)?.object)
+        Some(parse_object(bytes, content_type, (api_version, "DeleteOptions"))?.object)
     };
     options::delete_options(body, query)
 }

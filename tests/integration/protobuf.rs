@@ -415,3 +415,50 @@ async fn kubectl_describe_reads_protobuf() {
         "{log}"
     );
 }
+
+/// A DELETE whose options come as a protobuf body is honoured (grace period 0 deletes a bound
+/// Pod at once), and a body that is not protobuf is a 400 worded as upstream's.
+#[tokio::test]
+async fn protobuf_delete_options_and_bad_bodies() {
+    let cluster = TestCluster::builder().start().await;
+    let pod = format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "web", "namespace": "default"}},
+        "spec": {{"nodeName": "n1", "containers": [{{"name": "c", "image": "{PAUSE}"}}]}}}}"#
+    );
+    let out = cluster.kubectl_stdin(&["create", "-f", "-"], Some(&pod));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let raw = crate::raw::admin(&cluster);
+    let path = "/api/v1/namespaces/default/pods/web";
+    let options = serde_json::json!({"apiVersion": "v1", "kind": "DeleteOptions",
+        "gracePeriodSeconds": 0, "preconditions": {"uid": "not-its-uid"}});
+    let body = rkube::apiserver::protobuf::encode_object(&options)
+        .expect("encodes")
+        .expect("a known kind");
+    let (code, status) = raw.json("DELETE", path, PROTOBUF, body).await;
+    assert_eq!(code, 409, "the precondition was read: {status}");
+    let options = serde_json::json!({"apiVersion": "v1", "kind": "DeleteOptions",
+        "gracePeriodSeconds": 0});
+    let body = rkube::apiserver::protobuf::encode_object(&options)
+        .expect("encodes")
+        .expect("a known kind");
+    let (code, status) = raw.json("DELETE", path, PROTOBUF, body).await;
+    assert_eq!(code, 200, "{status}");
+    let (code, _) = raw.json("GET", path, "", Vec::new()).await;
+    assert_eq!(code, 404, "a grace period of 0 deletes at once");
+
+    let (code, status) = raw
+        .json(
+            "POST",
+            "/api/v1/namespaces/default/pods",
+            PROTOBUF,
+            pod.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert_eq!(status["reason"], "BadRequest");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("the object provided is unrecognized (must be of type Pod): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] ("),
+        "{message}"
+    );
+}

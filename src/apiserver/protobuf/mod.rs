@@ -52,6 +52,47 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
+/// A request body that cannot be read: the decoder's words, and the kind and version the
+/// envelope named when it could be read that far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyError {
+    pub error: DecodeError,
+    pub kind: Option<(String, String)>,
+}
+
+impl BodyError {
+    /// The 400's message as upstream's handlers word a decode failure, for a body that was to
+    /// be a `target` (the kind the endpoint decodes into).
+    pub fn message(&self, target: &str, body: &[u8]) -> String {
+        match &self.kind {
+            Some((kind, version)) => format!(
+                "{kind} in version {version:?} cannot be handled as a {target}: {}",
+                self.error
+            ),
+            None => format!(
+                "the object provided is unrecognized (must be of type {target}): {} ({})",
+                self.error,
+                summarize(body)
+            ),
+        }
+    }
+}
+
+/// The start of a body, for an error: as text when it looks like JSON, else in hex.
+fn summarize(body: &[u8]) -> String {
+    const MAX: usize = 30;
+    let head = &body[..body.len().min(MAX)];
+    let more = if body.len() > MAX { " ..." } else { "" };
+    match body.first() {
+        None => "<empty>".to_string(),
+        Some(b'{') => format!("{}{more}", String::from_utf8_lossy(head)),
+        Some(_) => {
+            let hex: String = head.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{hex}{more}")
+        }
+    }
+}
+
 fn err(text: impl Into<String>) -> DecodeError {
     DecodeError(text.into())
 }
@@ -413,7 +454,9 @@ fn embedded(schema: &Schema, raw: &[u8], depth: usize) -> Result<Option<Value>, 
         return Ok(None);
     }
     if raw.starts_with(MAGIC) {
-        return decode_envelope(schema, raw, depth + 1).map(|(_, v)| Some(v));
+        return decode_envelope(schema, raw, ("", ""), depth + 1)
+            .map(|(_, v)| Some(v))
+            .map_err(|e| e.error);
     }
     let value: Value = serde_json::from_slice(raw)
         .map_err(|e| err(format!("proto: embedded JSON does not parse: {e}")))?;
@@ -455,65 +498,78 @@ fn decode_entry(
     Ok((key, value.unwrap_or_else(|| zero(*value_kind))))
 }
 
-/// The type and object of a `k8s\0` body.
+/// The type and object of a `k8s\0` body. An envelope without a kind or apiVersion takes
+/// `default`'s (the endpoint's), as upstream's decoder does.
 fn decode_envelope(
     schema: &Schema,
     body: &[u8],
+    default: (&str, &str),
     depth: usize,
-) -> Result<((String, String), Value), DecodeError> {
+) -> Result<((String, String), Value), BodyError> {
+    let bare = |error| BodyError { error, kind: None };
     let Some(rest) = body.strip_prefix(MAGIC) else {
         // Go prints the prefix as `%v` of a byte slice: `[107 56 115 0]`.
         let prefix: Vec<String> = MAGIC.iter().map(u8::to_string).collect();
-        return Err(err(format!(
+        return Err(bare(err(format!(
             "provided data does not appear to be a protobuf message, expected prefix [{}]",
             prefix.join(" ")
-        )));
+        ))));
     };
-    let fields = scan(rest)?;
+    let fields = scan(rest).map_err(bare)?;
     let (mut api_version, mut kind) = (String::new(), String::new());
     let mut raw: &[u8] = &[];
     let mut encoding = String::new();
     for (number, wire) in fields {
         match (number, wire) {
             (1, Wire::Len(type_meta)) => {
-                for (n, w) in scan(type_meta)? {
+                for (n, w) in scan(type_meta).map_err(bare)? {
                     match (n, w) {
-                        (1, Wire::Len(b)) => api_version = utf8(b)?,
-                        (2, Wire::Len(b)) => kind = utf8(b)?,
+                        (1, Wire::Len(b)) => api_version = utf8(b).map_err(bare)?,
+                        (2, Wire::Len(b)) => kind = utf8(b).map_err(bare)?,
                         _ => {}
                     }
                 }
             }
             (2, Wire::Len(b)) => raw = b,
-            (3, Wire::Len(b)) => encoding = utf8(b)?,
+            (3, Wire::Len(b)) => encoding = utf8(b).map_err(bare)?,
             (4, Wire::Len(_)) => {}
             (1..=4, w) => {
-                return Err(err(format!(
+                return Err(bare(err(format!(
                     "proto: wrong wireType = {} for field {}",
                     w.wire_type() as u8,
                     ["TypeMeta", "Raw", "ContentEncoding", "ContentType"][number as usize - 1]
-                )))
+                ))))
             }
             _ => {}
         }
     }
-    if !encoding.is_empty() {
-        return Err(err(format!("unsupported content encoding {encoding:?}")));
+    if kind.is_empty() {
+        kind = default.1.to_string();
+    }
+    if api_version.is_empty() {
+        api_version = default.0.to_string();
     }
     if kind.is_empty() {
-        return Err(err("Object 'Kind' is missing in protobuf body"));
+        return Err(bare(err(format!(
+            "Object 'Kind' is missing in 'runtime.TypeMeta{{APIVersion:{api_version:?}, Kind:\"\"}}'"
+        ))));
     }
     let version = api_version.rsplit('/').next().unwrap_or("").to_string();
-    let Some(message) = schema.kind(&api_version, &kind) else {
-        return Err(err(format!(
-            "no kind {kind:?} is registered for version {api_version:?} in scheme \"pkg/api/legacyscheme/scheme.go:30\""
-        )));
+    let named = |error| BodyError {
+        error,
+        kind: Some((kind.clone(), version.clone())),
     };
-    let object = decode_message(schema, message, raw, depth + 1).map_err(|e| {
-        err(format!(
-            "{kind} in version {version:?} cannot be handled as a {kind}: {e}"
-        ))
-    })?;
+    if !encoding.is_empty() {
+        return Err(named(err(format!(
+            "unsupported content encoding {encoding:?}"
+        ))));
+    }
+    let Some(message) = schema.kind(&api_version, &kind) else {
+        return Err(named(err(format!(
+            "no kind {kind:?} is registered for version {api_version:?} in scheme \"k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30\""
+        ))));
+    };
+    let object = decode_message(schema, message, raw, depth + 1).map_err(named)?;
     let mut out = Map::new();
     out.insert("apiVersion".into(), Value::String(api_version.clone()));
     out.insert("kind".into(), Value::String(kind.clone()));
@@ -521,9 +577,15 @@ fn decode_envelope(
     Ok(((api_version, kind), Value::Object(out)))
 }
 
-/// A request body: the object, with its apiVersion and kind from the envelope.
+/// A request body: the object, with its apiVersion and kind from the envelope (or, where the
+/// envelope has none, `default`'s: the endpoint's apiVersion and kind).
+pub fn decode_body(body: &[u8], default: (&str, &str)) -> Result<Value, BodyError> {
+    decode_envelope(&SCHEMA, body, default, 0).map(|(_, v)| v)
+}
+
+/// A body that must name its own kind.
 pub fn decode_object(body: &[u8]) -> Result<Value, DecodeError> {
-    decode_envelope(&SCHEMA, body, 0).map(|(_, v)| v)
+    decode_body(body, ("", "")).map_err(|e| e.error)
 }
 
 // ---- encoding ----

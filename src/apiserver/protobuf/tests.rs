@@ -303,7 +303,11 @@ fn malformed_bodies_are_errors_worded_as_upstream() {
             b"{\"kind\":\"Namespace\"}".to_vec(),
             "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]",
         ),
-        ("magic only", MAGIC.to_vec(), "Object 'Kind' is missing in protobuf body"),
+        (
+            "magic only",
+            MAGIC.to_vec(),
+            "Object 'Kind' is missing in 'runtime.TypeMeta{APIVersion:\"\", Kind:\"\"}'",
+        ),
         ("truncated", ns[..ns.len() - 7].to_vec(), "unexpected EOF"),
         (
             "truncated varint",
@@ -328,7 +332,7 @@ fn malformed_bodies_are_errors_worded_as_upstream() {
         (
             "bad wire type in the object",
             envelope("v1", "Namespace", &varint_field(1, 3)),
-            "Namespace in version \"v1\" cannot be handled as a Namespace: proto: wrong wireType = 0 for field Metadata",
+            "proto: wrong wireType = 0 for field Metadata",
         ),
         (
             "illegal wire type",
@@ -350,8 +354,10 @@ fn malformed_bodies_are_errors_worded_as_upstream() {
         let got = decode_object(&body).expect_err(name);
         assert!(got.0.contains(want), "{name}: {got}");
     }
-    assert!(decode_envelope(&RECURSIVE_SCHEMA, &nested(90), 0).is_ok());
-    let deep = decode_envelope(&RECURSIVE_SCHEMA, &nested(101), 0).expect_err("too deep");
+    assert!(decode_envelope(&RECURSIVE_SCHEMA, &nested(90), ("", ""), 0).is_ok());
+    let deep = decode_envelope(&RECURSIVE_SCHEMA, &nested(101), ("", ""), 0)
+        .expect_err("too deep")
+        .error;
     assert!(deep.0.contains("maximum nesting depth of 100"), "{deep}");
 }
 
@@ -484,4 +490,41 @@ fn arbitrary_bytes_never_panic() {
         let _ = decode_object(&body);
         let _ = decode_object(&body[..cut]);
     }
+}
+
+/// A failure is worded as upstream's handlers word it: naming the body's kind when the
+/// envelope was read, else the kind the endpoint wanted and the start of the body.
+#[test]
+fn body_errors_name_the_kinds() {
+    let target = ("v1", "Pod");
+    let bad_object = envelope("v1", "Pod", &varint_field(1, 3));
+    let e = decode_body(&bad_object, target).expect_err("bad");
+    assert_eq!(
+        e.message("Pod", &bad_object),
+        "Pod in version \"v1\" cannot be handled as a Pod: proto: wrong wireType = 0 for field Metadata"
+    );
+    let json = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"}}"#;
+    let e = decode_body(json, target).expect_err("no magic");
+    assert_eq!(
+        e.message("Pod", json),
+        "the object provided is unrecognized (must be of type Pod): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] ({\"apiVersion\":\"v1\",\"kind\":\"Pod ...)"
+    );
+    let cut = [MAGIC, &[0x0a, 0xff][..]].concat();
+    let e = decode_body(&cut, target).expect_err("cut");
+    assert_eq!(
+        e.message("Pod", &cut),
+        "the object provided is unrecognized (must be of type Pod): unexpected EOF (6b3873000aff)"
+    );
+    let secret = envelope("v1", "Secret", &[]);
+    let e = decode_body(&secret, target).expect_err("not served");
+    assert_eq!(
+        e.message("Pod", &secret),
+        "Secret in version \"v1\" cannot be handled as a Pod: no kind \"Secret\" is registered for version \"v1\" in scheme \"k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30\""
+    );
+    // An envelope without a kind is read as the endpoint's kind.
+    let bare = envelope("", "", &message(&[(1, message(&[(1, b"p".to_vec())]))]));
+    assert_eq!(
+        decode_body(&bare, target).expect("defaults"),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})
+    );
 }
