@@ -53,7 +53,7 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
 fn status_response(err: &ApiError, in_protobuf: bool) -> Response<Body> {
     let status = err.to_status();
     let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = match protobuf_body(&status).filter(|_| in_protobuf) {
+    let mut resp = match in_protobuf.then(|| protobuf_body(&status)).flatten() {
         Some(bytes) => respond(code, protobuf::MEDIA_TYPE, bytes),
         None => respond(
             code,
@@ -431,7 +431,7 @@ fn media_type(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Parses an object body sent as JSON or YAML, once: a JSON body's duplicate keys are found
+/// Parses an object body sent as JSON, YAML or protobuf, once: a JSON body's duplicate keys are found
 /// in the same pass (the store applies the `fieldValidation` level to them). A YAML body with
 /// a duplicate key does not parse at all.
 ///

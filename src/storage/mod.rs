@@ -102,9 +102,7 @@ impl StorageEvent {
             )
         })
     }
-}
 
-impl StorageEvent {
     /// The object in the watchers' other encoding (the API server's protobuf), made by
     /// `encode` on the first call and shared by every later one; None if it has none.
     pub fn object_encoded(&self, encode: impl FnOnce(&Value) -> Option<Bytes>) -> Option<&Bytes> {
