@@ -69,15 +69,9 @@ fn status_response(err: &ApiError, in_protobuf: bool) -> Response<Body> {
 }
 
 /// An object in protobuf; None for a kind the protobuf table does not have (answered in JSON,
-/// which every client that names protobuf also accepts) or one that does not fit it.
+/// which every client that names protobuf also accepts).
 fn protobuf_body(value: &Value) -> Option<Vec<u8>> {
-    match protobuf::encode_object(value) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            tracing::warn!(error = %e, "answering in JSON");
-            None
-        }
-    }
+    protobuf::encode_object(value)
 }
 
 /// An object (or list) in the negotiated form.

@@ -76,14 +76,7 @@ fn value_frame(kind: &str, object: &Value) -> Bytes {
 
 /// An object in protobuf, for a watch frame; None if the table cannot carry it.
 fn protobuf_object(object: &Value) -> Option<Bytes> {
-    match protobuf::encode_object(object) {
-        Ok(Some(bytes)) => Some(Bytes::from(bytes)),
-        Ok(None) => None,
-        Err(e) => {
-            tracing::warn!(error = %e, "a watch event cannot be written in protobuf");
-            None
-        }
-    }
+    protobuf::encode_object(object).map(Bytes::from)
 }
 
 /// The protobuf frame of one change: the object's encoding is the event's, made once and
@@ -380,9 +373,7 @@ mod tests {
             encoded_whole("BOOKMARK", &mark).as_slice()
         );
         let frame = own_frame(true, "BOOKMARK", &mark).expect("a Pod bookmark encodes");
-        let object = protobuf::encode_object(&mark)
-            .expect("encodes")
-            .expect("known");
+        let object = protobuf::encode_object(&mark).expect("known");
         assert_eq!(
             frame.as_ref(),
             protobuf::watch_frame("BOOKMARK", &object).as_slice()

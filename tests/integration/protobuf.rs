@@ -431,16 +431,12 @@ async fn protobuf_delete_options_and_bad_bodies() {
     let path = "/api/v1/namespaces/default/pods/web";
     let options = serde_json::json!({"apiVersion": "v1", "kind": "DeleteOptions",
         "gracePeriodSeconds": 0, "preconditions": {"uid": "not-its-uid"}});
-    let body = rkube::apiserver::protobuf::encode_object(&options)
-        .expect("encodes")
-        .expect("a known kind");
+    let body = rkube::apiserver::protobuf::encode_object(&options).expect("a known kind");
     let (code, status) = raw.json("DELETE", path, PROTOBUF, body).await;
     assert_eq!(code, 409, "the precondition was read: {status}");
     let options = serde_json::json!({"apiVersion": "v1", "kind": "DeleteOptions",
         "gracePeriodSeconds": 0});
-    let body = rkube::apiserver::protobuf::encode_object(&options)
-        .expect("encodes")
-        .expect("a known kind");
+    let body = rkube::apiserver::protobuf::encode_object(&options).expect("a known kind");
     let (code, status) = raw.json("DELETE", path, PROTOBUF, body).await;
     assert_eq!(code, 200, "{status}");
     let (code, _) = raw.json("GET", path, "", Vec::new()).await;

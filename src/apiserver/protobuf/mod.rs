@@ -601,9 +601,9 @@ fn put_varint(number: u32, v: u64, out: &mut Vec<u8>) {
     encode_varint(v, out);
 }
 
-/// An answer that cannot be written: a value whose shape the table does not allow.
+/// A value whose shape its field does not allow; the field is left out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodeError(pub String);
+struct EncodeError(String);
 
 impl std::fmt::Display for EncodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -615,47 +615,59 @@ fn mismatch(json: &str, want: &str, got: &Value) -> EncodeError {
     EncodeError(format!("{json}: expected {want}, got {got}"))
 }
 
-fn encode_message(
+/// Writes the fields of `message` that `obj` has. A value that does not fit its field (which a
+/// typed upstream object cannot hold, but a stored JSON value might) is left out, so one odd
+/// field never makes a whole answer or watch stream unwritable.
+fn encode_message(schema: &Schema, message: &Message, obj: &Map<String, Value>, out: &mut Vec<u8>) {
+    for field in message.fields {
+        let mark = out.len();
+        if let Err(e) = encode_field(schema, field, obj, out) {
+            out.truncate(mark);
+            tracing::debug!(error = %e, message = message.name, "a field left out of protobuf");
+        }
+    }
+}
+
+fn encode_field(
     schema: &Schema,
-    message: &Message,
+    field: &Field,
     obj: &Map<String, Value>,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
-    for field in message.fields {
-        if let Kind::Inline(name) = field.kind {
-            let nested = schema
-                .message(name)
-                .ok_or_else(|| EncodeError(format!("no message {name}")))?;
-            let mut bytes = Vec::new();
-            encode_message(schema, nested, obj, &mut bytes)?;
-            put_len(field.number, &bytes, out);
-            continue;
-        }
-        let Some(value) = obj.get(field.json).filter(|v| !v.is_null()) else {
-            continue;
-        };
-        match (field.kind, value) {
-            (Kind::Map(value_kind), Value::Object(map)) => {
-                for (k, v) in map {
-                    let mut entry = Vec::new();
-                    put_len(1, k.as_bytes(), &mut entry);
-                    if !v.is_null() {
-                        encode_value(schema, *value_kind, 2, field.json, v, &mut entry)?;
-                    }
-                    put_len(field.number, &entry, out);
-                }
-            }
-            (Kind::Map(_), other) => return Err(mismatch(field.json, "an object", other)),
-            (kind, Value::Array(items)) if field.repeated => {
-                for item in items.iter().filter(|v| !v.is_null()) {
-                    encode_value(schema, kind, field.number, field.json, item, out)?;
-                }
-            }
-            (_, other) if field.repeated => return Err(mismatch(field.json, "an array", other)),
-            (kind, value) => encode_value(schema, kind, field.number, field.json, value, out)?,
-        }
+    if let Kind::Inline(name) = field.kind {
+        let nested = schema
+            .message(name)
+            .ok_or_else(|| EncodeError(format!("no message {name}")))?;
+        let mut bytes = Vec::new();
+        encode_message(schema, nested, obj, &mut bytes);
+        put_len(field.number, &bytes, out);
+        return Ok(());
     }
-    Ok(())
+    let Some(value) = obj.get(field.json).filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    match (field.kind, value) {
+        (Kind::Map(value_kind), Value::Object(map)) => {
+            for (k, v) in map {
+                let mut entry = Vec::new();
+                put_len(1, k.as_bytes(), &mut entry);
+                if !v.is_null() {
+                    encode_value(schema, *value_kind, 2, field.json, v, &mut entry)?;
+                }
+                put_len(field.number, &entry, out);
+            }
+            Ok(())
+        }
+        (Kind::Map(_), other) => Err(mismatch(field.json, "an object", other)),
+        (kind, Value::Array(items)) if field.repeated => {
+            for item in items.iter().filter(|v| !v.is_null()) {
+                encode_value(schema, kind, field.number, field.json, item, out)?;
+            }
+            Ok(())
+        }
+        (_, other) if field.repeated => Err(mismatch(field.json, "an array", other)),
+        (kind, value) => encode_value(schema, kind, field.number, field.json, value, out),
+    }
 }
 
 fn text<'a>(json: &str, value: &'a Value) -> Result<std::borrow::Cow<'a, str>, EncodeError> {
@@ -723,7 +735,7 @@ fn encode_value(
                 .message(name)
                 .ok_or_else(|| EncodeError(format!("no message {name}")))?;
             let mut bytes = Vec::new();
-            encode_message(schema, nested, obj, &mut bytes)?;
+            encode_message(schema, nested, obj, &mut bytes);
             put_len(number, &bytes, out);
         }
         Kind::Time | Kind::MicroTime => {
@@ -771,17 +783,15 @@ fn encode_value(
     Ok(())
 }
 
-fn encode_envelope(schema: &Schema, value: &Value) -> Result<Option<Vec<u8>>, EncodeError> {
+fn encode_envelope(schema: &Schema, value: &Value) -> Option<Vec<u8>> {
     let Value::Object(obj) = value else {
-        return Ok(None);
+        return None;
     };
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    let Some(message) = schema.kind(api_version, kind) else {
-        return Ok(None);
-    };
+    let message = schema.kind(api_version, kind)?;
     let mut raw = Vec::new();
-    encode_message(schema, message, obj, &mut raw)?;
+    encode_message(schema, message, obj, &mut raw);
     let mut type_meta = Vec::new();
     put_len(1, api_version.as_bytes(), &mut type_meta);
     put_len(2, kind.as_bytes(), &mut type_meta);
@@ -790,12 +800,12 @@ fn encode_envelope(schema: &Schema, value: &Value) -> Result<Option<Vec<u8>>, En
     put_len(2, &raw, &mut out);
     put_len(3, b"", &mut out);
     put_len(4, b"", &mut out);
-    Ok(Some(out))
+    Some(out)
 }
 
 /// An object (with its apiVersion and kind) as a protobuf body; None for a kind the table does
 /// not have.
-pub fn encode_object(value: &Value) -> Result<Option<Vec<u8>>, EncodeError> {
+pub fn encode_object(value: &Value) -> Option<Vec<u8>> {
     encode_envelope(&SCHEMA, value)
 }
 
