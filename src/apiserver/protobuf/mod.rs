@@ -11,7 +11,9 @@
 //! message definitions) instead of typed messages. Upstream's generator writes every
 //! non-pointer field even when it holds the zero value, so a decoded object leaves out what
 //! Go's JSON would treat as unset: empty strings and zero times (bools and numbers stay, as
-//! pointer fields give them meaning). Encoding leaves out what the JSON does not have.
+//! pointer fields give them meaning). Go's embedded structs (`json:",inline"`, e.g. a Volume's
+//! VolumeSource) are fields of their own on the wire and flattened in JSON. Encoding leaves out
+//! what the JSON does not have, and a value that does not fit its field.
 
 mod schema;
 #[rustfmt::skip]
