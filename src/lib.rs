@@ -17,8 +17,9 @@
 //!   defaulting, validation, warnings, patch schema, Table), subresources (`pods/binding`,
 //!   `pods/eviction`, `pods/ephemeralcontainers`), the system namespaces and the namespace finalizer.
 //! - [`apiserver`]: the HTTP layer — TLS, limits and timeouts, authentication, authorization,
-//!   options, routing, content negotiation, discovery (legacy and aggregated), OpenAPI, Table
-//!   output, watch streams; it parses requests, calls the registry and encodes answers.
+//!   options, routing, content negotiation (JSON, YAML, protobuf), discovery (legacy and
+//!   aggregated), OpenAPI, Table output, watch streams; it parses requests, calls the registry
+//!   and encodes answers.
 //! - [`scheduler`]: binds unassigned Pods to nodes with room for them (an API client only).
 //! - [`kubelet`]: runs the Pods bound to one node through Docker (pod workers, probes, node
 //!   status and Lease, its own HTTPS server for logs); an API client only.

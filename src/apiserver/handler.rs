@@ -16,7 +16,7 @@ use super::authz::{self, Attributes, Decision, ImpersonationError};
 use super::options::{self, WriteKind};
 use super::request::{negotiate, parse_resource_path, verb_for, Output, Query, ResourcePath};
 use super::table::{self, Include};
-use super::{discovery, metrics, openapi, proxy, watch, Server, MAX_BODY_BYTES};
+use super::{discovery, metrics, openapi, protobuf, proxy, watch, Server, MAX_BODY_BYTES};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, GroupResource};
@@ -45,9 +45,22 @@ fn respond(code: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
 
 /// The response for an error: its `Status` as JSON.
 pub fn error_response(err: &ApiError) -> Response<Body> {
-    let body = serde_json::to_vec(&err.to_status()).expect("a JSON value always serializes");
+    status_response(err, false)
+}
+
+/// The response for an error: its `Status` in protobuf when the client asked for protobuf
+/// first, else in JSON.
+fn status_response(err: &ApiError, in_protobuf: bool) -> Response<Body> {
+    let status = err.to_status();
     let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = respond(code, "application/json", body);
+    let mut resp = match in_protobuf.then(|| protobuf_body(&status)).flatten() {
+        Some(bytes) => respond(code, protobuf::MEDIA_TYPE, bytes),
+        None => respond(
+            code,
+            "application/json",
+            serde_json::to_vec(&status).expect("a JSON value always serializes"),
+        ),
+    };
     if let Some(secs) = err.details.retry_after {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
@@ -55,9 +68,19 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     resp
 }
 
+/// An object in protobuf; None for a kind the protobuf table does not have (answered in JSON,
+/// which every client that names protobuf also accepts).
+fn protobuf_body(value: &Value) -> Option<Vec<u8>> {
+    protobuf::encode_object(value)
+}
+
 /// An object (or list) in the negotiated form.
 fn encode(code: StatusCode, value: &Value, output: Output, warnings: &[String]) -> Response<Body> {
     let mut resp = match output {
+        Output::Protobuf => match protobuf_body(value) {
+            Some(bytes) => respond(code, protobuf::MEDIA_TYPE, bytes),
+            None => return encode(code, value, Output::Json, warnings),
+        },
         Output::Yaml => match serde_yaml::to_string(value) {
             Ok(text) => respond(code, "application/yaml", text),
             Err(e) => return error_response(&ApiError::internal(e)),
@@ -105,9 +128,14 @@ pub async fn handle(
         content_type,
         &server.registry,
     );
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let in_protobuf = negotiate(accept) == Ok(Output::Protobuf);
     let mut resp = match route(&server, user, req, &shutdown).await {
         Ok(resp) => resp,
-        Err(e) => error_response(&e),
+        Err(e) => status_response(&e, in_protobuf),
     };
     let status = resp.status();
     tracing::debug!(%method, %path, status = status.as_u16(), elapsed = ?started.elapsed(), "request");
@@ -482,10 +510,17 @@ fn media_type(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Parses an object body sent as JSON or YAML, once: a JSON body's duplicate keys are found
+/// Parses an object body sent as JSON, YAML or protobuf, once: a JSON body's duplicate keys are found
 /// in the same pass (the store applies the `fieldValidation` level to them). A YAML body with
 /// a duplicate key does not parse at all.
-fn parse_object(bytes: &[u8], content_type: &str) -> Result<Parsed, ApiError> {
+///
+/// `target` is the apiVersion and kind the endpoint decodes into: a protobuf envelope without
+/// its own takes them, and decode errors name the kind, as upstream's handlers do.
+fn parse_object(
+    bytes: &[u8],
+    content_type: &str,
+    target: (&str, &str),
+) -> Result<Parsed, ApiError> {
     let media = media_type(content_type);
     let parsed = match media.as_str() {
         "" | "application/json" | "*/*" => decode::parse_json(bytes).map_err(|e| {
@@ -504,6 +539,9 @@ fn parse_object(bytes: &[u8], content_type: &str) -> Result<Parsed, ApiError> {
                     ))
                 })?
         }
+        protobuf::MEDIA_TYPE => protobuf::decode_body(bytes, target)
+            .map(Parsed::from)
+            .map_err(|e| ApiError::bad_request(e.message(target.1, bytes)))?,
         _ => return Err(ApiError::unsupported_media_type(content_type)),
     };
     if !parsed.object.is_object() {
@@ -571,10 +609,15 @@ async fn resource_request(
             .get("", "pods")
             .cloned()
             .ok_or_else(ApiError::path_not_found)?;
+        let output = negotiate(
+            req.headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        )?;
         let (bytes, ct) = read_body(req).await?;
-        let body = parse_object(&bytes, &ct)?.object;
+        let body = parse_object(&bytes, &ct, ("v1", "Binding"))?.object;
         let name = object::name(&body).to_string();
-        return bind(&store, &path.namespace, &name, &body, &query).await;
+        return bind(&store, &path.namespace, &name, &body, &query, output).await;
     }
     // `/api/v1/namespaces/<ns>/status` names the namespace's own subresource.
     if path.group.is_empty()
@@ -596,6 +639,8 @@ async fn resource_request(
         .cloned()
         .ok_or_else(ApiError::path_not_found)?;
     let info = store.info();
+    let api_version = info.api_version();
+    let own = (api_version.as_str(), info.kind);
     if (!info.namespaced && !path.namespace.is_empty())
         || (info.namespaced && path.namespace.is_empty() && !path.name.is_empty())
     {
@@ -667,7 +712,7 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let mut options = options::write_options(&query, WriteKind::Create)?;
             options.admit = admit.clone();
-            let body = parse_object(&bytes, &ct)?;
+            let body = parse_object(&bytes, &ct, own)?;
             let (created, warnings) = store.create(&ns, body, &options).await?;
             Ok(encode(
                 StatusCode::CREATED,
@@ -678,25 +723,25 @@ async fn resource_request(
         }
         ("create", "binding") if info.plural == "pods" => {
             let (bytes, ct) = read_body(req).await?;
-            let body = parse_object(&bytes, &ct)?.object;
+            let body = parse_object(&bytes, &ct, ("v1", "Binding"))?.object;
             options::write_options(&query, WriteKind::Create)?;
-            bind(&store, &ns, &path.name, &body, &query).await
+            bind(&store, &ns, &path.name, &body, &query, output).await
         }
         ("create", "eviction") if info.plural == "pods" => {
             let (bytes, ct) = read_body(req).await?;
             let create = options::write_options(&query, WriteKind::Create)?;
-            let body = parse_object(&bytes, &ct)?;
+            let body = parse_object(&bytes, &ct, ("policy/v1", "Eviction"))?;
             let given = crate::registry::eviction::check(&body.object, &path.name)?;
             let mut options = options::delete_options(given, &Query::parse(None))?;
             options.dry_run |= create.dry_run;
             let ok = crate::registry::eviction::create(&store, &ns, &path.name, &options).await?;
-            Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
+            Ok(encode(StatusCode::CREATED, &ok, output.plain(), &[]))
         }
         ("update", "" | "status" | "ephemeralcontainers") => {
             let (bytes, ct) = read_body(req).await?;
             let mut options = options::write_options(&query, WriteKind::Update)?;
             options.admit = admit.clone();
-            let body = parse_object(&bytes, &ct)?;
+            let body = parse_object(&bytes, &ct, own)?;
             let (updated, warnings) = store.update(&ns, &path.name, sub, body, &options).await?;
             Ok(encode(StatusCode::OK, &updated, output.plain(), &warnings))
         }
@@ -716,7 +761,7 @@ async fn resource_request(
         }
         ("delete", "") => {
             let (bytes, ct) = read_body(req).await?;
-            let options = delete_options(&bytes, &ct, &query)?;
+            let options = delete_options(&bytes, &ct, &api_version, &query)?;
             let (obj, _gone) = if info.plural == "namespaces" {
                 namespaces::delete(&store, &path.name, &options).await?
             } else {
@@ -726,7 +771,7 @@ async fn resource_request(
         }
         ("deletecollection", "") => {
             let (bytes, ct) = read_body(req).await?;
-            let options = delete_options(&bytes, &ct, &query)?;
+            let options = delete_options(&bytes, &ct, &api_version, &query)?;
             let (label, field) = selectors(&query)?;
             let done = store.delete_collection(&ns, label, field, &options).await?;
             // Upstream answers with the list as it was read before the deletions.
@@ -753,12 +798,13 @@ impl Output {
 fn delete_options(
     bytes: &[u8],
     content_type: &str,
+    api_version: &str,
     query: &Query,
 ) -> Result<DeleteOptions, ApiError> {
     let body = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(parse_object(bytes, content_type)?.object)
+        Some(parse_object(bytes, content_type, (api_version, "DeleteOptions"))?.object)
     };
     options::delete_options(body, query)
 }
@@ -842,6 +888,7 @@ async fn watch(
         .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let params = watch::WatchParams {
+        protobuf: output == Output::Protobuf,
         table: include,
         bookmarks,
         timeout,
@@ -853,9 +900,14 @@ async fn watch(
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx)
         .map(|bytes| Ok::<_, std::io::Error>(Frame::data(bytes)));
     let mut resp = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    let content_type = if output == Output::Protobuf {
+        protobuf::WATCH_MEDIA_TYPE
+    } else {
+        "application/json"
+    };
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
+        header::HeaderValue::from_static(content_type),
     );
     Ok(resp)
 }
@@ -867,10 +919,11 @@ async fn bind(
     name: &str,
     body: &Value,
     query: &Query,
+    output: Output,
 ) -> Result<Response<Body>, ApiError> {
     let dry_run = options::write_options(query, WriteKind::Create)?.dry_run;
     let ok = binding::create(store, ns, name, body, dry_run).await?;
-    Ok(encode(StatusCode::CREATED, &ok, Output::Json, &[]))
+    Ok(encode(StatusCode::CREATED, &ok, output.plain(), &[]))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod logs;
 mod metrics;
 mod openapi;
 mod options;
+pub mod protobuf;
 mod proxy;
 mod request;
 mod table;

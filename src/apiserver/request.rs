@@ -164,6 +164,8 @@ pub enum Output {
     Yaml,
     /// `application/json;as=Table;v=v1;g=meta.k8s.io`
     Table,
+    /// `application/vnd.kubernetes.protobuf` (watches: `;stream=watch` frames).
+    Protobuf,
 }
 
 /// The entries of an `Accept` header in the client's order: each media type (lower-cased)
@@ -183,7 +185,8 @@ pub fn accept_entries(
 }
 
 /// Picks the response form from an `Accept` header, as the server's negotiation does: the
-/// first listed type it can produce wins; protobuf alone is refused with 406.
+/// first listed type it can produce wins. Tables are JSON only (kubectl asks for them in JSON);
+/// a protobuf Table entry is passed over for the next.
 pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Output::Json);
@@ -200,6 +203,7 @@ pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
             }
             ("application/json" | "*/*" | "application/*", None) => return Ok(Output::Json),
             ("application/yaml", None) => return Ok(Output::Yaml),
+            ("application/vnd.kubernetes.protobuf", None) => return Ok(Output::Protobuf),
             _ => {}
         }
     }
@@ -255,9 +259,34 @@ mod tests {
         assert_eq!(negotiate(None), Ok(Output::Json));
         assert_eq!(negotiate(Some("application/yaml")), Ok(Output::Yaml));
         assert_eq!(
-            negotiate(Some("application/vnd.kubernetes.protobuf"))
-                .expect_err("protobuf only")
-                .code,
+            negotiate(Some("application/vnd.kubernetes.protobuf")),
+            Ok(Output::Protobuf)
+        );
+        // What kubectl's typed clients send.
+        assert_eq!(
+            negotiate(Some(
+                "application/vnd.kubernetes.protobuf, application/json"
+            )),
+            Ok(Output::Protobuf)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/json, application/vnd.kubernetes.protobuf"
+            )),
+            Ok(Output::Json)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json"
+            )),
+            Ok(Output::Json)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io"
+            ))
+            .expect_err("no protobuf Table")
+            .code,
             406
         );
         assert_eq!(negotiate(Some("application")).expect_err("bad").code, 406);

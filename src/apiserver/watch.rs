@@ -1,4 +1,6 @@
-//! Watch responses: a chunked stream of `{"type": ..., "object": ...}` lines.
+//! Watch responses: a chunked stream of `{"type": ..., "object": ...}` lines, or, for a client
+//! that asked for protobuf, of length-prefixed `WatchEvent` frames
+//! (`application/vnd.kubernetes.protobuf;stream=watch`).
 //!
 //! The stream ends at the client's `timeoutSeconds` (else after a random 30–60 minutes, as
 //! kube-apiserver's `--min-request-timeout` does), at server shutdown, or when the client goes
@@ -8,7 +10,9 @@
 //!
 //! A change's object is encoded once, however many watchers see it: the watch cache shares one
 //! event among them and the event keeps its object's JSON ([`StorageEvent::object_json`]);
-//! each line is that JSON with the watcher's own event type around it. Table watches still
+//! each line is that JSON with the watcher's own event type around it. The protobuf encoding
+//! of the object is kept and shared the same way ([`StorageEvent::object_encoded`]). Table
+//! watches still
 //! print each row per watcher (the AGE column is computed at the moment it is sent).
 
 use std::sync::Arc;
@@ -20,8 +24,9 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::protobuf;
 use super::table::{self, Include};
-use crate::meta::object;
+use crate::meta::{object, ApiError};
 use crate::registry::{Store, Watch, WatchEvent};
 use crate::storage::{EventType, StorageEvent};
 
@@ -29,6 +34,8 @@ use crate::storage::{EventType, StorageEvent};
 const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 
 pub struct WatchParams {
+    /// Frames in protobuf (`;stream=watch`) rather than JSON lines.
+    pub protobuf: bool,
     pub table: Option<Include>,
     pub bookmarks: bool,
     pub timeout: Option<Duration>,
@@ -67,6 +74,34 @@ fn value_frame(kind: &str, object: &Value) -> Bytes {
     frame(kind, &json)
 }
 
+/// An object in protobuf, for a watch frame; None if the table cannot carry it.
+fn protobuf_object(object: &Value) -> Option<Bytes> {
+    protobuf::encode_object(object).map(Bytes::from)
+}
+
+/// The protobuf frame of one change: the object's encoding is the event's, made once and
+/// shared by every protobuf watcher, as the JSON is.
+fn event_protobuf_frame(kind: EventType, event: &StorageEvent) -> Option<Bytes> {
+    let object = event.object_encoded(protobuf_object)?;
+    Some(Bytes::from(protobuf::watch_frame(kind.as_str(), object)))
+}
+
+/// The frame of an object made for this watcher alone, in the watcher's encoding.
+fn own_frame(protobuf: bool, kind: &str, object: &Value) -> Option<Bytes> {
+    if !protobuf {
+        return Some(value_frame(kind, object));
+    }
+    let encoded = protobuf_object(object)?;
+    Some(Bytes::from(protobuf::watch_frame(kind, &encoded)))
+}
+
+/// The ERROR frame that ends a stream whose object could not be encoded.
+fn unencodable(protobuf: bool) -> Bytes {
+    let e = ApiError::internal("the object cannot be encoded in the watch's media type");
+    own_frame(protobuf, "ERROR", &e.to_status())
+        .unwrap_or_else(|| value_frame("ERROR", &e.to_status()))
+}
+
 fn bookmark(store: &Store, rv: i64, initial_end: bool) -> Value {
     let info = store.info();
     let mut meta = json!({"resourceVersion": rv.to_string()});
@@ -102,7 +137,9 @@ pub async fn pump(
             () = tokio::time::sleep_until(bookmark_at) => {
                 if params.bookmarks {
                     let mark = bookmark(&store, last_rv, false);
-                    let _ = tx.send(value_frame("BOOKMARK", &mark)).await;
+                    let line = own_frame(params.protobuf, "BOOKMARK", &mark)
+                        .unwrap_or_else(|| unencodable(params.protobuf));
+                    let _ = tx.send(line).await;
                     next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -134,15 +171,26 @@ pub async fn pump(
                         first_table = false;
                         value_frame(kind.as_str(), &t)
                     }
+                    None if params.protobuf => match event_protobuf_frame(kind, &event) {
+                        Some(line) => line,
+                        None => {
+                            let _ = tx.send(unencodable(true)).await;
+                            return;
+                        }
+                    },
                     None => event_frame(kind, &event),
                 }
             }
             Some(WatchEvent::InitialEventsEnd(rv)) => {
                 last_rv = last_rv.max(rv);
-                value_frame("BOOKMARK", &bookmark(&store, rv, true))
+                let mark = bookmark(&store, rv, true);
+                own_frame(params.protobuf, "BOOKMARK", &mark)
+                    .unwrap_or_else(|| unencodable(params.protobuf))
             }
             Some(WatchEvent::Error(e)) => {
-                let _ = tx.send(value_frame("ERROR", &e.to_status())).await;
+                let line = own_frame(params.protobuf, "ERROR", &e.to_status())
+                    .unwrap_or_else(|| value_frame("ERROR", &e.to_status()));
+                let _ = tx.send(line).await;
                 return;
             }
         };
@@ -279,6 +327,62 @@ mod tests {
             json!(seen[0].1.rev.to_string()),
             "the shared object carries the change's resourceVersion"
         );
+        // Protobuf watchers share one protobuf encoding of the object the same way.
+        let shared = event_protobuf_frame(seen[0].0, &seen[0].1).expect("a Pod encodes");
+        let encoded = seen[0]
+            .1
+            .object_encoded(|_| panic!("encoded once"))
+            .expect("kept")
+            .clone();
+        for (kind, event) in &seen {
+            let frame = event_protobuf_frame(*kind, event).expect("a Pod encodes");
+            let object = event
+                .object_encoded(|_| panic!("encoded once"))
+                .expect("kept");
+            assert_eq!(
+                object.as_ptr(),
+                encoded.as_ptr(),
+                "one encoding for every watcher"
+            );
+            assert_eq!(
+                frame.as_ref(),
+                protobuf::watch_frame(kind.as_str(), &encoded).as_slice()
+            );
+        }
+        assert_eq!(
+            shared.len(),
+            4 + u32::from_be_bytes(shared[..4].try_into().expect("4")) as usize
+        );
+        let decoded = protobuf::decode_object(&encoded).expect("decodes");
+        assert_eq!(decoded["metadata"]["labels"], json!({"tier": "db"}));
+        assert_eq!(
+            decoded["metadata"]["resourceVersion"],
+            patched["metadata"]["resourceVersion"]
+        );
         shutdown.cancel();
+    }
+
+    #[test]
+    fn bookmarks_and_errors_are_framed_in_the_watchers_encoding() {
+        let mark = json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"resourceVersion": "12",
+                "annotations": {"k8s.io/initial-events-end": "true"}}});
+        let json_line = own_frame(false, "BOOKMARK", &mark).expect("JSON always frames");
+        assert_eq!(
+            json_line.as_ref(),
+            encoded_whole("BOOKMARK", &mark).as_slice()
+        );
+        let frame = own_frame(true, "BOOKMARK", &mark).expect("a Pod bookmark encodes");
+        let object = protobuf::encode_object(&mark).expect("known");
+        assert_eq!(
+            frame.as_ref(),
+            protobuf::watch_frame("BOOKMARK", &object).as_slice()
+        );
+        let status = ApiError::internal("boom").to_status();
+        assert!(own_frame(true, "ERROR", &status).is_some());
+        // A Table has no protobuf form: no frame, and the stream ends with an ERROR instead.
+        let table = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "rows": []});
+        assert!(own_frame(true, "ADDED", &table).is_none());
+        assert!(!unencodable(true).is_empty());
     }
 }

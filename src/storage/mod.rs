@@ -71,6 +71,8 @@ pub struct StorageEvent {
     pub prev: Option<Arc<Value>>,
     pub rev: i64,
     json: OnceLock<Bytes>,
+    /// The object in another encoding (protobuf), made and shared as `json` is.
+    encoded: OnceLock<Option<Bytes>>,
 }
 
 impl StorageEvent {
@@ -88,6 +90,7 @@ impl StorageEvent {
             prev,
             rev,
             json: OnceLock::new(),
+            encoded: OnceLock::new(),
         }
     }
 
@@ -100,6 +103,14 @@ impl StorageEvent {
                     .expect("a JSON value has string keys only, so it always serializes"),
             )
         })
+    }
+
+    /// The object in the watchers' other encoding (the API server's protobuf), made by
+    /// `encode` on the first call and shared by every later one; None if it has none.
+    pub fn object_encoded(&self, encode: impl FnOnce(&Value) -> Option<Bytes>) -> Option<&Bytes> {
+        self.encoded
+            .get_or_init(|| encode(self.object.as_ref()))
+            .as_ref()
     }
 }
 

@@ -133,7 +133,10 @@ async fn hostile_bodies_get_upstream_codes_and_lose_nothing() {
         ("POST", "application/json", b"[1,2]".to_vec(), 400),
         ("POST", "application/json", "[".repeat(100_000).into_bytes(), 400),
         ("POST", "text/plain", pod("p"), 415),
-        ("POST", "application/vnd.kubernetes.protobuf", pod("p"), 415),
+        // A protobuf body must start with `k8s\0` and hold a whole envelope.
+        ("POST", "application/vnd.kubernetes.protobuf", pod("p"), 400),
+        ("POST", "application/vnd.kubernetes.protobuf", b"k8s\0\x0a\x7f".to_vec(), 400),
+        ("POST", "application/vnd.kubernetes.protobuf", b"k8s\0\x0a\xff\xff".to_vec(), 400),
         ("POST", "application/json", br#"{"apiVersion":"v2","kind":"Pod","metadata":{"name":"p"}}"#.to_vec(), 400),
         ("POST", "application/json", br#"{"apiVersion":"v1","kind":"pod","metadata":{"name":"p"}}"#.to_vec(), 400),
         ("POST", "application/json", br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i","command":["sleep",1200]}]}}"#.to_vec(), 400),

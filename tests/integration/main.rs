@@ -13,6 +13,7 @@ mod kubelet;
 mod kubelet_worker;
 mod layers;
 mod limits;
+mod protobuf;
 mod raw;
 mod scale;
 mod scheduler;
