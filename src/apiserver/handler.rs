@@ -525,6 +525,12 @@ async fn resource_request(
             .and_then(|v| v.to_str().ok()),
     )?;
     let method = req.method().clone();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let collection = path.name.is_empty();
     let ns = path.namespace.clone();
     let gr = info.group_resource();
@@ -582,6 +588,7 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let mut options = options::write_options(&query, WriteKind::Create)?;
             options.admit = admit.clone();
+            options.field_manager = Some(options::manager_or_user_agent(&query, &user_agent));
             let body = parse_object(&bytes, &ct)?;
             let (created, warnings) = store.create(&ns, body, &options).await?;
             Ok(encode(
@@ -611,6 +618,7 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let mut options = options::write_options(&query, WriteKind::Update)?;
             options.admit = admit.clone();
+            options.field_manager = Some(options::manager_or_user_agent(&query, &user_agent));
             let body = parse_object(&bytes, &ct)?;
             let (updated, warnings) = store.update(&ns, &path.name, sub, body, &options).await?;
             Ok(encode(StatusCode::OK, &updated, output.plain(), &warnings))
@@ -624,6 +632,7 @@ async fn resource_request(
             })?;
             let mut options = options::write_options(&query, WriteKind::Patch)?;
             options.admit = admit.clone();
+            options.field_manager = Some(options::manager_or_user_agent(&query, &user_agent));
             let (patched, warnings) = store
                 .patch(&ns, &path.name, sub, kind, &bytes, &options)
                 .await?;

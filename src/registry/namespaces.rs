@@ -180,7 +180,9 @@ impl TypedStrategy for NamespaceStrategy {
 
 /// Patch metadata for Namespaces: ObjectMeta plus `status.conditions` merged by `type`.
 pub fn namespace_patch_schema() -> PatchSchema {
-    generic_patch_schema().merge_list("status.conditions", "type")
+    generic_patch_schema()
+        .merge_list("status.conditions", "type")
+        .zero_object(json!({"metadata": {"creationTimestamp": null}, "spec": {}, "status": {}}))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::decode::{field_warnings, strict_fields_error, Parsed};
 use super::{FieldError, Strategy, UpdateTarget};
+use crate::meta::managed_fields;
 use crate::meta::patch::{apply_patch, PatchType};
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, Cause, GroupResource};
@@ -32,6 +33,10 @@ pub struct CreateOptions {
     pub field_validation: FieldValidation,
     /// Admission: a last check of the object a write would store.
     pub admit: Option<Admit>,
+    /// The manager recorded in `metadata.managedFields` (the request's `fieldManager`, else
+    /// its User-Agent's product); None for the server's own writes, which keep the field as
+    /// it was.
+    pub field_manager: Option<String>,
 }
 
 /// The `fieldValidation` level of a write, as upstream: duplicate and unknown fields are a 400
@@ -244,6 +249,17 @@ impl Store {
         self.strategy.info()
     }
 
+    /// Who a write by `manager` to `subresource` is recorded as in `managedFields`.
+    fn writer<'a>(&self, manager: &'a str, subresource: &'a str) -> managed_fields::Writer<'a> {
+        managed_fields::Writer {
+            manager,
+            api_version: self.info().api_version(),
+            subresource,
+            now: object::now_rfc3339(),
+            ignore_status: subresource.is_empty() && self.info().subresources.contains(&"status"),
+        }
+    }
+
     fn gr(&self) -> GroupResource<'static> {
         self.info().group_resource()
     }
@@ -353,6 +369,7 @@ impl Store {
         self.check_namespace(&mut obj, namespace)?;
         options.admit(&obj, None)?;
         let meta = object::metadata_mut(&mut obj);
+        let sent_managed_fields = meta.remove("managedFields");
         for system_field in [
             "uid",
             "resourceVersion",
@@ -360,7 +377,6 @@ impl Store {
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
             "selfLink",
-            "managedFields",
         ] {
             meta.remove(system_field);
         }
@@ -380,6 +396,16 @@ impl Store {
             meta.insert("name".into(), json!(generated_name(base)));
         }
         let warnings = [warnings, self.strategy.prepare_create(&mut obj)?].concat();
+        if let Some(manager) = &options.field_manager {
+            let schema = self.strategy.patch_schema();
+            managed_fields::track_update(
+                &schema.zero(),
+                &mut obj,
+                sent_managed_fields.as_ref(),
+                &schema,
+                &self.writer(manager, ""),
+            );
+        }
         if self.info().namespaced {
             self.ensure_namespace(namespace, object::name(&obj)).await?;
         }
@@ -684,6 +710,7 @@ impl Store {
                 name,
                 subresource,
                 options.dry_run,
+                options.field_manager.as_deref(),
                 &mut |current| {
                     let obj = match proposal {
                         Proposal::Replace(obj) => obj.clone(),
@@ -776,23 +803,26 @@ impl Store {
         dry_run: bool,
         produce: &mut (dyn FnMut(&Value) -> Result<Value, ApiError> + Send),
     ) -> Result<Value, ApiError> {
-        self.update_with_warnings(namespace, name, subresource, dry_run, produce)
+        self.update_with_warnings(namespace, name, subresource, dry_run, None, produce)
             .await
             .map(|(obj, _)| obj)
     }
 
     /// [`Store::update_with`], also returning the kind's warnings about the update (those of
-    /// the attempt that was stored).
+    /// the attempt that was stored). With a `manager`, the write is recorded in
+    /// `managedFields`; without, the field stays as it was.
     async fn update_with_warnings(
         &self,
         namespace: &str,
         name: &str,
         subresource: &str,
         dry_run: bool,
+        manager: Option<&str>,
         produce: &mut (dyn FnMut(&Value) -> Result<Value, ApiError> + Send),
     ) -> Result<(Value, Vec<String>), ApiError> {
         let key = self.key(namespace, name);
         let strategy = self.strategy.clone();
+        let schema = strategy.patch_schema();
         let mut warnings = Vec::new();
         let mut try_update = |current: &Stored| -> Result<Value, ApiError> {
             let old = &*current.object;
@@ -801,6 +831,7 @@ impl Store {
                 // Only the deletion marks change: nothing else to default or validate.
                 return Ok(new);
             }
+            let sent_managed_fields = object::metadata_mut(&mut new).remove("managedFields");
             keep_system_metadata(&mut new, old);
             warnings = match subresource {
                 // A binding may set what no other write may (spec.nodeName); its rules are
@@ -809,6 +840,23 @@ impl Store {
                 "status" => strategy.prepare_update(&mut new, old, UpdateTarget::Status)?,
                 _ => strategy.prepare_update(&mut new, old, UpdateTarget::Main)?,
             };
+            match manager {
+                Some(manager) => managed_fields::track_update(
+                    old,
+                    &mut new,
+                    sent_managed_fields.as_ref(),
+                    &schema,
+                    &self.writer(manager, subresource),
+                ),
+                None => {
+                    let kept = old.pointer("/metadata/managedFields").cloned();
+                    let meta = object::metadata_mut(&mut new);
+                    match kept {
+                        Some(list) => meta.insert("managedFields".into(), list),
+                        None => meta.remove("managedFields"),
+                    };
+                }
+            }
             if dry_run {
                 return Err(DryRun(new).into());
             }
@@ -1163,7 +1211,6 @@ fn keep_system_metadata(new: &mut Value, old: &Value) {
         }
     }
     meta.remove("selfLink");
-    meta.remove("managedFields");
 }
 
 const DRY_RUN_REASON: &str = "DryRun";

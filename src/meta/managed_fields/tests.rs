@@ -1,0 +1,330 @@
+//! Tests of managed fields on writes, following what kube-apiserver records for the same
+//! sequence of writes.
+
+use super::*;
+use serde_json::json;
+
+fn schema() -> PatchSchema {
+    PatchSchema::new()
+        .merge_primitive_list("metadata.finalizers")
+        .merge_list("spec.containers", "name")
+        .zero_object(json!({"metadata": {"creationTimestamp": null}, "spec": {"containers": null}, "status": {}}))
+}
+
+fn writer<'a>(manager: &'a str, subresource: &'a str, now: &str) -> Writer<'a> {
+    Writer {
+        manager,
+        api_version: "v1".into(),
+        subresource,
+        now: now.to_string(),
+        ignore_status: false,
+    }
+}
+
+fn pod(labels: Value, image: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default", "uid": "u1",
+            "creationTimestamp": "2026-01-01T00:00:00Z", "labels": labels},
+        "spec": {"containers": [{"name": "c", "image": image}]},
+        "status": {}
+    })
+}
+
+fn managers(obj: &Value) -> Vec<String> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    let sub = e["subresource"].as_str().unwrap_or("");
+                    format!(
+                        "{}/{}{}",
+                        e["manager"].as_str().unwrap_or(""),
+                        e["operation"].as_str().unwrap_or(""),
+                        if sub.is_empty() {
+                            String::new()
+                        } else {
+                            format!("/{sub}")
+                        }
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn fields_of(obj: &Value, manager: &str) -> Value {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .and_then(|entries| entries.iter().find(|e| e["manager"] == manager))
+        .map(|e| e["fieldsV1"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn create(obj: &Value, manager: &str) -> Value {
+    let mut new = obj.clone();
+    track_update(
+        &schema().zero(),
+        &mut new,
+        None,
+        &schema(),
+        &writer(manager, "", "2026-01-01T00:00:00Z"),
+    );
+    new
+}
+
+fn update(live: &Value, mut new: Value, manager: &str, sub: &str, now: &str) -> Value {
+    let sent = new["metadata"]
+        .as_object_mut()
+        .and_then(|m| m.remove("managedFields"));
+    track_update(
+        live,
+        &mut new,
+        sent.as_ref(),
+        &schema(),
+        &writer(manager, sub, now),
+    );
+    new
+}
+
+#[test]
+fn a_create_owns_what_it_set_but_not_the_server_metadata() {
+    let created = create(&pod(json!({"app": "a"}), "i:1"), "kubectl-create");
+    assert_eq!(managers(&created), ["kubectl-create/Update"]);
+    let entry = &created["metadata"]["managedFields"][0];
+    assert_eq!(entry["apiVersion"], "v1");
+    assert_eq!(entry["time"], "2026-01-01T00:00:00Z");
+    assert_eq!(entry["fieldsType"], "FieldsV1");
+    assert!(entry.get("subresource").is_none());
+    assert_eq!(
+        entry["fieldsV1"],
+        json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}})
+    );
+}
+
+#[test]
+fn a_sequence_of_writes_records_each_manager_as_upstream_does() {
+    let created = create(&pod(json!({"app": "a"}), "i:1"), "kubectl-create");
+    // kubectl label: adds a label.
+    let labelled = update(
+        &created,
+        pod(json!({"app": "a", "tier": "t"}), "i:1"),
+        "kubectl-label",
+        "",
+        "2026-01-01T00:00:01Z",
+    );
+    // kubectl patch: changes the image the create set.
+    let mut next = labelled.clone();
+    next["spec"]["containers"][0]["image"] = json!("i:2");
+    let patched = update(&labelled, next, "kubectl-patch", "", "2026-01-01T00:00:02Z");
+    assert_eq!(
+        managers(&patched),
+        [
+            "kubectl-create/Update",
+            "kubectl-label/Update",
+            "kubectl-patch/Update"
+        ]
+    );
+    assert_eq!(
+        fields_of(&patched, "kubectl-label"),
+        json!({"f:metadata": {"f:labels": {"f:tier": {}}}})
+    );
+    assert_eq!(
+        fields_of(&patched, "kubectl-patch"),
+        json!({"f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {"f:image": {}}}}})
+    );
+    assert_eq!(
+        fields_of(&patched, "kubectl-create"),
+        json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+            "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:name": {}}}}})
+    );
+    // A status write is its own entry, and the same manager again merges into its entry.
+    let mut status = patched.clone();
+    status["status"] = json!({"phase": "Running"});
+    let with_status = update(
+        &patched,
+        status,
+        "kubelet",
+        "status",
+        "2026-01-01T00:00:03Z",
+    );
+    let mut relabel = with_status.clone();
+    relabel["metadata"]["labels"]["tier"] = json!("u");
+    relabel["metadata"]["labels"]["zone"] = json!("z");
+    let relabelled = update(
+        &with_status,
+        relabel,
+        "kubectl-label",
+        "",
+        "2026-01-01T00:00:04Z",
+    );
+    assert_eq!(
+        managers(&relabelled),
+        [
+            "kubectl-create/Update",
+            "kubectl-patch/Update",
+            "kubelet/Update/status",
+            "kubectl-label/Update"
+        ]
+    );
+    assert_eq!(
+        fields_of(&relabelled, "kubectl-label"),
+        json!({"f:metadata": {"f:labels": {"f:tier": {}, "f:zone": {}}}})
+    );
+}
+
+#[test]
+fn removing_a_field_removes_it_from_every_manager_and_empty_entries_go() {
+    let created = create(&pod(json!({"app": "a"}), "i:1"), "kubectl-create");
+    let labelled = update(
+        &created,
+        pod(json!({"app": "a", "tier": "t"}), "i:1"),
+        "kubectl-label",
+        "",
+        "2026-01-01T00:00:01Z",
+    );
+    let unlabelled = update(
+        &labelled,
+        pod(json!({"app": "a"}), "i:1"),
+        "kubectl-label",
+        "",
+        "2026-01-01T00:00:02Z",
+    );
+    assert_eq!(managers(&unlabelled), ["kubectl-create/Update"]);
+}
+
+#[test]
+fn a_write_that_changes_nothing_keeps_the_entries_and_their_times() {
+    let created = create(&pod(json!({"app": "a"}), "i:1"), "kubectl-create");
+    let same = update(
+        &created,
+        pod(json!({"app": "a"}), "i:1"),
+        "kubectl-replace",
+        "",
+        "2026-01-01T00:00:09Z",
+    );
+    assert_eq!(
+        same["metadata"]["managedFields"],
+        created["metadata"]["managedFields"]
+    );
+}
+
+#[test]
+fn sent_managed_fields_follow_upstreams_rules() {
+    let created = create(&pod(json!({"app": "a"}), "i:1"), "kubectl-create");
+    let live_entries = created["metadata"]["managedFields"].clone();
+    let custom = json!([{"manager": "mine", "operation": "Update", "apiVersion": "v1",
+        "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}]);
+    let mut with = |sent: Value, sub: &str| {
+        let mut new = pod(json!({"app": "a"}), "i:1");
+        new["metadata"]["managedFields"] = sent;
+        managers(&update(
+            &created,
+            new,
+            "writer",
+            sub,
+            "2026-01-01T00:00:05Z",
+        ))
+    };
+    // (sent managedFields, subresource, managers after)
+    let cases = [
+        (json!([]), "", vec![]),
+        (json!([{}]), "", vec![]),
+        (custom.clone(), "", vec!["mine/Update".to_string()]),
+        (
+            custom.clone(),
+            "status",
+            vec!["kubectl-create/Update".to_string()],
+        ),
+        (
+            json!([{"manager": "x", "operation": "Bogus", "apiVersion": "v1", "fieldsType": "FieldsV1"}]),
+            "",
+            vec!["kubectl-create/Update".to_string()],
+        ),
+        (
+            json!([{"manager": "x", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV2"}]),
+            "",
+            vec!["kubectl-create/Update".to_string()],
+        ),
+        (live_entries, "", vec!["kubectl-create/Update".to_string()]),
+    ];
+    for (i, (sent, sub, want)) in cases.into_iter().enumerate() {
+        assert_eq!(with(sent, sub), want, "case {i}");
+    }
+}
+
+#[test]
+fn an_object_with_no_managed_fields_stays_untracked_on_update() {
+    let live = pod(json!({"app": "a"}), "i:1");
+    let updated = update(
+        &live,
+        pod(json!({"app": "b"}), "i:1"),
+        "kubectl-edit",
+        "",
+        "2026-01-01T00:00:05Z",
+    );
+    assert!(updated["metadata"].get("managedFields").is_none());
+}
+
+#[test]
+fn past_ten_update_managers_the_oldest_merge_into_ancient_changes() {
+    let mut obj = create(&pod(json!({}), "i:1"), "kubectl-create");
+    for i in 0..11 {
+        let mut next = obj.clone();
+        next["metadata"]["labels"][format!("l{i}")] = json!("v");
+        obj = update(
+            &obj,
+            next,
+            &format!("m{i:02}"),
+            "",
+            &format!("2026-01-01T00:01:{i:02}Z"),
+        );
+    }
+    let names = managers(&obj);
+    assert_eq!(names.len(), MAX_UPDATE_MANAGERS);
+    assert_eq!(names[0], "ancient-changes/Update");
+    assert_eq!(
+        fields_of(&obj, "ancient-changes")["f:metadata"]["f:labels"],
+        // The create's empty `labels` map, then the first two labels.
+        json!({".": {}, "f:l0": {}, "f:l1": {}})
+    );
+}
+
+#[test]
+fn entries_sort_apply_first_then_by_time_then_by_manager() {
+    let entry = |manager: &str, operation: &str, time: &str| Entry {
+        manager: manager.into(),
+        operation: operation.into(),
+        api_version: "v1".into(),
+        time: Some(time.into()),
+        subresource: String::new(),
+        fields: FieldSet::new(),
+    };
+    let list = encode(&[
+        entry("b", UPDATE, "2026-01-01T00:00:01Z"),
+        entry("z", APPLY, "2026-01-01T00:00:09Z"),
+        entry("a", UPDATE, "2026-01-01T00:00:01Z"),
+        entry("c", UPDATE, "2026-01-01T00:00:00Z"),
+    ]);
+    let order: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|e| e["manager"].as_str())
+        .collect();
+    assert_eq!(order, ["z", "c", "a", "b"]);
+}
+
+#[test]
+fn a_write_that_cannot_set_status_owns_none_of_it() {
+    let mut obj = pod(json!({"app": "a"}), "i:1");
+    obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+    let mut w = writer("kubectl-create", "", "2026-01-01T00:00:00Z");
+    w.ignore_status = true;
+    track_update(&schema().zero(), &mut obj, None, &schema(), &w);
+    assert!(fields_of(&obj, "kubectl-create").get("f:status").is_none());
+    assert!(fields_of(&obj, "kubectl-create").get("f:spec").is_some());
+}
