@@ -357,9 +357,9 @@ mod tests {
         let bc = set(&[b.clone(), c.clone()]);
         let cases = [
             (ab.union(&bc), set(&[a.clone(), b.clone(), c.clone()])),
-            (ab.difference(&bc), set(&[a.clone()])),
-            (bc.difference(&ab), set(&[c.clone()])),
-            (ab.intersection(&bc), set(&[b.clone()])),
+            (ab.difference(&bc), set(std::slice::from_ref(&a))),
+            (bc.difference(&ab), set(std::slice::from_ref(&c))),
+            (ab.intersection(&bc), set(std::slice::from_ref(&b))),
             (ab.difference(&ab), FieldSet::new()),
             (ab.intersection(&FieldSet::new()), FieldSet::new()),
         ];

@@ -218,7 +218,7 @@ fn sent_managed_fields_follow_upstreams_rules() {
     let live_entries = created["metadata"]["managedFields"].clone();
     let custom = json!([{"manager": "mine", "operation": "Update", "apiVersion": "v1",
         "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}]);
-    let mut with = |sent: Value, sub: &str| {
+    let with = |sent: Value, sub: &str| {
         let mut new = pod(json!({"app": "a"}), "i:1");
         new["metadata"]["managedFields"] = sent;
         managers(&update(
