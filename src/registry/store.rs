@@ -37,6 +37,19 @@ pub struct CreateOptions {
     /// its User-Agent's product); None for the server's own writes, which keep the field as
     /// it was.
     pub field_manager: Option<String>,
+    /// `force` of a server-side apply: take the fields other managers own.
+    pub force: bool,
+}
+
+/// What a write does to `managedFields`.
+#[derive(Debug, Clone, Copy)]
+enum Tracking<'a> {
+    /// The server's own write: the field stays as it was.
+    Keep,
+    /// An `Update` by this manager.
+    Update(&'a str),
+    /// A server-side apply: the object produced carries its managed fields already.
+    Applied,
 }
 
 /// The `fieldValidation` level of a write, as upstream: duplicate and unknown fields are a 400
@@ -396,15 +409,22 @@ impl Store {
             meta.insert("name".into(), json!(generated_name(base)));
         }
         let warnings = [warnings, self.strategy.prepare_create(&mut obj)?].concat();
-        if let Some(manager) = &options.field_manager {
-            let schema = self.strategy.patch_schema();
-            managed_fields::track_update(
-                &schema.zero(),
-                &mut obj,
-                sent_managed_fields.as_ref(),
-                &schema,
-                &self.writer(manager, ""),
-            );
+        match (&options.field_manager, sent_managed_fields) {
+            (Some(manager), sent) => {
+                let schema = self.strategy.patch_schema();
+                managed_fields::track_update(
+                    &schema.zero(),
+                    &mut obj,
+                    sent.as_ref(),
+                    &schema,
+                    &self.writer(manager, ""),
+                );
+            }
+            // The server's own create, or a server-side apply's, which made them.
+            (None, Some(made)) => {
+                object::metadata_mut(&mut obj).insert("managedFields".into(), made);
+            }
+            (None, None) => {}
         }
         if self.info().namespaced {
             self.ensure_namespace(namespace, object::name(&obj)).await?;
@@ -691,6 +711,105 @@ impl Store {
             .await
     }
 
+    /// Server-side apply (PATCH with `application/apply-patch+yaml`): merges the configuration
+    /// in `body` (YAML or JSON) into the object, or creates the object from it when there is
+    /// none, as upstream's apply patcher does. Returns the object, the warnings, and whether
+    /// it was created.
+    pub async fn apply(
+        &self,
+        namespace: &str,
+        name: &str,
+        subresource: &str,
+        body: &[u8],
+        options: &CreateOptions,
+    ) -> Result<(Value, Vec<String>, bool), ApiError> {
+        let config = self.apply_configuration(body)?;
+        let manager = options.field_manager.clone().unwrap_or_default();
+        let schema = self.strategy.patch_schema();
+        let writer = self.writer(&manager, subresource);
+        let conflict = |c: managed_fields::Conflicts| {
+            let causes =
+                c.0.iter()
+                    .map(|one| Cause {
+                        reason: "FieldManagerConflict".into(),
+                        message: format!("conflict with {}", one.manager),
+                        field: managed_fields::path_string(&one.path),
+                    })
+                    .collect();
+            ApiError::apply_conflict(c.message(), causes)
+        };
+        match self.get(namespace, name).await {
+            Err(e) if e.code == 404 && subresource.is_empty() => {
+                let made =
+                    managed_fields::apply(&schema.zero(), &config, &schema, &writer, options.force)
+                        .map_err(conflict)?;
+                let mut obj = made;
+                self.check_name(&mut obj, namespace, name)?;
+                let create = CreateOptions {
+                    field_manager: None,
+                    ..options.clone()
+                };
+                let (created, warnings) = self.create(namespace, obj, &create).await?;
+                return Ok((created, warnings, true));
+            }
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let mut decode_warnings = Vec::new();
+        let (result, update_warnings) = self
+            .update_with_warnings(
+                namespace,
+                name,
+                subresource,
+                options.dry_run,
+                Tracking::Applied,
+                &mut |current| {
+                    let made =
+                        managed_fields::apply(current, &config, &schema, &writer, options.force)
+                            .map_err(conflict)?;
+                    let (mut obj, w) = self.decode(made.into(), options.field_validation)?;
+                    self.check_name(&mut obj, namespace, name)?;
+                    decode_warnings = w;
+                    self.check_update_preconditions(
+                        &obj,
+                        current,
+                        name,
+                        &Proposal::Replace(obj.clone()),
+                    )?;
+                    options.admit(&obj, Some(current))?;
+                    Ok(obj)
+                },
+            )
+            .await?;
+        Ok((result, [decode_warnings, update_warnings].concat(), false))
+    }
+
+    /// An apply body as upstream's apply patcher reads it: YAML (of which JSON is a part), an
+    /// object of this kind, with no `managedFields`.
+    fn apply_configuration(&self, body: &[u8]) -> Result<Value, ApiError> {
+        let config: Value = serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        let info = self.info();
+        let text = |field: &str| config.get(field).and_then(Value::as_str).unwrap_or("");
+        let (group, version) = match text("apiVersion").split_once('/') {
+            Some((group, version)) => (group, version),
+            None => ("", text("apiVersion")),
+        };
+        if group != info.group || version != info.version || text("kind") != info.kind {
+            return Err(ApiError::bad_request(format!(
+                "invalid object type: {group}/{version}, Kind={}",
+                text("kind")
+            )));
+        }
+        if config
+            .pointer("/metadata/managedFields")
+            .is_some_and(|m| !m.is_null())
+        {
+            return Err(ApiError::bad_request("metadata.managedFields must be nil"));
+        }
+        Ok(config)
+    }
+
     /// The one path of PUT and PATCH: the new object is made from the current one (a patch)
     /// or given (a replacement), then held to the same preconditions, upstream's
     /// `rest.Update` with a `defaultUpdatedObjectInfo` or a patcher's `UpdatedObjectInfo`.
@@ -710,7 +829,10 @@ impl Store {
                 name,
                 subresource,
                 options.dry_run,
-                options.field_manager.as_deref(),
+                options
+                    .field_manager
+                    .as_deref()
+                    .map_or(Tracking::Keep, Tracking::Update),
                 &mut |current| {
                     let obj = match proposal {
                         Proposal::Replace(obj) => obj.clone(),
@@ -803,21 +925,27 @@ impl Store {
         dry_run: bool,
         produce: &mut (dyn FnMut(&Value) -> Result<Value, ApiError> + Send),
     ) -> Result<Value, ApiError> {
-        self.update_with_warnings(namespace, name, subresource, dry_run, None, produce)
-            .await
-            .map(|(obj, _)| obj)
+        self.update_with_warnings(
+            namespace,
+            name,
+            subresource,
+            dry_run,
+            Tracking::Keep,
+            produce,
+        )
+        .await
+        .map(|(obj, _)| obj)
     }
 
     /// [`Store::update_with`], also returning the kind's warnings about the update (those of
-    /// the attempt that was stored). With a `manager`, the write is recorded in
-    /// `managedFields`; without, the field stays as it was.
+    /// the attempt that was stored). `tracking` says what becomes of `managedFields`.
     async fn update_with_warnings(
         &self,
         namespace: &str,
         name: &str,
         subresource: &str,
         dry_run: bool,
-        manager: Option<&str>,
+        tracking: Tracking<'_>,
         produce: &mut (dyn FnMut(&Value) -> Result<Value, ApiError> + Send),
     ) -> Result<(Value, Vec<String>), ApiError> {
         let key = self.key(namespace, name);
@@ -840,15 +968,20 @@ impl Store {
                 "status" => strategy.prepare_update(&mut new, old, UpdateTarget::Status)?,
                 _ => strategy.prepare_update(&mut new, old, UpdateTarget::Main)?,
             };
-            match manager {
-                Some(manager) => managed_fields::track_update(
+            match tracking {
+                Tracking::Update(manager) => managed_fields::track_update(
                     old,
                     &mut new,
                     sent_managed_fields.as_ref(),
                     &schema,
                     &self.writer(manager, subresource),
                 ),
-                None => {
+                Tracking::Applied => {
+                    if let Some(made) = sent_managed_fields {
+                        object::metadata_mut(&mut new).insert("managedFields".into(), made);
+                    }
+                }
+                Tracking::Keep => {
                     let kept = old.pointer("/metadata/managedFields").cloned();
                     let meta = object::metadata_mut(&mut new);
                     match kept {
@@ -1065,7 +1198,7 @@ fn patched_value_shown(kind: PatchType, patch: &[u8], patched: &Value) -> String
         PatchType::StrategicMerge => serde_json::from_slice::<Value>(patch)
             .map(|p| crate::meta::patch::go_value(&p))
             .unwrap_or_default(),
-        PatchType::Json | PatchType::Merge => patched.to_string(),
+        PatchType::Json | PatchType::Merge | PatchType::Apply => patched.to_string(),
     }
 }
 
@@ -1091,7 +1224,7 @@ fn undecodable_patch(
         // Upstream turns a strategic-merge-patched map into the typed object with its
         // unstructured converter, which words a value of the wrong shape its own way.
         PatchType::StrategicMerge => restore_error(detail).unwrap_or_else(|| detail.to_string()),
-        PatchType::Json | PatchType::Merge => detail.to_string(),
+        PatchType::Json | PatchType::Merge | PatchType::Apply => detail.to_string(),
     };
     let cause = FieldError::invalid("patch", shown, detail).cause();
     ApiError::invalid(

@@ -156,3 +156,228 @@ async fn client_side_apply_records_its_manager_and_an_empty_list_resets() {
     cluster.kubectl_ok(&["label", "pods", "valid-pod", "more=yes"]);
     assert_eq!(managers(&cluster, "valid-pod"), "");
 }
+
+fn kubectl_in(cluster: &TestCluster, args: &[&str], manifest: &str) -> std::process::Output {
+    cluster.kubectl_stdin(args, Some(manifest))
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn kubectl_server_side_apply_creates_updates_conflicts_and_forces() {
+    let cluster = TestCluster::builder().start().await;
+    let apply = ["apply", "--server-side", "-f", "-"];
+    let out = kubectl_in(&cluster, &apply, POD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "pod/valid-pod serverside-applied");
+    let pod = pod_json(&cluster, "valid-pod");
+    let entry = &pod["metadata"]["managedFields"][0];
+    assert_eq!(
+        (&entry["manager"], &entry["operation"]),
+        (&"kubectl".into(), &"Apply".into())
+    );
+    assert_eq!(
+        entry["fieldsV1"]["f:metadata"],
+        serde_json::json!({"f:labels": {"f:name": {}}})
+    );
+
+    // Applying again with a label changed and one added updates the Pod.
+    let changed = POD.replace(
+        "name: valid-pod\nspec",
+        "name: changed\n    tier: web\nspec",
+    );
+    let out = kubectl_in(&cluster, &apply, &changed);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let labels = cluster.kubectl_ok(&[
+        "get",
+        "pod",
+        "valid-pod",
+        "-o",
+        "jsonpath={.metadata.labels}",
+    ]);
+    assert_eq!(labels, r#"{"name":"changed","tier":"web"}"#);
+
+    // `kubectl diff --server-side` shows what an apply would change, and changes nothing.
+    let out = kubectl_in(&cluster, &["diff", "--server-side", "-f", "-"], POD);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let diff = stdout(&out);
+    assert!(
+        diff.contains("-    name: changed") && diff.contains("+    name: valid-pod"),
+        "{diff}"
+    );
+    assert!(diff.contains("-    tier: web"), "{diff}");
+    let labels = cluster.kubectl_ok(&[
+        "get",
+        "pod",
+        "valid-pod",
+        "-o",
+        "jsonpath={.metadata.labels}",
+    ]);
+    assert_eq!(labels, r#"{"name":"changed","tier":"web"}"#);
+
+    // Another manager setting a field kubectl applied to another value conflicts.
+    let other = ["apply", "--server-side", "--field-manager=other", "-f", "-"];
+    let out = kubectl_in(&cluster, &other, POD);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            r#"Apply failed with 1 conflict: conflict with "kubectl": .metadata.labels.name"#
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // An update (kubectl label) is never refused: it takes the field over; kubectl's next
+    // apply then conflicts with it, and forcing takes the field back.
+    cluster.kubectl_ok(&["label", "pod", "valid-pod", "name=labelled", "--overwrite"]);
+    let out = kubectl_in(&cluster, &apply, &changed);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(r#"conflict with "kubectl-label" using v1: .metadata.labels.name"#),
+        "{}",
+        stderr(&out)
+    );
+    let forced = ["apply", "--server-side", "--force-conflicts", "-f", "-"];
+    let out = kubectl_in(&cluster, &forced, &changed);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let labels = cluster.kubectl_ok(&[
+        "get",
+        "pod",
+        "valid-pod",
+        "-o",
+        "jsonpath={.metadata.labels}",
+    ]);
+    assert_eq!(labels, r#"{"name":"changed","tier":"web"}"#);
+    assert_eq!(managers(&cluster, "valid-pod"), "kubectl");
+
+    // Dropping a label from the configuration removes it from the Pod.
+    let out = kubectl_in(&cluster, &apply, POD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let labels = cluster.kubectl_ok(&[
+        "get",
+        "pod",
+        "valid-pod",
+        "-o",
+        "jsonpath={.metadata.labels}",
+    ]);
+    assert_eq!(labels, r#"{"name":"valid-pod"}"#);
+}
+
+#[tokio::test]
+async fn the_first_server_side_apply_takes_over_from_client_side_apply() {
+    let cluster = TestCluster::builder().start().await;
+    let out = kubectl_in(&cluster, &["apply", "-f", "-"], POD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let changed = POD.replace("name: valid-pod\nspec", "name: changed\nspec");
+    let out = kubectl_in(&cluster, &["apply", "--server-side", "-f", "-"], &changed);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pod = pod_json(&cluster, "valid-pod");
+    assert_eq!(pod["metadata"]["labels"]["name"], "changed");
+    let last = pod["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+        .as_str()
+        .expect("the annotation is kept");
+    let last: Value = serde_json::from_str(last).expect("JSON");
+    assert_eq!(last["metadata"]["labels"]["name"], "changed");
+    // kubectl then moves what client-side apply owned to its own entry, and the annotation to
+    // `kubectl-last-applied` (its client-side migration, a JSON patch of managedFields).
+    assert_eq!(
+        managers(&cluster, "valid-pod"),
+        "kubectl kubectl-last-applied"
+    );
+    let mine = fields_of(&pod, "kubectl");
+    assert!(mine["f:spec"]["f:containers"].is_object(), "{mine}");
+}
+
+#[tokio::test]
+async fn apply_requires_a_field_manager_and_force_needs_apply() {
+    let cluster = TestCluster::builder().start().await;
+    let raw = crate::raw::admin(&cluster);
+    let path = "/api/v1/namespaces/default/pods/p";
+    let body = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#;
+    let (code, status) = raw
+        .json("PATCH", path, "application/apply-patch+yaml", body.to_vec())
+        .await;
+    assert_eq!(code, 422, "{status}");
+    assert_eq!(
+        status["message"],
+        r#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#
+    );
+    let (code, status) = raw
+        .json(
+            "PATCH",
+            &format!("{path}?force=true"),
+            "application/merge-patch+json",
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(code, 422, "{status}");
+    let (code, status) = raw
+        .json(
+            "PATCH",
+            &format!("{path}?fieldManager=m&dryRun=All"),
+            "application/apply-patch+yaml",
+            body.to_vec(),
+        )
+        .await;
+    assert_eq!(code, 201, "{status}");
+    assert_eq!(status["metadata"]["managedFields"][0]["operation"], "Apply");
+    let (code, _) = raw.json("GET", path, "application/json", Vec::new()).await;
+    assert_eq!(code, 404, "a dry run creates nothing");
+    let (code, status) = raw
+        .json(
+            "PATCH",
+            &format!("{path}?fieldManager=m"),
+            "application/apply-patch+yaml",
+            b"kind: Node\napiVersion: v1\n".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (code, &status["message"]),
+        (400, &"invalid object type: /v1, Kind=Node".into())
+    );
+}
+
+#[tokio::test]
+async fn kube_rs_and_python_apply_a_pod() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, Patch, PatchParams};
+
+    let cluster = TestCluster::builder().start().await;
+    let pods: Api<Pod> = Api::namespaced(cluster.client().await, "default");
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "from-rust", "labels": {"by": "kube-rs"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    });
+    let params = PatchParams::apply("rkube-test");
+    let pod = pods
+        .patch("from-rust", &params, &Patch::Apply(&config))
+        .await
+        .expect("apply creates");
+    let entries = pod.metadata.managed_fields.expect("managed fields");
+    assert_eq!(entries[0].manager.as_deref(), Some("rkube-test"));
+    assert_eq!(entries[0].operation.as_deref(), Some("Apply"));
+
+    let script = r#"
+import kubernetes
+from kubernetes import dynamic
+kubernetes.config.load_kube_config()
+client = dynamic.DynamicClient(kubernetes.client.ApiClient())
+pods = client.resources.get(api_version="v1", kind="Pod")
+body = {"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "from-python", "labels": {"by": "python"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+pods.server_side_apply(body=body, namespace="default", field_manager="python-client")
+body["metadata"]["labels"]["by"] = "python-again"
+pod = pods.server_side_apply(body=body, namespace="default", field_manager="python-client")
+assert pod.metadata.labels["by"] == "python-again", pod.metadata.labels
+print("applied", [m.manager for m in pod.metadata.managedFields])
+"#;
+    let out = crate::clients::python(&cluster, &["-c", script]).await;
+    assert!(out.contains("applied ['python-client']"), "{out}");
+}

@@ -24,6 +24,8 @@ pub enum WriteKind {
     Create,
     Update,
     Patch,
+    /// A PATCH with `application/apply-patch+yaml` (server-side apply).
+    Apply,
 }
 
 impl WriteKind {
@@ -31,7 +33,7 @@ impl WriteKind {
         match self {
             WriteKind::Create => "CreateOptions",
             WriteKind::Update => "UpdateOptions",
-            WriteKind::Patch => "PatchOptions",
+            WriteKind::Patch | WriteKind::Apply => "PatchOptions",
         }
     }
 }
@@ -126,6 +128,19 @@ pub fn write_options(query: &Query, kind: WriteKind) -> Result<CreateOptions, Ap
             "Forbidden: may not be specified for non-apply patch".into(),
         ));
     }
+    let force = if kind == WriteKind::Apply {
+        if query.get("fieldManager").unwrap_or("").is_empty() {
+            // kubectl defaults it; other clients must name themselves to apply.
+            causes.push(cause(
+                "FieldValueRequired",
+                "fieldManager",
+                "Required value: is required for apply patch".into(),
+            ));
+        }
+        query.get("force").is_some() && query.flag("force")?
+    } else {
+        false
+    };
     field_manager(query.get("fieldManager").unwrap_or(""), &mut causes);
     let dry_run = dry_run(&query.all("dryRun"), &mut causes);
     if !causes.is_empty() {
@@ -136,6 +151,7 @@ pub fn write_options(query: &Query, kind: WriteKind) -> Result<CreateOptions, Ap
         field_validation,
         admit: None,
         field_manager: None,
+        force,
     })
 }
 

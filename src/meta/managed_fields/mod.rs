@@ -11,9 +11,11 @@
 //! them for updates (older ones are merged into `ancient-changes`), ordered as upstream orders
 //! them: `Apply` before `Update`, then by time, then by manager.
 
+mod apply;
 mod compare;
 mod set;
 
+pub use apply::{applied_fields, apply, merge, Conflict, Conflicts, LAST_APPLIED};
 pub use compare::{compare, Comparison};
 pub use set::{path_string, FieldSet, FieldsV1Error, Path, PathElement};
 

@@ -60,7 +60,7 @@ const RETAIN_KEYS_DIRECTIVE: &str = "$retainKeys";
 const SET_ELEMENT_ORDER_PREFIX: &str = "$setElementOrder";
 const DELETE_FROM_PRIMITIVE_LIST_PREFIX: &str = "$deleteFromPrimitiveList";
 
-/// The three PATCH media types kube-apiserver accepts besides server-side apply.
+/// The four PATCH media types kube-apiserver accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PatchType {
     /// `application/json-patch+json` (RFC 6902).
@@ -69,12 +69,15 @@ pub enum PatchType {
     Merge,
     /// `application/strategic-merge-patch+json`.
     StrategicMerge,
+    /// `application/apply-patch+yaml`: server-side apply of a whole configuration, done by
+    /// the store with managed fields ([`crate::meta::managed_fields::apply`]), not by
+    /// [`apply_patch`].
+    Apply,
 }
 
 impl PatchType {
     /// Recognises a `Content-Type` header value. Parameters after `;` (such as `charset`) and
     /// letter case are ignored, as the apiserver's media-type negotiation ignores them.
-    /// `application/apply-patch+yaml` (server-side apply) is not one of these and gives `None`.
     pub fn from_content_type(ct: &str) -> Option<PatchType> {
         let media = ct.split(';').next().unwrap_or_default().trim();
         if media.eq_ignore_ascii_case("application/json-patch+json") {
@@ -83,6 +86,8 @@ impl PatchType {
             Some(PatchType::Merge)
         } else if media.eq_ignore_ascii_case("application/strategic-merge-patch+json") {
             Some(PatchType::StrategicMerge)
+        } else if media.eq_ignore_ascii_case("application/apply-patch+yaml") {
+            Some(PatchType::Apply)
         } else {
             None
         }
@@ -94,6 +99,7 @@ impl PatchType {
             PatchType::Json => "application/json-patch+json",
             PatchType::Merge => "application/merge-patch+json",
             PatchType::StrategicMerge => "application/strategic-merge-patch+json",
+            PatchType::Apply => "application/apply-patch+yaml",
         }
     }
 }
@@ -412,6 +418,9 @@ pub fn apply_patch(
         PatchType::Json => apply_json_patch(original, patch),
         PatchType::Merge => apply_merge_patch(original, patch),
         PatchType::StrategicMerge => apply_strategic_merge_patch(original, patch, schema),
+        PatchType::Apply => Err(PatchError::MalformedBody(
+            "an apply configuration is merged by server-side apply, not patched".into(),
+        )),
     }?;
     check_depth(&result)?;
     Ok(result)
@@ -550,7 +559,11 @@ pub(crate) mod tests {
                 Some(PatchType::StrategicMerge),
             ),
             ("Application/Merge-Patch+JSON", Some(PatchType::Merge)),
-            ("application/apply-patch+yaml", None),
+            ("application/apply-patch+yaml", Some(PatchType::Apply)),
+            (
+                "application/apply-patch+yaml; charset=utf-8",
+                Some(PatchType::Apply),
+            ),
             ("application/json", None),
             ("", None),
         ];
