@@ -14,6 +14,9 @@ use crate::meta::patch::{ListType, PatchSchema, SchemaNode};
 /// The annotation client-side `kubectl apply` keeps its last applied configuration in.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// Who owns what an object held when it is first applied to without managed fields.
+pub const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
 /// The manager whose first server-side apply may take over what client-side apply set.
 const KUBECTL: &str = "kubectl";
 
@@ -338,6 +341,17 @@ fn apply_once(
     force: bool,
 ) -> Result<Value, Conflicts> {
     let mut managed = entries_of(live);
+    if managed.is_empty() && live.pointer("/metadata/uid").is_some() {
+        // An object nobody manages yet: what it holds is first recorded as set by
+        // `before-first-apply`, so that the apply conflicts with it (upstream
+        // `skipNonAppliedManager.Apply`).
+        let before = Writer {
+            manager: BEFORE_FIRST_APPLY,
+            ignore_status: false,
+            ..writer.clone()
+        };
+        managed = super::updated(&schema.zero(), live, Vec::new(), schema, &before);
+    }
     let mut live_plain = live.clone();
     crate::meta::object::metadata_mut(&mut live_plain).remove("managedFields");
     let root = schema.root();

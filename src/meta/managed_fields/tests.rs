@@ -328,3 +328,206 @@ fn a_write_that_cannot_set_status_owns_none_of_it() {
     assert!(fields_of(&obj, "kubectl-create").get("f:status").is_none());
     assert!(fields_of(&obj, "kubectl-create").get("f:spec").is_some());
 }
+
+// --- server-side apply ----------------------------------------------------------------------
+
+fn apply_schema() -> PatchSchema {
+    schema()
+        .merge_list("spec.containers.ports", "containerPort")
+        .list_map_keys("spec.containers.ports", &["containerPort", "protocol"])
+}
+
+fn applied(live: &Value, config: &Value, manager: &str, force: bool) -> Result<Value, Conflicts> {
+    apply(
+        live,
+        config,
+        &apply_schema(),
+        &writer(manager, "", "2026-01-01T00:00:10Z"),
+        force,
+    )
+}
+
+fn config(labels: Value, image: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": labels},
+        "spec": {"containers": [{"name": "c", "image": image}]}})
+}
+
+#[test]
+fn merge_follows_the_schema() {
+    // (live, config, merged)
+    let cases = [
+        (
+            json!({"a": 1, "m": {"x": 1, "y": 2}}),
+            json!({"m": {"y": 3, "z": 4}}),
+            json!({"a": 1, "m": {"x": 1, "y": 3, "z": 4}}),
+        ),
+        (
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c", "image": "1"}]}}),
+            json!({"spec": {"containers": [{"name": "c", "image": "2"}, {"name": "d"}]}}),
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c", "image": "2"}, {"name": "d"}]}}),
+        ),
+        (
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}}),
+            json!({"spec": {"containers": [{"name": "b", "image": "x"}, {"name": "a"}]}}),
+            json!({"spec": {"containers": [{"name": "b", "image": "x"}, {"name": "a"}]}}),
+        ),
+        (
+            json!({"spec": {"tolerations": [{"key": "a"}]}}),
+            json!({"spec": {"tolerations": [{"key": "b"}]}}),
+            json!({"spec": {"tolerations": [{"key": "b"}]}}),
+        ),
+        (
+            json!({"metadata": {"finalizers": ["x", "y"]}}),
+            json!({"metadata": {"finalizers": ["z"]}}),
+            json!({"metadata": {"finalizers": ["x", "y", "z"]}}),
+        ),
+        (
+            json!({"a": {"b": 1}}),
+            json!({"a": "now a string"}),
+            json!({"a": "now a string"}),
+        ),
+    ];
+    let schema = apply_schema();
+    for (i, (live, config, want)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            merge(Some(&live), Some(&config), schema.root()),
+            Some(want),
+            "case {i}"
+        );
+    }
+}
+
+#[test]
+fn applied_fields_are_what_the_configuration_sets() {
+    let cases = [
+        (
+            config(json!({"app": "a"}), "i"),
+            json!({"f:metadata": {"f:labels": {"f:app": {}}, "f:name": {}}, "f:apiVersion": {}, "f:kind": {},
+                "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}}),
+        ),
+        (
+            json!({"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "protocol": "TCP"}]}], "tolerations": [{"key": "a"}], "securityContext": {}}}),
+            json!({"f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:name": {}, "f:ports": {
+                "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}, "f:protocol": {}}}}},
+                "f:securityContext": {}, "f:tolerations": {}}}),
+        ),
+        (
+            json!({"metadata": {"finalizers": ["x"]}}),
+            json!({"f:metadata": {"f:finalizers": {"v:\"x\"": {}}}}),
+        ),
+    ];
+    for (i, (config, want)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            applied_fields(&config, apply_schema().root()).to_fields_v1(),
+            want,
+            "case {i}"
+        );
+    }
+}
+
+#[test]
+fn an_apply_creates_and_owns_exactly_what_it_applied() {
+    let created = applied(
+        &apply_schema().zero(),
+        &config(json!({"app": "a"}), "i:1"),
+        "kubectl",
+        false,
+    )
+    .expect("no conflict");
+    assert_eq!(managers(&created), ["kubectl/Apply"]);
+    assert_eq!(created["spec"]["containers"][0]["image"], "i:1");
+    assert_eq!(
+        fields_of(&created, "kubectl"),
+        json!({"f:metadata": {"f:labels": {"f:app": {}}},
+            "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}})
+    );
+}
+
+#[test]
+fn conflicts_name_the_other_manager_and_the_field_as_upstream_does() {
+    let live = create(&pod(json!({"app": "a"}), "i:1"), "kubectl-create");
+    // (config, manager, force, Err(message) or the managers after)
+    type Case<'a> = (Value, &'a str, bool, Result<Vec<&'a str>, &'a str>);
+    let cases: Vec<Case<'_>> = vec![
+        (config(json!({"app": "a"}), "i:1"), "kubectl", false, Ok(vec!["kubectl/Apply", "kubectl-create/Update"])),
+        (
+            config(json!({"app": "a"}), "i:2"),
+            "kubectl",
+            false,
+            Err("Apply failed with 1 conflict: conflict with \"kubectl-create\" using v1: .spec.containers[name=\"c\"].image"),
+        ),
+        (
+            config(json!({"app": "b"}), "i:2"),
+            "kubectl",
+            false,
+            Err("Apply failed with 2 conflicts: conflicts with \"kubectl-create\" using v1:\n- .metadata.labels.app\n- .spec.containers[name=\"c\"].image"),
+        ),
+        (config(json!({"app": "b"}), "i:2"), "kubectl", true, Ok(vec!["kubectl/Apply", "kubectl-create/Update"])),
+    ];
+    for (i, (config, manager, force, want)) in cases.into_iter().enumerate() {
+        match (applied(&live, &config, manager, force), want) {
+            (Ok(obj), Ok(want)) => assert_eq!(managers(&obj), want, "case {i}"),
+            (Err(c), Err(want)) => assert_eq!(c.message(), want, "case {i}"),
+            (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
+        }
+    }
+    let forced =
+        applied(&live, &config(json!({"app": "b"}), "i:2"), "kubectl", true).expect("forced");
+    assert_eq!(
+        fields_of(&forced, "kubectl-create"),
+        json!({"f:metadata": {"f:labels": {}}, "f:spec": {"f:containers": {"k:{\"name\":\"c\"}": {".": {}, "f:name": {}}}}})
+    );
+}
+
+#[test]
+fn an_apply_removes_what_it_no_longer_applies_unless_another_manager_owns_it() {
+    let first = applied(
+        &apply_schema().zero(),
+        &config(json!({"a": "1", "b": "2"}), "i"),
+        "kubectl",
+        false,
+    )
+    .expect("create");
+    let second = applied(&first, &config(json!({"a": "1"}), "i"), "kubectl", false).expect("apply");
+    assert_eq!(second["metadata"]["labels"], json!({"a": "1"}));
+    // The same label also applied by another manager stays.
+    let shared = applied(&first, &config(json!({"b": "2"}), "i"), "other", false).expect("shared");
+    let third = applied(&shared, &config(json!({"a": "1"}), "i"), "kubectl", false).expect("apply");
+    assert_eq!(third["metadata"]["labels"], json!({"a": "1", "b": "2"}));
+    assert_eq!(managers(&third), ["kubectl/Apply", "other/Apply"]);
+}
+
+#[test]
+fn an_object_without_managed_fields_is_owned_before_its_first_apply() {
+    let live = pod(json!({"app": "a"}), "i:1");
+    let err = applied(&live, &config(json!({"app": "a"}), "i:2"), "kubectl", false)
+        .expect_err("conflict");
+    assert_eq!(
+        err.message(),
+        "Apply failed with 1 conflict: conflict with \"before-first-apply\" using v1: .spec.containers[name=\"c\"].image"
+    );
+}
+
+#[test]
+fn kubectls_first_apply_takes_over_what_client_side_apply_set() {
+    let mut live = create(
+        &pod(json!({"app": "a"}), "i:1"),
+        "kubectl-client-side-apply",
+    );
+    let last = config(json!({"app": "a"}), "i:1").to_string();
+    live["metadata"]["annotations"] = json!({ LAST_APPLIED: last });
+    let changed = config(json!({"app": "a"}), "i:2");
+    let other = applied(&live, &changed, "someone", false).expect_err("others still conflict");
+    assert_eq!(other.0.len(), 1);
+    let upgraded = applied(&live, &changed, "kubectl", false).expect("kubectl takes over");
+    assert_eq!(upgraded["spec"]["containers"][0]["image"], "i:2");
+    let annotation = upgraded["metadata"]["annotations"][LAST_APPLIED]
+        .as_str()
+        .expect("kept");
+    let annotation: Value = serde_json::from_str(annotation).expect("JSON");
+    assert_eq!(annotation["spec"]["containers"][0]["image"], "i:2");
+    // A field changed since the last client-side apply is still a conflict.
+    let mut drifted = live.clone();
+    drifted["spec"]["containers"][0]["image"] = json!("i:9");
+    assert!(applied(&drifted, &changed, "kubectl", false).is_err());
+}
