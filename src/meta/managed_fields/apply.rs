@@ -264,11 +264,6 @@ fn remove_path(value: &mut Value, path: &[PathElement], list_types: SchemaNode<'
     }
 }
 
-/// Whether `set` holds `path` or anything below it.
-fn owns_any_under(set: &FieldSet, path: &[PathElement]) -> bool {
-    set.paths().iter().any(|p| p.starts_with(path))
-}
-
 /// Removes what `manager` applied last time and applies no more, unless another manager (or
 /// the new configuration) holds it or something below it.
 fn prune(merged: &mut Value, last: &FieldSet, kept: &FieldSet, schema: SchemaNode<'_>) {
@@ -276,7 +271,7 @@ fn prune(merged: &mut Value, last: &FieldSet, kept: &FieldSet, schema: SchemaNod
         .difference(kept)
         .paths()
         .into_iter()
-        .filter(|p| !owns_any_under(kept, p))
+        .filter(|p| !kept.contains_prefix(p))
         .collect();
     // Deepest first, so that a parent's removal never hides a child's.
     gone.sort_by_key(|p| std::cmp::Reverse(p.len()));

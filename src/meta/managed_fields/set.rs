@@ -173,6 +173,21 @@ impl FieldSet {
         set.members.contains(last)
     }
 
+    /// Whether the set holds `path` or any path below it.
+    pub fn contains_prefix(&self, path: &[PathElement]) -> bool {
+        let Some((last, parents)) = path.split_last() else {
+            return !self.is_empty();
+        };
+        let mut set = self;
+        for pe in parents {
+            match set.children.get(pe) {
+                Some(child) => set = child,
+                None => return false,
+            }
+        }
+        set.members.contains(last) || set.children.contains_key(last)
+    }
+
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         let mut out = self.clone();
         out.members.extend(other.members.iter().cloned());
@@ -367,6 +382,8 @@ mod tests {
             assert_eq!(got, want, "case {i}");
         }
         assert!(ab.contains(&a) && !ab.contains(&c) && !ab.contains(&[f("spec")]));
+        assert!(ab.contains_prefix(&[f("spec")]) && ab.contains_prefix(&a));
+        assert!(!ab.contains_prefix(&[f("metadata")]) && !ab.contains_prefix(&[f("spec"), f("c")]));
     }
 
     #[test]

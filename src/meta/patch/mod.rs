@@ -1,8 +1,9 @@
 //! PATCH for the API server: applies JSON patch, JSON merge patch and strategic merge patch
 //! bodies to stored objects the way kube-apiserver v1.32 does.
 //!
-//! kube-apiserver accepts three patch media types on `PATCH` (server-side apply is a separate
-//! mechanism and is not handled here):
+//! kube-apiserver accepts four patch media types on `PATCH`; the fourth,
+//! `application/apply-patch+yaml`, is server-side apply, which merges with managed fields
+//! (`meta::managed_fields`) rather than here. The other three:
 //!
 //! * `application/json-patch+json` — an RFC 6902 operation list. Upstream runs it through
 //!   `gopkg.in/evanphx/json-patch.v4` with at most 10,000 operations and a 3 MiB budget for what
