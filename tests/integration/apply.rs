@@ -381,3 +381,35 @@ print("applied", [m.manager for m in pod.metadata.managedFields])
     let out = crate::clients::python(&cluster, &["-c", script]).await;
     assert!(out.contains("applied ['python-client']"), "{out}");
 }
+
+#[tokio::test]
+async fn the_schedulers_status_write_is_its_own_entry() {
+    let cluster = TestCluster::builder().scheduler().start().await;
+    cluster.kubectl_stdin(&["create", "-f", "-"], Some(POD));
+    // No node can take it: the scheduler sets PodScheduled=False through pods/status.
+    cluster.kubectl_ok(&[
+        "wait",
+        "--for=condition=PodScheduled=false",
+        "pod/valid-pod",
+        "--timeout=60s",
+    ]);
+    // Entries of the same second sort by manager.
+    let names = managers(&cluster, "valid-pod");
+    let mut names: Vec<&str> = names.split_whitespace().collect();
+    names.sort();
+    assert_eq!(names, ["kube-scheduler", "kubectl-create"]);
+    let pod = pod_json(&cluster, "valid-pod");
+    let entry = pod["metadata"]["managedFields"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["manager"] == "kube-scheduler"))
+        .expect("the scheduler's entry")
+        .clone();
+    assert_eq!(
+        (&entry["operation"], &entry["subresource"]),
+        (&"Update".into(), &"status".into())
+    );
+    let condition = &entry["fieldsV1"]["f:status"]["f:conditions"]["k:{\"type\":\"PodScheduled\"}"];
+    for field in [".", "f:type", "f:status", "f:reason", "f:message"] {
+        assert!(condition.get(field).is_some(), "{field} in {entry}");
+    }
+}
