@@ -413,3 +413,36 @@ async fn the_schedulers_status_write_is_its_own_entry() {
         assert!(condition.get(field).is_some(), "{field} in {entry}");
     }
 }
+
+#[tokio::test]
+async fn the_kubelets_status_writes_are_recorded_under_kubelet() {
+    use crate::up::{UpCluster, TEST_IMAGE};
+    let cluster = UpCluster::start(None);
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: runs\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {TEST_IMAGE}\n    command: [\"sleep\", \"3600\"]\n"
+    );
+    cluster.apply(&manifest);
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/runs", "--timeout=60s"]);
+    let out = cluster.kubectl_ok(&["get", "pod", "runs", "-o", "json", "--show-managed-fields"]);
+    let pod: Value = serde_json::from_str(&out).expect("JSON");
+    let entries = pod["metadata"]["managedFields"]
+        .as_array()
+        .expect("entries")
+        .clone();
+    let kubelet = entries
+        .iter()
+        .find(|e| e["manager"] == "kubelet")
+        .unwrap_or_else(|| panic!("no kubelet entry in {entries:?}"));
+    assert_eq!(kubelet["subresource"], "status");
+    assert_eq!(kubelet["operation"], "Update");
+    let status = &kubelet["fieldsV1"]["f:status"];
+    for field in ["f:phase", "f:podIP", "f:containerStatuses", "f:conditions"] {
+        assert!(status.get(field).is_some(), "{field} in {status}");
+    }
+    // The binding is no manager's write, as upstream's binding storage writes directly.
+    assert!(
+        entries.iter().all(|e| e["manager"] != "kube-scheduler"),
+        "{entries:?}"
+    );
+    cluster.kubectl_ok(&["delete", "pod", "runs"]);
+}
