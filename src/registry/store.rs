@@ -410,17 +410,30 @@ impl Store {
         if let Some(base) = &generate {
             meta.insert("name".into(), json!(generated_name(base)));
         }
+        // The manager owns what it sent and the scheme's defaults; what admission and the
+        // create rules add next is no manager's (upstream tracks the create before them).
+        let tracked = options
+            .field_manager
+            .as_ref()
+            .map(|_| self.strategy.scheme_defaulted(&obj));
         let warnings = [warnings, self.strategy.prepare_create(&mut obj)?].concat();
         match (&options.field_manager, sent_managed_fields) {
             (Some(manager), sent) => {
                 let schema = self.strategy.patch_schema();
+                let mut tracked = tracked.unwrap_or_else(|| obj.clone());
                 managed_fields::track_update(
                     &schema.zero(),
-                    &mut obj,
+                    &mut tracked,
                     sent.as_ref(),
                     &schema,
                     &self.writer(manager, ""),
                 );
+                let recorded = tracked.pointer("/metadata/managedFields").cloned();
+                let meta = object::metadata_mut(&mut obj);
+                match recorded {
+                    Some(list) => meta.insert("managedFields".into(), list),
+                    None => meta.remove("managedFields"),
+                };
             }
             // The server's own create, or a server-side apply's, which made them.
             (None, Some(made)) => {

@@ -62,6 +62,20 @@ async fn kubectl_create_label_patch_and_replace_each_record_their_manager() {
         "{fields}"
     );
     assert!(fields.get("f:status").is_none(), "{fields}");
+    // The scheme's defaults are the creator's; what admission adds is nobody's.
+    for defaulted in ["f:dnsPolicy", "f:restartPolicy", "f:schedulerName"] {
+        assert!(
+            fields["f:spec"].get(defaulted).is_some(),
+            "{defaulted} in {fields}"
+        );
+    }
+    assert!(container.get("f:imagePullPolicy").is_some(), "{fields}");
+    for admitted in ["f:priority", "f:tolerations", "f:serviceAccountName"] {
+        assert!(
+            fields["f:spec"].get(admitted).is_none(),
+            "{admitted} in {fields}"
+        );
+    }
 
     cluster.kubectl_ok(&["label", "pods", "valid-pod", "new-name=new-valid-pod"]);
     assert_eq!(
