@@ -269,6 +269,30 @@ async fn kubectl_server_side_apply_creates_updates_conflicts_and_forces() {
     assert_eq!(labels, r#"{"name":"changed","tier":"web"}"#);
     assert_eq!(managers(&cluster, "valid-pod"), "kubectl");
 
+    // A server-side dry run changes nothing; cluster-scoped kinds apply as well.
+    let out = kubectl_in(
+        &cluster,
+        &["apply", "--server-side", "--dry-run=server", "-f", "-"],
+        POD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "pod/valid-pod serverside-applied (server dry run)"
+    );
+    let ns =
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: applied\n  labels:\n    team: a\n";
+    let out = kubectl_in(&cluster, &apply, ns);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = cluster.kubectl_ok(&[
+        "get",
+        "ns",
+        "applied",
+        "-o",
+        "jsonpath={.metadata.labels.team} {.status.phase}",
+    ]);
+    assert_eq!(got, "a Active");
+
     // Dropping a label from the configuration removes it from the Pod.
     let out = kubectl_in(&cluster, &apply, POD);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -354,6 +378,53 @@ async fn apply_requires_a_field_manager_and_force_needs_apply() {
         (code, &status["message"]),
         (400, &"invalid object type: /v1, Kind=Node".into())
     );
+    let apply_as = |manager: &str, body: &[u8]| {
+        let (raw, body) = (&raw, body.to_vec());
+        let path = format!("{path}?fieldManager={manager}");
+        async move {
+            raw.json("PATCH", &path, "application/apply-patch+yaml", body)
+                .await
+        }
+    };
+    let (code, status) = apply_as("m", b"{").await;
+    assert_eq!(code, 400, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("error decoding YAML: ")),
+        "{status}"
+    );
+    let with_managed =
+        br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","managedFields":[]}}"#;
+    let (code, status) = apply_as("m", with_managed).await;
+    assert_eq!(
+        (code, &status["message"]),
+        (400, &"metadata.managedFields must be nil".into())
+    );
+
+    // A conflict is a 409 whose causes name the manager and the field.
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: i\n";
+    let (code, status) = apply_as("first", yaml.as_bytes()).await;
+    assert_eq!(code, 201, "{status}");
+    let (code, status) = apply_as("second", yaml.replace("image: i", "image: j").as_bytes()).await;
+    assert_eq!(code, 409, "{status}");
+    assert_eq!(status["reason"], "Conflict");
+    assert_eq!(
+        status["message"],
+        r#"Apply failed with 1 conflict: conflict with "first": .spec.containers[name="c"].image"#
+    );
+    assert_eq!(
+        status["details"]["causes"],
+        serde_json::json!([{"reason": "FieldManagerConflict", "message": "conflict with \"first\"",
+            "field": ".spec.containers[name=\"c\"].image"}])
+    );
+    let (code, status) = apply_as(
+        "second&force=true",
+        yaml.replace("image: i", "image: j").as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(status["spec"]["containers"][0]["image"], "j");
 }
 
 #[tokio::test]
