@@ -264,6 +264,17 @@ fn remove_path(value: &mut Value, path: &[PathElement], list_types: SchemaNode<'
     }
 }
 
+/// Whether `path` names a key field of an associative list item (`[name="c"].name`): the
+/// item's identity, which stays as long as the item does.
+fn is_key_of_its_item(path: &[PathElement]) -> bool {
+    match path {
+        [.., PathElement::Key(keys), PathElement::Field(field)] => {
+            serde_json::from_str::<Value>(keys).is_ok_and(|k| k.get(field).is_some())
+        }
+        _ => false,
+    }
+}
+
 /// Removes what `manager` applied last time and applies no more, unless another manager (or
 /// the new configuration) holds it or something below it.
 fn prune(merged: &mut Value, last: &FieldSet, kept: &FieldSet, schema: SchemaNode<'_>) {
@@ -271,7 +282,7 @@ fn prune(merged: &mut Value, last: &FieldSet, kept: &FieldSet, schema: SchemaNod
         .difference(kept)
         .paths()
         .into_iter()
-        .filter(|p| !kept.contains_prefix(p))
+        .filter(|p| !kept.contains_prefix(p) && !is_key_of_its_item(p))
         .collect();
     // Deepest first, so that a parent's removal never hides a child's.
     gone.sort_by_key(|p| std::cmp::Reverse(p.len()));

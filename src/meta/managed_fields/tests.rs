@@ -531,3 +531,24 @@ fn kubectls_first_apply_takes_over_what_client_side_apply_set() {
     drifted["spec"]["containers"][0]["image"] = json!("i:9");
     assert!(applied(&drifted, &changed, "kubectl", false).is_err());
 }
+
+#[test]
+fn a_dropped_item_another_manager_changed_keeps_its_key() {
+    let first = applied(
+        &apply_schema().zero(),
+        &config(json!({}), "i:1"),
+        "kubectl",
+        false,
+    )
+    .expect("create");
+    let mut changed = first.clone();
+    changed["spec"]["containers"][0]["image"] = json!("i:2");
+    let patched = update(&first, changed, "kubectl-patch", "", "2026-01-01T00:00:05Z");
+    let mut without = config(json!({}), "unused");
+    without["spec"]["containers"] = json!([]);
+    let after = applied(&patched, &without, "kubectl", false).expect("apply");
+    assert_eq!(
+        after["spec"]["containers"],
+        json!([{"name": "c", "image": "i:2"}])
+    );
+}
