@@ -531,3 +531,35 @@ async fn the_kubelets_status_writes_are_recorded_under_kubelet() {
     );
     cluster.kubectl_ok(&["delete", "pod", "runs"]);
 }
+
+#[tokio::test]
+async fn namespaces_are_managed_by_their_creator_from_the_start() {
+    let cluster = TestCluster::builder().start().await;
+    let managers_of = |ns: &str| {
+        cluster.kubectl_ok(&[
+            "get",
+            "ns",
+            ns,
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ])
+    };
+    assert_eq!(managers_of("default"), "kube-apiserver");
+    cluster.kubectl_ok(&["label", "ns", "default", "team=a"]);
+    assert_eq!(managers_of("default"), "kube-apiserver kubectl-label");
+    let out = cluster.kubectl_stdin(
+        &["create", "-f", "-"],
+        Some("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: made\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cluster.kubectl_ok(&["get", "ns", "made", "-o", "json", "--show-managed-fields"]);
+    let ns: Value = serde_json::from_str(&out).expect("JSON");
+    let entry = &ns["metadata"]["managedFields"][0];
+    assert_eq!(entry["manager"], "kubectl-create");
+    // The name label is the scheme's default, so the creator's; the finalizer and the phase
+    // are the create rules', so nobody's.
+    assert_eq!(
+        entry["fieldsV1"],
+        serde_json::json!({"f:metadata": {"f:labels": {".": {}, "f:kubernetes.io/metadata.name": {}}}})
+    );
+}
