@@ -10,6 +10,10 @@
 //! set. Entries are kept per manager, operation, API version and subresource, at most ten of
 //! them for updates (older ones are merged into `ancient-changes`), ordered as upstream orders
 //! them: `Apply` before `Update`, then by time, then by manager.
+//!
+//! Server-side apply ([`apply`]) records operation `Apply`: the manager owns exactly the
+//! fields its configuration sets, and changing a field another manager owns is a conflict
+//! unless forced.
 
 mod apply;
 mod compare;
