@@ -563,3 +563,21 @@ async fn namespaces_are_managed_by_their_creator_from_the_start() {
         serde_json::json!({"f:metadata": {"f:labels": {".": {}, "f:kubernetes.io/metadata.name": {}}}})
     );
 }
+
+#[tokio::test]
+async fn a_port_without_a_protocol_applies_again_as_the_same_port() {
+    let cluster = TestCluster::builder().start().await;
+    let with_port = format!("{POD}    ports:\n    - containerPort: 80\n");
+    for round in 0..2 {
+        let out = kubectl_in(&cluster, &["apply", "--server-side", "-f", "-"], &with_port);
+        assert!(out.status.success(), "round {round}: {}", stderr(&out));
+    }
+    let ports = cluster.kubectl_ok(&[
+        "get",
+        "pod",
+        "valid-pod",
+        "-o",
+        "jsonpath={.spec.containers[0].ports}",
+    ]);
+    assert_eq!(ports, r#"[{"containerPort":80,"protocol":"TCP"}]"#);
+}

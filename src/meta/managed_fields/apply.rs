@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use super::compare::compare;
+use super::compare::{compare, item_element};
 use super::set::{path_string, FieldSet, Path, PathElement};
 use super::{entries_of, stripped, Entry, Writer, APPLY, UPDATE};
 use crate::meta::patch::{ListType, PatchSchema, SchemaNode};
@@ -119,21 +119,13 @@ fn fields_of(value: &Value, schema: SchemaNode<'_>, path: &mut Path, set: &mut F
                 return;
             }
             for (i, item) in items.iter().enumerate() {
-                path.push(element(&list_type, item, i));
+                path.push(item_element(&list_type, schema, item, i));
                 fields_of(item, schema, path, set);
                 set.insert(path);
                 path.pop();
             }
         }
         _ => set.insert(path),
-    }
-}
-
-fn element(list_type: &ListType, item: &Value, index: usize) -> PathElement {
-    match (list_type, item) {
-        (ListType::Map(keys), Value::Object(fields)) => PathElement::key(fields, keys),
-        (ListType::Set, v) => PathElement::value(v),
-        _ => PathElement::Index(index),
     }
 }
 
@@ -181,12 +173,12 @@ fn merge_list(
     let lpes: Vec<PathElement> = l
         .iter()
         .enumerate()
-        .map(|(i, v)| element(list_type, v, i))
+        .map(|(i, v)| item_element(list_type, schema, v, i))
         .collect();
     let rpes: Vec<PathElement> = r
         .iter()
         .enumerate()
-        .map(|(i, v)| element(list_type, v, i))
+        .map(|(i, v)| item_element(list_type, schema, v, i))
         .collect();
     let in_l = |pe: &PathElement| lpes.iter().position(|p| p == pe);
     let in_r = |pe: &PathElement| rpes.iter().position(|p| p == pe);
@@ -251,7 +243,7 @@ fn remove_path(value: &mut Value, path: &[PathElement], list_types: SchemaNode<'
             let position = items
                 .iter()
                 .enumerate()
-                .position(|(i, item)| element(&list_type, item, i) == *pe);
+                .position(|(i, item)| item_element(&list_type, list_types, item, i) == *pe);
             if let Some(i) = position {
                 if rest.is_empty() {
                     items.remove(i);

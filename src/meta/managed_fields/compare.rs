@@ -124,11 +124,28 @@ fn walk_map(
     }
 }
 
-/// The path element of a list item: its keys in an associative list, itself in a set, its
+/// The path element of an item of the list `schema` describes: its keys in an associative
+/// list (a key the item leaves out takes its default, if it has one), itself in a set, its
 /// position otherwise (an associative list whose item is not an object).
-fn item_element(list_type: &ListType, item: &Value, index: usize) -> PathElement {
+pub(super) fn item_element(
+    list_type: &ListType,
+    schema: SchemaNode<'_>,
+    item: &Value,
+    index: usize,
+) -> PathElement {
     match (list_type, item) {
-        (ListType::Map(keys), Value::Object(fields)) => PathElement::key(fields, keys),
+        (ListType::Map(keys), Value::Object(fields)) => {
+            let mut filled = Map::new();
+            for key in keys {
+                let value = fields
+                    .get(key)
+                    .or_else(|| schema.child(key).default_value());
+                if let Some(value) = value {
+                    filled.insert(key.clone(), value.clone());
+                }
+            }
+            PathElement::key(&filled, keys)
+        }
         (ListType::Set, v) => PathElement::value(v),
         _ => PathElement::Index(index),
     }
@@ -138,10 +155,11 @@ fn item_element(list_type: &ListType, item: &Value, index: usize) -> PathElement
 fn index_items<'v>(
     list: Option<&'v Vec<Value>>,
     list_type: &ListType,
+    schema: SchemaNode<'_>,
 ) -> Vec<(PathElement, Vec<&'v Value>)> {
     let mut out: Vec<(PathElement, Vec<&'v Value>)> = Vec::new();
     for (i, item) in list.into_iter().flatten().enumerate() {
-        let pe = item_element(list_type, item, i);
+        let pe = item_element(list_type, schema, item, i);
         match out.iter_mut().find(|(seen, _)| *seen == pe) {
             Some((_, items)) => items.push(item),
             None => out.push((pe, vec![item])),
@@ -158,8 +176,8 @@ fn walk_list(
     path: &mut Path,
     out: &mut Comparison,
 ) {
-    let left = index_items(lhs, list_type);
-    let right = index_items(rhs, list_type);
+    let left = index_items(lhs, list_type, schema);
+    let right = index_items(rhs, list_type, schema);
     let mut elements: Vec<&PathElement> = left.iter().map(|(pe, _)| pe).collect();
     for (pe, _) in &right {
         if !left.iter().any(|(l, _)| l == pe) {

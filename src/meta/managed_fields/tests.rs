@@ -335,6 +335,7 @@ fn apply_schema() -> PatchSchema {
     schema()
         .merge_list("spec.containers.ports", "containerPort")
         .list_map_keys("spec.containers.ports", &["containerPort", "protocol"])
+        .key_default("spec.containers.ports.protocol", json!("TCP"))
 }
 
 fn applied(live: &Value, config: &Value, manager: &str, force: bool) -> Result<Value, Conflicts> {
@@ -550,5 +551,26 @@ fn a_dropped_item_another_manager_changed_keeps_its_key() {
     assert_eq!(
         after["spec"]["containers"],
         json!([{"name": "c", "image": "i:2"}])
+    );
+}
+
+#[test]
+fn a_port_applied_without_its_protocol_is_the_tcp_port() {
+    let mut live = pod(json!({}), "i");
+    live["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80, "protocol": "TCP"}]);
+    let live = create(&live, "kubectl-create");
+    let mut cfg = config(json!({}), "i");
+    cfg["spec"]["containers"][0]["ports"] = json!([{"containerPort": 80, "name": "http"}]);
+    let after = applied(&live, &cfg, "kubectl", false).expect("no conflict");
+    assert_eq!(
+        after["spec"]["containers"][0]["ports"],
+        json!([{"containerPort": 80, "protocol": "TCP", "name": "http"}])
+    );
+    let port =
+        &fields_of(&after, "kubectl")["f:spec"]["f:containers"]["k:{\"name\":\"c\"}"]["f:ports"];
+    assert!(
+        port.get("k:{\"containerPort\":80,\"protocol\":\"TCP\"}")
+            .is_some(),
+        "{port}"
     );
 }

@@ -208,6 +208,9 @@ struct FieldNode {
     /// Server-side apply treats this list or map as one value (`+listType=atomic`,
     /// `+mapType=atomic`, `+structType=atomic`) whatever its strategic merge tags say.
     atomic: bool,
+    /// The value server-side apply gives this field of a list item when the item leaves it
+    /// out (a list-map key's OpenAPI default, such as a port's `protocol`).
+    default: Option<Value>,
     fields: BTreeMap<String, FieldNode>,
 }
 
@@ -218,6 +221,9 @@ impl FieldNode {
         }
         self.retain_keys |= other.retain_keys;
         self.atomic |= other.atomic;
+        if other.default.is_some() {
+            self.default.clone_from(&other.default);
+        }
         if other.list_map_keys.is_some() {
             self.list_map_keys.clone_from(&other.list_map_keys);
         }
@@ -285,6 +291,11 @@ impl<'a> SchemaNode<'a> {
         }
     }
 
+    /// The default server-side apply gives this field when an item leaves it out.
+    pub fn default_value(self) -> Option<&'a Value> {
+        self.0.and_then(|n| n.default.as_ref())
+    }
+
     /// Whether server-side apply treats this field, when it is a map, as one value.
     pub fn is_atomic_map(self) -> bool {
         self.0.is_some_and(|n| n.atomic)
@@ -320,6 +331,14 @@ impl PatchSchema {
     /// strategic merge key (container ports: `containerPort` and `protocol`).
     pub fn list_map_keys(mut self, path: &str, keys: &[&str]) -> Self {
         self.node_mut(path).list_map_keys = Some(keys.iter().map(|k| k.to_string()).collect());
+        self
+    }
+
+    /// Gives the list-map key field at `path` (e.g. `ports.protocol`) the default server-side
+    /// apply fills in when an item leaves it out, so that `{"containerPort": 80}` and
+    /// `{"containerPort": 80, "protocol": "TCP"}` name the same port.
+    pub fn key_default(mut self, path: &str, value: Value) -> Self {
+        self.node_mut(path).default = Some(value);
         self
     }
 

@@ -10,6 +10,7 @@ fn container_schema() -> PatchSchema {
     PatchSchema::new()
         .merge_list("ports", "containerPort")
         .list_map_keys("ports", &["containerPort", "protocol"])
+        .key_default("ports.protocol", serde_json::json!("TCP"))
         .merge_list("env", "name")
         .merge_list("volumeMounts", "mountPath")
         .merge_list("volumeDevices", "devicePath")
