@@ -422,21 +422,21 @@ fn apply_once(
             .and_then(|a| a.get(LAST_APPLIED))
             .is_some();
         if has_last_applied {
+            // As upstream encodes it: the configuration without the annotation itself, its
+            // keys sorted, ending in a newline.
             let mut last_applied = config.clone();
             if let Some(annotations) = last_applied
                 .pointer_mut("/metadata/annotations")
                 .and_then(Value::as_object_mut)
             {
                 annotations.remove(LAST_APPLIED);
-                if annotations.is_empty() {
-                    crate::meta::object::metadata_mut(&mut last_applied).remove("annotations");
-                }
             }
+            let last_applied = format!("{}\n", super::set::canonical(&last_applied));
             let annotations = crate::meta::object::metadata_mut(&mut merged)
                 .entry("annotations")
                 .or_insert_with(|| Value::Object(Map::new()));
             if let Value::Object(annotations) = annotations {
-                annotations.insert(LAST_APPLIED.into(), Value::String(last_applied.to_string()));
+                annotations.insert(LAST_APPLIED.into(), Value::String(last_applied));
             }
         }
     }

@@ -113,7 +113,7 @@ pub fn path_string(path: &[PathElement]) -> String {
 }
 
 /// A value with its object members sorted, so that equal values encode alike.
-fn canonical(v: &Value) -> Value {
+pub(super) fn canonical(v: &Value) -> Value {
     match v {
         Value::Object(members) => {
             let mut sorted: Vec<(&String, &Value)> = members.iter().collect();
