@@ -58,7 +58,6 @@ pub async fn bootstrap_system(
             api_version: "v1".into(),
             subresource: "",
             now: object::now_rfc3339(),
-            ignore_status: true,
         };
         crate::meta::managed_fields::track_update(
             &schema.zero(),

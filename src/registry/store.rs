@@ -271,7 +271,6 @@ impl Store {
             api_version: self.info().api_version(),
             subresource,
             now: object::now_rfc3339(),
-            ignore_status: subresource.is_empty() && self.info().subresources.contains(&"status"),
         }
     }
 
@@ -877,6 +876,10 @@ impl Store {
             }
             let sent_managed_fields = object::metadata_mut(&mut new).remove("managedFields");
             keep_system_metadata(&mut new, old);
+            // An update's manager is recorded for the object as it sent it (with the scheme's
+            // defaults), before the kind's update rules reset what it may not change.
+            let tracked =
+                matches!(tracking, Tracking::Update(_)).then(|| strategy.scheme_defaulted(&new));
             warnings = match subresource {
                 // A binding may set what no other write may (spec.nodeName); its rules are
                 // checked by the binding itself.
@@ -885,13 +888,22 @@ impl Store {
                 _ => strategy.prepare_update(&mut new, old, UpdateTarget::Main)?,
             };
             match tracking {
-                Tracking::Update(manager) => managed_fields::track_update(
-                    old,
-                    &mut new,
-                    sent_managed_fields.as_ref(),
-                    &schema,
-                    &self.writer(manager, subresource),
-                ),
+                Tracking::Update(manager) => {
+                    let mut tracked = tracked.unwrap_or_else(|| new.clone());
+                    managed_fields::track_update(
+                        old,
+                        &mut tracked,
+                        sent_managed_fields.as_ref(),
+                        &schema,
+                        &self.writer(manager, subresource),
+                    );
+                    let recorded = tracked.pointer("/metadata/managedFields").cloned();
+                    let meta = object::metadata_mut(&mut new);
+                    match recorded {
+                        Some(list) => meta.insert("managedFields".into(), list),
+                        None => meta.remove("managedFields"),
+                    };
+                }
                 Tracking::Applied => {
                     if let Some(made) = sent_managed_fields {
                         object::metadata_mut(&mut new).insert("managedFields".into(), made);

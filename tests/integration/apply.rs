@@ -531,6 +531,25 @@ async fn the_kubelets_status_writes_are_recorded_under_kubelet() {
         "{entries:?}"
     );
     cluster.kubectl_ok(&["delete", "pod", "runs"]);
+    // The kubelet registers its Node and keeps its status and Lease: all under `kubelet`.
+    let node = format!("{}-control-plane", cluster.name);
+    let out = cluster.kubectl_ok(&["get", "node", &node, "-o", "json", "--show-managed-fields"]);
+    let node: Value = serde_json::from_str(&out).expect("JSON");
+    let entries = node["metadata"]["managedFields"]
+        .as_array()
+        .expect("entries")
+        .clone();
+    let kubelet: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["manager"] == "kubelet")
+        .collect();
+    assert!(!kubelet.is_empty(), "{entries:?}");
+    assert!(
+        kubelet
+            .iter()
+            .any(|e| e["fieldsV1"].get("f:status").is_some()),
+        "{entries:?}"
+    );
 }
 
 #[tokio::test]

@@ -345,7 +345,6 @@ fn apply_once(
         // `skipNonAppliedManager.Apply`).
         let before = Writer {
             manager: BEFORE_FIRST_APPLY,
-            ignore_status: false,
             ..writer.clone()
         };
         managed = super::updated(&schema.zero(), live, Vec::new(), schema, &before);

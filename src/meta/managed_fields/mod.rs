@@ -153,10 +153,6 @@ pub struct Writer<'a> {
     pub api_version: String,
     pub subresource: &'a str,
     pub now: String,
-    /// The write cannot set `status` (a kind with a status subresource, written through the
-    /// main resource): what the server puts there is no manager's doing. Upstream tracks a
-    /// write before the kind's `PrepareForCreate`/`PrepareForUpdate` set or reset it.
-    pub ignore_status: bool,
 }
 
 /// Whether a sent `managedFields` asks for a reset: an empty list, or one empty entry.
@@ -205,7 +201,9 @@ fn stripped() -> FieldSet {
 }
 
 /// Sets `new`'s `managedFields` after an `Update` by `writer`: `live` is the object as stored
-/// before the write (the kind's zero object on create, see [`PatchSchema::zero`]), `sent`
+/// before the write (the kind's zero object on create, see [`PatchSchema::zero`]), `new` the
+/// object as the request made it, with the scheme's defaults but before the kind's create or
+/// update rules (upstream tracks a write before `PrepareForCreate`/`PrepareForUpdate`), `sent`
 /// the `managedFields` the request's object carried, if any.
 ///
 /// As upstream: a write to a subresource ignores what it sent; an empty list (or one empty
@@ -258,14 +256,6 @@ fn updated(
     crate::meta::object::metadata_mut(&mut live).remove("managedFields");
     let mut new = new.clone();
     crate::meta::object::metadata_mut(&mut new).remove("managedFields");
-    if writer.ignore_status {
-        if let (Some(new), Some(live)) = (new.as_object_mut(), live.as_object()) {
-            match live.get("status") {
-                Some(status) => new.insert("status".into(), status.clone()),
-                None => new.remove("status"),
-            };
-        }
-    }
     let changes = compare(&live, &new, schema.root());
     let changed = changes.modified.union(&changes.added);
     let strip = stripped();

@@ -17,7 +17,6 @@ fn writer<'a>(manager: &'a str, subresource: &'a str, now: &str) -> Writer<'a> {
         api_version: "v1".into(),
         subresource,
         now: now.to_string(),
-        ignore_status: false,
     }
 }
 
@@ -316,17 +315,6 @@ fn entries_sort_apply_first_then_by_time_then_by_manager() {
         .filter_map(|e| e["manager"].as_str())
         .collect();
     assert_eq!(order, ["z", "c", "a", "b"]);
-}
-
-#[test]
-fn a_write_that_cannot_set_status_owns_none_of_it() {
-    let mut obj = pod(json!({"app": "a"}), "i:1");
-    obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
-    let mut w = writer("kubectl-create", "", "2026-01-01T00:00:00Z");
-    w.ignore_status = true;
-    track_update(&schema().zero(), &mut obj, None, &schema(), &w);
-    assert!(fields_of(&obj, "kubectl-create").get("f:status").is_none());
-    assert!(fields_of(&obj, "kubectl-create").get("f:spec").is_some());
 }
 
 // --- server-side apply ----------------------------------------------------------------------
