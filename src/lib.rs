@@ -9,7 +9,8 @@
 //! # Code map
 //!
 //! - [`meta`]: API machinery with no I/O — `Status` errors, selectors, quantities, durations,
-//!   name and label validation, image references, merge/JSON/strategic patches.
+//!   name and label validation, image references, merge/JSON/strategic patches, managed
+//!   fields and server-side apply.
 //! - [`storage`]: the storage seam — the [`storage::Storage`] trait, etcd, the watch cache
 //!   (which wraps any `Storage`), etcd compaction, and an in-memory `Storage` for tests.
 //! - [`registry`]: the generic store (create, update, patch, delete, deletecollection,

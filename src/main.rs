@@ -290,14 +290,15 @@ async fn run() -> anyhow::Result<()> {
         Commands::Scheduler { kubeconfig } => {
             let shutdown = CancellationToken::new();
             cancel_on_signals(shutdown.clone())?;
-            let client = rkube::client::from_kubeconfig(&kubeconfig).await?;
+            let client = rkube::client::for_component(&kubeconfig, "kube-scheduler").await?;
             rkube::scheduler::run(client, shutdown).await?;
         }
         Commands::ControllerManager(args) => {
             use rkube::controller::{self, leaderelection};
             let shutdown = CancellationToken::new();
             cancel_on_signals(shutdown.clone())?;
-            let client = rkube::client::from_kubeconfig(&args.kubeconfig).await?;
+            let client =
+                rkube::client::for_component(&args.kubeconfig, "kube-controller-manager").await?;
             let leader_election = args.leader_elect.then(|| {
                 let mut election = leaderelection::LeaderElectionConfig::new(
                     controller::LEASE_NAMESPACE,
@@ -322,7 +323,7 @@ async fn run() -> anyhow::Result<()> {
         Commands::Kubelet(args) => {
             let shutdown = CancellationToken::new();
             cancel_on_signals(shutdown.clone())?;
-            let client = rkube::client::from_kubeconfig(&args.kubeconfig).await?;
+            let client = rkube::client::for_component(&args.kubeconfig, "kubelet").await?;
             let runtime = rkube::kubelet::docker::DockerRuntime::connect()
                 .await
                 .context("cannot reach the Docker engine: is dockerd running?")?;

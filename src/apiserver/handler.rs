@@ -655,6 +655,12 @@ async fn resource_request(
             .and_then(|v| v.to_str().ok()),
     )?;
     let method = req.method().clone();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let collection = path.name.is_empty();
     let ns = path.namespace.clone();
     let gr = info.group_resource();
@@ -712,6 +718,7 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let mut options = options::write_options(&query, WriteKind::Create)?;
             options.admit = admit.clone();
+            options.field_manager = Some(options::manager_or_user_agent(&query, &user_agent));
             let body = parse_object(&bytes, &ct, own)?;
             let (created, warnings) = store.create(&ns, body, &options).await?;
             Ok(encode(
@@ -741,6 +748,7 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let mut options = options::write_options(&query, WriteKind::Update)?;
             options.admit = admit.clone();
+            options.field_manager = Some(options::manager_or_user_agent(&query, &user_agent));
             let body = parse_object(&bytes, &ct, own)?;
             let (updated, warnings) = store.update(&ns, &path.name, sub, body, &options).await?;
             Ok(encode(StatusCode::OK, &updated, output.plain(), &warnings))
@@ -749,11 +757,26 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             let kind = PatchType::from_content_type(&ct).ok_or_else(|| {
                 let mut e = ApiError::unsupported_media_type(&ct);
-                e.message = format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {ct:?})");
+                e.message = format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {ct:?})");
                 e
             })?;
-            let mut options = options::write_options(&query, WriteKind::Patch)?;
+            let write = match kind {
+                PatchType::Apply => WriteKind::Apply,
+                _ => WriteKind::Patch,
+            };
+            let mut options = options::write_options(&query, write)?;
             options.admit = admit.clone();
+            options.field_manager = Some(options::manager_or_user_agent(&query, &user_agent));
+            if kind == PatchType::Apply {
+                let (applied, warnings, created) =
+                    store.apply(&ns, &path.name, sub, &bytes, &options).await?;
+                let code = if created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                return Ok(encode(code, &applied, output.plain(), &warnings));
+            }
             let (patched, warnings) = store
                 .patch(&ns, &path.name, sub, kind, &bytes, &options)
                 .await?;

@@ -1,8 +1,9 @@
 //! API machinery with no I/O: errors as `Status`, selectors, quantities, durations, image
-//! references, patches, object helpers, and the name and label validators.
+//! references, patches, managed fields, object helpers, and the name and label validators.
 
 pub mod duration;
 pub mod image;
+pub mod managed_fields;
 pub mod object;
 pub mod patch;
 pub mod quantity;

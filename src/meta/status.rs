@@ -136,6 +136,15 @@ impl ApiError {
         .about(gr, name)
     }
 
+    /// A server-side apply that would change fields other managers own (upstream
+    /// `NewApplyConflict`): 409 with one `FieldManagerConflict` cause per field and no
+    /// object named in the details.
+    pub fn apply_conflict(message: String, causes: Vec<Cause>) -> Self {
+        let mut err = Self::new(409, "Conflict", message);
+        err.details.causes = causes;
+        err
+    }
+
     /// The optimistic-concurrency failure: the client's resourceVersion is stale.
     pub fn modified(gr: GroupResource<'_>, name: &str) -> Self {
         Self::conflict(

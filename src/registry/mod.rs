@@ -99,6 +99,11 @@ pub trait Strategy: Send + Sync {
     /// the warnings the client gets.
     fn prepare_create(&self, obj: &mut Value) -> Result<Vec<String>, ApiError>;
 
+    /// The decoded object with the scheme's defaults only (upstream applies them while
+    /// decoding, before managed fields are computed; admission and the create rules come
+    /// after): what a create's manager is recorded as having set.
+    fn scheme_defaulted(&self, obj: &Value) -> Value;
+
     /// The update phase of a write to the main resource or to `status`: what the write may
     /// not change is reset from `old`, defaults are applied, the result is validated against
     /// `old` (422) and the warnings the client gets are returned.
@@ -205,6 +210,12 @@ pub trait TypedStrategy: Send + Sync + 'static {
 
     fn validate(&self, obj: &Self::Object) -> Vec<FieldError>;
 
+    /// The scheme's defaults (upstream's `SetDefaults_*`, applied on decoding), without
+    /// admission or the create rules.
+    fn apply_scheme_defaults(&self, obj: &mut Self::Object) {
+        let _ = obj;
+    }
+
     /// Warnings about a valid new object, sent as `Warning:` headers (upstream
     /// `WarningsOnCreate`).
     fn warnings_on_create(&self, obj: &Self::Object) -> Vec<String> {
@@ -306,6 +317,14 @@ impl<S: TypedStrategy> Strategy for S {
         let warnings = self.warnings_on_create(&typed);
         *obj = typed.into_value().map_err(ApiError::internal)?;
         Ok(warnings)
+    }
+
+    fn scheme_defaulted(&self, obj: &Value) -> Value {
+        let Ok(mut typed) = S::Object::from_value(obj.clone()) else {
+            return obj.clone();
+        };
+        self.apply_scheme_defaults(&mut typed);
+        typed.into_value().unwrap_or_else(|_| obj.clone())
     }
 
     fn prepare_update(

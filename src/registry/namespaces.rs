@@ -49,7 +49,27 @@ pub async fn bootstrap_system(
         let meta = object::metadata_mut(&mut obj);
         meta.insert("uid".into(), uuid::Uuid::new_v4().to_string().into());
         meta.insert("creationTimestamp".into(), object::now_rfc3339().into());
+        // Recorded as kube-apiserver's own create, as its system-namespaces controller's is.
+        let mut tracked = obj.clone();
+        set_name_label(&mut tracked);
+        let schema = namespace_patch_schema();
+        let writer = crate::meta::managed_fields::Writer {
+            manager: "kube-apiserver",
+            api_version: "v1".into(),
+            subresource: "",
+            now: object::now_rfc3339(),
+        };
+        crate::meta::managed_fields::track_update(
+            &schema.zero(),
+            &mut tracked,
+            None,
+            &schema,
+            &writer,
+        );
         set_create_defaults(&mut obj);
+        if let Some(entries) = tracked.pointer("/metadata/managedFields") {
+            object::metadata_mut(&mut obj).insert("managedFields".into(), entries.clone());
+        }
         match storage.create(&key, obj, None).await {
             Ok(_) | Err(crate::storage::StorageError::AlreadyExists(_)) => {}
             Err(e) => return Err(e),
@@ -89,14 +109,19 @@ pub async fn delete(
 
 pub struct NamespaceStrategy;
 
-/// What a new namespace gets: its name label, the `kubernetes` finalizer and phase `Active`.
-fn set_create_defaults(obj: &mut Value) {
+/// The scheme's default of a namespace (upstream `SetDefaults_Namespace`): its name label.
+fn set_name_label(obj: &mut Value) {
     let name = object::name(obj).to_string();
     let meta = object::metadata_mut(obj);
     let labels = meta.entry("labels").or_insert_with(|| json!({}));
     if let Some(labels) = labels.as_object_mut() {
         labels.insert("kubernetes.io/metadata.name".into(), json!(name));
     }
+}
+
+/// What a new namespace gets: its name label, the `kubernetes` finalizer and phase `Active`.
+fn set_create_defaults(obj: &mut Value) {
+    set_name_label(obj);
     obj["spec"] = json!({"finalizers": ["kubernetes"]});
     obj["status"] = json!({"phase": "Active"});
 }
@@ -114,6 +139,10 @@ impl TypedStrategy for NamespaceStrategy {
 
     fn patch_schema(&self) -> PatchSchema {
         namespace_patch_schema()
+    }
+
+    fn apply_scheme_defaults(&self, obj: &mut Value) {
+        set_name_label(obj);
     }
 
     fn admit_create(&self, obj: &mut Value) -> Result<(), ApiError> {
@@ -180,7 +209,9 @@ impl TypedStrategy for NamespaceStrategy {
 
 /// Patch metadata for Namespaces: ObjectMeta plus `status.conditions` merged by `type`.
 pub fn namespace_patch_schema() -> PatchSchema {
-    generic_patch_schema().merge_list("status.conditions", "type")
+    generic_patch_schema()
+        .merge_list("status.conditions", "type")
+        .zero_object(json!({"metadata": {"creationTimestamp": null}, "spec": {}, "status": {}}))
 }
 
 #[cfg(test)]

@@ -238,12 +238,27 @@ fn json_row(obj: &Value, now: jiff::Timestamp, text: &dyn Fn(&str) -> String) ->
 }
 
 /// Patch metadata for Nodes: ObjectMeta, `spec.podCIDRs` (merge), `status.conditions` and
-/// `status.addresses` (both merged by `type`). `spec.taints` has no tag and is atomic.
+/// `status.addresses` (both merged by `type`). `spec.taints` has no tag and is atomic, and
+/// server-side apply sees `status.addresses` as one value too (`listType=atomic`). The empty
+/// Node is the one upstream's Go type encodes.
 pub fn node_patch_schema() -> PatchSchema {
     generic_patch_schema()
         .merge_primitive_list("spec.podCIDRs")
         .merge_list("status.conditions", "type")
         .merge_list("status.addresses", "type")
+        .atomic("status.addresses")
+        .zero_object(json!({
+            "metadata": {"creationTimestamp": null},
+            "spec": {},
+            "status": {
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+                "nodeInfo": {
+                    "machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "",
+                    "osImage": "", "containerRuntimeVersion": "", "kubeletVersion": "",
+                    "kubeProxyVersion": "", "operatingSystem": "", "architecture": ""
+                }
+            }
+        }))
 }
 
 #[cfg(test)]

@@ -98,6 +98,10 @@ impl TypedStrategy for PodStrategy {
         })
     }
 
+    fn apply_scheme_defaults(&self, pod: &mut Pod) {
+        pod::apply_scheme_defaults(pod);
+    }
+
     fn validate(&self, pod: &Pod) -> Vec<FieldError> {
         pod::validate_pod(pod)
     }

@@ -3,7 +3,9 @@
 //! What it does follows `apiserver/pkg/registry/generic/registry/store.go`: system metadata is
 //! set here (uid, creationTimestamp, namespace), resourceVersion preconditions become 409s,
 //! graceful deletion marks an object and leaves it for its owner to finish, and a watch only
-//! shows what matches its selectors (an object that stops matching is seen as DELETED).
+//! shows what matches its selectors (an object that stops matching is seen as DELETED). Every
+//! client's create, update and patch is recorded in `metadata.managedFields`; server-side
+//! apply is in `store/apply.rs`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::decode::{field_warnings, strict_fields_error, Parsed};
 use super::{FieldError, Strategy, UpdateTarget};
+use crate::meta::managed_fields;
 use crate::meta::patch::{apply_patch, PatchType};
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, Cause, GroupResource};
@@ -32,6 +35,23 @@ pub struct CreateOptions {
     pub field_validation: FieldValidation,
     /// Admission: a last check of the object a write would store.
     pub admit: Option<Admit>,
+    /// The manager recorded in `metadata.managedFields` (the request's `fieldManager`, else
+    /// its User-Agent's product); None for the server's own writes, which keep the field as
+    /// it was.
+    pub field_manager: Option<String>,
+    /// `force` of a server-side apply: take the fields other managers own.
+    pub force: bool,
+}
+
+/// What a write does to `managedFields`.
+#[derive(Debug, Clone, Copy)]
+enum Tracking<'a> {
+    /// The server's own write: the field stays as it was.
+    Keep,
+    /// An `Update` by this manager.
+    Update(&'a str),
+    /// A server-side apply: the object produced carries its managed fields already.
+    Applied,
 }
 
 /// The `fieldValidation` level of a write, as upstream: duplicate and unknown fields are a 400
@@ -244,6 +264,16 @@ impl Store {
         self.strategy.info()
     }
 
+    /// Who a write by `manager` to `subresource` is recorded as in `managedFields`.
+    fn writer<'a>(&self, manager: &'a str, subresource: &'a str) -> managed_fields::Writer<'a> {
+        managed_fields::Writer {
+            manager,
+            api_version: self.info().api_version(),
+            subresource,
+            now: object::now_rfc3339(),
+        }
+    }
+
     fn gr(&self) -> GroupResource<'static> {
         self.info().group_resource()
     }
@@ -353,6 +383,7 @@ impl Store {
         self.check_namespace(&mut obj, namespace)?;
         options.admit(&obj, None)?;
         let meta = object::metadata_mut(&mut obj);
+        let sent_managed_fields = meta.remove("managedFields");
         for system_field in [
             "uid",
             "resourceVersion",
@@ -360,7 +391,6 @@ impl Store {
             "deletionTimestamp",
             "deletionGracePeriodSeconds",
             "selfLink",
-            "managedFields",
         ] {
             meta.remove(system_field);
         }
@@ -379,7 +409,37 @@ impl Store {
         if let Some(base) = &generate {
             meta.insert("name".into(), json!(generated_name(base)));
         }
+        // The manager owns what it sent and the scheme's defaults; what admission and the
+        // create rules add next is no manager's (upstream tracks the create before them).
+        let tracked = options
+            .field_manager
+            .as_ref()
+            .map(|_| self.strategy.scheme_defaulted(&obj));
         let warnings = [warnings, self.strategy.prepare_create(&mut obj)?].concat();
+        match (&options.field_manager, sent_managed_fields) {
+            (Some(manager), sent) => {
+                let schema = self.strategy.patch_schema();
+                let mut tracked = tracked.unwrap_or_else(|| obj.clone());
+                managed_fields::track_update(
+                    &schema.zero(),
+                    &mut tracked,
+                    sent.as_ref(),
+                    &schema,
+                    &self.writer(manager, ""),
+                );
+                let recorded = tracked.pointer("/metadata/managedFields").cloned();
+                let meta = object::metadata_mut(&mut obj);
+                match recorded {
+                    Some(list) => meta.insert("managedFields".into(), list),
+                    None => meta.remove("managedFields"),
+                };
+            }
+            // The server's own create, or a server-side apply's, which made them.
+            (None, Some(made)) => {
+                object::metadata_mut(&mut obj).insert("managedFields".into(), made);
+            }
+            (None, None) => {}
+        }
         if self.info().namespaced {
             self.ensure_namespace(namespace, object::name(&obj)).await?;
         }
@@ -684,6 +744,10 @@ impl Store {
                 name,
                 subresource,
                 options.dry_run,
+                options
+                    .field_manager
+                    .as_deref()
+                    .map_or(Tracking::Keep, Tracking::Update),
                 &mut |current| {
                     let obj = match proposal {
                         Proposal::Replace(obj) => obj.clone(),
@@ -776,23 +840,32 @@ impl Store {
         dry_run: bool,
         produce: &mut (dyn FnMut(&Value) -> Result<Value, ApiError> + Send),
     ) -> Result<Value, ApiError> {
-        self.update_with_warnings(namespace, name, subresource, dry_run, produce)
-            .await
-            .map(|(obj, _)| obj)
+        self.update_with_warnings(
+            namespace,
+            name,
+            subresource,
+            dry_run,
+            Tracking::Keep,
+            produce,
+        )
+        .await
+        .map(|(obj, _)| obj)
     }
 
     /// [`Store::update_with`], also returning the kind's warnings about the update (those of
-    /// the attempt that was stored).
+    /// the attempt that was stored). `tracking` says what becomes of `managedFields`.
     async fn update_with_warnings(
         &self,
         namespace: &str,
         name: &str,
         subresource: &str,
         dry_run: bool,
+        tracking: Tracking<'_>,
         produce: &mut (dyn FnMut(&Value) -> Result<Value, ApiError> + Send),
     ) -> Result<(Value, Vec<String>), ApiError> {
         let key = self.key(namespace, name);
         let strategy = self.strategy.clone();
+        let schema = strategy.patch_schema();
         let mut warnings = Vec::new();
         let mut try_update = |current: &Stored| -> Result<Value, ApiError> {
             let old = &*current.object;
@@ -805,7 +878,12 @@ impl Store {
                 }
                 return Ok(new);
             }
+            let sent_managed_fields = object::metadata_mut(&mut new).remove("managedFields");
             keep_system_metadata(&mut new, old);
+            // An update's manager is recorded for the object as it sent it (with the scheme's
+            // defaults), before the kind's update rules reset what it may not change.
+            let tracked =
+                matches!(tracking, Tracking::Update(_)).then(|| strategy.scheme_defaulted(&new));
             warnings = match subresource {
                 // A binding may set what no other write may (spec.nodeName); its rules are
                 // checked by the binding itself.
@@ -816,6 +894,37 @@ impl Store {
                 }
                 _ => strategy.prepare_update(&mut new, old, UpdateTarget::Main)?,
             };
+            match tracking {
+                Tracking::Update(manager) => {
+                    let mut tracked = tracked.unwrap_or_else(|| new.clone());
+                    managed_fields::track_update(
+                        old,
+                        &mut tracked,
+                        sent_managed_fields.as_ref(),
+                        &schema,
+                        &self.writer(manager, subresource),
+                    );
+                    let recorded = tracked.pointer("/metadata/managedFields").cloned();
+                    let meta = object::metadata_mut(&mut new);
+                    match recorded {
+                        Some(list) => meta.insert("managedFields".into(), list),
+                        None => meta.remove("managedFields"),
+                    };
+                }
+                Tracking::Applied => {
+                    if let Some(made) = sent_managed_fields {
+                        object::metadata_mut(&mut new).insert("managedFields".into(), made);
+                    }
+                }
+                Tracking::Keep => {
+                    let kept = old.pointer("/metadata/managedFields").cloned();
+                    let meta = object::metadata_mut(&mut new);
+                    match kept {
+                        Some(list) => meta.insert("managedFields".into(), list),
+                        None => meta.remove("managedFields"),
+                    };
+                }
+            }
             if dry_run {
                 return Err(DryRun(new).into());
             }
@@ -1024,7 +1133,7 @@ fn patched_value_shown(kind: PatchType, patch: &[u8], patched: &Value) -> String
         PatchType::StrategicMerge => serde_json::from_slice::<Value>(patch)
             .map(|p| crate::meta::patch::go_value(&p))
             .unwrap_or_default(),
-        PatchType::Json | PatchType::Merge => patched.to_string(),
+        PatchType::Json | PatchType::Merge | PatchType::Apply => patched.to_string(),
     }
 }
 
@@ -1050,7 +1159,7 @@ fn undecodable_patch(
         // Upstream turns a strategic-merge-patched map into the typed object with its
         // unstructured converter, which words a value of the wrong shape its own way.
         PatchType::StrategicMerge => restore_error(detail).unwrap_or_else(|| detail.to_string()),
-        PatchType::Json | PatchType::Merge => detail.to_string(),
+        PatchType::Json | PatchType::Merge | PatchType::Apply => detail.to_string(),
     };
     let cause = FieldError::invalid("patch", shown, detail).cause();
     ApiError::invalid(
@@ -1170,7 +1279,6 @@ fn keep_system_metadata(new: &mut Value, old: &Value) {
         }
     }
     meta.remove("selfLink");
-    meta.remove("managedFields");
 }
 
 const DRY_RUN_REASON: &str = "DryRun";
@@ -1337,6 +1445,8 @@ impl Watch {
         self.stream.is_closed()
     }
 }
+
+mod apply;
 
 #[cfg(test)]
 mod tests {

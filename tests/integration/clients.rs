@@ -265,7 +265,7 @@ print("evicted")
 
 /// Runs python3 with `args` against the cluster and returns what it printed; fails the test
 /// when the script fails.
-async fn python(cluster: &TestCluster, args: &[&str]) -> String {
+pub(crate) async fn python(cluster: &TestCluster, args: &[&str]) -> String {
     let out = tokio::process::Command::new("python3")
         .args(args)
         .env("KUBECONFIG", &cluster.kubeconfig)

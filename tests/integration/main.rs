@@ -2,6 +2,7 @@
 
 mod answers;
 mod api;
+mod apply;
 mod authz;
 mod clients;
 mod controllers;

@@ -24,6 +24,8 @@ pub enum WriteKind {
     Create,
     Update,
     Patch,
+    /// A PATCH with `application/apply-patch+yaml` (server-side apply).
+    Apply,
 }
 
 impl WriteKind {
@@ -31,7 +33,7 @@ impl WriteKind {
         match self {
             WriteKind::Create => "CreateOptions",
             WriteKind::Update => "UpdateOptions",
-            WriteKind::Patch => "PatchOptions",
+            WriteKind::Patch | WriteKind::Apply => "PatchOptions",
         }
     }
 }
@@ -126,6 +128,19 @@ pub fn write_options(query: &Query, kind: WriteKind) -> Result<CreateOptions, Ap
             "Forbidden: may not be specified for non-apply patch".into(),
         ));
     }
+    let force = if kind == WriteKind::Apply {
+        if query.get("fieldManager").unwrap_or("").is_empty() {
+            // kubectl defaults it; other clients must name themselves to apply.
+            causes.push(cause(
+                "FieldValueRequired",
+                "fieldManager",
+                "Required value: is required for apply patch".into(),
+            ));
+        }
+        query.get("force").is_some() && query.flag("force")?
+    } else {
+        false
+    };
     field_manager(query.get("fieldManager").unwrap_or(""), &mut causes);
     let dry_run = dry_run(&query.all("dryRun"), &mut causes);
     if !causes.is_empty() {
@@ -135,7 +150,27 @@ pub fn write_options(query: &Query, kind: WriteKind) -> Result<CreateOptions, Ap
         dry_run,
         field_validation,
         admit: None,
+        field_manager: None,
+        force,
     })
+}
+
+/// The manager a write is recorded under: its `fieldManager`, else the product of its
+/// User-Agent (what precedes the first `/`, without unprintable characters, cut to 128 bytes),
+/// as upstream's `managerOrUserAgent`.
+pub fn manager_or_user_agent(query: &Query, user_agent: &str) -> String {
+    if let Some(manager) = query.get("fieldManager").filter(|m| !m.is_empty()) {
+        return manager.to_string();
+    }
+    let product = user_agent.split('/').next().unwrap_or_default();
+    let mut out = String::new();
+    for c in product.chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > FIELD_MANAGER_MAX {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A `DeleteOptions` body; fields the type does not know are ignored, as upstream's
@@ -273,6 +308,35 @@ mod tests {
                 .code,
             400
         );
+    }
+
+    #[test]
+    fn the_manager_is_the_field_manager_or_the_user_agents_product() {
+        let long = "k".repeat(200);
+        let cases = [
+            (
+                "fieldManager=kubectl-create",
+                "kubectl/v1.32.0 (linux/amd64)",
+                "kubectl-create",
+            ),
+            (
+                "",
+                "kubectl/v1.32.0 (linux/amd64) kubernetes/abc",
+                "kubectl",
+            ),
+            ("fieldManager=", "kube-scheduler/v1.32.0", "kube-scheduler"),
+            ("", "plain", "plain"),
+            ("", "", ""),
+            ("", "a\u{7}b/1", "ab"),
+            ("", long.as_str(), &long[..FIELD_MANAGER_MAX]),
+        ];
+        for (query, agent, want) in cases {
+            assert_eq!(
+                manager_or_user_agent(&q(query), agent),
+                want,
+                "{query} {agent}"
+            );
+        }
     }
 
     #[test]

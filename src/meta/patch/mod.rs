@@ -1,8 +1,9 @@
 //! PATCH for the API server: applies JSON patch, JSON merge patch and strategic merge patch
 //! bodies to stored objects the way kube-apiserver v1.32 does.
 //!
-//! kube-apiserver accepts three patch media types on `PATCH` (server-side apply is a separate
-//! mechanism and is not handled here):
+//! kube-apiserver accepts four patch media types on `PATCH`; the fourth,
+//! `application/apply-patch+yaml`, is server-side apply, which merges with managed fields
+//! (`meta::managed_fields`) rather than here. The other three:
 //!
 //! * `application/json-patch+json` — an RFC 6902 operation list. Upstream runs it through
 //!   `gopkg.in/evanphx/json-patch.v4` with at most 10,000 operations and a 3 MiB budget for what
@@ -60,7 +61,7 @@ const RETAIN_KEYS_DIRECTIVE: &str = "$retainKeys";
 const SET_ELEMENT_ORDER_PREFIX: &str = "$setElementOrder";
 const DELETE_FROM_PRIMITIVE_LIST_PREFIX: &str = "$deleteFromPrimitiveList";
 
-/// The three PATCH media types kube-apiserver accepts besides server-side apply.
+/// The four PATCH media types kube-apiserver accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PatchType {
     /// `application/json-patch+json` (RFC 6902).
@@ -69,12 +70,15 @@ pub enum PatchType {
     Merge,
     /// `application/strategic-merge-patch+json`.
     StrategicMerge,
+    /// `application/apply-patch+yaml`: server-side apply of a whole configuration, done by
+    /// the store with managed fields ([`crate::meta::managed_fields::apply`]), not by
+    /// [`apply_patch`].
+    Apply,
 }
 
 impl PatchType {
     /// Recognises a `Content-Type` header value. Parameters after `;` (such as `charset`) and
     /// letter case are ignored, as the apiserver's media-type negotiation ignores them.
-    /// `application/apply-patch+yaml` (server-side apply) is not one of these and gives `None`.
     pub fn from_content_type(ct: &str) -> Option<PatchType> {
         let media = ct.split(';').next().unwrap_or_default().trim();
         if media.eq_ignore_ascii_case("application/json-patch+json") {
@@ -83,6 +87,8 @@ impl PatchType {
             Some(PatchType::Merge)
         } else if media.eq_ignore_ascii_case("application/strategic-merge-patch+json") {
             Some(PatchType::StrategicMerge)
+        } else if media.eq_ignore_ascii_case("application/apply-patch+yaml") {
+            Some(PatchType::Apply)
         } else {
             None
         }
@@ -94,6 +100,7 @@ impl PatchType {
             PatchType::Json => "application/json-patch+json",
             PatchType::Merge => "application/merge-patch+json",
             PatchType::StrategicMerge => "application/strategic-merge-patch+json",
+            PatchType::Apply => "application/apply-patch+yaml",
         }
     }
 }
@@ -195,6 +202,15 @@ impl ListStrategy {
 struct FieldNode {
     list: ListStrategy,
     retain_keys: bool,
+    /// Server-side apply's list-map-keys where they differ from the strategic merge key
+    /// (`+listMapKey` tags naming more or other fields than `patchMergeKey`).
+    list_map_keys: Option<Vec<String>>,
+    /// Server-side apply treats this list or map as one value (`+listType=atomic`,
+    /// `+mapType=atomic`, `+structType=atomic`) whatever its strategic merge tags say.
+    atomic: bool,
+    /// The value server-side apply gives this field of a list item when the item leaves it
+    /// out (a list-map key's OpenAPI default, such as a port's `protocol`).
+    default: Option<Value>,
     fields: BTreeMap<String, FieldNode>,
 }
 
@@ -204,21 +220,86 @@ impl FieldNode {
             self.list = other.list.clone();
         }
         self.retain_keys |= other.retain_keys;
+        self.atomic |= other.atomic;
+        if other.default.is_some() {
+            self.default.clone_from(&other.default);
+        }
+        if other.list_map_keys.is_some() {
+            self.list_map_keys.clone_from(&other.list_map_keys);
+        }
         for (name, node) in &other.fields {
             self.fields.entry(name.clone()).or_default().graft(node);
         }
     }
 }
 
-/// Per-kind strategic merge metadata: the `patchStrategy` / `patchMergeKey` struct tags of the
-/// kind's Go types, as a tree of field paths.
+/// How server-side apply and managed fields see a list (upstream's `x-kubernetes-list-type`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListType {
+    /// One value: owned, compared and replaced whole.
+    Atomic,
+    /// A set of scalars: each value is owned on its own (`v:"x"` in FieldsV1).
+    Set,
+    /// An associative list: each element is owned by the values of these keys
+    /// (`k:{"name":"c"}` in FieldsV1).
+    Map(Vec<String>),
+}
+
+/// Per-kind structural metadata: the `patchStrategy` / `patchMergeKey` struct tags of the
+/// kind's Go types for strategic merge patch, and the list types (`listType`, `listMapKey`,
+/// atomic maps) server-side apply and managed fields read, as a tree of field paths.
 ///
 /// Paths are dotted field names from the object's root (`spec.containers.env`); a segment after
 /// a list field names a field of that list's elements. Fields not described behave as upstream
-/// treats untagged fields: objects merge key by key, lists are replaced whole.
+/// treats untagged fields: objects merge key by key, lists are replaced whole. Server-side
+/// apply sees a merged list of scalars as a set and a list merged by a key as a map keyed by
+/// it, unless [`PatchSchema::list_map_keys`] or [`PatchSchema::atomic`] says otherwise, as
+/// upstream's OpenAPI conversion reads the same tags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PatchSchema {
     root: FieldNode,
+    /// The kind's empty object as upstream's typed Go value encodes it (`New()` of the kind):
+    /// what a create is compared with when managed fields are computed.
+    zero: Option<Value>,
+}
+
+/// A position in a [`PatchSchema`]: the metadata of one field (none when undescribed).
+#[derive(Debug, Clone, Copy)]
+pub struct SchemaNode<'a>(Option<&'a FieldNode>);
+
+impl<'a> SchemaNode<'a> {
+    /// The metadata of the field `name` of this object (or of this list's elements).
+    pub fn child(self, name: &str) -> SchemaNode<'a> {
+        SchemaNode(self.0.and_then(|n| n.fields.get(name)))
+    }
+
+    /// How server-side apply treats this field when it is a list.
+    pub fn list_type(self) -> ListType {
+        let Some(node) = self.0 else {
+            return ListType::Atomic;
+        };
+        if node.atomic {
+            return ListType::Atomic;
+        }
+        if let Some(keys) = &node.list_map_keys {
+            return ListType::Map(keys.clone());
+        }
+        match &node.list {
+            ListStrategy::Atomic => ListType::Atomic,
+            ListStrategy::MergePrimitives => ListType::Set,
+            ListStrategy::MergeByKey(key) => ListType::Map(vec![key.clone()]),
+        }
+    }
+
+    /// The default server-side apply gives this field when an item leaves it out.
+    pub fn default_value(self) -> Option<&'a Value> {
+        self.0.and_then(|n| n.default.as_ref())
+    }
+
+    /// Whether server-side apply treats this field, when it is a map, as one value.
+    pub fn is_atomic_map(self) -> bool {
+        self.0.is_some_and(|n| n.atomic)
+    }
 }
 
 impl PatchSchema {
@@ -244,6 +325,47 @@ impl PatchSchema {
     pub fn retain_keys(mut self, path: &str) -> Self {
         self.node_mut(path).retain_keys = true;
         self
+    }
+
+    /// Gives the list at `path` server-side apply's list-map-keys where they differ from its
+    /// strategic merge key (container ports: `containerPort` and `protocol`).
+    pub fn list_map_keys(mut self, path: &str, keys: &[&str]) -> Self {
+        self.node_mut(path).list_map_keys = Some(keys.iter().map(|k| k.to_string()).collect());
+        self
+    }
+
+    /// Gives the list-map key field at `path` (e.g. `ports.protocol`) the default server-side
+    /// apply fills in when an item leaves it out, so that `{"containerPort": 80}` and
+    /// `{"containerPort": 80, "protocol": "TCP"}` name the same port.
+    pub fn key_default(mut self, path: &str, value: Value) -> Self {
+        self.node_mut(path).default = Some(value);
+        self
+    }
+
+    /// Marks the list or map at `path` atomic for server-side apply (`+listType=atomic`,
+    /// `+mapType=atomic`, `+structType=atomic`), whatever its strategic merge tags say.
+    pub fn atomic(mut self, path: &str) -> Self {
+        self.node_mut(path).atomic = true;
+        self
+    }
+
+    /// Sets the kind's empty object as upstream's Go type encodes it (e.g. a Pod's
+    /// `{"metadata":{"creationTimestamp":null},"spec":{"containers":null},"status":{}}`).
+    pub fn zero_object(mut self, zero: Value) -> Self {
+        self.zero = Some(zero);
+        self
+    }
+
+    /// The kind's empty object; `{"metadata":{"creationTimestamp":null}}` unless set.
+    pub fn zero(&self) -> Value {
+        self.zero
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({"metadata": {"creationTimestamp": null}}))
+    }
+
+    /// The metadata of the object's root, to walk an object with.
+    pub fn root(&self) -> SchemaNode<'_> {
+        SchemaNode(Some(&self.root))
     }
 
     /// Places the metadata of `sub` under `path`, e.g. a Pod's metadata under
@@ -316,6 +438,9 @@ pub fn apply_patch(
         PatchType::Json => apply_json_patch(original, patch),
         PatchType::Merge => apply_merge_patch(original, patch),
         PatchType::StrategicMerge => apply_strategic_merge_patch(original, patch, schema),
+        PatchType::Apply => Err(PatchError::MalformedBody(
+            "an apply configuration is merged by server-side apply, not patched".into(),
+        )),
     }?;
     check_depth(&result)?;
     Ok(result)
@@ -454,7 +579,11 @@ pub(crate) mod tests {
                 Some(PatchType::StrategicMerge),
             ),
             ("Application/Merge-Patch+JSON", Some(PatchType::Merge)),
-            ("application/apply-patch+yaml", None),
+            ("application/apply-patch+yaml", Some(PatchType::Apply)),
+            (
+                "application/apply-patch+yaml; charset=utf-8",
+                Some(PatchType::Apply),
+            ),
             ("application/json", None),
             ("", None),
         ];

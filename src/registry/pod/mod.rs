@@ -17,6 +17,7 @@ pub mod validation;
 pub use fields::pod_selectable_field;
 pub use printing::{pod_column_definitions, pod_row_conditions, pod_table_row, PodRow};
 pub use qos::pod_qos_class;
+pub(crate) use strategy::apply_scheme_defaults;
 pub use strategy::{
     admit_priority, builtin_priority_class, default_pod, default_pod_for_update, pod_warnings,
     ResolvedPriorityClass,

@@ -9,6 +9,8 @@ use crate::meta::patch::{generic_patch_schema, PatchSchema};
 fn container_schema() -> PatchSchema {
     PatchSchema::new()
         .merge_list("ports", "containerPort")
+        .list_map_keys("ports", &["containerPort", "protocol"])
+        .key_default("ports.protocol", serde_json::json!("TCP"))
         .merge_list("env", "name")
         .merge_list("volumeMounts", "mountPath")
         .merge_list("volumeDevices", "devicePath")
@@ -16,7 +18,10 @@ fn container_schema() -> PatchSchema {
 
 /// Patch metadata for a PodSpec at the root, for grafting under `spec.template.spec` and the
 /// like. Tags as in core/v1 `PodSpec` of Kubernetes 1.32; `tolerations`, `readinessGates` and
-/// the lists inside affinity and security contexts have none and are atomic.
+/// the lists inside affinity and security contexts have none and are atomic. Server-side apply
+/// keys container ports by `containerPort` and `protocol` and spread constraints by
+/// `topologyKey` and `whenUnsatisfiable` (their `listMapKey` tags), and sees `nodeSelector`
+/// as one value (`mapType=atomic`).
 pub fn pod_spec_patch_schema() -> PatchSchema {
     let container = container_schema();
     PatchSchema::new()
@@ -31,15 +36,26 @@ pub fn pod_spec_patch_schema() -> PatchSchema {
         .merge_list("imagePullSecrets", "name")
         .merge_list("hostAliases", "ip")
         .merge_list("topologySpreadConstraints", "topologyKey")
+        .list_map_keys(
+            "topologySpreadConstraints",
+            &["topologyKey", "whenUnsatisfiable"],
+        )
+        .atomic("nodeSelector")
         .merge_list("resourceClaims", "name")
         .retain_keys("resourceClaims")
         .merge_list("schedulingGates", "name")
 }
 
-/// Patch metadata for Pods: ObjectMeta, PodSpec and PodStatus tags. Also fits a
-/// PodTemplateSpec when grafted at `spec.template` (the `status` part then goes unused).
+/// Patch metadata for Pods: ObjectMeta, PodSpec and PodStatus tags, and the empty Pod as
+/// upstream's Go type encodes it. Also fits a PodTemplateSpec when grafted at `spec.template`
+/// (the `status` part then goes unused).
 pub fn pod_patch_schema() -> PatchSchema {
     generic_patch_schema()
+        .zero_object(serde_json::json!({
+            "metadata": {"creationTimestamp": null},
+            "spec": {"containers": null},
+            "status": {}
+        }))
         .graft("spec", &pod_spec_patch_schema())
         .merge_list("status.conditions", "type")
         .merge_list("status.podIPs", "ip")
