@@ -13,6 +13,7 @@ mod kubelet;
 mod kubelet_worker;
 mod layers;
 mod limits;
+mod openapi;
 mod raw;
 mod scale;
 mod scheduler;
