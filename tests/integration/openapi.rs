@@ -95,8 +95,8 @@ async fn explain_recursive_walks_every_kind() {
 }
 
 /// kube-apiserver creates the Pod and names each kind it lacks. Without `--validate=false`
-/// kubectl validates the kinds rkube lacks against `/openapi/v2` in protobuf, which rkube
-/// does not produce (see `mixed_manifest_...` in the README's OpenAPI section).
+/// kubectl validates the kinds rkube lacks against `/openapi/v2` in gnostic protobuf, which
+/// rkube does not produce (see the README's OpenAPI section).
 #[tokio::test]
 async fn create_of_a_mixed_manifest_creates_the_pod_and_names_the_kinds_not_served() {
     let cluster = TestCluster::builder().start().await;
@@ -129,4 +129,38 @@ async fn strict_apply_still_rejects_an_unknown_field_on_the_server() {
         stderr.contains("Error from server (BadRequest): error when creating \"STDIN\": Pod in version \"v1\" cannot be handled as a Pod: strict decoding error: unknown field \"spec.bogus\""),
         "{stderr}"
     );
+}
+
+/// kubectl computes `apply`'s strategic merge patch from the kind's v3 schema when its PATCH
+/// operation takes strategic merge patches (it says so at `-v=5` when it cannot): the merge
+/// keys must be there.
+#[tokio::test]
+async fn apply_computes_its_patch_from_the_served_schema() {
+    let cluster = TestCluster::builder().start().await;
+    let pod = |image: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: merged\nspec:\n  containers:\n  - name: app\n    image: {image}\n  - name: sidecar\n    image: busybox\n")
+    };
+    cluster.kubectl_stdin(&["apply", "-f", "-"], Some(&pod("busybox")));
+    let out = cluster.kubectl_stdin(&["apply", "-f", "-", "-v=8"], Some(&pod("busybox:1")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "pod/merged configured\n"
+    );
+    assert!(stderr.contains("/openapi/v3/api/v1?hash="), "{stderr}");
+    assert!(!stderr.contains("OpenAPI V3 path does not"), "{stderr}");
+    assert!(!stderr.contains("error calculating patch"), "{stderr}");
+    assert!(
+        stderr.contains(r#"\"$setElementOrder/containers\":[{\"name\":\"app\"},{\"name\":\"sidecar\"}],\"containers\":[{\"image\":\"busybox:1\",\"name\":\"app\"}]"#),
+        "{stderr}"
+    );
+    let images = cluster.kubectl_ok(&[
+        "get",
+        "pod",
+        "merged",
+        "-o",
+        "jsonpath={.spec.containers[*].image}",
+    ]);
+    assert_eq!(images, "busybox:1 busybox");
 }

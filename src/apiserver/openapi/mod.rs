@@ -675,10 +675,10 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    accept.split(',').any(|entry| {
-        let media = entry.split(';').next().unwrap_or("").trim();
-        matches!(media, "" | "application/json" | "application/*" | "*/*")
-    })
+    accept.trim().is_empty()
+        || super::request::accept_entries(accept).any(|(media, _)| {
+            matches!(media.as_str(), "application/json" | "application/*" | "*/*")
+        })
 }
 
 fn respond(code: StatusCode, content_type: Option<&str>, body: Bytes) -> Response<Bytes> {
