@@ -14,6 +14,7 @@
 //! upstream answers a form it cannot produce. The v3 documents are JSON only (upstream also
 //! offers protobuf, which kubectl does not ask for). Document hashes are 64-bit, not SHA-512.
 
+mod list_types;
 mod schemas;
 
 use std::collections::BTreeMap;
@@ -97,7 +98,7 @@ impl Documents {
         let infos: Vec<&ResourceInfo> = strategies.iter().map(|s| s.info()).collect();
         let (defs, unresolved) = Definitions::build(&kinds);
         for u in unresolved {
-            tracing::warn!(path = %u.0, "a patch tag names no field of the published schema");
+            tracing::warn!(field = %u.0, "a patch tag or list type names no field of the schemas");
         }
         let mut group_versions: Vec<(&str, &str)> = Vec::new();
         for info in &infos {
@@ -149,8 +150,8 @@ struct Operation {
 }
 
 const OBJECT_TYPES: &[&str] = &["application/json", "application/yaml"];
+/// The patch media types served (server-side apply, `application/apply-patch+yaml`, is not).
 const PATCH_TYPES: &[&str] = &[
-    "application/apply-patch+yaml",
     "application/json-patch+json",
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
@@ -289,16 +290,12 @@ fn path_params(namespaced: bool, named: bool) -> Vec<Value> {
     params
 }
 
-fn write_params(patch: bool) -> Vec<Value> {
-    let mut params = vec![
+fn write_params() -> Vec<Value> {
+    vec![
         param("dryRun", "query", "string", "When present, indicates that modifications should not be persisted. An invalid or unrecognized dryRun directive will result in an error response and no further processing of the request. Valid values are: - All: all dry run stages will be processed"),
         param("fieldManager", "query", "string", "fieldManager is a name associated with the actor or entity that is making these changes. The value must be less than or 128 characters long, and only contain printable characters, as defined by https://golang.org/pkg/unicode/#IsPrint."),
         param("fieldValidation", "query", "string", "fieldValidation instructs the server on how to handle objects in the request (POST/PUT/PATCH) containing unknown or duplicate fields. Valid values are: - Ignore: This will ignore any unknown fields that are silently dropped from the object, and will ignore all but the last duplicate field that the decoder encounters. This is the default behavior prior to v1.23. - Warn: This will send a warning via the standard warning response header for each unknown field that is dropped from the object, and for each duplicate field that is encountered. The request will still succeed if there are no other errors, and will only persist the last of any duplicate fields. This is the default in v1.23+ - Strict: This will fail the request with a BadRequest error if any unknown fields would be dropped from the object, or if any duplicate fields are present. The error returned from the server will contain all unknown and duplicate fields encountered."),
-    ];
-    if patch {
-        params.push(param("force", "query", "boolean", "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people. Force flag must be unset for non-apply patch requests."));
-    }
-    params
+    ]
 }
 
 fn list_params() -> Vec<Value> {
@@ -432,7 +429,7 @@ fn kind_paths(defs: &Definitions, info: &ResourceInfo) -> Vec<PathItem> {
                     )
                 },
                 Operation {
-                    params: write_params(false),
+                    params: write_params(),
                     body: Some((item.clone(), OBJECT_TYPES)),
                     responses: vec![
                         ("200", item.clone()),
@@ -473,7 +470,7 @@ fn kind_paths(defs: &Definitions, info: &ResourceInfo) -> Vec<PathItem> {
                     )
                 },
                 Operation {
-                    params: write_params(false),
+                    params: write_params(),
                     body: Some((item.clone(), OBJECT_TYPES)),
                     responses: vec![("200", item.clone()), ("201", item.clone())],
                     ..op(
@@ -485,7 +482,7 @@ fn kind_paths(defs: &Definitions, info: &ResourceInfo) -> Vec<PathItem> {
                     )
                 },
                 Operation {
-                    params: write_params(true),
+                    params: write_params(),
                     body: Some((schemas::PATCH.to_string(), PATCH_TYPES)),
                     responses: vec![("200", item.clone()), ("201", item.clone())],
                     ..op(
@@ -551,7 +548,7 @@ fn kind_paths(defs: &Definitions, info: &ResourceInfo) -> Vec<PathItem> {
                     )
                 },
                 Operation {
-                    params: write_params(false),
+                    params: write_params(),
                     body: Some((body.clone(), OBJECT_TYPES)),
                     responses: vec![("200", body.clone()), ("201", body.clone())],
                     ..sub_op(
@@ -562,7 +559,7 @@ fn kind_paths(defs: &Definitions, info: &ResourceInfo) -> Vec<PathItem> {
                     )
                 },
                 Operation {
-                    params: write_params(true),
+                    params: write_params(),
                     body: Some((schemas::PATCH.to_string(), PATCH_TYPES)),
                     responses: vec![("200", body.clone()), ("201", body)],
                     ..sub_op(
@@ -574,7 +571,7 @@ fn kind_paths(defs: &Definitions, info: &ResourceInfo) -> Vec<PathItem> {
                 },
             ],
             "finalize" => vec![Operation {
-                params: write_params(false),
+                params: write_params(),
                 body: Some((body.clone(), OBJECT_TYPES)),
                 responses: vec![("200", body.clone()), ("201", body)],
                 ..sub_op(
@@ -585,7 +582,7 @@ fn kind_paths(defs: &Definitions, info: &ResourceInfo) -> Vec<PathItem> {
                 )
             }],
             _ => vec![Operation {
-                params: write_params(false),
+                params: write_params(),
                 body: Some((body.clone(), OBJECT_TYPES)),
                 responses: vec![("200", body.clone()), ("201", body.clone()), ("202", body)],
                 ..sub_op(

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::schemars::{generate::SchemaSettings, JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
+use super::list_types::LIST_TYPES;
 use crate::meta::patch::{ListStrategy, PatchSchema};
 
 /// Where definitions live in an OpenAPI v3 document, and in a swagger 2.0 one.
@@ -81,14 +82,14 @@ pub struct Definitions {
     pub lists: BTreeMap<Gvk, String>,
 }
 
-/// Where `extra` metadata was asked for a field that the schema does not have.
+/// A field that patch tags or list types name and the schema does not have.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Unresolved(pub String);
 
 impl Definitions {
     /// Generates the definitions of `kinds`, of the kinds their subresources carry, and of
-    /// the meta types every document's operations name. Returns the tag paths that did not
-    /// resolve to a field too (a test keeps this empty).
+    /// the meta types every document's operations name. Also returns the patch tags and list
+    /// types that named no field (a test keeps this empty).
     pub fn build(kinds: &[ServedKind]) -> (Definitions, Vec<Unresolved>) {
         let mut gen = SchemaGenerator::new(SchemaSettings::openapi3().with(|s| {
             s.meta_schema = None;
@@ -137,6 +138,7 @@ impl Definitions {
                 lists.insert(kind.gvk, list_name);
             }
         }
+        unresolved.extend(apply_list_types(&mut schemas));
         let mut group_versions = BTreeSet::new();
         let kind_names = names
             .iter()
@@ -371,6 +373,28 @@ fn apply_patch_tags(
             "x-kubernetes-patch-strategy".into(),
             json!(strategy.join(",")),
         );
+    }
+    unresolved
+}
+
+/// Writes `x-kubernetes-list-type` (and `x-kubernetes-list-map-keys`) on every field
+/// [`LIST_TYPES`] names.
+fn apply_list_types(schemas: &mut Map<String, Value>) -> Vec<Unresolved> {
+    let mut unresolved = Vec::new();
+    for (definition, field, list_type, keys) in LIST_TYPES {
+        let property = schemas
+            .get_mut(*definition)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut(*field))
+            .and_then(Value::as_object_mut);
+        let Some(property) = property else {
+            unresolved.push(Unresolved(format!("{definition}: {field}")));
+            continue;
+        };
+        property.insert("x-kubernetes-list-type".into(), json!(list_type));
+        if !keys.is_empty() {
+            property.insert("x-kubernetes-list-map-keys".into(), json!(keys));
+        }
     }
     unresolved
 }

@@ -117,6 +117,24 @@ fn pod_containers_carry_their_merge_key_and_type() {
         spec["volumes"]["x-kubernetes-patch-strategy"],
         "merge,retainKeys"
     );
+    let list_types = [
+        (&spec["containers"], "map", serde_json::json!(["name"])),
+        (&spec["tolerations"], "atomic", Value::Null),
+        (
+            &container["properties"]["ports"],
+            "map",
+            serde_json::json!(["containerPort", "protocol"]),
+        ),
+        (
+            &spec["topologySpreadConstraints"],
+            "map",
+            serde_json::json!(["topologyKey", "whenUnsatisfiable"]),
+        ),
+    ];
+    for (property, list_type, keys) in list_types {
+        assert_eq!(property["x-kubernetes-list-type"], list_type, "{property}");
+        assert_eq!(property["x-kubernetes-list-map-keys"], keys, "{property}");
+    }
     let meta = &schema(
         &doc,
         "components/schemas",
@@ -130,11 +148,12 @@ fn pod_containers_carry_their_merge_key_and_type() {
         meta["ownerReferences"]["x-kubernetes-patch-merge-key"],
         "uid"
     );
+    assert_eq!(meta["finalizers"]["x-kubernetes-list-type"], "set");
 }
 
-/// A tag that names no field would silently vanish from the documents.
+/// A tag or list type that names no field would silently vanish from the documents.
 #[test]
-fn every_patch_tag_names_a_field_of_the_schema() {
+fn every_patch_tag_and_list_type_names_a_field_of_the_schema() {
     let kinds: Vec<ServedKind> = strategies()
         .iter()
         .map(|s| ServedKind {
