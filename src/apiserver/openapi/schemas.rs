@@ -175,12 +175,6 @@ impl Definitions {
                 schema.insert("x-kubernetes-group-version-kind".into(), gvks);
             }
         }
-        let schemas = schemas
-            .into_iter()
-            .map(|(k, v)| (k, sorted(v)))
-            .collect::<BTreeMap<_, _>>()
-            .into_iter()
-            .collect();
         (
             Definitions {
                 schemas,
@@ -275,7 +269,7 @@ pub fn collect_refs(value: &Value, out: &mut Vec<String>) {
 }
 
 /// The object keys in order, as upstream's documents (Go maps) have them.
-fn sorted(value: Value) -> Value {
+pub fn sorted(value: Value) -> Value {
     match value {
         Value::Object(map) => {
             let sorted: BTreeMap<String, Value> =
