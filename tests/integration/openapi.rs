@@ -164,3 +164,26 @@ async fn apply_computes_its_patch_from_the_served_schema() {
     ]);
     assert_eq!(images, "busybox:1 busybox");
 }
+
+#[tokio::test]
+async fn the_documents_are_served_to_get_only() {
+    let cluster = TestCluster::builder().start().await;
+    let v2: serde_json::Value =
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "--raw", "/openapi/v2"])).expect("JSON");
+    assert_eq!(v2["swagger"], "2.0");
+    assert!(v2["definitions"]["io.k8s.api.core.v1.Pod"].is_object());
+    let index: serde_json::Value =
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "--raw", "/openapi/v3"])).expect("JSON");
+    let url = index["paths"]["apis/coordination.k8s.io/v1"]["serverRelativeURL"]
+        .as_str()
+        .expect("the Lease group is indexed");
+    let lease: serde_json::Value =
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "--raw", url])).expect("JSON");
+    assert!(lease["components"]["schemas"]["io.k8s.api.coordination.v1.Lease"].is_object());
+    let err = cluster.kubectl_err(&["get", "--raw", "/openapi/v3/apis/apps/v1"]);
+    assert!(err.contains("NotFound"), "{err}");
+    let out = cluster.kubectl_stdin(&["create", "--raw", "/openapi/v2", "-f", "-"], Some("{}"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MethodNotAllowed"), "{err}");
+}
