@@ -37,6 +37,8 @@ KINDS = [
     ("v1", "NamespaceList", "core.v1.NamespaceList"),
     ("v1", "Event", "core.v1.Event"),
     ("v1", "EventList", "core.v1.EventList"),
+    ("v1", "PodTemplate", "core.v1.PodTemplate"),
+    ("v1", "PodTemplateList", "core.v1.PodTemplateList"),
     ("v1", "Binding", "core.v1.Binding"),
     ("coordination.k8s.io/v1", "Lease", "coordination.v1.Lease"),
     ("coordination.k8s.io/v1", "LeaseList", "coordination.v1.LeaseList"),

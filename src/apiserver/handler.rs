@@ -225,10 +225,21 @@ async fn route(
             let (ns, pod) = (ns.to_string(), pod.to_string());
             proxy::pod(server, &user, req, &ns, &pod, &query).await
         }
-        ["openapi", "v3"] => json_ok(&openapi::root(stores)),
-        ["openapi", "v3", rest @ ..] => openapi::document(stores, &rest.join("/"))
-            .ok_or_else(ApiError::path_not_found)
-            .and_then(|v| json_ok(&v)),
+        ["openapi", "v2"] => {
+            get_only(req.method())?;
+            Ok(openapi::serve_v2(stores, req.headers()).map(full))
+        }
+        ["openapi", "v3"] => {
+            get_only(req.method())?;
+            Ok(openapi::serve_root(stores, req.headers()).map(full))
+        }
+        ["openapi", "v3", rest @ ..] => {
+            get_only(req.method())?;
+            let query = req.uri().query();
+            openapi::serve_group_version(stores, &rest.join("/"), query, req.headers())
+                .map(|resp| resp.map(full))
+                .ok_or_else(ApiError::path_not_found)
+        }
         _ => {
             let resource = parse_resource_path(&segments).ok_or_else(ApiError::path_not_found)?;
             resource_request(server, &user, req, resource, query, shutdown).await

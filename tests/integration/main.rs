@@ -14,6 +14,7 @@ mod kubelet;
 mod kubelet_worker;
 mod layers;
 mod limits;
+mod openapi;
 mod protobuf;
 mod raw;
 mod scale;

@@ -13,6 +13,8 @@ pub static KINDS: &[(&str, &str, &str)] = &[
     ("v1", "NamespaceList", "core.v1.NamespaceList"),
     ("v1", "Event", "core.v1.Event"),
     ("v1", "EventList", "core.v1.EventList"),
+    ("v1", "PodTemplate", "core.v1.PodTemplate"),
+    ("v1", "PodTemplateList", "core.v1.PodTemplateList"),
     ("v1", "Binding", "core.v1.Binding"),
     ("coordination.k8s.io/v1", "Lease", "coordination.v1.Lease"),
     ("coordination.k8s.io/v1", "LeaseList", "coordination.v1.LeaseList"),
@@ -764,6 +766,18 @@ pub static MESSAGES: &[Message] = &[
         one(18, "extendedResourceClaimStatus", Msg("core.v1.PodExtendedResourceClaimStatus")),
         one(19, "allocatedResources", Map(&Quantity)),
         one(20, "resources", Msg("core.v1.ResourceRequirements")),
+    ]),
+    msg("core.v1.PodTemplate", &[
+        one(1, "metadata", Msg("meta.v1.ObjectMeta")),
+        one(2, "template", Msg("core.v1.PodTemplateSpec")),
+    ]),
+    msg("core.v1.PodTemplateList", &[
+        one(1, "metadata", Msg("meta.v1.ListMeta")),
+        rep(2, "items", Msg("core.v1.PodTemplate")),
+    ]),
+    msg("core.v1.PodTemplateSpec", &[
+        one(1, "metadata", Msg("meta.v1.ObjectMeta")),
+        one(2, "spec", Msg("core.v1.PodSpec")),
     ]),
     msg("core.v1.PortworxVolumeSource", &[
         one(1, "volumeID", Str),

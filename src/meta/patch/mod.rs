@@ -392,6 +392,27 @@ impl PatchSchema {
         self.node(path).is_some_and(|n| n.retain_keys)
     }
 
+    /// Every field that carries a tag, with its dotted path, list strategy and `retainKeys`
+    /// flag, in path order: the tags as published in the OpenAPI documents.
+    pub fn tagged_fields(&self) -> Vec<(String, ListStrategy, bool)> {
+        fn walk(node: &FieldNode, path: &str, out: &mut Vec<(String, ListStrategy, bool)>) {
+            for (name, child) in &node.fields {
+                let path = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
+                };
+                if child.list.is_merge() || child.retain_keys {
+                    out.push((path.clone(), child.list.clone(), child.retain_keys));
+                }
+                walk(child, &path, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, "", &mut out);
+        out
+    }
+
     fn node(&self, path: &str) -> Option<&FieldNode> {
         path_segments(path).try_fold(&self.root, |node, seg| node.fields.get(seg))
     }
