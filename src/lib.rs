@@ -16,14 +16,16 @@
 //! - [`registry`]: the generic store (create, update, patch, delete, deletecollection,
 //!   watch), the list of kinds and one strategy per kind on its own type (decoding,
 //!   defaulting, validation, warnings, patch schema, Table), subresources (`pods/binding`,
-//!   `pods/eviction`, `pods/ephemeralcontainers`), the system namespaces and the namespace finalizer.
+//!   `pods/eviction`, `pods/ephemeralcontainers`), the system namespaces and the namespace
+//!   finalizer.
 //! - [`apiserver`]: the HTTP layer — TLS, limits and timeouts, authentication, authorization,
 //!   options, routing, content negotiation (JSON, YAML, protobuf), discovery (legacy and
-//!   aggregated), OpenAPI, Table output, watch streams; it parses requests, calls the registry
-//!   and encodes answers.
+//!   aggregated), OpenAPI v2/v3, Table output, watch streams, `/metrics` and health checks,
+//!   the proxies to kubelets and Pods; it parses requests, calls the registry and encodes
+//!   answers.
 //! - [`scheduler`]: binds unassigned Pods to nodes with room for them (an API client only).
 //! - [`kubelet`]: runs the Pods bound to one node through Docker (pod workers, probes, node
-//!   status and Lease, its own HTTPS server for logs); an API client only.
+//!   status and Lease, its own HTTPS server for logs and `/pods`); an API client only.
 //! - [`controller`]: the controller manager (Pod garbage collector), leader-elected through a
 //!   Lease (an API client only).
 //! - [`client`]: what the scheduler, the kubelet and the controller manager share as API
