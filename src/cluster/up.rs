@@ -695,7 +695,8 @@ async fn label_nodes(
     if labels.is_empty() {
         return Ok(());
     }
-    let client = crate::client::from_kubeconfig(kubeconfig)
+    // kind's nodes get these labels from kubeadm, and its writes are recorded under that name.
+    let client = crate::client::for_component(kubeconfig, "kubeadm")
         .await
         .map_err(|e| UpError::Failed(format!("cannot reach the API server to label nodes: {e}")))?;
     let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);

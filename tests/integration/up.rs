@@ -396,6 +396,18 @@ async fn up_and_down_keep_their_promises() {
 
     // Docker away: `down` fails and keeps the state that owns the node's containers.
     let node = format!("{}-control-plane", cluster.name);
+    // The control-plane label is kubeadm's, as on kind, next to the kubelet's own writes.
+    let managers = cluster.kubectl_ok(&[
+        "get",
+        "node",
+        &node,
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    let mut managers: Vec<&str> = managers.split(' ').collect();
+    managers.sort();
+    managers.dedup();
+    assert_eq!(managers, ["kubeadm", "kubelet"]);
     cluster.apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - {{name: c, image: {TEST_IMAGE}, imagePullPolicy: Never, command: [sleep, '3600']}}\n"
     ));
