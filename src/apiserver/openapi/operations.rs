@@ -23,8 +23,9 @@ struct Operation {
 }
 
 const OBJECT_TYPES: &[&str] = &["application/json", "application/yaml"];
-/// The patch media types served (server-side apply, `application/apply-patch+yaml`, is not).
+/// The patch media types served, server-side apply's included, in upstream's order.
 const PATCH_TYPES: &[&str] = &[
+    "application/apply-patch+yaml",
     "application/json-patch+json",
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
@@ -160,6 +161,13 @@ fn path_params(namespaced: bool, named: bool) -> Vec<Value> {
         ));
     }
     params.push(param("pretty", "query", "string", "If 'true', then the output is pretty printed. Defaults to 'false' unless the user-agent indicates a browser or command-line HTTP tool (curl and wget)."));
+    params
+}
+
+/// A PATCH's parameters: a write's, and `force` for server-side apply.
+fn patch_params() -> Vec<Value> {
+    let mut params = write_params();
+    params.push(param("force", "query", "boolean", "Force is going to \"force\" Apply requests. It means user will re-acquire conflicting fields owned by other people. Force flag must be unset for non-apply patch requests."));
     params
 }
 
@@ -385,7 +393,7 @@ pub fn kind_paths(defs: &Definitions, info: &ResourceInfo) -> Vec<PathItem> {
                     )
                 },
                 Operation {
-                    params: write_params(),
+                    params: patch_params(),
                     body: Some((schemas::PATCH.to_string(), PATCH_TYPES)),
                     responses: vec![("200", item.clone()), ("201", item.clone())],
                     ..op(
@@ -462,7 +470,7 @@ pub fn kind_paths(defs: &Definitions, info: &ResourceInfo) -> Vec<PathItem> {
                     )
                 },
                 Operation {
-                    params: write_params(),
+                    params: patch_params(),
                     body: Some((schemas::PATCH.to_string(), PATCH_TYPES)),
                     responses: vec![("200", body.clone()), ("201", body)],
                     ..sub_op(

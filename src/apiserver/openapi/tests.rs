@@ -424,3 +424,23 @@ fn kubectl_gets_the_gnostic_form_of_v2_when_it_names_it_first() {
     assert!(text.contains("kind: Pod"));
     assert_ne!(docs.v2_protobuf.etag, docs.v2.etag);
 }
+
+#[test]
+fn patch_operations_declare_server_side_apply_and_force() {
+    let doc: Value = serde_json::from_slice(&built().v3["api/v1"].body).expect("JSON");
+    let patch = &doc["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
+    let types: Vec<&str> = patch["requestBody"]["content"]
+        .as_object()
+        .expect("content")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(types.contains(&"application/apply-patch+yaml"), "{types:?}");
+    let params: Vec<&str> = patch["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(params.contains(&"force"), "{params:?}");
+}
