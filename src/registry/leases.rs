@@ -56,6 +56,12 @@ impl TypedStrategy for LeaseStrategy {
         errors
     }
 
+    /// A Lease is written by whoever holds it; a writer that did not read it first must not
+    /// overwrite another's (upstream's leaseStrategy allows no unconditional update).
+    fn allow_unconditional_update(&self) -> bool {
+        false
+    }
+
     /// A Lease has no status: the whole object is written by its holder.
     fn prepare_for_update(&self, _new: &mut Value, _old: &Value) {}
 

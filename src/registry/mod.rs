@@ -126,6 +126,10 @@ pub trait Strategy: Send + Sync {
     /// How long objects of this kind live in etcd before expiring, if they expire at all.
     fn time_to_live(&self) -> Option<i64>;
 
+    /// Whether a replacement without a resourceVersion overwrites whatever is stored
+    /// (upstream's `AllowUnconditionalUpdate`); when not, it is refused with 422.
+    fn allow_unconditional_update(&self) -> bool;
+
     /// The Table `columnDefinitions` for this kind (priority 1 columns show with `-o wide`).
     fn column_definitions(&self) -> Value;
 
@@ -277,6 +281,11 @@ pub trait TypedStrategy: Send + Sync + 'static {
         None
     }
 
+    /// See [`Strategy::allow_unconditional_update`]: most kinds allow it.
+    fn allow_unconditional_update(&self) -> bool {
+        true
+    }
+
     fn column_definitions(&self) -> Value {
         serde_json::json!([
             {"name": "Name", "type": "string", "format": "name", "description": NAME_DESCRIPTION, "priority": 0},
@@ -375,6 +384,10 @@ impl<S: TypedStrategy> Strategy for S {
 
     fn time_to_live(&self) -> Option<i64> {
         TypedStrategy::time_to_live(self)
+    }
+
+    fn allow_unconditional_update(&self) -> bool {
+        TypedStrategy::allow_unconditional_update(self)
     }
 
     fn column_definitions(&self) -> Value {

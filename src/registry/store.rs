@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::decode::{field_warnings, strict_fields_error, Parsed};
+use super::field_error::Literal;
 use super::{FieldError, Strategy, UpdateTarget};
 use crate::meta::managed_fields;
 use crate::meta::patch::{apply_patch, PatchType};
@@ -818,8 +819,22 @@ impl Store {
             ));
         }
         // No resourceVersion, or "0" (the same to upstream's versioner), is an unconditional
-        // update, which every kind rkube serves allows.
+        // update, where the kind allows one.
         let wanted_rv = object::resource_version(obj);
+        if matches!(wanted_rv, "" | "0")
+            && matches!(proposal, Proposal::Replace(_))
+            && !self.strategy.allow_unconditional_update()
+        {
+            let gr = self.gr();
+            let error = FieldError::invalid(
+                "metadata.resourceVersion",
+                Literal("0x0".into()),
+                "must be specified for an update",
+            );
+            let mut e = ApiError::invalid(&gr.to_string(), gr, name, vec![error.cause()]);
+            e.details.kind = gr.resource.to_string();
+            return Err(e);
+        }
         if !matches!(wanted_rv, "" | "0") && wanted_rv != object::resource_version(current) {
             return Err(ApiError::modified(self.gr(), name));
         }

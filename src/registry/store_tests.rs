@@ -728,3 +728,46 @@ async fn a_dry_run_graceful_delete_marks_nothing() {
     let after = pods.get("default", "bound").await.expect("still there");
     assert_eq!(after, before, "a dry run writes nothing");
 }
+
+/// Leases allow no unconditional update (upstream's leaseStrategy): a replacement without a
+/// resourceVersion, or with "0", is 422 in upstream's words; one with the current version works.
+#[tokio::test]
+async fn a_lease_replaced_without_a_resource_version_is_refused() {
+    let f = Fixture::new().await;
+    let leases = f
+        .registry
+        .get("coordination.k8s.io", "leases")
+        .expect("a served kind");
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "l", "namespace": "default"}, "spec": {"holderIdentity": "a"}});
+    let created = leases
+        .create("default", lease, &CreateOptions::default())
+        .await
+        .expect("created")
+        .0;
+    for unset in [json!("0"), Value::Null] {
+        let mut blind = created.clone();
+        blind["metadata"]["resourceVersion"] = unset.clone();
+        blind["spec"]["holderIdentity"] = json!("b");
+        let err = leases
+            .update("default", "l", "", blind, &CreateOptions::default())
+            .await
+            .expect_err("unconditional");
+        assert_eq!(err.code, 422, "{unset}");
+        assert_eq!(
+            err.message,
+            "leases.coordination.k8s.io \"l\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+        );
+        assert_eq!(
+            (err.details.group.as_str(), err.details.kind.as_str()),
+            ("coordination.k8s.io", "leases")
+        );
+    }
+    let mut held = created.clone();
+    held["spec"]["holderIdentity"] = json!("b");
+    let (updated, _) = leases
+        .update("default", "l", "", held, &CreateOptions::default())
+        .await
+        .expect("a conditional update");
+    assert_eq!(updated["spec"]["holderIdentity"], "b");
+}
