@@ -434,6 +434,14 @@ fn bodies_kubectl_sent_decode_to_their_json() {
         // Encoding the JSON again and decoding it gives the same object.
         let again = encode_object(&got).expect("known");
         assert_eq!(decode_object(&again).expect("decodes"), want, "{name}");
+        // The watch cache counts an event's protobuf form at its JSON's size.
+        let json = serde_json::to_vec(&got).expect("JSON");
+        assert!(
+            again.len() <= json.len(),
+            "{name}: {} > {}",
+            again.len(),
+            json.len()
+        );
     }
 }
 
