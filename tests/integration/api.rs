@@ -587,4 +587,20 @@ async fn metrics_and_health_checks_read_as_upstreams() {
     assert!(ready.contains("[+]shutdown ok\n"), "{ready}");
     assert!(ready.ends_with("readyz check passed\n"), "{ready}");
     assert_eq!(cluster.kubectl_ok(&["get", "--raw", "/livez/etcd"]), "ok");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let body = dir.path().join("body");
+    std::fs::write(&body, "{}").expect("write");
+    let out = cluster.kubectl(&[
+        "create",
+        "--raw",
+        "/metrics",
+        "-f",
+        body.to_str().expect("utf-8 path"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("does not allow this method"),
+        "{err}"
+    );
 }

@@ -569,4 +569,38 @@ async fn proxies_reach_the_kubelet_and_pods() {
         err.contains("ServiceUnavailable") || err.contains("error trying to reach service"),
         "{err}"
     );
+    // Malformed targets and oversized bodies are refused before anything is reached.
+    for (path, wanted) in [
+        (
+            "/api/v1/namespaces/default/pods/web:99999/proxy/",
+            "invalid port",
+        ),
+        (
+            "/api/v1/namespaces/default/pods/a:b:c:d/proxy/",
+            "invalid request",
+        ),
+        (
+            "/api/v1/namespaces/default/pods/https:web:80/proxy/",
+            "http only",
+        ),
+    ] {
+        let out = cluster.kubectl(&["get", "--raw", path]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(wanted),
+            "{path}: {err}"
+        );
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'x'; 4 << 20]).expect("write");
+    let out = cluster.kubectl(&[
+        "create",
+        "--raw",
+        &format!("/api/v1/nodes/{node}/proxy/pods"),
+        "-f",
+        big.to_str().expect("utf-8 path"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Request entity too large"), "{err}");
 }
