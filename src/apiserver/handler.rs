@@ -121,19 +121,15 @@ pub async fn handle(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let labels = metrics::RequestLabels::of(
-        &method,
-        &path,
-        &Query::parse(req.uri().query()),
-        content_type,
-        &server.registry,
-    );
+    // Parsed once: the metrics' labels and the route read the same query.
+    let query = Query::parse(req.uri().query());
+    let labels = metrics::RequestLabels::of(&method, &path, &query, content_type, &server.registry);
     let accept = req
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
     let in_protobuf = negotiate(accept) == Ok(Output::Protobuf);
-    let mut resp = match route(&server, user, req, &shutdown).await {
+    let mut resp = match route(&server, user, req, query, &shutdown).await {
         Ok(resp) => resp,
         Err(e) => status_response(&e, in_protobuf),
     };
@@ -162,6 +158,7 @@ async fn route(
     server: &Arc<Server>,
     user: Option<User>,
     req: Request<Incoming>,
+    query: Query,
     shutdown: &CancellationToken,
 ) -> Result<Response<Body>, ApiError> {
     // No anonymous access at all (as k3s runs kube-apiserver): every request needs a client
@@ -181,7 +178,6 @@ async fn route(
         Err(ImpersonationError::Forbidden(e)) => return Err(e),
     };
     let path = req.uri().path().to_string();
-    let query = Query::parse(req.uri().query());
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let stores = server.registry.stores();
     let get_only = |method: &Method| {

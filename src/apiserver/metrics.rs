@@ -95,7 +95,8 @@ impl RequestLabels {
         } else {
             "cluster"
         };
-        let watch = matches!(query.get("watch"), Some("true" | "1"));
+        // A watch flag that does not parse fails the request later, as a plain GET would.
+        let watch = query.flag("watch").unwrap_or(false);
         verb = match verb.as_str() {
             "GET" if watch => "WATCH".into(),
             "GET" if p.name.is_empty() => "LIST".into(),

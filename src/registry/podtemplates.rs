@@ -145,7 +145,7 @@ impl TypedStrategy for PodTemplateStrategy {
     }
 
     fn row(&self, obj: &Value, _now: jiff::Timestamp) -> Vec<Value> {
-        let Ok(t) = serde_json::from_value::<PodTemplate>(obj.clone()) else {
+        let Ok(t) = <PodTemplate as serde::Deserialize>::deserialize(obj) else {
             return vec![
                 json!(crate::meta::object::name(obj)),
                 json!(""),

@@ -344,12 +344,12 @@ fn wants_gnostic(headers: &HeaderMap) -> bool {
         return false;
     };
     super::request::accept_entries(accept)
-        .map(|(media, _)| media)
-        .find(|m| {
-            m == &GNOSTIC.to_ascii_lowercase()
-                || matches!(m.as_str(), "application/json" | "application/*" | "*/*")
+        .find_map(|(media, _)| match media.as_str() {
+            GNOSTIC => Some(true),
+            "application/json" | "application/*" | "*/*" => Some(false),
+            _ => None,
         })
-        .is_some_and(|m| m != "application/json" && m != "application/*" && m != "*/*")
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
