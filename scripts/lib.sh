@@ -30,8 +30,9 @@ ensure_docker() {
   return 1
 }
 
-# ensure_deps [test]: etcd, protoc, kubectl and Docker for everyone; busybox and the Python
-# kubernetes client for the test suite.
+# ensure_deps [test]: etcd, protoc, kubectl and Docker for everyone; busybox, tmux (a real
+# terminal for interactive kubectl), curl, a font for the bench's plot and the Python
+# kubernetes client for the test suite and the bench.
 ensure_deps() {
   local want=()
   command -v etcd >/dev/null 2>&1 || want+=(etcd-server)
@@ -41,6 +42,10 @@ ensure_deps() {
   if [ "${1:-}" = test ]; then
     command -v busybox >/dev/null 2>&1 || want+=(busybox-static)
     command -v python3 >/dev/null 2>&1 || want+=(python3 python3-pip)
+    command -v tmux >/dev/null 2>&1 || want+=(tmux)
+    command -v curl >/dev/null 2>&1 || want+=(curl)
+    # The typeface of `rkube bench`'s plot.
+    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || want+=(fonts-dejavu-core)
   fi
   if [ ${#want[@]} -gt 0 ]; then apt_install "${want[@]}"; fi
   if ! command -v cargo >/dev/null 2>&1; then

@@ -46,6 +46,24 @@ enum Commands {
     /// Start a cluster (etcd, the API server, the scheduler, a kubelet per node) and return once
     /// every node is Ready.
     Up(ClusterArgs),
+    /// Bring up a cluster of its own and measure it against raw etcd and raw Docker in the
+    /// same run; prints a table of figures, ratios and goals and plots the latencies.
+    Bench(BenchArgs),
+    /// Write a kubeconfig for a user of the cluster started by `rkube up`: a client
+    /// certificate from the cluster CA (CN the user, O each group), to try RBAC by hand.
+    Kubeconfig {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The user name.
+        #[arg(long)]
+        user: String,
+        /// The user's group (one: the certificate carries a single organization).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Where to write it (default `<user>.kubeconfig`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Stop the cluster started by `rkube up`.
     Down {
         #[command(flatten)]
@@ -137,6 +155,12 @@ struct ControllerManagerArgs {
     /// How long a Node must stay missing before its Pods are deleted (upstream's fixed 40s).
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     pod_gc_quarantine: Duration,
+    /// How often the node lifecycle controller looks at the Nodes' heartbeats.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    node_monitor_period: Duration,
+    /// How long a Node may stay silent before it is marked unknown and tainted unreachable.
+    #[arg(long, default_value = "50s", value_parser = parse_duration)]
+    node_monitor_grace_period: Duration,
 }
 
 #[derive(clap::Args)]
@@ -168,6 +192,23 @@ struct KubeletArgs {
     tls_private_key_file: Option<String>,
     #[arg(long)]
     client_ca_file: Option<String>,
+    /// The size a container's log file may reach before it is rotated (upstream's
+    /// `containerLogMaxSize`), a quantity such as `10Mi`.
+    #[arg(long, default_value = "10Mi")]
+    container_log_max_size: String,
+    /// How many log files a container keeps (upstream's `containerLogMaxFiles`).
+    #[arg(long, default_value_t = 5)]
+    container_log_max_files: u32,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Every workload at a small size: checks that the bench works, measures nothing.
+    #[arg(long)]
+    quick: bool,
+    /// Where the table (`bench.md`) and the plot (`bench.png`) are written.
+    #[arg(long, default_value = "bench")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -317,6 +358,10 @@ async fn run() -> anyhow::Result<()> {
                     quarantine: args.pod_gc_quarantine,
                     terminated_threshold: args.terminated_pod_gc_threshold,
                 },
+                node_lifecycle: controller::nodelifecycle::NodeLifecycleConfig {
+                    monitor_period: args.node_monitor_period,
+                    grace_period: args.node_monitor_grace_period,
+                },
             };
             controller::run(client, config, shutdown).await?;
         }
@@ -324,9 +369,27 @@ async fn run() -> anyhow::Result<()> {
             let shutdown = CancellationToken::new();
             cancel_on_signals(shutdown.clone())?;
             let client = rkube::client::for_component(&args.kubeconfig, "kubelet").await?;
+            let log_max_size = rkube::meta::quantity::Quantity::parse(&args.container_log_max_size)
+                .ok()
+                .map(|q| q.value())
+                .filter(|bytes| *bytes > 0)
+                .with_context(|| {
+                    format!(
+                        "--container-log-max-size {:?} is not a positive quantity such as 10Mi",
+                        args.container_log_max_size
+                    )
+                })?;
+            anyhow::ensure!(
+                args.container_log_max_files >= 2,
+                "--container-log-max-files must be at least 2, as upstream requires"
+            );
             let runtime = rkube::kubelet::docker::DockerRuntime::connect()
                 .await
-                .context("cannot reach the Docker engine: is dockerd running?")?;
+                .context("cannot reach the Docker engine: is dockerd running?")?
+                .with_container_log_rotation(
+                    u64::try_from(log_max_size).unwrap_or(u64::MAX),
+                    args.container_log_max_files,
+                );
             let pairs = |list: &[String],
                          what: &str|
              -> anyhow::Result<std::collections::BTreeMap<String, String>> {
@@ -392,6 +455,30 @@ async fn run() -> anyhow::Result<()> {
                     &state.etcd_url
                 )
             );
+        }
+        Commands::Bench(args) => {
+            rkube::bench::run(&rkube::bench::BenchOptions {
+                quick: args.quick,
+                out: args.out,
+            })
+            .await?;
+        }
+        Commands::Kubeconfig {
+            cluster,
+            user,
+            groups,
+            out,
+        } => {
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("{user}.kubeconfig")));
+            let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+            rkube::cluster::kubeconfig::write_for_user(
+                &cluster.certs_dir,
+                &cluster.kubeconfig,
+                &user,
+                &groups,
+                &out,
+            )?;
+            println!("{}", out.display());
         }
         Commands::Down { cluster, purge } => up::down(&cluster.options(), purge).await?,
     }

@@ -1,13 +1,15 @@
-//! Who may do what: the permissions of rkube's built-in identities, in one table, and the
-//! admission rules that restrict kubelets to their own node.
+//! Who may do what: the authorizers upstream hard-codes (`system:masters` may do anything, the
+//! Node authorizer's rules for kubelets), then RBAC ([`super::rbac`]) from the Role,
+//! ClusterRole and binding objects; and the admission rules that restrict kubelets to their own
+//! node, and impersonation.
 //!
-//! kube-apiserver runs `--authorization-mode=Node,RBAC` with RBAC's bootstrap policy
-//! (`plugin/pkg/auth/authorizer/rbac/bootstrappolicy/`) and the `NodeRestriction` admission
-//! plugin (`plugin/pkg/admission/noderestriction/`). rkube has no RBAC objects: the bindings
-//! upstream creates at start-up are [`BINDINGS`], a constant table. Only these identities have
-//! rights; any other user (e.g. an impersonated `jane`) is refused everything a resource
-//! request can do. Non-resource paths (discovery, OpenAPI, health, version) stay open to every
-//! authenticated user, as upstream's `system:discovery` and `system:public-info-viewer` give.
+//! kube-apiserver runs `--authorization-mode=Node,RBAC` with the `NodeRestriction` admission
+//! plugin (`plugin/pkg/admission/noderestriction/`); the privileged group `system:masters` is
+//! allowed before any authorizer is asked. The built-in components (scheduler, controller
+//! manager) hold their rights through the bootstrap policy's RBAC objects
+//! (`registry::rbac::bootstrap`), as upstream's do. Non-resource paths (discovery, OpenAPI,
+//! health, version, `/metrics`) are RBAC's too: every authenticated user reaches discovery and
+//! health through the bootstrap `system:discovery` and `system:public-info-viewer` bindings.
 //!
 //! Client identities come from the x509 certificate: CN is the user, O the groups.
 
@@ -15,6 +17,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use super::rbac::{RbacDecision, RbacView, ResourceRequest};
 use crate::meta::{object, ApiError, GroupResource};
 use crate::tls::User;
 
@@ -45,6 +48,9 @@ pub enum Scope {
     BoundPods,
     /// Node authorizer: only the kubelet's own Lease in `kube-node-lease`.
     OwnLease,
+    /// Node authorizer: only ConfigMaps and Secrets a Pod bound to the kubelet's node refers to,
+    /// by name (a list or watch must select `metadata.name`).
+    ReferencedByBoundPods,
 }
 
 /// One row of a role: these verbs on these resources (`pods/status` names a subresource).
@@ -93,22 +99,32 @@ pub const AUTHENTICATED: &str = "system:authenticated";
 /// The group upstream's `system:monitoring` role is bound to: it may read `/metrics`.
 pub const MONITORING: &str = "system:monitoring";
 
-/// Non-resource paths that need a grant: `/metrics`, for the admin group and
-/// `system:monitoring` only (upstream's `cluster-admin` and `system:monitoring` bindings).
-/// Health, version, discovery and OpenAPI stay open to every authenticated user, as
-/// `system:discovery` and `system:public-info-viewer` grant them.
-pub fn authorize_path(user: &User, verb: &str, path: &str) -> Result<(), ApiError> {
-    if user.in_group(MASTERS) || user.in_group(MONITORING) {
+/// A non-resource request (`/healthz`, `/api`, `/metrics`, ...): the admin group, else what
+/// RBAC's non-resource rules give (the bootstrap `system:discovery`,
+/// `system:public-info-viewer` and `system:monitoring` bindings, any a user adds).
+pub fn authorize_path(
+    user: &User,
+    verb: &str,
+    path: &str,
+    rbac: &RbacView,
+) -> Result<(), ApiError> {
+    if user.in_group(MASTERS) {
         return Ok(());
     }
-    Err(ApiError::forbidden_path(&format!(
-        "User {:?} cannot {verb} path {path:?}",
-        user.name
-    )))
+    match rbac.authorize_path(user, verb, path) {
+        RbacDecision::Allow(_) => Ok(()),
+        RbacDecision::NoOpinion(reason) => {
+            let mut why = format!("User {:?} cannot {verb} path {path:?}", user.name);
+            if !reason.is_empty() {
+                why = format!("{why}: {reason}");
+            }
+            Err(ApiError::forbidden_path(&why))
+        }
+    }
 }
 
-/// Every built-in grant. Rules for kinds rkube does not serve yet are kept, so that the table
-/// stays upstream's as kinds are added.
+/// The grants upstream hard-codes rather than stores: the privileged group, and the Node
+/// authorizer's rules for kubelets. Everything else is RBAC's.
 pub static BINDINGS: &[Binding] = &[
     Binding {
         subject: Subject::Group(MASTERS),
@@ -166,6 +182,12 @@ pub static BINDINGS: &[Binding] = &[
                 scope: Scope::Any,
             },
             Rule {
+                verbs: READ,
+                groups: CORE,
+                resources: &["configmaps", "secrets"],
+                scope: Scope::ReferencedByBoundPods,
+            },
+            Rule {
                 verbs: &["create"],
                 groups: CORE,
                 resources: &["pods/eviction"],
@@ -215,207 +237,6 @@ pub static BINDINGS: &[Binding] = &[
             },
         ],
     },
-    // ClusterRole `system:kube-scheduler`, bound to user `system:kube-scheduler`.
-    Binding {
-        subject: Subject::User("system:kube-scheduler"),
-        role: "system:kube-scheduler",
-        namespace: None,
-        rules: &[
-            EVENTS,
-            Rule {
-                verbs: &["create"],
-                groups: COORDINATION,
-                resources: &["leases"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["get", "update"],
-                groups: COORDINATION,
-                resources: &["leases"],
-                scope: Scope::Names(&["kube-scheduler"]),
-            },
-            Rule {
-                verbs: READ,
-                groups: CORE,
-                resources: &["nodes"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["get", "list", "watch", "delete"],
-                groups: CORE,
-                resources: &["pods"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["create"],
-                groups: CORE,
-                resources: &["pods/binding", "bindings"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["patch", "update"],
-                groups: CORE,
-                resources: &["pods/status"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: READ,
-                groups: CORE,
-                resources: &[
-                    "services",
-                    "replicationcontrollers",
-                    "persistentvolumeclaims",
-                    "persistentvolumes",
-                    "namespaces",
-                ],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: READ,
-                groups: &["apps", "extensions"],
-                resources: &["replicasets"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: READ,
-                groups: &["apps"],
-                resources: &["statefulsets"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: READ,
-                groups: &["policy"],
-                resources: &["poddisruptionbudgets"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: READ,
-                groups: &["storage.k8s.io"],
-                resources: &["csinodes", "csidrivers", "csistoragecapacities"],
-                scope: Scope::Any,
-            },
-        ],
-    },
-    // Role `system::leader-locking-kube-scheduler` in kube-system.
-    Binding {
-        subject: Subject::User("system:kube-scheduler"),
-        role: "system::leader-locking-kube-scheduler",
-        namespace: Some("kube-system"),
-        rules: &[
-            Rule {
-                verbs: &["watch"],
-                groups: CORE,
-                resources: &["configmaps"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["get", "update"],
-                groups: CORE,
-                resources: &["configmaps"],
-                scope: Scope::Names(&["kube-scheduler"]),
-            },
-        ],
-    },
-    // ClusterRole `system:kube-controller-manager`, bound to its user.
-    Binding {
-        subject: Subject::User("system:kube-controller-manager"),
-        role: "system:kube-controller-manager",
-        namespace: None,
-        rules: &[
-            EVENTS,
-            Rule {
-                verbs: &["create"],
-                groups: COORDINATION,
-                resources: &["leases"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["get", "update"],
-                groups: COORDINATION,
-                resources: &["leases"],
-                scope: Scope::Names(&["kube-controller-manager"]),
-            },
-            Rule {
-                verbs: &["create", "update"],
-                groups: CORE,
-                resources: &["secrets", "serviceaccounts"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["delete"],
-                groups: CORE,
-                resources: &["secrets"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["get"],
-                groups: CORE,
-                resources: &["configmaps", "namespaces", "secrets", "serviceaccounts"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["create"],
-                groups: CORE,
-                resources: &["serviceaccounts/token"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["list", "watch"],
-                groups: &["*"],
-                resources: &["*"],
-                scope: Scope::Any,
-            },
-        ],
-    },
-    // Role `system::leader-locking-kube-controller-manager` in kube-system.
-    Binding {
-        subject: Subject::User("system:kube-controller-manager"),
-        role: "system::leader-locking-kube-controller-manager",
-        namespace: Some("kube-system"),
-        rules: &[
-            Rule {
-                verbs: &["watch"],
-                groups: CORE,
-                resources: &["configmaps"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["get", "watch", "list", "create", "update"],
-                groups: COORDINATION,
-                resources: &["leases"],
-                scope: Scope::Any,
-            },
-        ],
-    },
-    // ClusterRole `system:controller:pod-garbage-collector`. Upstream binds it to the
-    // `pod-garbage-collector` service account the controller manager runs that controller as
-    // (`--use-service-account-credentials`); rkube has no service-account tokens yet, so the
-    // controller manager's own identity carries it.
-    Binding {
-        subject: Subject::User("system:kube-controller-manager"),
-        role: "system:controller:pod-garbage-collector",
-        namespace: None,
-        rules: &[
-            Rule {
-                verbs: &["list", "watch", "delete"],
-                groups: CORE,
-                resources: &["pods"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["get", "list"],
-                groups: CORE,
-                resources: &["nodes"],
-                scope: Scope::Any,
-            },
-            Rule {
-                verbs: &["patch"],
-                groups: CORE,
-                resources: &["pods/status"],
-                scope: Scope::Any,
-            },
-        ],
-    },
 ];
 
 /// The outcome of authorizing a request.
@@ -425,6 +246,11 @@ pub enum Decision {
     /// Allowed if the named Pod exists and is bound to `node` (the Node authorizer's graph);
     /// the caller looks the Pod up.
     AllowIfBound {
+        node: String,
+    },
+    /// Allowed if a Pod bound to `node` in the request's namespace refers to the named object
+    /// (the Node authorizer's graph); the caller looks the Pods up.
+    AllowIfReferenced {
         node: String,
     },
     /// Refused; the reason (possibly empty) follows upstream's message after a colon.
@@ -442,7 +268,6 @@ pub fn node_name(user: &User) -> Option<&str> {
 fn subject_matches(subject: Subject, user: &User) -> bool {
     match subject {
         Subject::User(name) => user.name == name,
-        Subject::Group(AUTHENTICATED) => true,
         Subject::Group(group) => user.in_group(group),
     }
 }
@@ -462,8 +287,9 @@ fn rule_covers(rule: &Rule, a: &Attributes<'_>) -> bool {
         && matches_any(rule.resources, &resource)
 }
 
-/// Decides on a resource request, as the chain Node, RBAC does upstream.
-pub fn authorize(user: &User, a: &Attributes<'_>) -> Decision {
+/// Decides on a resource request, as the chain Node, RBAC does upstream (after the
+/// privileged group).
+pub fn authorize(user: &User, a: &Attributes<'_>, rbac: &RbacView) -> Decision {
     let node = node_name(user);
     let mut reason = String::new();
     for binding in BINDINGS.iter().filter(|b| subject_matches(b.subject, user)) {
@@ -505,6 +331,17 @@ pub fn authorize(user: &User, a: &Attributes<'_>) -> Decision {
                     }
                     reason = "can only list/watch pods with spec.nodeName field selector".into();
                 }
+                (Scope::ReferencedByBoundPods, Some(node)) => {
+                    if !a.name.is_empty() {
+                        return Decision::AllowIfReferenced {
+                            node: node.to_string(),
+                        };
+                    }
+                    reason = format!(
+                        "node '{node}' cannot list/watch {} without a metadata.name field selector",
+                        a.resource
+                    );
+                }
                 (Scope::OwnLease, Some(node)) => {
                     if a.namespace != "kube-node-lease" {
                         reason =
@@ -525,7 +362,25 @@ pub fn authorize(user: &User, a: &Attributes<'_>) -> Decision {
             reason = node_reason(a);
         }
     }
-    Decision::Deny(reason)
+    let request = ResourceRequest {
+        verb: a.verb,
+        group: a.group,
+        resource: a.resource,
+        subresource: a.subresource,
+        namespace: a.namespace,
+        name: a.name,
+    };
+    match rbac.authorize(user, &request) {
+        RbacDecision::Allow(_) => Decision::Allow,
+        // The union of authorizers joins the reasons each gave.
+        RbacDecision::NoOpinion(rbac_reason) => {
+            let reasons: Vec<&str> = [reason.as_str(), rbac_reason.as_str()]
+                .into_iter()
+                .filter(|r| !r.is_empty())
+                .collect();
+            Decision::Deny(reasons.join(", "))
+        }
+    }
 }
 
 /// The Node authorizer's reason for refusing a request no rule covered, where it gives one.
@@ -580,6 +435,57 @@ pub fn check_bound(node: &str, pod: Option<&Value>) -> Result<(), String> {
             "no relationship found between node '{node}' and this object"
         ))
     }
+}
+
+/// Whether `pod` refers to the ConfigMap or Secret (`resource`) named `name`: through its
+/// containers' `env` and `envFrom`, its volumes (also projected ones) or, for Secrets, its
+/// `imagePullSecrets` — the edges of upstream's node authorizer graph.
+pub fn pod_refers_to(pod: &Value, resource: &str, name: &str) -> bool {
+    let (key_ref, from_ref, volume, volume_key) = match resource {
+        "configmaps" => ("configMapKeyRef", "configMapRef", "configMap", "name"),
+        "secrets" => ("secretKeyRef", "secretRef", "secret", "secretName"),
+        _ => return false,
+    };
+    let Some(spec) = pod.get("spec") else {
+        return false;
+    };
+    let named = |v: Option<&Value>, key: &str| v.and_then(|v| v[key].as_str()) == Some(name);
+    let containers = ["containers", "initContainers", "ephemeralContainers"]
+        .iter()
+        .filter_map(|list| spec[*list].as_array())
+        .flatten();
+    for container in containers {
+        let env = container["env"].as_array().into_iter().flatten();
+        if env
+            .into_iter()
+            .any(|e| named(e.pointer(&format!("/valueFrom/{key_ref}")), "name"))
+        {
+            return true;
+        }
+        let env_from = container["envFrom"].as_array().into_iter().flatten();
+        if env_from.into_iter().any(|e| named(e.get(from_ref), "name")) {
+            return true;
+        }
+    }
+    for v in spec["volumes"].as_array().into_iter().flatten() {
+        if named(v.get(volume), volume_key) {
+            return true;
+        }
+        let sources = v.pointer("/projected/sources").and_then(Value::as_array);
+        if sources
+            .into_iter()
+            .flatten()
+            .any(|s| named(s.get(volume), "name"))
+        {
+            return true;
+        }
+    }
+    resource == "secrets"
+        && spec["imagePullSecrets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"].as_str() == Some(name))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -995,7 +901,11 @@ impl Requested {
 /// be allowed the `impersonate` verb on each user, group, service account, uid and extra it
 /// asks for; then the request runs as that user, with `system:authenticated` added.
 /// Returns the requester unchanged when no such header is present.
-pub fn impersonate(requester: User, headers: &http::HeaderMap) -> Result<User, ImpersonationError> {
+pub fn impersonate(
+    requester: User,
+    headers: &http::HeaderMap,
+    rbac: &RbacView,
+) -> Result<User, ImpersonationError> {
     let values = |name: &str| -> Vec<String> {
         headers
             .get_all(name)
@@ -1099,9 +1009,9 @@ pub fn impersonate(requester: User, headers: &http::HeaderMap) -> Result<User, I
             name: &r.name,
             node_selector: None,
         };
-        match authorize(&requester, &a) {
+        match authorize(&requester, &a, rbac) {
             Decision::Allow => {}
-            Decision::AllowIfBound { .. } => {
+            Decision::AllowIfBound { .. } | Decision::AllowIfReferenced { .. } => {
                 return Err(ImpersonationError::Forbidden(forbidden(&requester, &a, "")))
             }
             Decision::Deny(reason) => {
@@ -1141,6 +1051,24 @@ pub fn impersonate(requester: User, headers: &http::HeaderMap) -> Result<User, I
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bootstrap policy's RBAC objects, as the API server holds them after start.
+    fn policy() -> RbacView {
+        use crate::registry::rbac::bootstrap;
+        let mut all = bootstrap::cluster_roles();
+        all.extend(bootstrap::cluster_role_bindings());
+        all.extend(bootstrap::roles());
+        all.extend(bootstrap::role_bindings());
+        RbacView::from_objects(&all)
+    }
+
+    fn authorize(user: &User, a: &Attributes<'_>) -> Decision {
+        super::authorize(user, a, &policy())
+    }
+
+    fn impersonate(user: User, headers: &http::HeaderMap) -> Result<User, ImpersonationError> {
+        super::impersonate(user, headers, &policy())
+    }
 
     fn user(name: &str, groups: &[&str]) -> User {
         User {
@@ -1204,8 +1132,8 @@ mod tests {
                                 }
                                 Scope::OwnNode => ("", "n1"),
                                 Scope::OwnLease => ("kube-node-lease", "n1"),
-                                // Decided by the Pod's binding: covered by its own test.
-                                Scope::BoundPods => continue,
+                                // Decided by the Pods' bindings: covered by their own tests.
+                                Scope::BoundPods | Scope::ReferencedByBoundPods => continue,
                             };
                             // A kubelet lists its own Node by a `metadata.name` selector,
                             // which names it; other lists and creates name nothing.
@@ -1233,7 +1161,107 @@ mod tests {
                 }
             }
         }
+        assert!(checked > 50, "only {checked} grants walked");
+    }
+
+    /// The components' rights now live in the bootstrap policy: each User bound to a role
+    /// gets every verb of every rule of it, through the RBAC authorizer.
+    #[test]
+    fn every_bootstrap_binding_grants_its_role_to_its_user() {
+        use crate::registry::rbac::bootstrap;
+        let roles = bootstrap::cluster_roles();
+        let mut checked = 0;
+        for binding in bootstrap::cluster_role_bindings() {
+            let role_name = binding["roleRef"]["name"].as_str().expect("a role");
+            let role = roles
+                .iter()
+                .find(|r| r["metadata"]["name"] == role_name)
+                .expect("the role exists");
+            for subject in binding["subjects"].as_array().into_iter().flatten() {
+                if subject["kind"] != "User" {
+                    continue;
+                }
+                let who = user(subject["name"].as_str().expect("a name"), &[AUTHENTICATED]);
+                for rule in role["rules"].as_array().into_iter().flatten() {
+                    let strings = |k: &str| -> Vec<&str> {
+                        rule[k]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect()
+                    };
+                    let name = strings("resourceNames").first().copied().unwrap_or("x");
+                    for verb in strings("verbs") {
+                        for group in strings("apiGroups") {
+                            for resource in strings("resources") {
+                                let (resource, subresource) =
+                                    resource.split_once('/').unwrap_or((resource, ""));
+                                let a = Attributes {
+                                    verb,
+                                    group: if group == "*" { "apps" } else { group },
+                                    resource: if resource == "*" { "pods" } else { resource },
+                                    subresource,
+                                    namespace: "default",
+                                    name,
+                                    node_selector: None,
+                                };
+                                assert_eq!(
+                                    authorize(&who, &a),
+                                    Decision::Allow,
+                                    "{role_name} {a:?}"
+                                );
+                                checked += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
         assert!(checked > 100, "only {checked} grants walked");
+    }
+
+    #[test]
+    fn a_pod_refers_to_config_maps_and_secrets_through_every_edge() {
+        let pod = serde_json::json!({"spec": {
+            "containers": [{"name": "c",
+                "env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "env-cm", "key": "k"}}},
+                        {"name": "B", "valueFrom": {"secretKeyRef": {"name": "env-secret", "key": "k"}}}],
+                "envFrom": [{"configMapRef": {"name": "from-cm"}}, {"secretRef": {"name": "from-secret"}}]}],
+            "initContainers": [{"name": "i", "envFrom": [{"configMapRef": {"name": "init-cm"}}]}],
+            "volumes": [{"name": "v1", "configMap": {"name": "vol-cm"}},
+                        {"name": "v2", "secret": {"secretName": "vol-secret"}},
+                        {"name": "v3", "projected": {"sources": [{"configMap": {"name": "proj-cm"}},
+                                                                  {"secret": {"name": "proj-secret"}}]}}],
+            "imagePullSecrets": [{"name": "pull"}]}});
+        for name in ["env-cm", "from-cm", "init-cm", "vol-cm", "proj-cm"] {
+            assert!(pod_refers_to(&pod, "configmaps", name), "{name}");
+            assert!(!pod_refers_to(&pod, "secrets", name), "{name}");
+        }
+        for name in [
+            "env-secret",
+            "from-secret",
+            "vol-secret",
+            "proj-secret",
+            "pull",
+        ] {
+            assert!(pod_refers_to(&pod, "secrets", name), "{name}");
+            assert!(!pod_refers_to(&pod, "configmaps", name), "{name}");
+        }
+        assert!(!pod_refers_to(&pod, "configmaps", "other"));
+        assert!(!pod_refers_to(&pod, "pods", "env-cm"));
+        let kubelet = user("system:node:n1", &[NODES]);
+        let mut a = attrs("get", "secrets", "default", "vol-secret");
+        assert_eq!(
+            authorize(&kubelet, &a),
+            Decision::AllowIfReferenced { node: "n1".into() }
+        );
+        a.verb = "list";
+        a.name = "";
+        assert!(matches!(authorize(&kubelet, &a), Decision::Deny(_)));
+        a.verb = "delete";
+        a.name = "vol-secret";
+        assert!(matches!(authorize(&kubelet, &a), Decision::Deny(_)));
     }
 
     #[test]
@@ -1292,8 +1320,15 @@ mod tests {
             (&kcm, attrs("list", "leases", "kube-node-lease", ""), true),
             (&kcm, attrs("delete", "pods", "default", "p"), true),
             (&kcm, attrs("get", "leases", "kube-system", "other"), true),
-            (&kcm, attrs("get", "leases", "default", "other"), false),
-            (&kcm, attrs("update", "pods", "default", "p"), false),
+            // The garbage collector's role: any object read, changed or deleted, none made.
+            (&kcm, attrs("get", "leases", "default", "other"), true),
+            (&kcm, attrs("update", "pods", "default", "p"), true),
+            (&kcm, attrs("create", "configmaps", "default", ""), false),
+            (
+                &kcm,
+                attrs("create", "pods/eviction", "default", "p"),
+                false,
+            ),
             (&kubelet, attrs("get", "nodes", "", "n1"), true),
             (&kubelet, attrs("get", "nodes", "", "n2"), false),
             (&kubelet, attrs("list", "nodes", "", ""), false),

@@ -89,13 +89,33 @@ fn subresource_entry(info: &ResourceInfo, sub: &str) -> Option<Value> {
     Some(entry)
 }
 
+/// Every resource served: the registry's kinds and the built-in resource metrics.
+fn served(stores: &[std::sync::Arc<Store>]) -> impl Iterator<Item = &'static ResourceInfo> + '_ {
+    stores
+        .iter()
+        .map(|s| s.info())
+        .chain(super::resource_metrics::infos())
+        .chain(super::rbac::reviews::infos())
+}
+
+/// The verbs of a resource: all of them, but only `get` and `list` for the metrics.
+fn verbs(info: &ResourceInfo) -> &'static [&'static str] {
+    if info.group == super::resource_metrics::GROUP {
+        super::resource_metrics::VERBS
+    } else if super::rbac::reviews::find(info.group, info.version, info.plural).is_some() {
+        super::rbac::reviews::VERBS
+    } else {
+        &VERBS
+    }
+}
+
 fn resource_entry(info: &ResourceInfo) -> Value {
     let mut entry = json!({
         "name": info.plural,
         "singularName": info.singular,
         "namespaced": info.namespaced,
         "kind": info.kind,
-        "verbs": VERBS,
+        "verbs": verbs(info),
     });
     if !info.short_names.is_empty() {
         entry["shortNames"] = json!(info.short_names);
@@ -113,8 +133,7 @@ pub fn resource_list(
     version: &str,
 ) -> Option<Value> {
     let mut resources = Vec::new();
-    for store in stores {
-        let info = store.info();
+    for info in served(stores) {
         if info.group != group || info.version != version {
             continue;
         }
@@ -160,8 +179,7 @@ pub fn core_versions(server_address: &str) -> Value {
 
 fn groups(stores: &[std::sync::Arc<Store>]) -> BTreeMap<&'static str, Vec<&'static str>> {
     let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for store in stores {
-        let info = store.info();
+    for info in served(stores) {
         if info.group.is_empty() {
             continue;
         }
@@ -274,7 +292,7 @@ fn aggregated_resource(info: &ResourceInfo) -> Value {
         "responseKind": kind_of(info.group, info.version, info.kind),
         "scope": if info.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": info.singular,
-        "verbs": VERBS,
+        "verbs": verbs(info),
     });
     if !info.short_names.is_empty() {
         entry["shortNames"] = json!(info.short_names);
@@ -292,8 +310,7 @@ fn aggregated_resource(info: &ResourceInfo) -> Value {
 /// form, `apidiscovery.k8s.io/<version>` `APIGroupDiscoveryList`.
 pub fn aggregated(stores: &[std::sync::Arc<Store>], core: bool, version: &str) -> Value {
     let mut groups: BTreeMap<&str, BTreeMap<&str, Vec<Value>>> = BTreeMap::new();
-    for store in stores {
-        let info = store.info();
+    for info in served(stores) {
         if info.group.is_empty() != core {
             continue;
         }

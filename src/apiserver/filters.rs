@@ -226,8 +226,12 @@ pub async fn serve(
         match tokio::time::timeout(limit, served).await {
             Ok(resp) => resp,
             Err(_) => {
-                // The body may still be arriving (a client trickling it): cut the connection.
-                conn.close.cancel();
+                // Over HTTP/1 the body may still be arriving (a client trickling it): cut the
+                // connection. An HTTP/2 stream ends alone; the connection's other streams (a
+                // client's watches among them) go on, as upstream's.
+                if version < Version::HTTP_2 {
+                    conn.close.cancel();
+                }
                 let mut resp = error_response(&request_timed_out(limit));
                 close_after(&mut resp, version);
                 resp

@@ -14,9 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::authz::{self, Attributes, Decision, ImpersonationError};
 use super::options::{self, WriteKind};
+use super::rbac::RbacView;
 use super::request::{negotiate, parse_resource_path, verb_for, Output, Query, ResourcePath};
 use super::table::{self, Include};
-use super::{discovery, metrics, openapi, protobuf, proxy, watch, Server, MAX_BODY_BYTES};
+use super::{
+    discovery, metrics, openapi, protobuf, proxy, resource_metrics, streaming, watch, Server,
+    MAX_BODY_BYTES,
+};
 use crate::meta::patch::PatchType;
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, GroupResource};
@@ -163,8 +167,12 @@ async fn route(
 ) -> Result<Response<Body>, ApiError> {
     // No anonymous access at all (as k3s runs kube-apiserver): every request needs a client
     // certificate the cluster CA signed.
-    let user = user.ok_or_else(ApiError::unauthorized)?;
-    let user = match authz::impersonate(user, req.headers()) {
+    let mut user = user.ok_or_else(ApiError::unauthorized)?;
+    // Every authenticated user is in `system:authenticated` (upstream's group adder).
+    if !user.in_group(authz::AUTHENTICATED) {
+        user.groups.push(authz::AUTHENTICATED.into());
+    }
+    let user = match authz::impersonate(user, req.headers(), &server.rbac) {
         Ok(user) => user,
         // Upstream answers this malformed request with a plain-text 500.
         Err(e @ ImpersonationError::WithoutUser(_)) => {
@@ -179,6 +187,18 @@ async fn route(
     };
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // Paths that name no resource (discovery, OpenAPI, health, version, metrics, anything
+    // unknown) are authorized as upstream's non-resource requests, before routing: the verb is
+    // the lower-cased method, and a refused path is 403 whether it exists or not.
+    let resource_path = match segments.as_slice() {
+        ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _] => false,
+        ["api" | "apis", ..] => true,
+        _ => false,
+    };
+    if !resource_path {
+        let verb = req.method().as_str().to_ascii_lowercase();
+        authz::authorize_path(&user, &verb, &path, &server.rbac)?;
+    }
     let stores = server.registry.stores();
     let get_only = |method: &Method| {
         if method == Method::GET {
@@ -195,7 +215,6 @@ async fn route(
         ["healthz" | "livez" | "readyz", ..] => health(server, &segments, &query, shutdown).await,
         ["metrics"] => {
             get_only(req.method())?;
-            authz::authorize_path(&user, "get", "/metrics")?;
             Ok(respond(
                 StatusCode::OK,
                 metrics::CONTENT_TYPE,
@@ -213,9 +232,28 @@ async fn route(
         ["apis", group, version] => discovery::resource_list(stores, group, version)
             .ok_or_else(ApiError::path_not_found)
             .and_then(|v| json_ok(&v)),
+        ["apis", resource_metrics::GROUP, resource_metrics::VERSION, rest @ ..]
+            if !rest.is_empty() =>
+        {
+            resource_metrics::serve(server, &user, req.method(), rest, &query).await
+        }
+        ["apis", group, version, plural]
+            if super::rbac::reviews::find(group, version, plural).is_some() =>
+        {
+            let info =
+                super::rbac::reviews::find(group, version, plural).expect("matched just above");
+            review(server, &user, req, info, &query).await
+        }
         ["api", "v1", "nodes", node, "proxy", ..] => {
             let node = node.to_string();
             proxy::node(server, &user, req, &node, &query).await
+        }
+        ["api", "v1", "namespaces", ns, "pods", pod, sub]
+            if streaming::Subresource::parse(sub).is_some() =>
+        {
+            let (ns, pod) = (ns.to_string(), pod.to_string());
+            let sub = streaming::Subresource::parse(sub).expect("matched just above");
+            streaming::connect(server, &user, req, &ns, &pod, sub, &query, shutdown.clone()).await
         }
         ["api", "v1", "namespaces", ns, "pods", pod, "proxy", ..] => {
             let (ns, pod) = (ns.to_string(), pod.to_string());
@@ -241,6 +279,43 @@ async fn route(
             resource_request(server, &user, req, resource, query, shutdown).await
         }
     }
+}
+
+/// A self-subject review: authorized as a create of its resource, answered from the
+/// authorizer, stored nowhere.
+async fn review(
+    server: &Arc<Server>,
+    user: &User,
+    req: Request<Incoming>,
+    info: &'static crate::registry::ResourceInfo,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    if req.method() != Method::POST {
+        return Err(ApiError::method_not_supported(
+            info.group_resource(),
+            &req.method().to_string().to_lowercase(),
+        ));
+    }
+    let a = Attributes {
+        verb: "create",
+        group: info.group,
+        resource: info.plural,
+        subresource: "",
+        namespace: "",
+        name: "",
+        node_selector: None,
+    };
+    authorize(&server.rbac, user, &a, None).await?;
+    let output = negotiate(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    options::write_options(query, WriteKind::Create)?;
+    let (bytes, ct) = read_body(req).await?;
+    let body = parse_object(&bytes, &ct, (&info.api_version(), info.kind))?.object;
+    let answer = super::rbac::reviews::answer(server, user, info, &body)?;
+    Ok(encode(StatusCode::CREATED, &answer, output.plain(), &[]))
 }
 
 /// `/api` or `/apis` (`core` false) in the form the client asks for first. The aggregated form
@@ -423,14 +498,15 @@ fn exact_field<'a>(query: &'a Query, field: &str) -> Option<&'a str> {
 }
 
 /// Decides whether `user` may do this, before anything is read or written (see
-/// [`authz::authorize`]); `pods` answers the Node authorizer's question whether a Pod is
-/// bound to the kubelet's node.
+/// [`authz::authorize`]); `pods` answers the Node authorizer's questions: whether a Pod is
+/// bound to the kubelet's node, and whether one bound there refers to an object.
 pub(super) async fn authorize(
+    rbac: &RbacView,
     user: &User,
     a: &Attributes<'_>,
     pods: Option<&Store>,
 ) -> Result<(), ApiError> {
-    match authz::authorize(user, a) {
+    match authz::authorize(user, a, rbac) {
         Decision::Allow => Ok(()),
         Decision::AllowIfBound { node } => {
             let pod = match pods {
@@ -438,6 +514,32 @@ pub(super) async fn authorize(
                 None => None,
             };
             authz::check_bound(&node, pod.as_deref()).map_err(|why| authz::forbidden(user, a, &why))
+        }
+        Decision::AllowIfReferenced { node } => {
+            let referred = match pods {
+                Some(store) => {
+                    let options = ListOptions {
+                        field: crate::meta::selector::FieldSelector::parse(&format!(
+                            "spec.nodeName={node}"
+                        ))
+                        .ok(),
+                        any_version: true,
+                        ..ListOptions::default()
+                    };
+                    let bound = store.list(a.namespace, &options).await?;
+                    bound
+                        .items
+                        .iter()
+                        .any(|pod| authz::pod_refers_to(pod, a.resource, a.name))
+                }
+                None => false,
+            };
+            if referred {
+                Ok(())
+            } else {
+                let why = format!("no relationship found between node '{node}' and this object");
+                Err(authz::forbidden(user, a, &why))
+            }
         }
         Decision::Deny(reason) => Err(authz::forbidden(user, a, &reason)),
     }
@@ -466,6 +568,19 @@ fn node_admission(
         };
         authz::admit_node_write(&node, node_uid.as_ref(), &a, new, old)
     })))
+}
+
+/// Two admission checks run one after the other.
+fn both(first: Option<Admit>, second: Option<Admit>) -> Option<Admit> {
+    match (first, second) {
+        (Some(Admit(a)), Some(Admit(b))) => {
+            Some(Admit(Arc::new(move |new: &Value, old: Option<&Value>| {
+                a(new, old)?;
+                b(new, old)
+            })))
+        }
+        (a, b) => a.or(b),
+    }
 }
 
 /// NodeRestriction for deletes: a kubelet may only delete Pods bound to its node.
@@ -571,7 +686,9 @@ fn short_type(v: &Value) -> &'static str {
     }
 }
 
-fn selectors(query: &Query) -> Result<(Option<LabelSelector>, Option<FieldSelector>), ApiError> {
+pub(super) fn selectors(
+    query: &Query,
+) -> Result<(Option<LabelSelector>, Option<FieldSelector>), ApiError> {
     let label = query
         .get("labelSelector")
         .filter(|s| !s.is_empty())
@@ -610,7 +727,13 @@ async fn resource_request(
                 &req.method().to_string().to_lowercase(),
             ));
         }
-        authorize(user, &attributes("create", &path, &query), None).await?;
+        authorize(
+            &server.rbac,
+            user,
+            &attributes("create", &path, &query),
+            None,
+        )
+        .await?;
         let store = server
             .registry
             .get("", "pods")
@@ -679,7 +802,9 @@ async fn resource_request(
         ));
     };
     let attrs = attributes(verb, &path, &query);
-    authorize(user, &attrs, Some(&store)).await?;
+    // The Node authorizer's graph is read from the Pods.
+    let pods = server.registry.get("", "pods").cloned();
+    authorize(&server.rbac, user, &attrs, pods.as_deref()).await?;
     if !served {
         return Err(ApiError::new_method_not_allowed(&method));
     }
@@ -699,6 +824,13 @@ async fn resource_request(
         _ => None,
     };
     let admit = node_admission(user, node_uid, verb, &path);
+    let admit = if path.group == crate::registry::rbac::GROUP {
+        let escalation =
+            super::rbac::escalation::admit(server.rbac.clone(), user, &path.resource, &ns);
+        both(admit, escalation)
+    } else {
+        admit
+    };
     let sub = path.subresource.as_str();
     match (verb, sub) {
         ("watch", "") => watch(server, store, &ns, &query, output, shutdown).await,
@@ -708,8 +840,7 @@ async fn resource_request(
         }
         ("get", "log") if info.plural == "pods" => {
             let pod = store.get(&ns, &path.name).await?;
-            let text = super::logs::fetch(server, &pod, &query).await?;
-            Ok(respond(StatusCode::OK, "text/plain", text))
+            super::logs::serve(server, &pod, &query).await
         }
         ("get", "" | "status" | "ephemeralcontainers") => {
             let obj = store.get(&ns, &path.name).await?;
@@ -750,6 +881,42 @@ async fn resource_request(
             options.dry_run |= create.dry_run;
             let ok = crate::registry::eviction::create(&store, &ns, &path.name, &options).await?;
             Ok(encode(StatusCode::CREATED, &ok, output.plain(), &[]))
+        }
+        ("get", "scale") => {
+            let obj = store.get(&ns, &path.name).await?;
+            let scale = crate::registry::replicasets::scale_of(&obj);
+            Ok(encode(StatusCode::OK, &scale, output.plain(), &[]))
+        }
+        ("update" | "patch", "scale") => {
+            let (bytes, ct) = read_body(req).await?;
+            let write = if verb == "update" {
+                WriteKind::Update
+            } else {
+                WriteKind::Patch
+            };
+            let options = options::write_options(&query, write)?;
+            let patch = PatchType::from_content_type(&ct);
+            let wanted = match verb {
+                "update" => Some(parse_object(&bytes, &ct, ("autoscaling/v1", "Scale"))?.object),
+                _ => None,
+            };
+            let schema = crate::meta::patch::generic_patch_schema();
+            let updated = store
+                .update_with(&ns, &path.name, "", options.dry_run, &mut |current| {
+                    let scale = crate::registry::replicasets::scale_of(current);
+                    let wanted = match (&wanted, patch) {
+                        (Some(w), _) => w.clone(),
+                        (None, Some(kind)) => {
+                            crate::meta::patch::apply_patch(&scale, &bytes, kind, &schema)
+                                .map_err(|e| ApiError::bad_request(e.to_string()))?
+                        }
+                        (None, None) => return Err(ApiError::unsupported_media_type(&ct)),
+                    };
+                    crate::registry::replicasets::apply_scale(current, &wanted)
+                })
+                .await?;
+            let scale = crate::registry::replicasets::scale_of(&updated);
+            Ok(encode(StatusCode::OK, &scale, output.plain(), &[]))
         }
         ("update", "" | "status" | "ephemeralcontainers") => {
             let (bytes, ct) = read_body(req).await?;
@@ -792,12 +959,19 @@ async fn resource_request(
         ("delete", "") => {
             let (bytes, ct) = read_body(req).await?;
             let options = delete_options(&bytes, &ct, &api_version, &query)?;
-            let (obj, _gone) = if info.plural == "namespaces" {
+            let (obj, gone) = if info.plural == "namespaces" {
                 namespaces::delete(&store, &path.name, &options).await?
             } else {
                 store.delete(&ns, &path.name, &options).await?
             };
-            Ok(encode(StatusCode::OK, &obj, output.plain(), &[]))
+            // Upstream answers 202 only to the legacy `orphanDependents=false` when the object
+            // stays; every other deletion that leaves the object marked is a 200.
+            let code = if !gone && options.orphan_dependents == Some(false) {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            Ok(encode(code, &obj, output.plain(), &[]))
         }
         ("deletecollection", "") => {
             let (bytes, ct) = read_body(req).await?;

@@ -1,7 +1,7 @@
 //! The API server's client of kubelets: where a node's kubelet listens (its Node's
 //! `InternalIP` and `daemonEndpoints.kubeletEndpoint.Port`), and one request to it over HTTPS
 //! with the API server's kubelet client certificate, as kube-apiserver's `--kubelet-client-*`
-//! flags configure. Used by `pods/log` and `nodes/proxy`.
+//! flags configure. Used by `pods/log`, `nodes/proxy` and the streaming subresources.
 
 use std::time::Duration;
 
@@ -64,6 +64,40 @@ impl Kubelet {
 
     /// Sends one request (`path_and_query` on the kubelet) and returns its response, whose
     /// body streams from the kubelet.
+    /// A TLS connection to the kubelet with the API server's kubelet client certificate.
+    pub async fn connect(
+        &self,
+        server: &Server,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, ApiError> {
+        let tls = server.kubelet_tls.clone().ok_or_else(|| {
+            ApiError::service_unavailable(
+                "the API server has no kubelet client credentials (--kubelet-client-certificate)",
+            )
+        })?;
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect((self.address.as_str(), self.port))
+                .await
+                .map_err(|e| self.unreachable(&e))?;
+            let server_name =
+                ServerName::try_from(self.address.clone()).map_err(|e| self.unreachable(&e))?;
+            TlsConnector::from(tls)
+                .connect(server_name, tcp)
+                .await
+                .map_err(|e| self.unreachable(&e))
+        };
+        tokio::time::timeout(KUBELET_TIMEOUT, connect)
+            .await
+            .map_err(|_| self.timed_out())?
+    }
+
+    fn timed_out(&self) -> ApiError {
+        ApiError::timeout(format!(
+            "the kubelet of node {:?} did not answer within {}s",
+            self.node,
+            KUBELET_TIMEOUT.as_secs()
+        ))
+    }
+
     pub async fn send(
         &self,
         server: &Server,
@@ -72,21 +106,8 @@ impl Kubelet {
         headers: &[(http::HeaderName, http::HeaderValue)],
         body: Bytes,
     ) -> Result<http::Response<Incoming>, ApiError> {
-        let tls = server.kubelet_tls.clone().ok_or_else(|| {
-            ApiError::service_unavailable(
-                "the API server has no kubelet client credentials (--kubelet-client-certificate)",
-            )
-        })?;
         let request = async {
-            let tcp = tokio::net::TcpStream::connect((self.address.as_str(), self.port))
-                .await
-                .map_err(|e| self.unreachable(&e))?;
-            let server_name =
-                ServerName::try_from(self.address.clone()).map_err(|e| self.unreachable(&e))?;
-            let stream = TlsConnector::from(tls)
-                .connect(server_name, tcp)
-                .await
-                .map_err(|e| self.unreachable(&e))?;
+            let stream = self.connect(server).await?;
             super::proxy::exchange(
                 server,
                 stream,
@@ -104,12 +125,6 @@ impl Kubelet {
         };
         tokio::time::timeout(KUBELET_TIMEOUT, request)
             .await
-            .map_err(|_| {
-                ApiError::timeout(format!(
-                    "the kubelet of node {:?} did not answer within {}s",
-                    self.node,
-                    KUBELET_TIMEOUT.as_secs()
-                ))
-            })?
+            .map_err(|_| self.timed_out())?
     }
 }

@@ -1,22 +1,74 @@
 //! `pods/log`: the API server asks the Pod's kubelet for the container's log, as upstream
-//! proxies to the kubelet's `/containerLogs/<namespace>/<pod>/<container>`.
-//!
-//! Deviation: `follow=true` returns the log as it is now and ends, rather than streaming.
+//! proxies to the kubelet's `/containerLogs/<namespace>/<pod>/<container>`, and streams the
+//! answer through as it comes (`follow` goes on until the container ends or the client goes),
+//! holding no more of it than a chunk in flight.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
+use http::{header, Response};
 use http_body_util::BodyExt as _;
 use serde_json::Value;
 
+use super::handler::Body;
 use super::kubelet_client::Kubelet;
 use super::request::Query;
 use super::Server;
-use crate::meta::ApiError;
+use crate::meta::{ApiError, Cause, GroupResource};
 
-/// Logs larger than this are cut (upstream streams them; rkube returns them whole).
-const MAX_LOG_BYTES: usize = 16 * 1024 * 1024;
+/// Upstream `ValidatePodLogOptions`: 422 for values that parse but make no sense.
+fn validate(name: &str, query: &Query) -> Result<(), ApiError> {
+    let mut causes = Vec::new();
+    let mut invalid = |field: &str, value: i64, why: &str| {
+        causes.push(Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {value}: {why}"),
+            field: field.into(),
+        });
+    };
+    if let Some(n) = query.integer("tailLines")?.filter(|n| *n < 0) {
+        invalid("tailLines", n, "must be greater than or equal to 0");
+    }
+    if let Some(n) = query.integer("limitBytes")?.filter(|n| *n < 1) {
+        invalid("limitBytes", n, "must be greater than 0");
+    }
+    let since_seconds = query.integer("sinceSeconds")?;
+    if let Some(n) = since_seconds.filter(|n| *n < 1) {
+        invalid("sinceSeconds", n, "must be greater than 0");
+    }
+    let since_time = query.get("sinceTime").filter(|t| !t.is_empty());
+    if let Some(t) = since_time {
+        t.parse::<jiff::Timestamp>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid value {t:?} for query parameter \"sinceTime\": must be an RFC 3339 time"
+            ))
+        })?;
+    }
+    if since_seconds.is_some() && since_time.is_some() {
+        causes.push(Cause {
+            reason: "FieldValueForbidden".into(),
+            message: "Forbidden: at most one of sinceTime or sinceSeconds may be specified".into(),
+            field: "".into(),
+        });
+    }
+    for key in [
+        "follow",
+        "previous",
+        "timestamps",
+        "insecureSkipTLSVerifyBackend",
+    ] {
+        query.flag(key)?;
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        let gr = GroupResource {
+            group: "",
+            resource: "podlogoptions",
+        };
+        Err(ApiError::invalid("PodLogOptions", gr, name, causes))
+    }
+}
 
 fn strings(pod: &Value, pointer: &str) -> Vec<String> {
     pod.pointer(pointer)
@@ -51,8 +103,12 @@ fn container(pod: &Value, query: &Query) -> Result<String, ApiError> {
     }
 }
 
-/// The log text of the container the query names.
-pub async fn fetch(server: &Arc<Server>, pod: &Value, query: &Query) -> Result<Bytes, ApiError> {
+/// The log of the container the query names, streamed from its kubelet.
+pub async fn serve(
+    server: &Arc<Server>,
+    pod: &Value,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
     let name = pod
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -61,15 +117,20 @@ pub async fn fetch(server: &Arc<Server>, pod: &Value, query: &Query) -> Result<B
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or("");
+    validate(name, query)?;
     let container = container(pod, query)?;
     let previous = query.flag("previous")?;
     // A container that never ran has no log: upstream says why it is waiting.
-    let status = ["/status/containerStatuses", "/status/initContainerStatuses"]
-        .iter()
-        .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
-        .flatten()
-        .find(|s| s["name"] == container.as_str())
-        .cloned();
+    let status = [
+        "/status/containerStatuses",
+        "/status/initContainerStatuses",
+        "/status/ephemeralContainerStatuses",
+    ]
+    .iter()
+    .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
+    .flatten()
+    .find(|s| s["name"] == container.as_str())
+    .cloned();
     let never_ran = status.as_ref().is_none_or(|s| {
         s["state"].get("waiting").is_some() && s["lastState"].get("terminated").is_none()
     });
@@ -88,32 +149,35 @@ pub async fn fetch(server: &Arc<Server>, pod: &Value, query: &Query) -> Result<B
         .and_then(Value::as_str)
         .unwrap_or("");
     let kubelet = Kubelet::of(server, node_name).await?;
-    let mut path = format!("/containerLogs/{namespace}/{name}/{container}?");
-    for key in ["previous", "tailLines", "timestamps", "sinceSeconds"] {
-        if let Some(v) = query.get(key) {
-            path.push_str(&format!(
-                "{key}={}&",
-                form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-            ));
+    let params = {
+        let mut params = form_urlencoded::Serializer::new(String::new());
+        for key in [
+            "follow",
+            "previous",
+            "tailLines",
+            "timestamps",
+            "sinceSeconds",
+            "sinceTime",
+            "limitBytes",
+        ] {
+            if let Some(v) = query.get(key).filter(|v| !v.is_empty()) {
+                params.append_pair(key, v);
+            }
         }
-    }
+        params.finish()
+    };
+    let path = format!("/containerLogs/{namespace}/{name}/{container}?{params}");
     let resp = kubelet
         .send(server, http::Method::GET, &path, &[], Bytes::new())
         .await?;
     let code = resp.status().as_u16();
-    let body = tokio::time::timeout(
-        Duration::from_secs(30),
-        http_body_util::Limited::new(resp.into_body(), MAX_LOG_BYTES).collect(),
-    )
-    .await
-    .map_err(|_| ApiError::timeout("the kubelet did not send the log within 30s"))?
-    .map_err(|e| {
-        ApiError::service_unavailable(format!(
-            "cannot read the log from the kubelet of node {node_name:?}: {e}"
-        ))
-    })?
-    .to_bytes();
     if code != 200 {
+        // An error is short: read it whole (bounded) to answer in the kubelet's words.
+        let body = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         let text = String::from_utf8_lossy(&body).into_owned();
         return Err(if code >= 500 {
             ApiError::internal(text)
@@ -121,8 +185,11 @@ pub async fn fetch(server: &Arc<Server>, pod: &Value, query: &Query) -> Result<B
             ApiError::bad_request(text)
         });
     }
-    match query.count("limitBytes")? {
-        Some(limit) if (limit as usize) < body.len() => Ok(body.slice(..limit as usize)),
-        _ => Ok(body),
-    }
+    let body = resp.into_body().map_err(std::io::Error::other).boxed();
+    let mut out = Response::new(body);
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain"),
+    );
+    Ok(out)
 }

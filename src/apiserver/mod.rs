@@ -16,7 +16,10 @@ mod openapi;
 mod options;
 pub mod protobuf;
 mod proxy;
+pub mod rbac;
 mod request;
+mod resource_metrics;
+mod streaming;
 mod table;
 
 mod watch;
@@ -89,6 +92,8 @@ pub struct Server {
     pub limits: filters::Limits,
     /// Slots for requests in flight (`--max-requests-inflight` and its mutating twin).
     pub inflight: filters::InFlight,
+    /// The RBAC objects the authorizer decides from, kept current by watches.
+    pub rbac: Arc<rbac::RbacView>,
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled.
@@ -121,6 +126,27 @@ pub async fn run(
     registry::namespaces::bootstrap_system(&etcd, &config.etcd_prefix)
         .await
         .map_err(|e| ServerError::Bootstrap(e.to_string()))?;
+    let rbac_view = rbac::RbacView::start(&registry, &tracker, shutdown.clone());
+    let bootstrap_keys = registry::rbac::bootstrap::ensure(&registry)
+        .await
+        .map_err(|e| ServerError::Bootstrap(format!("the RBAC bootstrap policy: {e}")))?;
+    // The built-in components' first requests are decided by these objects: serve once the
+    // authorizer holds them.
+    if !rbac_view
+        .wait_for(&bootstrap_keys, Duration::from_secs(30))
+        .await
+    {
+        return Err(ServerError::Bootstrap(
+            "the RBAC bootstrap policy did not reach the authorizer".into(),
+        ));
+    }
+    if let Some(store) = registry.get(registry::rbac::GROUP, "clusterroles") {
+        tracker.spawn(rbac::aggregation::run(
+            rbac_view.clone(),
+            store.clone(),
+            shutdown.clone(),
+        ));
+    }
     let local_addr = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -137,6 +163,7 @@ pub async fn run(
         tracker: tracker.clone(),
         inflight: filters::InFlight::new(&config.limits),
         limits: config.limits.clone(),
+        rbac: rbac_view,
     });
     tracker.spawn(registry::namespace_finalizer::run(
         server.registry.stores().to_vec(),

@@ -129,7 +129,13 @@ pub async fn node(
         subresource: "proxy".into(),
         ..ResourcePath::default()
     };
-    authorize(user, &attributes(verb_of(&method)?, &path, query), None).await?;
+    authorize(
+        &server.rbac,
+        user,
+        &attributes(verb_of(&method)?, &path, query),
+        None,
+    )
+    .await?;
     let kubelet = Kubelet::of(server, node).await?;
     let (target, headers, body) = outgoing(req, &format!("/api/v1/nodes/{node}/proxy")).await?;
     let resp = kubelet
@@ -172,7 +178,13 @@ pub async fn pod(
         subresource: "proxy".into(),
         ..ResourcePath::default()
     };
-    authorize(user, &attributes(verb_of(&method)?, &path, query), None).await?;
+    authorize(
+        &server.rbac,
+        user,
+        &attributes(verb_of(&method)?, &path, query),
+        None,
+    )
+    .await?;
     let pods = server
         .registry
         .get("", "pods")

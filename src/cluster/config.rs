@@ -33,6 +33,95 @@ pub struct ClusterConfig {
     pub nodes: Vec<NodeConfig>,
     pub api_server_address: Option<String>,
     pub api_server_port: Option<u16>,
+    /// What `kubeadmConfigPatches` set in a `KubeletConfiguration`, for every kubelet.
+    pub kubelet: KubeletSettings,
+}
+
+/// The kubelet settings a kind config may patch in (`kind: KubeletConfiguration` in
+/// `kubeadmConfigPatches`); rkube takes the container log rotation, which it passes on as the
+/// kubelets' `--container-log-max-size` and `--container-log-max-files`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KubeletSettings {
+    pub container_log_max_size: Option<String>,
+    pub container_log_max_files: Option<u32>,
+}
+
+impl KubeletSettings {
+    /// The kubelet flags these settings become.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(size) = &self.container_log_max_size {
+            args.extend(["--container-log-max-size".to_string(), size.clone()]);
+        }
+        if let Some(files) = self.container_log_max_files {
+            args.extend(["--container-log-max-files".to_string(), files.to_string()]);
+        }
+        args
+    }
+
+    /// Reads `kubeadmConfigPatches`: each entry a YAML document; only a
+    /// `KubeletConfiguration` with the fields above is taken, anything else is refused by name.
+    fn parse(patches: &Value) -> Result<KubeletSettings, ConfigError> {
+        const FIELD: &str = "kubeadmConfigPatches";
+        let Some(list) = patches.as_array() else {
+            return Err(invalid(FIELD, "must be a list of YAML documents"));
+        };
+        let mut settings = KubeletSettings::default();
+        for (i, entry) in list.iter().enumerate() {
+            let path = format!("{FIELD}[{i}]");
+            let text = entry
+                .as_str()
+                .ok_or_else(|| invalid(&path, "must be a YAML document in a string"))?;
+            let doc: Value = serde_yaml::from_str(text)
+                .map_err(|e| invalid(&path, format!("cannot parse: {e}")))?;
+            let Some(map) = doc.as_object() else {
+                return Err(invalid(&path, "must be a map"));
+            };
+            let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
+            if kind != "KubeletConfiguration" {
+                return Err(ConfigError::Unsupported {
+                    fields: vec![format!("{path} (kind {kind:?})")],
+                });
+            }
+            for (key, value) in map {
+                match key.as_str() {
+                    "kind" | "apiVersion" => {}
+                    "containerLogMaxSize" => {
+                        let size = value.as_str().filter(|v| {
+                            crate::meta::quantity::Quantity::parse(v)
+                                .is_ok_and(|q| !q.is_negative() && !q.is_zero())
+                        });
+                        let size = size.ok_or_else(|| {
+                            invalid(
+                                &format!("{path}.containerLogMaxSize"),
+                                "must be a positive quantity such as 10Mi",
+                            )
+                        })?;
+                        settings.container_log_max_size = Some(size.to_string());
+                    }
+                    "containerLogMaxFiles" => {
+                        let files = value
+                            .as_u64()
+                            .and_then(|f| u32::try_from(f).ok())
+                            .filter(|f| *f >= 2)
+                            .ok_or_else(|| {
+                                invalid(
+                                    &format!("{path}.containerLogMaxFiles"),
+                                    "must be at least 2",
+                                )
+                            })?;
+                        settings.container_log_max_files = Some(files);
+                    }
+                    other => {
+                        return Err(ConfigError::Unsupported {
+                            fields: vec![format!("{path}.{other}")],
+                        })
+                    }
+                }
+            }
+        }
+        Ok(settings)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -67,7 +156,6 @@ fn invalid(field: &str, why: impl Into<String>) -> ConfigError {
 const KNOWN_UNSUPPORTED: &[&str] = &[
     "featureGates",
     "runtimeConfig",
-    "kubeadmConfigPatches",
     "kubeadmConfigPatchesJSON6902",
     "containerdConfigPatches",
     "containerdConfigPatchesJSON6902",
@@ -105,7 +193,14 @@ fn check_keys(
     Ok(())
 }
 
-const TOP_LEVEL: &[&str] = &["kind", "apiVersion", "name", "nodes", "networking"];
+const TOP_LEVEL: &[&str] = &[
+    "kind",
+    "apiVersion",
+    "name",
+    "nodes",
+    "networking",
+    "kubeadmConfigPatches",
+];
 const NETWORKING: &[&str] = &["apiServerAddress", "apiServerPort"];
 const NODE: &[&str] = &["role", "labels", "capacity"];
 
@@ -166,6 +261,7 @@ impl ClusterConfig {
             }],
             api_server_address: None,
             api_server_port: None,
+            kubelet: KubeletSettings::default(),
         }
     }
 
@@ -320,11 +416,16 @@ impl ClusterConfig {
                 node.taint_control_plane = node.role == Role::ControlPlane;
             }
         }
+        let kubelet = match top.get("kubeadmConfigPatches") {
+            Some(patches) => KubeletSettings::parse(patches)?,
+            None => KubeletSettings::default(),
+        };
         Ok(ClusterConfig {
             name,
             nodes,
             api_server_address,
             api_server_port,
+            kubelet,
         })
     }
 }
@@ -394,6 +495,49 @@ mod tests {
         let err = ClusterConfig::parse("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: worker\n  capacity: {gpu: 1}\n")
             .expect_err("refused");
         assert!(err.to_string().starts_with("nodes[0].capacity.gpu"));
+    }
+
+    #[test]
+    fn kubelet_configuration_patches_set_the_log_rotation_and_nothing_else() {
+        let base = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n";
+        let config = ClusterConfig::parse(&format!(
+            "{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  apiVersion: kubelet.config.k8s.io/v1beta1\n  containerLogMaxSize: 200Mi\n  containerLogMaxFiles: 3\n"
+        ))
+        .expect("parses");
+        assert_eq!(
+            config.kubelet.args(),
+            [
+                "--container-log-max-size",
+                "200Mi",
+                "--container-log-max-files",
+                "3"
+            ]
+        );
+        let err = ClusterConfig::parse(&format!(
+            "{base}kubeadmConfigPatches:\n- |\n  kind: ClusterConfiguration\n  apiServer: {{}}\n"
+        ))
+        .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "kubeadmConfigPatches[0] (kind \"ClusterConfiguration\") is a kind setting rkube does not support; remove it"
+        );
+        let err = ClusterConfig::parse(&format!(
+            "{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  maxPods: 10\n"
+        ))
+        .expect_err("refused");
+        assert!(
+            err.to_string()
+                .starts_with("kubeadmConfigPatches[0].maxPods"),
+            "{err}"
+        );
+        let err = ClusterConfig::parse(&format!(
+            "{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  containerLogMaxFiles: 1\n"
+        ))
+        .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "kubeadmConfigPatches[0].containerLogMaxFiles: must be at least 2"
+        );
     }
 
     #[test]

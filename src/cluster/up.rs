@@ -661,6 +661,7 @@ async fn start(
         if !node.capacity.is_empty() {
             args.extend(["--capacity".into(), pairs(&node.capacity)]);
         }
+        args.extend(config.kubelet.args());
         if node.taint_control_plane {
             args.extend([
                 "--register-with-taints".into(),

@@ -1,5 +1,6 @@
 //! The controller manager: the controllers that keep the cluster's objects consistent with
-//! each other (today the Pod garbage collector), behind one leader election.
+//! each other (the ReplicaSet, Deployment and Job controllers, the garbage collector and the
+//! Pod garbage collector), behind one leader election.
 //!
 //! # Why its own process
 //!
@@ -21,14 +22,58 @@
 //! and its supervisor restarts it as a candidate, exactly as kube-controller-manager exits with
 //! "leaderelection lost".
 
+pub mod deployment;
+pub mod garbagecollector;
+pub mod job;
 pub mod leaderelection;
+pub mod nodelifecycle;
 pub mod podgc;
+pub mod replicaset;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use leaderelection::{LeaderElectionConfig, LeaderElectionError, LeaderElector};
 use podgc::{PodGc, PodGcConfig};
+
+/// The reference a controller puts on what it makes: kube's `controller_owner_ref` with
+/// `blockOwnerDeletion` set, as upstream's controllers set it.
+pub fn controller_ref<K>(
+    owner: &K,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let mut reference = owner.controller_owner_ref(&()).unwrap_or_default();
+    reference.block_owner_deletion = Some(true);
+    reference
+}
+
+/// The Pod a controller makes from its template (upstream `GetPodFromTemplate`): named
+/// `<owner>-<5 random>` by the API server, with the template's labels, annotations and
+/// finalizers, owned by `owner`.
+pub fn pod_from_template<K>(
+    owner: &K,
+    template: k8s_openapi::api::core::v1::PodTemplateSpec,
+) -> k8s_openapi::api::core::v1::Pod
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let meta = template.metadata.unwrap_or_default();
+    let mut pod = k8s_openapi::api::core::v1::Pod {
+        spec: template.spec,
+        ..Default::default()
+    };
+    pod.metadata.generate_name = Some(format!(
+        "{}-",
+        owner.meta().name.clone().unwrap_or_default()
+    ));
+    pod.metadata.labels = meta.labels;
+    pod.metadata.annotations = meta.annotations;
+    pod.metadata.finalizers = meta.finalizers;
+    pod.metadata.owner_references = Some(vec![controller_ref(owner)]);
+    pod
+}
 
 /// The Lease the controller managers compete for, and its namespace.
 pub const LEASE_NAME: &str = "kube-controller-manager";
@@ -41,6 +86,7 @@ pub struct ControllerManagerConfig {
     /// `None` runs the controllers at once, without an election (`--leader-elect=false`).
     pub leader_election: Option<LeaderElectionConfig>,
     pub pod_gc: PodGcConfig,
+    pub node_lifecycle: nodelifecycle::NodeLifecycleConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,5 +135,16 @@ async fn run_controllers(
     config: &ControllerManagerConfig,
     shutdown: CancellationToken,
 ) {
-    PodGc::run(client, config.pod_gc.clone(), shutdown).await;
+    tokio::join!(
+        PodGc::run(client.clone(), config.pod_gc.clone(), shutdown.clone()),
+        replicaset::ReplicaSetController::run(client.clone(), shutdown.clone()),
+        deployment::DeploymentController::run(client.clone(), shutdown.clone()),
+        job::JobController::run(client.clone(), shutdown.clone()),
+        nodelifecycle::NodeLifecycleController::run(
+            client.clone(),
+            config.node_lifecycle.clone(),
+            shutdown.clone()
+        ),
+        garbagecollector::run(client, shutdown),
+    );
 }

@@ -13,15 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bollard::errors::Error as DockerError;
-use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, EventMessage,
-    HostConfig, NetworkCreateRequest,
+    HostConfig, HostConfigLogConfig, NetworkCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptions,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
+    AttachContainerOptions, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    EventsOptions, ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, ResizeContainerTTYOptions,
+    ResizeExecOptions, StatsOptions, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures::stream::{BoxStream, StreamExt};
@@ -31,8 +32,9 @@ use super::pause::{
     pause_fingerprint, pause_image_changes, pause_image_tar, PAUSE_DIGEST_LABEL, PAUSE_IMAGE,
 };
 use super::runtime::{
-    with_default_tag, ContainerSpec, ContainerState, ExecResult, ImageInfo, LogOptions, RunState,
-    Runtime, RuntimeError, RuntimeEvent, SandboxSpec,
+    with_default_tag, Attached, ContainerSpec, ContainerState, ContainerStats, ExecResult,
+    ExecSpec, ImageInfo, LogOptions, Output, RunState, Runtime, RuntimeError, RuntimeEvent,
+    SandboxSpec, Terminal,
 };
 
 /// How long a pull may go without any progress message before it is cancelled: dockershim's
@@ -70,6 +72,8 @@ pub struct DockerRuntime {
     pull_progress_deadline: Duration,
     sandbox_oom_score_adj: Option<i64>,
     sandbox_init: bool,
+    /// Log rotation of containers (not sandboxes), as [`DockerRuntime::with_container_log_rotation`].
+    container_log: Option<(u64, u32)>,
     // Serialise the check-then-create sequences, so that concurrent pod starts on one node do
     // not import the pause image twice or create the cluster network twice (engine 20.10
     // happily creates two networks of one name; see ensure_network for other processes).
@@ -97,6 +101,7 @@ impl DockerRuntime {
             pull_progress_deadline: DEFAULT_PULL_PROGRESS_DEADLINE,
             sandbox_oom_score_adj: None,
             sandbox_init: true,
+            container_log: None,
             pause_lock: Arc::default(),
             network_lock: Arc::default(),
         }
@@ -123,6 +128,14 @@ impl DockerRuntime {
     /// Whether sandboxes run the engine's init (docker-init) as PID 1 in front of pause; on by
     /// default, see `create_sandbox`. Turn it off for engines installed without docker-init:
     /// sandboxes then take their whole grace period to stop.
+    /// Rotates each container's log at `max_size` bytes and keeps `max_files` files, as the
+    /// kubelet's `containerLogMaxSize` and `containerLogMaxFiles` do upstream (Docker's
+    /// `json-file` driver with `max-size` and `max-file`), whatever the engine's defaults.
+    pub fn with_container_log_rotation(mut self, max_size: u64, max_files: u32) -> Self {
+        self.container_log = Some((max_size, max_files));
+        self
+    }
+
     pub fn with_sandbox_init(mut self, init: bool) -> Self {
         self.sandbox_init = init;
         self
@@ -381,14 +394,20 @@ impl Runtime for DockerRuntime {
         let image = self.ensure_pause_image().await?;
         let body = ContainerCreateBody {
             image: Some(image),
-            hostname: Some(spec.hostname.clone()),
+            // A Pod on the host's network has the node's hostname, as upstream.
+            hostname: (!spec.host_network).then(|| spec.hostname.clone()),
             labels: Some(to_hash_map(&spec.labels)),
             exposed_ports: exposed_ports(&spec.exposed_ports),
             host_config: Some(HostConfig {
-                network_mode: Some(spec.network.clone()),
+                network_mode: Some(if spec.host_network {
+                    "host".to_string()
+                } else {
+                    spec.network.clone()
+                }),
                 // Containers can only join the IPC namespace of a "shareable" one
                 // (dockershim sets this since Docker 17.06 made "private" the default).
-                ipc_mode: Some("shareable".to_string()),
+                ipc_mode: Some(if spec.host_ipc { "host" } else { "shareable" }.to_string()),
+                pid_mode: spec.host_pid.then(|| "host".to_string()),
                 // The engine's init (tini) is PID 1 and forwards SIGTERM to pause, which has
                 // no handler of its own (see pause/pause.rs): sandboxes then stop at once
                 // instead of waiting out the grace period.
@@ -432,7 +451,19 @@ impl Runtime for DockerRuntime {
             // hostname, /etc/hosts and /etc/resolv.conf: the engine copies them, so the UTS
             // namespace needs no mode of its own (as with dockershim).
             network_mode: Some(sandbox.clone()),
-            ipc_mode: Some(sandbox),
+            ipc_mode: Some(if spec.host_ipc {
+                "host".to_string()
+            } else {
+                sandbox
+            }),
+            pid_mode: spec.pid_mode.clone(),
+            log_config: self.container_log.map(|(size, files)| HostConfigLogConfig {
+                typ: Some("json-file".to_string()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), size.to_string()),
+                    ("max-file".to_string(), files.to_string()),
+                ])),
+            }),
             binds: non_empty(binds),
             tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
             // dockershim sets MemorySwap to the limit: no swap beyond the memory limit.
@@ -617,7 +648,170 @@ impl Runtime for DockerRuntime {
         }
     }
 
+    async fn exec_attached(&self, id: &str, spec: &ExecSpec) -> Result<Attached, RuntimeError> {
+        let context = format!("exec {:?} in container {id:?}", spec.cmd);
+        let created = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    attach_stdin: Some(spec.stdin),
+                    attach_stdout: Some(spec.stdout),
+                    attach_stderr: Some(spec.stderr && !spec.tty),
+                    tty: Some(spec.tty),
+                    cmd: Some(spec.cmd.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| engine_error(&context, e))?;
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: spec.tty,
+                    output_capacity: None,
+                }),
+            )
+            .await
+            .map_err(|e| engine_error(&context, e))?;
+        match started {
+            StartExecResults::Attached { output, input } => Ok(Attached {
+                terminal: Terminal::Exec(created.id),
+                output: attached_output(output, context),
+                input,
+            }),
+            StartExecResults::Detached => Err(RuntimeError::Engine(format!(
+                "{context}: the engine started the command detached"
+            ))),
+        }
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
+        let inspected = self
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(|e| engine_error(format!("inspecting exec {exec_id:?}"), e))?;
+        Ok(if inspected.running == Some(true) {
+            None
+        } else {
+            Some(inspected.exit_code.unwrap_or_default())
+        })
+    }
+
+    async fn attach(&self, id: &str, stdin: bool, replay: bool) -> Result<Attached, RuntimeError> {
+        let context = format!("attaching to container {id:?}");
+        let options = AttachContainerOptions {
+            stdin,
+            stdout: true,
+            stderr: true,
+            stream: true,
+            logs: replay,
+            detach_keys: None,
+        };
+        let attached = self
+            .docker
+            .attach_container(id, Some(options))
+            .await
+            .map_err(|e| engine_error(&context, e))?;
+        Ok(Attached {
+            terminal: Terminal::Container(id.to_string()),
+            output: attached_output(attached.output, context),
+            input: attached.input,
+        })
+    }
+
+    async fn stats(&self, id: &str) -> Result<ContainerStats, RuntimeError> {
+        let context = format!("reading the statistics of container {id:?}");
+        // Not one-shot: the engine samples twice, a second apart, so the CPU use is a rate.
+        let options = StatsOptions {
+            stream: false,
+            one_shot: false,
+        };
+        let sample = self
+            .docker
+            .stats(id, Some(options))
+            .next()
+            .await
+            .ok_or_else(|| RuntimeError::Engine(format!("{context}: no sample")))?
+            .map_err(|e| engine_error(&context, e))?;
+        let total = |cpu: &Option<bollard::models::ContainerCpuStats>| {
+            cpu.as_ref()
+                .and_then(|c| c.cpu_usage.as_ref())
+                .and_then(|u| u.total_usage)
+                .unwrap_or(0)
+        };
+        let nanos = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map(|t| t.as_nanosecond())
+        };
+        let used = total(&sample.cpu_stats).saturating_sub(total(&sample.precpu_stats));
+        let cpu_nano_cores = match (nanos(&sample.read), nanos(&sample.preread)) {
+            (Some(now), Some(before)) if now > before && before > 0 => {
+                let elapsed = (now - before) as u128;
+                u64::try_from(u128::from(used) * 1_000_000_000 / elapsed).unwrap_or(u64::MAX)
+            }
+            _ => 0,
+        };
+        let memory = sample.memory_stats.unwrap_or_default();
+        let inactive = memory
+            .stats
+            .as_ref()
+            .and_then(|s| {
+                s.get("inactive_file")
+                    .or_else(|| s.get("total_inactive_file"))
+            })
+            .copied()
+            .unwrap_or(0);
+        Ok(ContainerStats {
+            cpu_nano_cores,
+            memory_working_set_bytes: memory.usage.unwrap_or(0).saturating_sub(inactive),
+        })
+    }
+
+    async fn resize(
+        &self,
+        terminal: &Terminal,
+        width: u16,
+        height: u16,
+    ) -> Result<(), RuntimeError> {
+        let (w, h) = (i32::from(width), i32::from(height));
+        match terminal {
+            Terminal::Exec(id) => self
+                .docker
+                .resize_exec(id, ResizeExecOptions { w, h })
+                .await
+                .map_err(|e| engine_error(format!("resizing exec {id:?}"), e)),
+            Terminal::Container(id) => self
+                .docker
+                .resize_container_tty(id, ResizeContainerTTYOptions { w, h })
+                .await
+                .map_err(|e| engine_error(format!("resizing container {id:?}"), e)),
+        }
+    }
+
     async fn logs(&self, id: &str, options: &LogOptions) -> Result<Vec<u8>, RuntimeError> {
+        let options = LogOptions {
+            follow: false,
+            ..options.clone()
+        };
+        let mut stream = self.log_stream(id, &options).await?;
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    async fn log_stream(
+        &self,
+        id: &str,
+        options: &LogOptions,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes, RuntimeError>>, RuntimeError> {
         let context = format!("reading logs of container {id:?}");
         let tail = options
             .tail
@@ -630,17 +824,22 @@ impl Runtime for DockerRuntime {
         let request = LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
+            .follow(options.follow)
             .timestamps(options.timestamps)
             .tail(&tail)
             .since(since)
             .build();
-        let mut stream = self.docker.logs(id, Some(request));
-        let mut out = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| engine_error(&context, e))?;
-            out.extend_from_slice(&chunk.into_bytes());
-        }
-        Ok(out)
+        let mut stream = self.docker.logs(id, Some(request)).map(move |chunk| {
+            chunk
+                .map(|c| c.into_bytes())
+                .map_err(|e| engine_error(&context, e))
+        });
+        // The engine answers a missing container with an error as the first item.
+        let first = match stream.next().await {
+            Some(Err(e)) => return Err(e),
+            first => first,
+        };
+        Ok(futures::stream::iter(first).chain(stream).boxed())
     }
 
     fn events(&self, label: (String, String)) -> BoxStream<'static, RuntimeEvent> {
@@ -852,6 +1051,29 @@ fn to_hash_map(labels: &BTreeMap<String, String>) -> HashMap<String, String> {
 }
 
 /// Maps a bollard error to the runtime's, prefixed with what was being done.
+/// An attached process's output as the runtime trait speaks it.
+fn attached_output(
+    output: std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<bollard::container::LogOutput, DockerError>> + Send>,
+    >,
+    context: String,
+) -> BoxStream<'static, Result<Output, RuntimeError>> {
+    use bollard::container::LogOutput;
+    output
+        .filter_map(move |chunk| {
+            let out = match chunk {
+                Ok(LogOutput::StdErr { message }) => Some(Ok(Output::Stderr(message))),
+                Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                    Some(Ok(Output::Stdout(message)))
+                }
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(engine_error(&context, e))),
+            };
+            futures::future::ready(out)
+        })
+        .boxed()
+}
+
 fn engine_error(context: impl Display, error: DockerError) -> RuntimeError {
     match error {
         DockerError::DockerResponseServerError {

@@ -18,8 +18,9 @@ use futures::stream::{BoxStream, StreamExt};
 
 use super::pause::PAUSE_IMAGE;
 use super::runtime::{
-    with_default_tag, ContainerSpec, ContainerState, ExecResult, ImageInfo, LogOptions, RunState,
-    Runtime, RuntimeError, RuntimeEvent, SandboxSpec,
+    with_default_tag, Attached, ContainerSpec, ContainerState, ContainerStats, ExecResult,
+    ExecSpec, ImageInfo, LogOptions, RunState, Runtime, RuntimeError, RuntimeEvent, SandboxSpec,
+    Terminal,
 };
 
 /// One call made to the fake, in order.
@@ -730,6 +731,43 @@ impl Runtime for FakeRuntime {
         Ok(out)
     }
 
+    /// The log so far, in one chunk: the fake's containers write nothing after a call.
+    async fn log_stream(
+        &self,
+        id: &str,
+        options: &LogOptions,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes, RuntimeError>>, RuntimeError> {
+        let bytes = self.logs(id, options).await?;
+        Ok(futures::stream::iter([Ok(bytes::Bytes::from(bytes))]).boxed())
+    }
+
+    async fn exec_attached(&self, id: &str, _: &ExecSpec) -> Result<Attached, RuntimeError> {
+        Err(RuntimeError::Engine(format!(
+            "exec in container {id:?}: the fake engine runs no interactive sessions"
+        )))
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
+        Err(RuntimeError::NotFound(format!("no exec {exec_id:?}")))
+    }
+
+    async fn attach(&self, id: &str, _: bool, _: bool) -> Result<Attached, RuntimeError> {
+        Err(RuntimeError::Engine(format!(
+            "attaching to container {id:?}: the fake engine runs no interactive sessions"
+        )))
+    }
+
+    /// The fake's containers use nothing.
+    async fn stats(&self, id: &str) -> Result<ContainerStats, RuntimeError> {
+        let inner = self.lock();
+        inner.resolve(id).ok_or_else(|| no_such_container(id))?;
+        Ok(ContainerStats::default())
+    }
+
+    async fn resize(&self, _: &Terminal, _: u16, _: u16) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+
     fn events(&self, label: (String, String)) -> BoxStream<'static, RuntimeEvent> {
         let (tx, rx) = mpsc::unbounded();
         let mut inner = self.lock();
@@ -757,7 +795,7 @@ mod tests {
             hostname: name.to_string(),
             labels: BTreeMap::from([label()]),
             network: "cluster".to_string(),
-            exposed_ports: Vec::new(),
+            ..SandboxSpec::default()
         })
         .await
         .expect("sandbox")

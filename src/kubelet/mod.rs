@@ -10,10 +10,12 @@
 //! container twice.
 
 pub mod docker;
+pub mod env;
 pub mod fake;
 #[cfg(test)]
 mod fake_api;
 pub mod labels;
+mod logs;
 mod mailbox;
 mod node;
 pub mod pause;
@@ -21,7 +23,9 @@ mod pod_worker;
 mod probes;
 pub mod runtime;
 mod server;
+mod stats;
 mod status;
+pub mod streaming;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::env;
 use super::labels;
 use super::mailbox::Inbox;
 use super::probes::{self, ProbeContext, ProbeTable};
@@ -97,6 +98,8 @@ struct Worker {
     attempt_base: HashMap<String, i32>,
     probes: ProbeTable,
     probe_stops: HashMap<String, CancellationToken>,
+    /// The container ID whose process namespace an ephemeral container joins, by its name.
+    pid_targets: HashMap<String, String>,
     poke_tx: mpsc::Sender<()>,
     poke_rx: Option<mpsc::Receiver<()>>,
     last_status: Option<serde_json::Value>,
@@ -173,40 +176,6 @@ fn named<'a>(all: &'a [ContainerState], name: &str, kind: &str) -> Vec<&'a Conta
         .collect();
     found.sort_by_key(|c| std::cmp::Reverse(labels::attempt(&c.labels)));
     found
-}
-
-/// Expands `$(VAR)` references as the kubelet does; `$$` escapes, unknown references stay.
-fn expand(text: &str, env: &[(String, String)]) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(stripped) = after.strip_prefix('$') {
-            out.push('$');
-            rest = stripped;
-        } else if let Some(inner) = after.strip_prefix('(') {
-            match inner.find(')') {
-                Some(end) => {
-                    let var = &inner[..end];
-                    match env.iter().rev().find(|(k, _)| k == var) {
-                        Some((_, v)) => out.push_str(v),
-                        None => out.push_str(&format!("$({var})")),
-                    }
-                    rest = &inner[end + 1..];
-                }
-                None => {
-                    out.push('$');
-                    rest = after;
-                }
-            }
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Where the attempts of each container go on from when the engine has none of them, read
@@ -302,6 +271,7 @@ impl Worker {
             attempt_base: attempt_bases(&inbox.pod),
             probes: ProbeTable::default(),
             probe_stops: HashMap::new(),
+            pid_targets: HashMap::new(),
             poke_tx,
             poke_rx: Some(poke_rx),
             last_status: None,
@@ -486,11 +456,49 @@ impl Worker {
                 self.sync_app_container(container, &containers, &policy, &sandbox_id, &pod_ip)
                     .await?;
             }
+            self.start_ephemeral_containers(&spec, &sandbox_id, &pod_ip)
+                .await?;
         }
         let containers = runtime.list(&filter).await?;
         self.collect_garbage(&containers).await;
         self.sync_probes(&containers, &spec.containers, &pod_ip);
         self.report(&containers).await?;
+        Ok(())
+    }
+
+    /// Starts each ephemeral container once (`kubectl debug`): never restarted, in the
+    /// process namespace of its `targetContainerName` when it names a running container.
+    async fn start_ephemeral_containers(
+        &mut self,
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+        sandbox_id: &str,
+        pod_ip: &str,
+    ) -> Result<(), SyncError> {
+        let wanted = spec.ephemeral_containers.clone().unwrap_or_default();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let filter = [(labels::POD_UID.to_string(), self.uid())];
+        let containers = self.shared.runtime.list(&filter).await?;
+        for ephemeral in wanted {
+            if !named(&containers, &ephemeral.name, "ephemeral").is_empty() {
+                continue;
+            }
+            if let Some(target) = ephemeral.target_container_name.as_deref() {
+                let running = named(&containers, target, "app")
+                    .into_iter()
+                    .find(|c| c.state == RunState::Running);
+                if let Some(c) = running {
+                    self.pid_targets
+                        .insert(ephemeral.name.clone(), c.id.clone());
+                }
+            }
+            let Some(container) = status::as_container(&ephemeral) else {
+                continue;
+            };
+            self.start_container(&container, 0, "ephemeral", sandbox_id, pod_ip)
+                .await?;
+        }
         Ok(())
     }
 
@@ -631,7 +639,7 @@ impl Worker {
         // A container the engine refused waits out a back-off before the next attempt.
         let refused = matches!(
             self.waiting.get(&container.name).map(|w| w.reason.as_str()),
-            Some("CreateContainerError")
+            Some("CreateContainerError" | "CreateContainerConfigError")
         );
         if let Some(b) = self
             .restart_backoff
@@ -736,7 +744,17 @@ impl Worker {
             let message = format!("Container image {image:?} already present on machine");
             self.event(&object, "Normal", "Pulled", &message).await;
         }
-        let spec = self.container_spec(container, &image, attempt, kind, sandbox_id, pod_ip)?;
+        let env = match self.environment(container, pod_ip).await {
+            Ok(env) => env,
+            Err(message) => {
+                self.event(&object, "Warning", "Failed", &format!("Error: {message}"))
+                    .await;
+                self.set_waiting(&container.name, "CreateContainerConfigError", &message);
+                self.refused(&container.name);
+                return Ok(());
+            }
+        };
+        let spec = self.container_spec(container, env, &image, attempt, kind, sandbox_id)?;
         // A name left over from an attempt that failed half-way is cleared first.
         let _ = runtime.remove(&spec.name).await;
         let id = match runtime.create_container(&spec).await {
@@ -795,55 +813,49 @@ impl Worker {
         );
     }
 
-    fn env(&self, container: &Container, pod_ip: &str) -> Vec<(String, String)> {
-        let pod = &self.pod;
-        let mut env: Vec<(String, String)> = Vec::new();
-        for var in container.env.clone().unwrap_or_default() {
-            let value = if let Some(value) = var.value {
-                expand(&value, &env)
-            } else if let Some(field) = var.value_from.as_ref().and_then(|v| v.field_ref.as_ref()) {
-                let path = field.field_path.as_str();
-                let meta = &pod.metadata;
-                let from_map = |map: &Option<BTreeMap<String, String>>, key: &str| {
-                    map.as_ref()
-                        .and_then(|m| m.get(key))
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                match path {
-                    "metadata.name" => meta.name.clone().unwrap_or_default(),
-                    "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
-                    "metadata.uid" => meta.uid.clone().unwrap_or_default(),
-                    "spec.nodeName" => self.shared.node.clone(),
-                    "spec.serviceAccountName" => pod
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.service_account_name.clone())
-                        .unwrap_or_default(),
-                    "status.podIP" | "status.podIPs" => pod_ip.to_string(),
-                    "status.hostIP" | "status.hostIPs" => self.shared.host_ip.clone(),
-                    other => {
-                        if let Some(key) = other
-                            .strip_prefix("metadata.labels['")
-                            .and_then(|k| k.strip_suffix("']"))
-                        {
-                            from_map(&meta.labels, key)
-                        } else if let Some(key) = other
-                            .strip_prefix("metadata.annotations['")
-                            .and_then(|k| k.strip_suffix("']"))
-                        {
-                            from_map(&meta.annotations, key)
-                        } else {
-                            String::new()
-                        }
-                    }
-                }
-            } else {
-                String::new()
-            };
-            env.push((var.name, value));
+    /// The container's environment, reading the ConfigMaps and Secrets it names; upstream's
+    /// message when one is missing.
+    async fn environment(
+        &self,
+        container: &Container,
+        pod_ip: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+        let namespace = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let (config_maps, secrets) = env::references(container);
+        let mut sources = env::Sources::default();
+        let config_map_api: Api<ConfigMap> = Api::namespaced(self.shared.client.clone(), namespace);
+        for name in config_maps {
+            let found = config_map_api
+                .get_opt(&name)
+                .await
+                .map_err(|e| format!("couldn't get configMap {namespace}/{name}: {e}"))?;
+            sources
+                .config_maps
+                .insert(name, found.map(|c| c.data.unwrap_or_default()));
         }
-        env
+        let secret_api: Api<Secret> = Api::namespaced(self.shared.client.clone(), namespace);
+        for name in secrets {
+            let found = secret_api
+                .get_opt(&name)
+                .await
+                .map_err(|e| format!("couldn't get secret {namespace}/{name}: {e}"))?;
+            let data = found.map(|s| {
+                s.data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect()
+            });
+            sources.secrets.insert(name, data);
+        }
+        let ctx = env::Context {
+            pod: &self.pod,
+            node: &self.shared.node,
+            host_ip: &self.shared.host_ip,
+            pod_ip,
+        };
+        env::resolve(container, &ctx, &sources)
     }
 
     fn volume_path(&self, name: &str) -> Option<(String, bool)> {
@@ -896,19 +908,19 @@ impl Worker {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn container_spec(
         &self,
         container: &Container,
+        env: Vec<(String, String)>,
         image: &str,
         attempt: i32,
         kind: &str,
         sandbox_id: &str,
-        pod_ip: &str,
     ) -> Result<ContainerSpec, SyncError> {
-        let env = self.env(container, pod_ip);
         let expand_all = |list: &Option<Vec<String>>| {
             list.as_ref()
-                .map(|l| l.iter().map(|a| expand(a, &env)).collect::<Vec<_>>())
+                .map(|l| l.iter().map(|a| env::expand(a, &env)).collect::<Vec<_>>())
         };
         let mut mounts = Vec::new();
         for mount in container.volume_mounts.clone().unwrap_or_default() {
@@ -957,6 +969,7 @@ impl Worker {
             None => u.to_string(),
         });
         let caps = security.capabilities.clone().unwrap_or_default();
+        let pod_spec = self.pod.spec.clone().unwrap_or_default();
         Ok(ContainerSpec {
             name: labels::container_name(&self.pod, &container.name, attempt),
             image: image.to_string(),
@@ -992,6 +1005,14 @@ impl Worker {
             tty: container.tty.unwrap_or(false),
             stdin: container.stdin.unwrap_or(false),
             stdin_once: container.stdin_once.unwrap_or(false),
+            pid_mode: if pod_spec.host_pid == Some(true) {
+                Some("host".to_string())
+            } else {
+                self.pid_targets
+                    .get(&container.name)
+                    .map(|id| format!("container:{id}"))
+            },
+            host_ipc: pod_spec.host_ipc == Some(true),
         })
     }
 
@@ -1002,8 +1023,15 @@ impl Worker {
     ) -> Result<Option<(String, String)>, SyncError> {
         let runtime = self.shared.runtime.clone();
         let sandboxes = named(containers, labels::SANDBOX_NAME, "sandbox");
+        // A Pod on the host's network has the node's address, as upstream.
+        let host_network = self
+            .pod
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.host_network == Some(true));
         if let Some(sb) = sandboxes.first().filter(|s| s.state == RunState::Running) {
             let ip = match &sb.ip {
+                _ if host_network => self.shared.host_ip.clone(),
                 Some(ip) if !ip.is_empty() => ip.clone(),
                 _ => runtime.inspect(&sb.id).await?.ip.unwrap_or_default(),
             };
@@ -1056,6 +1084,9 @@ impl Worker {
             ),
             network: self.shared.network.clone(),
             exposed_ports,
+            host_network: spec.host_network == Some(true),
+            host_pid: spec.host_pid == Some(true),
+            host_ipc: spec.host_ipc == Some(true),
         };
         let _ = runtime.remove(&sandbox.name).await;
         let id = match runtime.create_sandbox(&sandbox).await {
@@ -1076,7 +1107,11 @@ impl Worker {
             }
         };
         self.sandbox_backoff = None;
-        let ip = runtime.inspect(&id).await?.ip.unwrap_or_default();
+        let ip = if host_network {
+            self.shared.host_ip.clone()
+        } else {
+            runtime.inspect(&id).await?.ip.unwrap_or_default()
+        };
         Ok(Some((id, ip)))
     }
 
@@ -1354,15 +1389,6 @@ mod worker_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn variable_references_expand_like_the_kubelet() {
-        let env = vec![("A".to_string(), "1".to_string())];
-        assert_eq!(expand("x$(A)y", &env), "x1y");
-        assert_eq!(expand("$$(A)", &env), "$(A)");
-        assert_eq!(expand("$(B)", &env), "$(B)");
-        assert_eq!(expand("cost $5", &env), "cost $5");
-    }
 
     #[test]
     fn crash_backoff_doubles_to_five_minutes() {

@@ -78,8 +78,41 @@ pub trait Runtime: Send + Sync {
         timeout: Duration,
     ) -> Result<ExecResult, RuntimeError>;
 
+    /// Starts `spec.cmd` in a running container with the streams the spec asks for, for
+    /// `kubectl exec`. The session's output ends when the process closes its streams.
+    async fn exec_attached(&self, id: &str, spec: &ExecSpec) -> Result<Attached, RuntimeError>;
+
+    /// The exit code of an exec session started by [`Runtime::exec_attached`], `None` while it
+    /// still runs.
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError>;
+
+    /// Attaches to the main process of a running container (`kubectl attach`): its output from
+    /// now on (with `replay`, first what it wrote before) and, when `stdin`, its standard input.
+    async fn attach(&self, id: &str, stdin: bool, replay: bool) -> Result<Attached, RuntimeError>;
+
+    /// A running container's resource usage over the engine's last sampling interval (about a
+    /// second), for the resource metrics API (`kubectl top`).
+    async fn stats(&self, id: &str) -> Result<ContainerStats, RuntimeError>;
+
+    /// Sets the window size of a session's terminal.
+    async fn resize(
+        &self,
+        terminal: &Terminal,
+        width: u16,
+        height: u16,
+    ) -> Result<(), RuntimeError>;
+
     /// The container's log so far: stdout and stderr interleaved as they were written.
     async fn logs(&self, id: &str, options: &LogOptions) -> Result<Vec<u8>, RuntimeError>;
+
+    /// The container's log as a stream of chunks, as the engine gives them; with
+    /// `options.follow` it goes on as the container writes and ends when the container stops.
+    /// A container that does not exist fails the call itself, not the stream.
+    async fn log_stream(
+        &self,
+        id: &str,
+        options: &LogOptions,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes, RuntimeError>>, RuntimeError>;
 
     /// Lifecycle events (`create`, `start`, `die`, `oom`, `destroy`, `exec_create: …`, …) of the
     /// containers carrying `label`, from the moment of this call on. The stream reconnects by
@@ -112,6 +145,12 @@ pub struct SandboxSpec {
     /// sandbox because containers that join another container's network namespace cannot
     /// expose ports themselves (the engine rejects it); dockershim did the same.
     pub exposed_ports: Vec<(u16, String)>,
+    /// The Pod's `hostNetwork`: the sandbox uses the host's network namespace.
+    pub host_network: bool,
+    /// The Pod's `hostPID`.
+    pub host_pid: bool,
+    /// The Pod's `hostIPC`.
+    pub host_ipc: bool,
 }
 
 /// A host directory bind-mounted into a container.
@@ -154,6 +193,12 @@ pub struct ContainerSpec {
     pub tty: bool,
     pub stdin: bool,
     pub stdin_once: bool,
+    /// Whose process namespace the container joins: `host` (the Pod's `hostPID`), or
+    /// `container:<id>` (an ephemeral container's target); its own when `None`.
+    pub pid_mode: Option<String>,
+    /// The container joins the host's IPC namespace (the Pod's `hostIPC`) instead of the
+    /// sandbox's.
+    pub host_ipc: bool,
 }
 
 /// Where a container is in its life.
@@ -191,6 +236,51 @@ pub struct ContainerState {
     pub ip: Option<String>,
 }
 
+/// What a container uses, as the Summary API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ContainerStats {
+    /// CPU in billionths of a core, averaged over the sampling interval.
+    pub cpu_nano_cores: u64,
+    /// Memory the kernel cannot reclaim without swapping: usage minus inactive file pages, as
+    /// cadvisor's working set.
+    pub memory_working_set_bytes: u64,
+}
+
+/// A command to run in a container with its streams attached.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecSpec {
+    pub cmd: Vec<String>,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub tty: bool,
+}
+
+/// Whose terminal a resize is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Terminal {
+    /// An exec session, by the engine's exec ID.
+    Exec(String),
+    /// A container's main process, by container ID.
+    Container(String),
+}
+
+/// A chunk a process wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Stdout(bytes::Bytes),
+    Stderr(bytes::Bytes),
+}
+
+/// The streams of a process the kubelet is attached to. Dropping it detaches.
+pub struct Attached {
+    pub terminal: Terminal,
+    /// What the process writes (with a TTY, everything arrives as stdout).
+    pub output: BoxStream<'static, Result<Output, RuntimeError>>,
+    /// The process's standard input; shutting it down closes the process's stdin.
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
 /// What an exec'd command did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExecResult {
@@ -208,6 +298,8 @@ pub struct LogOptions {
     pub since: Option<jiff::Timestamp>,
     /// Prefix each line with its RFC 3339 time, as `kubectl logs --timestamps` shows.
     pub timestamps: bool,
+    /// Go on with what the container writes until it stops (`kubectl logs -f`).
+    pub follow: bool,
 }
 
 /// One container lifecycle event.

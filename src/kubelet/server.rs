@@ -1,5 +1,5 @@
-//! The kubelet's HTTPS server: what the API server proxies to it (`pods/log`, and through
-//! `nodes/proxy`: `/pods`, `/healthz`).
+//! The kubelet's HTTPS server: what the API server proxies to it (`pods/log`, `exec`, `attach`,
+//! `portForward`, and through `nodes/proxy`: `/pods`, `/healthz`).
 //!
 //! Like the kubelet's port 10250 it requires a client certificate from the cluster CA, and
 //! only the API server's identity (group `system:masters`) may read logs. Each kubelet of a
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -22,8 +22,9 @@ use tokio_util::task::TaskTracker;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use super::labels;
-use super::runtime::{LogOptions, Runtime};
+use super::logs;
+use super::runtime::Runtime;
+use super::streaming::{self, Endpoint, Streams};
 use crate::tls::{Authenticator, User};
 
 /// What the server answers from: the runtime, the node's name and the Pods it knows.
@@ -63,6 +64,30 @@ impl KnownPods {
             .remove(&Self::uid(pod));
     }
 
+    /// The UID of the Pod `namespace/name` if this node runs it.
+    pub fn uid_of(&self, namespace: &str, name: &str) -> Option<String> {
+        let pods = self.0.read().unwrap_or_else(|e| e.into_inner());
+        pods.iter()
+            .find(|(_, p)| {
+                p.metadata.namespace.as_deref() == Some(namespace)
+                    && p.metadata.name.as_deref() == Some(name)
+            })
+            .map(|(uid, _)| uid.clone())
+    }
+
+    /// Whether container `container` of the Pod `namespace/name` is `stdinOnce`.
+    pub fn stdin_once(&self, namespace: &str, name: &str, container: &str) -> bool {
+        let pods = self.0.read().unwrap_or_else(|e| e.into_inner());
+        pods.values()
+            .filter(|p| {
+                p.metadata.namespace.as_deref() == Some(namespace)
+                    && p.metadata.name.as_deref() == Some(name)
+            })
+            .filter_map(|p| p.spec.as_ref())
+            .flat_map(|s| s.containers.iter())
+            .any(|c| c.name == container && c.stdin_once == Some(true))
+    }
+
     /// A `PodList` of them, as upstream's kubelet answers `/pods`.
     fn list(&self) -> serde_json::Value {
         let pods = self.0.read().unwrap_or_else(|e| e.into_inner());
@@ -71,8 +96,15 @@ impl KnownPods {
     }
 }
 
-fn reply(code: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body.into()));
+/// What the server answers with: whole bodies and streamed ones (logs) alike.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+pub fn reply(code: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(
+        Full::new(body.into())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     *resp.status_mut() = code;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -101,6 +133,8 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let ctx = ctx.clone();
         let authenticator = authenticator.clone();
+        let sessions = tracker.clone();
+        let stop = shutdown.clone();
         tracker.spawn(async move {
             let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
             let Ok(Ok(tls)) = handshake.await else { return };
@@ -108,10 +142,14 @@ pub async fn serve(
             let service = service_fn(move |req| {
                 let ctx = ctx.clone();
                 let user = user.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&ctx, user, req).await) }
+                let (sessions, stop) = (sessions.clone(), stop.clone());
+                async move {
+                    let served = handle(&ctx, &sessions, &stop, user, req).await;
+                    Ok::<_, std::convert::Infallible>(served)
+                }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), service)
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .await;
         });
     }
@@ -119,9 +157,11 @@ pub async fn serve(
 
 async fn handle(
     ctx: &Context,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
     user: Option<User>,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let Some(user) = user else {
         return reply(StatusCode::UNAUTHORIZED, "Unauthorized");
     };
@@ -139,15 +179,43 @@ async fn handle(
         form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-    let param = |key: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
     let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let streams = |ns: &str, pod: &str, container: &str| Streams {
+        runtime: &ctx.runtime,
+        node: &ctx.node,
+        pod_uid: ctx.pods.uid_of(ns, pod),
+        stdin_once: ctx.pods.stdin_once(ns, pod, container),
+        tasks,
+        shutdown,
+    };
     match parts.as_slice() {
+        ["exec", ns, pod, container] => {
+            let endpoint = Endpoint::Exec {
+                container: container.to_string(),
+            };
+            upgrade(streaming::serve(streams(ns, pod, container), req, endpoint).await)
+        }
+        ["attach", ns, pod, container] => {
+            let endpoint = Endpoint::Attach {
+                container: container.to_string(),
+            };
+            upgrade(streaming::serve(streams(ns, pod, container), req, endpoint).await)
+        }
+        ["portForward", ns, pod] => {
+            upgrade(streaming::serve(streams(ns, pod, ""), req, Endpoint::PortForward).await)
+        }
         ["healthz"] => reply(StatusCode::OK, "ok"),
+        ["stats", "summary"] => match super::stats::summary(&ctx.runtime, &ctx.node).await {
+            Ok(summary) => {
+                let mut resp = reply(StatusCode::OK, summary.to_string());
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                resp
+            }
+            Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e),
+        },
         ["pods"] => {
             let mut resp = reply(StatusCode::OK, ctx.pods.list().to_string());
             resp.headers_mut().insert(
@@ -157,59 +225,13 @@ async fn handle(
             resp
         }
         ["containerLogs", ns, pod, container] => {
-            let previous = matches!(param("previous"), Some("true" | "1"));
-            let options = LogOptions {
-                tail: param("tailLines").and_then(|t| t.parse().ok()),
-                since: param("sinceSeconds")
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .and_then(|s| {
-                        jiff::Timestamp::now()
-                            .checked_sub(jiff::SignedDuration::from_secs(s))
-                            .ok()
-                    }),
-                timestamps: matches!(param("timestamps"), Some("true" | "1")),
-            };
-            logs(ctx, ns, pod, container, previous, &options).await
+            logs::serve(&ctx.runtime, &ctx.node, (ns, pod, container), &query).await
         }
         _ => reply(StatusCode::NOT_FOUND, "404 page not found"),
     }
 }
 
-async fn logs(
-    ctx: &Context,
-    ns: &str,
-    pod: &str,
-    container: &str,
-    previous: bool,
-    options: &LogOptions,
-) -> Response<Full<Bytes>> {
-    let filter = [
-        (labels::NODE.to_string(), ctx.node.clone()),
-        (labels::POD_NAMESPACE.to_string(), ns.to_string()),
-        (labels::POD_NAME.to_string(), pod.to_string()),
-        (labels::CONTAINER_NAME.to_string(), container.to_string()),
-    ];
-    let mut found = match ctx.runtime.list(&filter).await {
-        Ok(found) => found,
-        Err(e) => return reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    found.retain(|c| c.labels.get(labels::KIND).map(String::as_str) != Some("sandbox"));
-    found.sort_by_key(|c| std::cmp::Reverse(labels::attempt(&c.labels)));
-    let wanted = if previous {
-        found.get(1)
-    } else {
-        found.first()
-    };
-    let Some(wanted) = wanted else {
-        let message = if previous {
-            format!("previous terminated container {container:?} in pod {pod:?} not found")
-        } else {
-            format!("container {container:?} in pod {pod:?} is not available")
-        };
-        return reply(StatusCode::BAD_REQUEST, message);
-    };
-    match ctx.runtime.logs(&wanted.id, options).await {
-        Ok(bytes) => reply(StatusCode::OK, bytes),
-        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+/// An answer of the streaming endpoints (an upgrade, or a short refusal) as this server's.
+fn upgrade(resp: Response<Full<Bytes>>) -> Response<Body> {
+    resp.map(|body| body.map_err(|never| match never {}).boxed_unsync())
 }

@@ -253,6 +253,16 @@ fn init_done(s: &ContainerStatus) -> bool {
 }
 
 /// The whole status of the Pod.
+/// An ephemeral container as the container it runs as (the same fields; the API server's
+/// validation keeps out what ephemeral containers may not have).
+pub fn as_container(
+    ephemeral: &k8s_openapi::api::core::v1::EphemeralContainer,
+) -> Option<Container> {
+    serde_json::to_value(ephemeral)
+        .and_then(serde_json::from_value)
+        .ok()
+}
+
 pub fn pod_status(o: &Observed<'_>) -> PodStatus {
     let spec = o.pod.spec.clone().unwrap_or_default();
     let old = o.pod.status.clone().unwrap_or_default();
@@ -289,6 +299,17 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         .map(|c| {
             let was = previous(&old.container_statuses, &c.name);
             container_status(o, c, was.as_ref(), app_waiting)
+        })
+        .collect();
+
+    let ephemeral: Vec<ContainerStatus> = spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .filter_map(as_container)
+        .map(|c| {
+            let was = previous(&old.ephemeral_container_statuses, &c.name);
+            container_status(o, &c, was.as_ref(), "ContainerCreating")
         })
         .collect();
 
@@ -342,10 +363,18 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         "Pending"
     };
 
+    // A Pod on the host's network has the node's address, as upstream.
+    let host_network = spec.host_network == Some(true);
     let pod_ip = o
         .sandbox
         .filter(|s| s.state == RunState::Running)
-        .and_then(|s| s.ip.clone())
+        .and_then(|s| {
+            if host_network {
+                Some(o.host_ip.to_string())
+            } else {
+                s.ip.clone()
+            }
+        })
         .filter(|ip| !ip.is_empty());
     let unready: Vec<String> = app
         .iter()
@@ -417,6 +446,11 @@ pub fn pod_status(o: &Observed<'_>) -> PodStatus {
         start_time: old.start_time.clone().or(Some(Time(now))),
         container_statuses: Some(app),
         init_container_statuses: if init.is_empty() { None } else { Some(init) },
+        ephemeral_container_statuses: if ephemeral.is_empty() {
+            None
+        } else {
+            Some(ephemeral)
+        },
         qos_class: old.qos_class.clone(),
         ..PodStatus::default()
     }

@@ -3,6 +3,7 @@
 
 pub mod duration;
 pub mod image;
+pub mod label_selector;
 pub mod managed_fields;
 pub mod object;
 pub mod patch;

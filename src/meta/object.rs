@@ -4,6 +4,13 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+/// The finalizer that has the garbage collector orphan an object's dependents before the
+/// object goes (upstream `metav1.FinalizerOrphanDependents`).
+pub const FINALIZER_ORPHAN: &str = "orphan";
+/// The finalizer that keeps an object until the garbage collector has deleted its dependents
+/// (upstream `metav1.FinalizerDeleteDependents`).
+pub const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
+
 /// `metadata.name`, or "" when absent.
 pub fn name(obj: &Value) -> &str {
     obj.pointer("/metadata/name")

@@ -9,10 +9,13 @@
 //! Mirrors `pkg/registry/core/pod/strategy.go` and `apiserver/pkg/registry/generic/registry`.
 
 pub mod binding;
+pub mod configmaps;
 pub mod decode;
+pub mod deployments;
 pub mod events;
 pub mod eviction;
 pub mod field_error;
+pub mod jobs;
 pub mod leases;
 pub mod namespace_finalizer;
 pub mod namespaces;
@@ -20,6 +23,9 @@ pub mod nodes;
 pub mod pod;
 pub mod pods;
 pub mod podtemplates;
+pub mod rbac;
+pub mod replicasets;
+pub mod secrets;
 mod store;
 #[cfg(test)]
 mod store_tests;
@@ -31,8 +37,8 @@ use crate::meta::patch::PatchSchema;
 use crate::meta::ApiError;
 pub use field_error::FieldError;
 pub use store::{
-    Admit, CreateOptions, DeleteOptions, FieldValidation, ListOptions, ListResult, Registry, Store,
-    Watch, WatchEvent, WatchOptions,
+    Admit, CreateOptions, DeleteOptions, FieldValidation, ListOptions, ListResult, Propagation,
+    Registry, Store, Watch, WatchEvent, WatchOptions,
 };
 
 /// The largest request body accepted, as kube-apiserver's `MaxRequestBodyBytes`. It lives
@@ -45,11 +51,20 @@ pub fn kinds(event_ttl: std::time::Duration) -> Vec<std::sync::Arc<dyn Strategy>
         std::sync::Arc::new(namespaces::NamespaceStrategy),
         std::sync::Arc::new(pods::PodStrategy),
         std::sync::Arc::new(podtemplates::PodTemplateStrategy),
+        std::sync::Arc::new(configmaps::ConfigMapStrategy),
+        std::sync::Arc::new(secrets::SecretStrategy),
+        std::sync::Arc::new(deployments::DeploymentStrategy),
+        std::sync::Arc::new(replicasets::ReplicaSetStrategy),
+        std::sync::Arc::new(jobs::JobStrategy),
         std::sync::Arc::new(events::EventStrategy {
             ttl_secs: event_ttl.as_secs().max(1) as i64,
         }),
         std::sync::Arc::new(nodes::NodeStrategy),
         std::sync::Arc::new(leases::LeaseStrategy),
+        std::sync::Arc::new(rbac::ClusterRoleBindingStrategy),
+        std::sync::Arc::new(rbac::ClusterRoleStrategy),
+        std::sync::Arc::new(rbac::RoleBindingStrategy),
+        std::sync::Arc::new(rbac::RoleStrategy),
     ]
 }
 
@@ -121,6 +136,10 @@ pub trait Strategy: Send + Sync {
     /// deletion in n seconds and leaves it to its owner (the kubelet) to finish.
     fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64>;
 
+    /// What happens to dependents when a delete names no propagation policy and the object
+    /// carries no garbage-collection finalizer (upstream `DefaultGarbageCollectionPolicy`).
+    fn default_garbage_collection_policy(&self) -> GarbageCollectionPolicy;
+
     fn patch_schema(&self) -> PatchSchema;
 
     /// How long objects of this kind live in etcd before expiring, if they expire at all.
@@ -135,6 +154,17 @@ pub trait Strategy: Send + Sync {
 
     /// One Table row's cells, in the order of [`Strategy::column_definitions`].
     fn row(&self, obj: &Value, now: Timestamp) -> Vec<Value>;
+}
+
+/// A kind's garbage-collection policy (upstream `rest.GarbageCollectionPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GarbageCollectionPolicy {
+    /// Dependents are deleted (in the background unless a delete asks for the foreground).
+    DeleteDependents,
+    /// Dependents are orphaned unless a delete asks otherwise.
+    OrphanDependents,
+    /// The kind takes no garbage-collection finalizers at all.
+    Unsupported,
 }
 
 /// Which part of an object an update writes.
@@ -188,7 +218,16 @@ macro_rules! typed_kind_object {
 
 typed_kind_object!(
     k8s_openapi::api::core::v1::Pod,
-    k8s_openapi::api::core::v1::PodTemplate
+    k8s_openapi::api::core::v1::PodTemplate,
+    k8s_openapi::api::core::v1::ConfigMap,
+    k8s_openapi::api::core::v1::Secret,
+    k8s_openapi::api::apps::v1::ReplicaSet,
+    k8s_openapi::api::apps::v1::Deployment,
+    k8s_openapi::api::batch::v1::Job,
+    k8s_openapi::api::rbac::v1::Role,
+    k8s_openapi::api::rbac::v1::ClusterRole,
+    k8s_openapi::api::rbac::v1::RoleBinding,
+    k8s_openapi::api::rbac::v1::ClusterRoleBinding
 );
 
 /// The per-kind behaviour behind a [`Store`], on the kind's own type: upstream's
@@ -271,6 +310,13 @@ pub trait TypedStrategy: Send + Sync + 'static {
     fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
         let _ = (obj, requested);
         None
+    }
+
+    /// See [`Strategy::default_garbage_collection_policy`]: upstream's default for a kind
+    /// without its own policy, and the policy of every version rkube serves (apps/v1
+    /// ReplicaSets delete their dependents; only their retired versions orphaned them).
+    fn default_garbage_collection_policy(&self) -> GarbageCollectionPolicy {
+        GarbageCollectionPolicy::DeleteDependents
     }
 
     fn patch_schema(&self) -> PatchSchema {
@@ -376,6 +422,10 @@ impl<S: TypedStrategy> Strategy for S {
 
     fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
         TypedStrategy::delete_grace(self, obj, requested)
+    }
+
+    fn default_garbage_collection_policy(&self) -> GarbageCollectionPolicy {
+        TypedStrategy::default_garbage_collection_policy(self)
     }
 
     fn patch_schema(&self) -> PatchSchema {

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::namespaces::UNDELETABLE;
-use super::{DeleteOptions, ListOptions, Store, WatchOptions};
+use super::{DeleteOptions, ListOptions, Propagation, Store, WatchOptions};
 use crate::meta::{object, ApiError};
 
 /// The finalizer the API server puts on every namespace (`FinalizerKubernetes`).
@@ -90,9 +90,14 @@ fn waits_on_us(ns: &Value) -> bool {
 async fn finalize(namespaces: &Store, stores: &[Arc<Store>], name: &str) -> Result<(), ApiError> {
     let mut remaining = 0;
     for store in stores.iter().filter(|s| s.info().namespaced) {
-        let plain = DeleteOptions::default();
+        // In the background, as upstream's namespace deleter asks: a foreground or orphaning
+        // deletion under way does not hold the namespace's contents back.
+        let background = DeleteOptions {
+            propagation: Some(Propagation::Background),
+            ..DeleteOptions::default()
+        };
         remaining += store
-            .delete_collection(name, None, None, &plain)
+            .delete_collection(name, None, None, &background)
             .await?
             .pending;
     }

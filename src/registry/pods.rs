@@ -20,8 +20,6 @@ static INFO: ResourceInfo = ResourceInfo {
     short_names: &["po"],
     categories: &["all"],
     namespaced: true,
-    // Discovery lists only what is served: `exec`, `attach` and `portforward` join when the
-    // streaming endpoints do.
     subresources: &[
         "status",
         "ephemeralcontainers",
@@ -29,6 +27,9 @@ static INFO: ResourceInfo = ResourceInfo {
         "log",
         "proxy",
         "eviction",
+        "exec",
+        "attach",
+        "portforward",
     ],
 };
 

@@ -135,6 +135,10 @@ pub struct CollectionDeleted {
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
     pub grace_period: Option<i64>,
+    /// The legacy `orphanDependents`; never set together with `propagation`.
+    pub orphan_dependents: Option<bool>,
+    /// `propagationPolicy`.
+    pub propagation: Option<Propagation>,
     pub uid: Option<String>,
     pub resource_version: Option<String>,
     pub dry_run: bool,
@@ -167,20 +171,13 @@ impl Registry {
         tracker: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Registry, StorageError> {
-        let mut caches = Vec::new();
-        for strategy in &strategies {
-            let info = strategy.info();
-            let cache_prefix = storage::list_prefix(prefix, info.plural, "");
-            let cacher = Cacher::start(
-                storage.clone(),
-                cache_prefix,
-                history_bytes,
-                tracker,
-                shutdown.clone(),
-            )
-            .await?;
-            caches.push(cacher);
-        }
+        let prefixes = strategies
+            .iter()
+            .map(|s| storage::list_prefix(prefix, s.info().plural, ""))
+            .collect();
+        let root = format!("{}/", prefix.trim_end_matches('/'));
+        let caches =
+            Cacher::start_all(storage, root, prefixes, history_bytes, tracker, shutdown).await?;
         let namespaces = strategies
             .iter()
             .zip(&caches)
@@ -253,11 +250,20 @@ pub fn storage_error(gr: GroupResource<'_>, name: &str, err: StorageError) -> Ap
     }
 }
 
-/// The 422 for a list of field errors.
+/// The 422 for a list of field errors. As upstream's `NewInvalid`, the message names the kind
+/// qualified by its group (`Deployment.apps "web" is invalid: ...`; a core kind stays bare)
+/// and the details carry the kind alone, which is what kubectl prints.
 pub fn invalid(strategy: &dyn Strategy, name: &str, errors: Vec<FieldError>) -> ApiError {
     let info = strategy.info();
     let causes = errors.iter().map(FieldError::cause).collect();
-    ApiError::invalid(info.kind, info.group_resource(), name, causes)
+    let qualified = if info.group.is_empty() {
+        info.kind.to_string()
+    } else {
+        format!("{}.{}", info.kind, info.group)
+    };
+    let mut err = ApiError::invalid(&qualified, info.group_resource(), name, causes);
+    err.details.kind = info.kind.to_string();
+    err
 }
 
 impl Store {
@@ -519,12 +525,22 @@ impl Store {
             .as_deref()
             .map(|token| ContinueToken::decode(token, &self.prefix, &prefix))
             .transpose()?;
-        let from_cache = continued.is_none()
-            && options.exact.is_none()
-            && (options.any_version
-                || options
-                    .not_older_than
-                    .is_some_and(|rv| rv <= self.storage.revision()));
+        let consistent = continued.is_none() && options.exact.is_none() && !options.any_version;
+        let from_cache = match options.not_older_than {
+            _ if !consistent => continued.is_none() && options.exact.is_none(),
+            Some(rv) => rv <= self.storage.revision(),
+            // A consistent read (no resourceVersion): from the cache once it has caught up
+            // with etcd's current revision, so it sees every write acknowledged before it
+            // (upstream's ConsistentListFromCache, without etcd's progress requests).
+            None => {
+                let rev = self
+                    .storage
+                    .current_revision()
+                    .await
+                    .map_err(|e| storage_error(self.gr(), "", e))?;
+                self.storage.fresh_at(rev, storage::FRESH_WAIT).await
+            }
+        };
         if from_cache {
             let (items, rev) = self.storage.list_cached(&prefix);
             return Ok(self.limit_cached(items, rev, options));
@@ -991,59 +1007,6 @@ impl Store {
         Ok(obj.clone())
     }
 
-    /// Deletes an object, gracefully where the kind asks for it. Returns the object and
-    /// whether it is gone (true) or only marked for deletion (false).
-    pub async fn delete(
-        &self,
-        namespace: &str,
-        name: &str,
-        options: &DeleteOptions,
-    ) -> Result<(Value, bool), ApiError> {
-        let key = self.key(namespace, name);
-        let current = self
-            .storage
-            .get(&key)
-            .await
-            .map_err(|e| storage_error(self.gr(), name, e))?;
-        self.check_preconditions(name, &current.object, options)?;
-        let grace = self
-            .strategy
-            .delete_grace(&current.object, options.grace_period);
-        if grace.is_some_and(|g| g > 0) || has_finalizers(&current.object) {
-            let grace = grace.unwrap_or(0).max(0);
-            let marked = self
-                .update_with(
-                    namespace,
-                    name,
-                    MARK_DELETION,
-                    options.dry_run,
-                    &mut |obj| {
-                        self.check_preconditions(name, obj, options)?;
-                        let mut marked = mark_for_deletion(obj, grace);
-                        if marked.pointer("/spec/finalizers").is_some() {
-                            // A namespace: upstream's namespace store shows it Terminating.
-                            marked["status"]["phase"] = json!("Terminating");
-                        }
-                        Ok(marked)
-                    },
-                )
-                .await?;
-            let gone = marked.pointer("/metadata/deletionTimestamp").is_none();
-            return Ok((marked, gone));
-        }
-        if options.dry_run {
-            return Ok(((*current.object).clone(), true));
-        }
-        let last = self
-            .storage
-            .delete(&key, &mut |stored| {
-                self.check_preconditions(name, &stored.object, options)
-            })
-            .await
-            .map_err(|e| storage_error(self.gr(), name, e))?;
-        Ok(((*last.object).clone(), true))
-    }
-
     /// Upstream's `DeleteCollection`: deletes every object of this kind in `namespace` (every
     /// namespace when empty) that the selectors choose, each as a plain DELETE with `options`
     /// would, [`DELETE_WORKERS`] at a time. It reads a page of [`DELETE_PAGE`] objects at a
@@ -1462,6 +1425,9 @@ impl Watch {
 }
 
 mod apply;
+mod deletion;
+
+pub use deletion::Propagation;
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::decode::Parsed;
-use super::{binding, namespaces, CreateOptions, DeleteOptions, FieldValidation, Registry, Store};
+use super::{
+    binding, namespaces, CreateOptions, DeleteOptions, FieldValidation, Propagation, Registry,
+    Store,
+};
 use crate::meta::patch::PatchType;
 use crate::storage::{MemoryStorage, Storage};
 
@@ -770,4 +773,163 @@ async fn a_lease_replaced_without_a_resource_version_is_refused() {
         .await
         .expect("a conditional update");
     assert_eq!(updated["spec"]["holderIdentity"], "b");
+}
+
+fn replica_set(name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}}})
+}
+
+fn propagating(propagation: Propagation) -> DeleteOptions {
+    DeleteOptions {
+        propagation: Some(propagation),
+        ..DeleteOptions::default()
+    }
+}
+
+/// Upstream `deletionFinalizersForGarbageCollection` through the store: Foreground and Orphan
+/// keep the object, marked and with the collector's finalizer (its generation bumped once);
+/// a later Background delete drops the finalizer and the object at once.
+#[tokio::test]
+async fn foreground_and_orphan_deletes_mark_the_object_with_the_collectors_finalizer() {
+    let f = Fixture::new().await;
+    let sets = f.registry.get("apps", "replicasets").expect("served");
+    sets.create("default", replica_set("fg"), &CreateOptions::default())
+        .await
+        .expect("created");
+    let (marked, gone) = sets
+        .delete("default", "fg", &propagating(Propagation::Foreground))
+        .await
+        .expect("marked");
+    assert!(!gone);
+    assert_eq!(
+        marked["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
+    );
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 0);
+    assert_eq!(marked["metadata"]["generation"], 2);
+    let stamp = marked["metadata"]["deletionTimestamp"].clone();
+    assert!(stamp.is_string());
+
+    // Switching to Orphan swaps the finalizers and keeps the first timestamp.
+    let (swapped, gone) = sets
+        .delete("default", "fg", &propagating(Propagation::Orphan))
+        .await
+        .expect("still marked");
+    assert!(!gone);
+    assert_eq!(swapped["metadata"]["finalizers"], json!(["orphan"]));
+    assert_eq!(swapped["metadata"]["deletionTimestamp"], stamp);
+    assert_eq!(swapped["metadata"]["generation"], 2);
+
+    // No option: the finalizer already there decides, so nothing changes.
+    let (_, gone) = sets
+        .delete("default", "fg", &DeleteOptions::default())
+        .await
+        .expect("still marked");
+    assert!(!gone);
+
+    let (_, gone) = sets
+        .delete("default", "fg", &propagating(Propagation::Background))
+        .await
+        .expect("deleted");
+    assert!(gone);
+    assert_eq!(sets.get("default", "fg").await.expect_err("gone").code, 404);
+
+    // The legacy `orphanDependents=true` is Orphan; dropping the last finalizer finishes it.
+    sets.create("default", replica_set("legacy"), &CreateOptions::default())
+        .await
+        .expect("created");
+    let legacy = DeleteOptions {
+        orphan_dependents: Some(true),
+        ..DeleteOptions::default()
+    };
+    let (marked, _) = sets
+        .delete("default", "legacy", &legacy)
+        .await
+        .expect("marked");
+    assert_eq!(marked["metadata"]["finalizers"], json!(["orphan"]));
+    let patch = br#"{"metadata":{"finalizers":null}}"#;
+    sets.patch(
+        "default",
+        "legacy",
+        "",
+        PatchType::Merge,
+        patch,
+        &CreateOptions::default(),
+    )
+    .await
+    .expect("finalizer removed");
+    assert_eq!(
+        sets.get("default", "legacy").await.expect_err("gone").code,
+        404
+    );
+
+    // A dry run marks nothing.
+    sets.create("default", replica_set("dry"), &CreateOptions::default())
+        .await
+        .expect("created");
+    let before = sets.get("default", "dry").await.expect("there");
+    let dry = DeleteOptions {
+        dry_run: true,
+        ..propagating(Propagation::Foreground)
+    };
+    let (answer, gone) = sets.delete("default", "dry", &dry).await.expect("dry run");
+    assert!(!gone);
+    assert_eq!(
+        answer["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
+    );
+    assert_eq!(sets.get("default", "dry").await.expect("there"), before);
+}
+
+/// A bound Pod deleted in the foreground is graceful as ever and carries the finalizer; once
+/// a graceful deletion is under way, the options no longer change the finalizers.
+#[tokio::test]
+async fn a_graceful_pod_deletion_takes_the_finalizer_only_when_it_starts() {
+    let f = Fixture::new().await;
+    let pods = f.store("pods");
+    create_pod(&f, "web").await;
+    binding::create(
+        pods,
+        "default",
+        "web",
+        &json!({"target": {"kind": "Node", "name": "n1"}}),
+        false,
+    )
+    .await
+    .expect("bound");
+    let (marked, gone) = pods
+        .delete("default", "web", &propagating(Propagation::Foreground))
+        .await
+        .expect("marked");
+    assert!(!gone);
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert_eq!(
+        marked["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
+    );
+    let (again, _) = pods
+        .delete("default", "web", &propagating(Propagation::Background))
+        .await
+        .expect("pending");
+    assert_eq!(
+        again["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
+    );
+    // The kubelet's final delete leaves it to the finalizer.
+    let (last, gone) = pods
+        .delete(
+            "default",
+            "web",
+            &DeleteOptions {
+                grace_period: Some(0),
+                ..DeleteOptions::default()
+            },
+        )
+        .await
+        .expect("finalizing");
+    assert!(!gone);
+    assert_eq!(last["metadata"]["deletionGracePeriodSeconds"], 0);
 }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt as _};
+use futures::{FutureExt as _, Stream, StreamExt as _};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
@@ -41,6 +41,9 @@ pub enum SchedulerError {
     WatchEnded { what: &'static str },
 }
 
+/// How many Pods are placed between two looks at the watches.
+const BATCH: usize = 100;
+
 /// How a binding went.
 struct BindOutcome {
     uid: String,
@@ -54,8 +57,11 @@ struct State {
     /// uid → node, for Pods whose binding has not shown up in the watch yet.
     assumed: HashMap<String, String>,
     queue: SchedulingQueue,
-    /// Per-node accounting, rebuilt from `nodes`, `pods` and `assumed` when stale.
+    /// Per-node accounting, sorted by name: kept in step Pod by Pod, and rebuilt from `nodes`,
+    /// `pods` and `assumed` only when stale (after a relist, or when nodes come or go).
     infos: Vec<NodeInfo>,
+    /// Node name → its place in `infos`.
+    index: HashMap<String, usize>,
     stale: bool,
     /// Each watch's (re)lists, taken whole.
     node_list: Relist<Node>,
@@ -98,12 +104,19 @@ impl State {
                     .into_iter()
                     .map(|n| (n.metadata.name.clone().unwrap_or_default(), n))
                     .collect();
-                self.changed();
+                self.stale = true;
+                self.queue.move_all_to_active(Instant::now());
             }
             Some(Change::Applied(node)) => {
-                self.nodes
-                    .insert(node.metadata.name.clone().unwrap_or_default(), node);
-                self.changed();
+                let name = node.metadata.name.clone().unwrap_or_default();
+                // A known node changes in place (its Pods' accounting stays); a new one needs
+                // its place in the sorted accounting.
+                match self.index.get(&name) {
+                    Some(i) if !self.stale => self.infos[*i].node = node.clone(),
+                    _ => self.stale = true,
+                }
+                self.nodes.insert(name, node);
+                self.queue.move_all_to_active(Instant::now());
             }
             Some(Change::Deleted(node)) => {
                 self.nodes
@@ -126,19 +139,20 @@ impl State {
                     self.queue.remove(gone);
                     self.assumed.remove(gone);
                 }
-                self.changed();
+                self.stale = true;
+                self.queue.move_all_to_active(Instant::now());
             }
             Some(Change::Applied(pod)) => self.apply_pod(pod),
             Some(Change::Deleted(pod)) => {
                 let id = uid(&pod);
-                let was_bound = self
-                    .pods
-                    .remove(&id)
-                    .is_some_and(|p| !node_of(&p).is_empty())
-                    || self.assumed.remove(&id).is_some();
+                let before = self.placement(&id);
+                self.pods.remove(&id);
+                self.assumed.remove(&id);
                 self.queue.remove(&id);
-                if was_bound {
-                    self.changed();
+                self.reaccount(&id, before.clone());
+                // Room was freed: every waiting Pod may fit now.
+                if before.is_some() {
+                    self.queue.move_all_to_active(Instant::now());
                 }
             }
             None => {}
@@ -147,6 +161,7 @@ impl State {
 
     fn apply_pod(&mut self, pod: Pod) {
         let id = uid(&pod);
+        let before = self.placement(&id);
         if wants_scheduling(&pod) {
             if !self.assumed.contains_key(&id) {
                 self.queue.add(&id);
@@ -157,19 +172,42 @@ impl State {
                 self.assumed.remove(&id);
             }
         }
-        let node = node_of(&pod).to_string();
-        let previous = self.pods.insert(id, pod);
-        // A Pod's placement or requests only change when it is bound; anything else about it
-        // leaves the accounting as it is.
-        if previous.as_ref().is_none_or(|p| node_of(p) != node) {
-            self.stale = true;
-        }
+        self.pods.insert(id.clone(), pod);
+        // A Pod's requests only change with its placement (a binding confirming an assumed
+        // node changes nothing); anything else about it leaves the accounting as it is.
+        self.reaccount(&id, before);
     }
 
-    /// Room may have appeared: rebuild the accounting and retry every waiting Pod now.
-    fn changed(&mut self) {
-        self.stale = true;
-        self.queue.move_all_to_active();
+    /// The node a Pod takes room on: the one it is assumed onto, else the one it is bound to.
+    fn placement(&self, id: &str) -> Option<String> {
+        self.assumed.get(id).cloned().or_else(|| {
+            let node = node_of(self.pods.get(id)?);
+            (!node.is_empty()).then(|| node.to_string())
+        })
+    }
+
+    /// Moves a Pod's room from the node it was on (`before`) to where it is now.
+    fn reaccount(&mut self, id: &str, before: Option<String>) {
+        if self.stale {
+            return;
+        }
+        let after = self.placement(id);
+        if before == after {
+            return;
+        }
+        if let Some(i) = before.and_then(|node| self.index.get(&node)) {
+            self.infos[*i].remove_pod(id);
+        }
+        let (Some(node), Some(pod)) = (after, self.pods.get(id)) else {
+            return;
+        };
+        if let Some(i) = self.index.get(&node) {
+            let mut placed = pod.clone();
+            if let Some(spec) = placed.spec.as_mut() {
+                spec.node_name = Some(node);
+            }
+            self.infos[*i].add_pod(&placed);
+        }
     }
 
     fn rebuild(&mut self) {
@@ -194,6 +232,7 @@ impl State {
             }
         }
         self.infos = infos;
+        self.index = index;
         self.stale = false;
     }
 }
@@ -215,10 +254,15 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
     let mut rng = rand::rng();
     tracing::info!("scheduler started");
     loop {
-        let wake = state
-            .queue
-            .next_wakeup()
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let now = Instant::now();
+        let wake = if state.queue.has_ready(now) {
+            now
+        } else {
+            state
+                .queue
+                .next_wakeup()
+                .unwrap_or_else(|| now + Duration::from_secs(3600))
+        };
         tokio::select! {
             event = next(&mut nodes, "node") => state.on_node_event(event?),
             event = next(&mut pods, "pod") => state.on_pod_event(event?),
@@ -226,10 +270,27 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
             () = tokio::time::sleep_until(wake) => {}
             () = shutdown.cancelled() => break,
         }
+        // Take in every change already here before placing anything, so a Pod is placed
+        // against the newest view (fifty nodes that appeared together are all candidates).
+        loop {
+            if let Some(event) = next(&mut nodes, "node").now_or_never() {
+                state.on_node_event(event?);
+            } else if let Some(event) = next(&mut pods, "pod").now_or_never() {
+                state.on_pod_event(event?);
+            } else if let Ok(outcome) = bound_rx.try_recv() {
+                on_bound(&mut state, outcome);
+            } else {
+                break;
+            }
+        }
         if !state.synced() {
             continue;
         }
-        while let Some(id) = state.queue.pop(Instant::now()) {
+        // A batch at a time, so changes keep coming in while thousands of Pods wait.
+        for _ in 0..BATCH {
+            let Some(id) = state.queue.pop(Instant::now()) else {
+                break;
+            };
             schedule_one(
                 &mut state, &id, &client, &recorder, &tracker, &bound_tx, &mut rng,
             );
@@ -259,8 +320,9 @@ fn on_bound(state: &mut State, outcome: BindOutcome) {
     let Err(e) = outcome.result else {
         return;
     };
+    let before = state.placement(&outcome.uid);
     state.assumed.remove(&outcome.uid);
-    state.stale = true;
+    state.reaccount(&outcome.uid, before);
     match &e {
         // Bound by someone else, or gone: nothing to retry.
         kube::Error::Api(s) if s.code == 409 || s.code == 404 => {
@@ -296,18 +358,8 @@ fn schedule_one(
     let object = ObjectRef::pod(&namespace, &name, id);
     match framework::schedule(&pod, &state.infos, rng) {
         Ok(node) => {
-            let mut placed = pod.clone();
-            if let Some(spec) = placed.spec.as_mut() {
-                spec.node_name = Some(node.clone());
-            }
-            if let Some(info) = state
-                .infos
-                .iter_mut()
-                .find(|i| i.node.metadata.name.as_deref() == Some(node.as_str()))
-            {
-                info.add_pod(&placed);
-            }
             state.assumed.insert(id.to_string(), node.clone());
+            state.reaccount(id, None);
             let client = client.clone();
             let recorder = recorder.clone();
             let bound_tx = bound_tx.clone();
@@ -324,7 +376,7 @@ fn schedule_one(
             });
         }
         Err(fit) => {
-            state.queue.failed(id, Instant::now());
+            state.queue.unschedulable(id, Instant::now());
             let message = fit.message();
             let event_message = fit.event_message();
             let already = pod

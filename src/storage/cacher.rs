@@ -1,10 +1,16 @@
-//! The watch cache: one etcd watch per resource, fanned out in memory to every API watcher.
+//! The watch cache: one cache per resource, all fed by ONE etcd watch of the registry's root
+//! and fanned out in memory to every API watcher.
 //!
 //! Follows Kubernetes' `storage/cacher`: the cache holds the current objects and a bounded
 //! window of recent events, so a watch resumed from a recent resourceVersion is served from
 //! memory without a gap. A watch from before the window falls through to etcd, which answers
-//! from its own history or, when compacted, with 410 Expired. Writes and consistent reads go
-//! straight to etcd.
+//! from its own history or, when compacted, with 410 Expired. Writes and GETs go straight to
+//! etcd. A consistent LIST asks etcd for its current revision (one count-only read) and is
+//! served from memory once the shared watch has delivered that revision: because every change
+//! under the root arrives on the one watch in etcd's order, a cache is then exactly etcd's
+//! state at it, whichever resource the last write was to. That is upstream's
+//! ConsistentListFromCache without etcd's progress requests, which etcd 3.4 cannot be trusted
+//! with; a write outside the root (nothing of rkube's) sends the read to etcd instead.
 //!
 //! The history is bounded twice: at most [`HISTORY`] events and at most `history_bytes` (an
 //! estimate of the events' size, objects and their shared JSON encodings together;
@@ -24,7 +30,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -44,6 +50,9 @@ struct Slot {
     prefix: String,
     /// The revision of the last event this watcher was given (or the one it started after).
     after: i64,
+    /// Whether it was given an event yet: after that, a further event at the same revision
+    /// (one transaction writes several keys at one revision) is new to it too.
+    given: bool,
     tx: mpsc::Sender<WatchItem>,
 }
 
@@ -78,6 +87,9 @@ struct State {
     objects: BTreeMap<String, Arc<Value>>,
     /// The revision of the last event applied (or of the initial list).
     rev: i64,
+    /// The revision of the last list from storage: changes up to it are in `objects`
+    /// already, later ones are not (however many keys one revision changed).
+    listed: i64,
     /// Every change after this revision is in `history`.
     oldest: i64,
     history: VecDeque<Arc<StorageEvent>>,
@@ -91,7 +103,8 @@ struct State {
 impl State {
     /// Offers an event to one watcher; false when the watcher is gone or was too slow.
     fn offer(slot: &mut Slot, event: &Arc<StorageEvent>) -> bool {
-        if event.rev <= slot.after || !event.key.starts_with(&slot.prefix) {
+        let seen = event.rev < slot.after || (event.rev == slot.after && !slot.given);
+        if seen || !event.key.starts_with(&slot.prefix) {
             return !slot.tx.is_closed();
         }
         // One permit is kept back so that a slow watcher can still be told why it ends: it
@@ -107,6 +120,7 @@ impl State {
             return false;
         }
         slot.after = event.rev;
+        slot.given = true;
         true
     }
 
@@ -166,6 +180,7 @@ impl State {
         let mut slot = Slot {
             prefix: prefix.to_string(),
             after,
+            given: false,
             tx,
         };
         for event in &self.history {
@@ -174,6 +189,7 @@ impl State {
                 && slot.tx.try_send(Ok(event.clone())).is_ok()
             {
                 slot.after = event.rev;
+                slot.given = true;
             }
         }
         self.watchers.push(slot);
@@ -194,30 +210,54 @@ pub struct Cacher {
     inner: Arc<dyn Storage>,
     prefix: String,
     state: Mutex<State>,
+    /// The revision of the last change the shared watch has applied, to whichever cache it
+    /// belonged: every cache is current at least up to it.
+    observed: watch::Receiver<i64>,
 }
 
+/// How long a consistent read waits for the caches to reach etcd's current revision before
+/// it reads etcd itself.
+pub const FRESH_WAIT: Duration = Duration::from_millis(50);
+
 impl Cacher {
-    /// Lists `prefix` from etcd and keeps the cache current until `shutdown`.
-    pub async fn start(
+    /// Lists each of `prefixes` from etcd into a cache of its own, then keeps every cache
+    /// current from ONE etcd watch of `root` (the prefix they all share) until `shutdown`.
+    /// Changes reach the caches in etcd's order, so once the watch has delivered revision R
+    /// every cache holds exactly etcd's state at R (see [`Cacher::fresh_at`]).
+    pub async fn start_all(
         inner: Arc<dyn Storage>,
-        prefix: String,
+        root: String,
+        prefixes: Vec<String>,
         history_bytes: usize,
         tracker: &TaskTracker,
         shutdown: CancellationToken,
-    ) -> Result<Arc<Cacher>, StorageError> {
-        let cacher = Arc::new(Cacher {
+    ) -> Result<Vec<Arc<Cacher>>, StorageError> {
+        let (observed_tx, observed) = watch::channel(0);
+        let mut cachers = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            let cacher = Arc::new(Cacher {
+                inner: inner.clone(),
+                prefix,
+                state: Mutex::new(State {
+                    buffer: WATCHER_BUFFER,
+                    history_bytes,
+                    ..State::default()
+                }),
+                observed: observed.clone(),
+            });
+            cacher.relist().await?;
+            cachers.push(cacher);
+        }
+        let from = cachers.iter().map(|c| c.lock().rev).min().unwrap_or(0);
+        observed_tx.send_replace(from);
+        let feed = Feed {
             inner,
-            prefix,
-            state: Mutex::new(State {
-                buffer: WATCHER_BUFFER,
-                history_bytes,
-                ..State::default()
-            }),
-        });
-        cacher.relist().await?;
-        let runner = cacher.clone();
-        tracker.spawn(async move { runner.run(shutdown).await });
-        Ok(cacher)
+            root,
+            cachers: cachers.clone(),
+            observed: observed_tx,
+        };
+        tracker.spawn(async move { feed.run(shutdown).await });
+        Ok(cachers)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -231,6 +271,7 @@ impl Cacher {
         let mut state = self.lock();
         state.objects = items.into_iter().map(|s| (s.key, s.object)).collect();
         state.rev = rev;
+        state.listed = rev;
         state.oldest = rev;
         state.history.clear();
         state.history_size = 0;
@@ -238,62 +279,41 @@ impl Cacher {
         Ok(())
     }
 
-    /// Follows etcd from the cache's revision; on a broken watch it reconnects, and when the
-    /// history it needs was compacted away it relists and expires its watchers.
-    async fn run(&self, shutdown: CancellationToken) {
-        loop {
-            let from = self.lock().rev;
-            let stream = tokio::select! {
-                s = self.inner.watch(&self.prefix, from) => s,
-                () = shutdown.cancelled() => return,
-            };
-            match stream {
-                Ok(mut stream) => loop {
-                    let item = tokio::select! {
-                        item = stream.recv() => item,
-                        () = shutdown.cancelled() => return,
-                    };
-                    match item {
-                        Some(Ok(event)) => {
-                            let event = Arc::try_unwrap(event).unwrap_or_else(|e| (*e).clone());
-                            self.lock().apply(event);
-                        }
-                        Some(Err(StorageError::Expired { .. })) => {
-                            if let Err(e) = self.relist().await {
-                                tracing::warn!(prefix = %self.prefix, error = %e, "relist failed");
-                            }
-                            break;
-                        }
-                        Some(Err(e)) => {
-                            tracing::warn!(prefix = %self.prefix, error = %e, "watch broke");
-                            break;
-                        }
-                        None => break,
-                    }
-                },
-                Err(e) => tracing::warn!(prefix = %self.prefix, error = %e, "cannot watch etcd"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                () = shutdown.cancelled() => return,
-            }
+    /// Whether this cache is current at `rev` (etcd's revision when a consistent read began),
+    /// waiting up to `wait` for the shared watch to get there. False when it did not: the
+    /// read must then go to etcd (e.g. the last write was to a key outside the caches' root).
+    pub async fn fresh_at(&self, rev: i64, wait: Duration) -> bool {
+        if self.revision() >= rev {
+            return true;
         }
+        let mut observed = self.observed.clone();
+        let reached = tokio::time::timeout(wait, observed.wait_for(|r| *r >= rev)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    /// The revision the cache is current at, read with its lock held. The shared revision is
+    /// read first: every change of this cache up to it was applied before it was published,
+    /// so the state under the lock is current at the larger of the two.
+    fn current(&self) -> (MutexGuard<'_, State>, i64) {
+        let observed = *self.observed.borrow();
+        let state = self.lock();
+        let rev = state.rev.max(observed);
+        (state, rev)
     }
 
     /// The cached objects under `prefix` and the revision they are current at, plus a watch
     /// of every later change: the two are taken atomically, so nothing falls between them.
     pub fn snapshot_and_watch(&self, prefix: &str) -> (Vec<Stored>, i64, WatchStream) {
-        let mut state = self.lock();
+        let (mut state, rev) = self.current();
         let items = Self::snapshot(&state, prefix);
-        let rev = state.rev;
         let rx = state.register(prefix, rev, 0);
         (items, rev, rx)
     }
 
     /// The cached objects under `prefix` ("any" freshness, as resourceVersion=0 asks for).
     pub fn list_cached(&self, prefix: &str) -> (Vec<Stored>, i64) {
-        let state = self.lock();
-        (Self::snapshot(&state, prefix), state.rev)
+        let (state, rev) = self.current();
+        (Self::snapshot(&state, prefix), rev)
     }
 
     fn snapshot(state: &State, prefix: &str) -> Vec<Stored> {
@@ -311,9 +331,22 @@ impl Cacher {
             .collect()
     }
 
+    /// The cached copy of one object, as a first guess for a write (never for a read).
+    fn cached(&self, key: &str) -> Option<Stored> {
+        let object = self.lock().objects.get(key)?.clone();
+        let rev = crate::meta::object::resource_version(&object)
+            .parse()
+            .ok()?;
+        Some(Stored {
+            key: key.to_string(),
+            object,
+            rev,
+        })
+    }
+
     /// The revision the cache is current at.
     pub fn revision(&self) -> i64 {
-        self.lock().rev
+        self.current().1
     }
 
     /// Forgets history at and before `rev` after etcd was compacted to it, so that the cache
@@ -336,6 +369,87 @@ impl Cacher {
     }
 }
 
+/// The one etcd watch behind every cache.
+struct Feed {
+    inner: Arc<dyn Storage>,
+    root: String,
+    cachers: Vec<Arc<Cacher>>,
+    observed: watch::Sender<i64>,
+}
+
+impl Feed {
+    /// Follows etcd from the caches' revision; on a broken watch it reconnects, and when the
+    /// history it needs was compacted away it relists every cache and expires its watchers.
+    async fn run(&self, shutdown: CancellationToken) {
+        loop {
+            let from = *self.observed.borrow();
+            let stream = tokio::select! {
+                s = self.inner.watch(&self.root, from) => s,
+                () = shutdown.cancelled() => return,
+            };
+            match stream {
+                Ok(mut stream) => loop {
+                    let item = tokio::select! {
+                        item = stream.recv() => item,
+                        () = shutdown.cancelled() => return,
+                    };
+                    match item {
+                        Some(Ok(event)) => self.apply(event),
+                        Some(Err(StorageError::Expired { .. })) => {
+                            if let Err(e) = self.relist().await {
+                                tracing::warn!(prefix = %self.root, error = %e, "relist failed");
+                            }
+                            break;
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(prefix = %self.root, error = %e, "watch broke");
+                            break;
+                        }
+                        None => break,
+                    }
+                },
+                Err(e) => tracing::warn!(prefix = %self.root, error = %e, "cannot watch etcd"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Gives a change to the cache it belongs to (unless that cache's own list already
+    /// holds it), then publishes its revision.
+    fn apply(&self, event: Arc<StorageEvent>) {
+        let rev = event.rev;
+        if let Some(cacher) = self
+            .cachers
+            .iter()
+            .find(|c| event.key.starts_with(&c.prefix))
+        {
+            let mut state = cacher.lock();
+            if rev > state.listed {
+                let event = Arc::try_unwrap(event).unwrap_or_else(|e| (*e).clone());
+                state.apply(event);
+            }
+        }
+        self.observed.send_if_modified(|observed| {
+            let newer = rev > *observed;
+            *observed = (*observed).max(rev);
+            newer
+        });
+    }
+
+    async fn relist(&self) -> Result<(), StorageError> {
+        for cacher in &self.cachers {
+            cacher.relist().await?;
+        }
+        let from = self.cachers.iter().map(|c| c.lock().rev).min().unwrap_or(0);
+        // Going back is right here: the watch must restart where the oldest list stands.
+        self.observed.send_replace(from);
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Storage for Cacher {
     async fn create(
@@ -349,6 +463,10 @@ impl Storage for Cacher {
 
     async fn get(&self, key: &str) -> Result<Stored, StorageError> {
         self.inner.get(key).await
+    }
+
+    async fn current_revision(&self) -> Result<i64, StorageError> {
+        self.inner.current_revision().await
     }
 
     async fn list(&self, prefix: &str) -> Result<(Vec<Stored>, i64), StorageError> {
@@ -371,11 +489,15 @@ impl Storage for Cacher {
         key: &str,
         try_update: &mut TryUpdate<'_>,
     ) -> Result<Stored, StorageError> {
-        self.inner.guaranteed_update(key, try_update).await
+        let guess = self.cached(key);
+        self.inner
+            .guaranteed_update_from(key, guess, try_update)
+            .await
     }
 
     async fn delete(&self, key: &str, check: &mut CheckDelete<'_>) -> Result<Stored, StorageError> {
-        self.inner.delete(key, check).await
+        let guess = self.cached(key);
+        self.inner.delete_from(key, guess, check).await
     }
 
     /// A watch from `after`, served from the history; when the history no longer reaches back
@@ -397,6 +519,7 @@ impl Storage for Cacher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::MemoryStorage;
     use bytes::Bytes;
     use serde_json::json;
 
@@ -591,6 +714,36 @@ mod tests {
     }
 
     #[test]
+    fn every_key_one_revision_changed_reaches_a_watcher() {
+        let mut state = state(10);
+        let mut rx = state.register("/r/pods/", 1, 0);
+        state.apply(event(1, "/r/pods/a/old"));
+        state.apply(event(2, "/r/pods/a/x"));
+        state.apply(event(2, "/r/pods/a/y"));
+        state.apply(event(3, "/r/pods/a/z"));
+        let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter_map(|i| i.ok().map(|e| e.key.clone()))
+            .collect();
+        assert_eq!(got, ["/r/pods/a/x", "/r/pods/a/y", "/r/pods/a/z"]);
+    }
+
+    #[tokio::test]
+    async fn every_key_one_revision_changed_reaches_the_cache() {
+        let storage = MemoryStorage::new();
+        let caches = start(&storage).await;
+        let (observed, _) = watch::channel(0);
+        let feed = Feed {
+            inner: storage.clone(),
+            root: "/r/".into(),
+            cachers: caches.clone(),
+            observed,
+        };
+        feed.apply(Arc::new(event(7, "/r/a/1")));
+        feed.apply(Arc::new(event(7, "/r/a/2")));
+        assert_eq!(caches[0].list_cached("/r/a/").0.len(), 2);
+    }
+
+    #[test]
     fn deletion_removes_the_cached_object() {
         let mut state = state(10);
         state.apply(event(1, "/r/pods/a/x"));
@@ -599,5 +752,83 @@ mod tests {
         state.apply(gone);
         assert!(state.objects.is_empty());
         assert_eq!(state.rev, 2);
+    }
+
+    async fn start(storage: &Arc<MemoryStorage>) -> Vec<Arc<Cacher>> {
+        let tracker = TaskTracker::new();
+        Cacher::start_all(
+            storage.clone(),
+            "/r/".into(),
+            vec!["/r/a/".into(), "/r/b/".into()],
+            usize::MAX,
+            &tracker,
+            CancellationToken::new(),
+        )
+        .await
+        .expect("caches start")
+    }
+
+    #[tokio::test]
+    async fn one_watch_keeps_every_cache_current_at_the_latest_revision() {
+        let storage = MemoryStorage::new();
+        storage
+            .create("/r/a/1", json!({"metadata": {"name": "1"}}), None)
+            .await
+            .expect("create");
+        let caches = start(&storage).await;
+        let (a, b) = (&caches[0], &caches[1]);
+        assert_eq!(a.list_cached("/r/a/").0.len(), 1);
+        // A write to b's resource only: a is current at its revision too, once the watch
+        // has delivered it, so a consistent read of a may be served from memory.
+        let written = storage
+            .create("/r/b/x", json!({"metadata": {"name": "x"}}), None)
+            .await
+            .expect("create")
+            .rev;
+        let now = storage.current_revision().await.expect("revision");
+        assert_eq!(now, written);
+        assert!(a.fresh_at(now, Duration::from_secs(5)).await);
+        assert_eq!(a.list_cached("/r/a/").1, written);
+        assert_eq!(b.list_cached("/r/b/").0.len(), 1);
+        // A revision etcd has not reached is never claimed.
+        assert!(!a.fresh_at(now + 1, Duration::from_millis(20)).await);
+    }
+
+    #[tokio::test]
+    async fn a_write_outside_the_root_makes_a_consistent_read_go_to_storage() {
+        let storage = MemoryStorage::new();
+        let caches = start(&storage).await;
+        storage
+            .create("/elsewhere/k", json!({"metadata": {"name": "k"}}), None)
+            .await
+            .expect("create");
+        let now = storage.current_revision().await.expect("revision");
+        assert!(!caches[0].fresh_at(now, Duration::from_millis(20)).await);
+    }
+
+    #[tokio::test]
+    async fn a_watch_from_a_shared_revision_misses_nothing_after_it() {
+        let storage = MemoryStorage::new();
+        let caches = start(&storage).await;
+        storage
+            .create("/r/b/x", json!({"metadata": {"name": "x"}}), None)
+            .await
+            .expect("create");
+        let now = storage.current_revision().await.expect("revision");
+        assert!(caches[0].fresh_at(now, Duration::from_secs(5)).await);
+        let (items, rev, mut stream) = caches[0].snapshot_and_watch("/r/a/");
+        assert!(items.is_empty());
+        assert_eq!(rev, now);
+        let created = storage
+            .create("/r/a/1", json!({"metadata": {"name": "1"}}), None)
+            .await
+            .expect("create");
+        let event = tokio::time::timeout(Duration::from_secs(5), stream.recv())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("an event");
+        assert_eq!(event.rev, created.rev);
+        assert_eq!(event.key, "/r/a/1");
     }
 }

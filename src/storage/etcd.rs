@@ -273,12 +273,48 @@ fn decode_at(kv: &KeyValue, rev: i64) -> Result<Stored, StorageError> {
     })
 }
 
-/// The bytes stored for an object: its JSON without `metadata.resourceVersion`.
-fn encode(mut object: Value) -> Vec<u8> {
-    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
+/// The bytes stored for an object: its JSON without `metadata.resourceVersion`, written
+/// straight from the object (no copy of it is made to leave the field out).
+fn encode(object: &Value) -> Vec<u8> {
+    serde_json::to_vec(&Stripped(object)).expect("a JSON value always serializes")
+}
+
+/// An object serialized without `metadata.resourceVersion`.
+struct Stripped<'a>(&'a Value);
+
+/// A `metadata` map serialized without `resourceVersion`.
+struct Metadata<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for Stripped<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let Value::Object(map) = self.0 else {
+            return self.0.serialize(serializer);
+        };
+        let mut out = serializer.serialize_map(Some(map.len()))?;
+        for (key, value) in map {
+            match value {
+                Value::Object(meta) if key == "metadata" => {
+                    out.serialize_entry(key, &Metadata(meta))?
+                }
+                _ => out.serialize_entry(key, value)?,
+            }
+        }
+        out.end()
     }
-    serde_json::to_vec(&object).expect("a JSON value always serializes")
+}
+
+impl serde::Serialize for Metadata<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut out = serializer.serialize_map(None)?;
+        for (key, value) in self.0 {
+            if key != "resourceVersion" {
+                out.serialize_entry(key, value)?;
+            }
+        }
+        out.end()
+    }
 }
 
 fn header_revision(header: Option<&etcd_client::ResponseHeader>) -> i64 {
@@ -304,7 +340,7 @@ impl Storage for EtcdStorage {
         ttl: Option<i64>,
     ) -> Result<Stored, StorageError> {
         let mut client = self.kv.clone();
-        let bytes = encode(object);
+        let bytes = encode(&object);
         let options = match ttl {
             Some(secs) => Some(PutOptions::new().with_lease(self.lease_for(secs).await?)),
             None => None,
@@ -320,14 +356,25 @@ impl Storage for EtcdStorage {
             return Err(StorageError::AlreadyExists(key.to_string()));
         }
         let rev = header_revision(resp.header());
-        let kv_value: Value = serde_json::from_slice(&bytes).expect("encoded just above");
-        let mut value = kv_value;
+        let mut value = object;
         object::set_resource_version(&mut value, rev);
         Ok(Stored {
             key: key.to_string(),
             object: Arc::new(value),
             rev,
         })
+    }
+
+    /// One count-only read of a single key: etcd answers it from its index, and every
+    /// answer's header carries the current revision.
+    async fn current_revision(&self) -> Result<i64, StorageError> {
+        let mut client = self.kv.clone();
+        let started = Instant::now();
+        let resp = client
+            .get("/", Some(GetOptions::new().with_count_only()))
+            .await;
+        self.metrics.observe("get", "/", started);
+        Ok(header_revision(resp.map_err(unavailable)?.header()))
     }
 
     async fn get(&self, key: &str) -> Result<Stored, StorageError> {
@@ -345,12 +392,38 @@ impl Storage for EtcdStorage {
         key: &str,
         try_update: &mut TryUpdate<'_>,
     ) -> Result<Stored, StorageError> {
+        self.guaranteed_update_from(key, None, try_update).await
+    }
+
+    /// Starts from `guess` (the watch cache's copy) instead of reading etcd, as upstream's
+    /// GuaranteedUpdate does with its cached existing object. The guess is only ever a
+    /// starting point: the write is conditional on its revision, and if the guess turns out
+    /// stale — the write is refused, the update function fails on it, or it would change
+    /// nothing — the current state is read from etcd and the update applied again.
+    async fn guaranteed_update_from(
+        &self,
+        key: &str,
+        guess: Option<Stored>,
+        try_update: &mut TryUpdate<'_>,
+    ) -> Result<Stored, StorageError> {
         let mut client = self.kv.clone();
+        let mut guess = guess;
         loop {
-            let current = self.get(key).await?;
-            let updated = try_update(&current)?;
-            let bytes = encode(updated);
-            if bytes == encode((*current.object).clone()) {
+            let guessed = guess.is_some();
+            let current = match guess.take() {
+                Some(stored) => stored,
+                None => self.get(key).await?,
+            };
+            let updated = match try_update(&current) {
+                Ok(updated) => updated,
+                Err(_) if guessed => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let bytes = encode(&updated);
+            if bytes == encode(&current.object) {
+                if guessed {
+                    continue;
+                }
                 return Ok(current);
             }
             let txn = Txn::new()
@@ -358,7 +431,7 @@ impl Storage for EtcdStorage {
                 // An update keeps the key's lease (an Event keeps its expiry).
                 .and_then([TxnOp::put(
                     key,
-                    bytes.clone(),
+                    bytes,
                     Some(PutOptions::new().with_ignore_lease()),
                 )]);
             let started = Instant::now();
@@ -367,7 +440,7 @@ impl Storage for EtcdStorage {
             let resp = resp.map_err(unavailable)?;
             if resp.succeeded() {
                 let rev = header_revision(resp.header());
-                let mut value: Value = serde_json::from_slice(&bytes).expect("encoded just above");
+                let mut value = updated;
                 object::set_resource_version(&mut value, rev);
                 return Ok(Stored {
                     key: key.to_string(),
@@ -380,10 +453,30 @@ impl Storage for EtcdStorage {
     }
 
     async fn delete(&self, key: &str, check: &mut CheckDelete<'_>) -> Result<Stored, StorageError> {
+        self.delete_from(key, None, check).await
+    }
+
+    /// Checks `guess` (the watch cache's copy) first, as [`Storage::guaranteed_update_from`]
+    /// does; a stale guess costs one refused transaction and a read.
+    async fn delete_from(
+        &self,
+        key: &str,
+        guess: Option<Stored>,
+        check: &mut CheckDelete<'_>,
+    ) -> Result<Stored, StorageError> {
         let mut client = self.kv.clone();
+        let mut guess = guess;
         loop {
-            let current = self.get(key).await?;
-            check(&current)?;
+            let guessed = guess.is_some();
+            let current = match guess.take() {
+                Some(stored) => stored,
+                None => self.get(key).await?,
+            };
+            match check(&current) {
+                Ok(()) => {}
+                Err(_) if guessed => continue,
+                Err(e) => return Err(e.into()),
+            }
             let txn = Txn::new()
                 .when([Compare::mod_revision(key, CompareOp::Equal, current.rev)])
                 .and_then([TxnOp::delete(key, None)]);

@@ -155,6 +155,10 @@ impl Storage for MemoryStorage {
         Ok(stored)
     }
 
+    async fn current_revision(&self) -> Result<i64, StorageError> {
+        Ok(self.revision())
+    }
+
     async fn get(&self, key: &str) -> Result<Stored, StorageError> {
         let state = self.lock();
         match state.objects.get(key) {

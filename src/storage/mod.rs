@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::meta::ApiError;
 
-pub use cacher::{Cacher, DEFAULT_HISTORY_MIB};
+pub use cacher::{Cacher, DEFAULT_HISTORY_MIB, FRESH_WAIT};
 pub use etcd::{key_after, EtcdStorage, Page, LIST_PAGE};
 pub use memory::MemoryStorage;
 pub use metrics::{EtcdMetrics, LATENCY_BUCKETS};
@@ -186,12 +186,39 @@ pub trait Storage: Send + Sync {
         try_update: &mut TryUpdate<'_>,
     ) -> Result<Stored, StorageError>;
 
+    /// As [`Storage::guaranteed_update`], starting from `guess` (a cached copy of the
+    /// object, possibly stale) instead of reading it: a stale guess is detected by the
+    /// conditional write and replaced by a fresh read, so the result is the same.
+    async fn guaranteed_update_from(
+        &self,
+        key: &str,
+        guess: Option<Stored>,
+        try_update: &mut TryUpdate<'_>,
+    ) -> Result<Stored, StorageError> {
+        let _ = guess;
+        self.guaranteed_update(key, try_update).await
+    }
+
     /// Deletes the object at `key` if `check` accepts its current state; returns the last
     /// state stamped with the deletion's revision.
     async fn delete(&self, key: &str, check: &mut CheckDelete<'_>) -> Result<Stored, StorageError>;
 
+    /// As [`Storage::delete`], checking `guess` (a cached copy) first.
+    async fn delete_from(
+        &self,
+        key: &str,
+        guess: Option<Stored>,
+        check: &mut CheckDelete<'_>,
+    ) -> Result<Stored, StorageError> {
+        let _ = guess;
+        self.delete(key, check).await
+    }
+
     /// Streams every change under `prefix` after revision `after`.
     async fn watch(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError>;
+
+    /// The store's current revision: a consistent read must see every write up to it.
+    async fn current_revision(&self) -> Result<i64, StorageError>;
 }
 
 /// The key of an object: `<prefix>/<resource>/<namespace>/<name>` or, cluster-scoped,

@@ -174,7 +174,8 @@ async fn built_in_identities_get_exactly_their_bootstrap_permissions() {
     let relabel = |key: &str| json!({"metadata": {"labels": {key: "x"}}});
     // One row per (identity, verb, resource) the bootstrap table decides, in its order:
     // system:node (Node authorizer), system:kube-scheduler (+ its leader-locking Role),
-    // system:kube-controller-manager (+ its leader-locking Role and the pod GC role).
+    // system:kube-controller-manager (+ its leader-locking Role, the pod GC and the garbage
+    // collector roles).
     let rows: Vec<Row<'_>> = vec![
         // --- system:node: nodes ---
         (
@@ -680,7 +681,7 @@ async fn built_in_identities_get_exactly_their_bootstrap_permissions() {
                 r#"leases.coordination.k8s.io "other" is forbidden: User "system:kube-scheduler" cannot get resource "leases" in API group "coordination.k8s.io" in the namespace "kube-system""#,
             ),
         ),
-        // --- system:kube-controller-manager (+ leader locking, pod GC) ---
+        // --- system:kube-controller-manager (+ leader locking, pod GC, garbage collector) ---
         (
             "controller-manager",
             &kcm,
@@ -745,34 +746,38 @@ async fn built_in_identities_get_exactly_their_bootstrap_permissions() {
             Some(lease("kube-controller-manager")),
             Allowed,
         ),
+        // The garbage collector's role (get, list, watch, patch, update, delete on every
+        // resource) leaves creating most kinds and the subresources that are created out.
         (
             "controller-manager",
             &kcm,
-            "PATCH",
-            "/api/v1/nodes/n1".into(),
-            Some(relabel("example.com/a")),
+            "POST",
+            "/api/v1/nodes".into(),
+            Some(node("n9")),
             Forbidden(
-                r#"nodes "n1" is forbidden: User "system:kube-controller-manager" cannot patch resource "nodes" in API group "" at the cluster scope"#,
+                r#"nodes is forbidden: User "system:kube-controller-manager" cannot create resource "nodes" in API group "" at the cluster scope"#,
             ),
         ),
         (
             "controller-manager",
             &kcm,
-            "DELETE",
-            format!("{LEASES}/kube-node-lease/leases/n2"),
-            None,
+            "POST",
+            "/api/v1/namespaces/default/configmaps".into(),
+            Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})),
             Forbidden(
-                r#"leases.coordination.k8s.io "n2" is forbidden: User "system:kube-controller-manager" cannot delete resource "leases" in API group "coordination.k8s.io" in the namespace "kube-node-lease""#,
+                r#"configmaps is forbidden: User "system:kube-controller-manager" cannot create resource "configmaps" in API group "" in the namespace "default""#,
             ),
         ),
         (
             "controller-manager",
             &kcm,
-            "GET",
-            "/api/v1/namespaces/default/pods/p1/log".into(),
-            None,
+            "POST",
+            "/api/v1/namespaces/default/pods/p1/eviction".into(),
+            Some(
+                json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p1"}}),
+            ),
             Forbidden(
-                r#"pods "p1" is forbidden: User "system:kube-controller-manager" cannot get resource "pods/log" in API group "" in the namespace "default""#,
+                r#"pods "p1" is forbidden: User "system:kube-controller-manager" cannot create resource "pods/eviction" in API group "" in the namespace "default""#,
             ),
         ),
         // --- anyone else ---

@@ -266,9 +266,14 @@ print("evicted")
 /// Runs python3 with `args` against the cluster and returns what it printed; fails the test
 /// when the script fails.
 pub(crate) async fn python(cluster: &TestCluster, args: &[&str]) -> String {
+    python_with(&cluster.kubeconfig, args).await
+}
+
+/// [`python`] with the kubeconfig given.
+pub(crate) async fn python_with(kubeconfig: &std::path::Path, args: &[&str]) -> String {
     let out = tokio::process::Command::new("python3")
         .args(args)
-        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("KUBECONFIG", kubeconfig)
         .output()
         .await
         .expect("python3 runs");

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
 use kube::api::{
     DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
@@ -305,9 +305,10 @@ async fn the_controller_manager_identity_may_only_do_what_its_controllers_need()
         "spec": {"containers": [{"name": "c", "image": "busybox"}]},
     }))
     .expect("pod");
-    assert!(refused(
-        pods.create(&PostParams::default(), &pod).await.map(|_| ())
-    ));
+    // The ReplicaSet controller creates Pods (upstream's replicaset-controller role).
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .expect("may create pods");
     let node: Node =
         serde_json::from_value(json!({"metadata": {"name": "cm-node"}})).expect("node");
     assert!(refused(
@@ -316,13 +317,26 @@ async fn the_controller_manager_identity_may_only_do_what_its_controllers_need()
             .await
             .map(|_| ())
     ));
-    // Upstream's role lets it create Leases anywhere (for leader election) but read and update
-    // only its own: a node's Lease is out of reach.
+    // The garbage collector's role reads, changes and deletes any object, but creates none.
+    let config: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "made-by-cm"}})).expect("configmap");
     assert!(refused(
-        Api::<Lease>::namespaced(cm.clone(), "kube-node-lease")
-            .get("n1")
+        Api::<ConfigMap>::namespaced(cm.clone(), "default")
+            .create(&PostParams::default(), &config)
             .await
             .map(|_| ())
+    ));
+    // The Job controller reads Jobs and writes their status; it creates none.
+    let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(cm.clone(), "default");
+    jobs.list(&ListParams::default())
+        .await
+        .expect("may list jobs");
+    let job = serde_json::from_value(
+        json!({"metadata": {"name": "made-by-cm"}, "spec": {"template": {}}}),
+    )
+    .expect("job");
+    assert!(refused(
+        jobs.create(&PostParams::default(), &job).await.map(|_| ())
     ));
     pods.delete("victim", &DeleteParams::default().grace_period(0))
         .await

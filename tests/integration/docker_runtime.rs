@@ -164,6 +164,7 @@ impl Fixture {
                 labels: self.labels(&[("role", "sandbox")]),
                 network: self.network.clone(),
                 exposed_ports: vec![(8080, s("tcp"))],
+                ..SandboxSpec::default()
             })
             .await
             .expect("create sandbox")

@@ -559,6 +559,29 @@ fn later_classes() -> Vec<Case> {
             cases.push(case("POST", path, JSON, body.to_string(), 422));
         }
     }
+    // Streaming subresources: options that do not parse or say nothing to do, a container
+    // that is not there, a Pod on no node, a Pod that does not exist, other methods.
+    for (method, query, code) in [
+        ("POST", "exec?command=ls&stdout=maybe", 400),
+        ("GET", "exec?command=ls&tty=yes&stdout=1", 400),
+        ("POST", "exec?stdout=true", 400),
+        ("POST", "exec?command=ls", 400),
+        ("POST", "exec?command=ls&stdout=true&container=nope", 400),
+        ("POST", "exec?command=ls&stdout=true", 400),
+        ("POST", "attach?stdout=true&stdin=2", 400),
+        ("POST", "attach?stdout=true", 400),
+        ("POST", "portforward?ports=0", 400),
+        ("POST", "portforward?ports=65536", 400),
+        ("GET", "portforward?ports=http", 400),
+        ("POST", "portforward?ports=80", 400),
+        ("DELETE", "exec?command=ls&stdout=true", 405),
+        ("PUT", "attach?stdout=true", 405),
+        ("PATCH", "portforward?ports=80", 405),
+    ] {
+        cases.push(case(method, format!("{p1}/{query}"), JSON, "", code));
+    }
+    let ghost = "/api/v1/namespaces/hostile/pods/ghost/exec?command=ls&stdout=true";
+    cases.push(case("POST", ghost, JSON, "", 404));
     // List and watch options: each on every collection.
     for t in targets() {
         for (query, code) in [

@@ -226,6 +226,74 @@ async fn a_request_past_the_request_timeout_gets_504_and_a_trickled_body_is_cut(
 }
 
 #[tokio::test]
+async fn an_http2_request_past_the_timeout_ends_alone_and_its_connections_watch_goes_on() {
+    let cluster = TestCluster::builder()
+        .apiserver_args(&["--request-timeout=2s"])
+        .start()
+        .await;
+    let admin = identity(&cluster, "admin");
+    let tls = admin.connect().await.expect("TLS handshake");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    let conn = tokio::spawn(conn);
+    let url = |path: &str| format!("{}{path}", cluster.server);
+    let watch = hyper::Request::get(url(&format!("{PODS}?watch=1&timeoutSeconds=30")))
+        .body(http_body_util::Either::Left(http_body_util::Empty::<
+            bytes::Bytes,
+        >::new()))
+        .expect("request");
+    let watch = sender.send_request(watch).await.expect("watch answered");
+    assert_eq!(watch.status(), 200);
+
+    // A body that never finishes on a second stream of the same connection.
+    let (trickle, body) = tokio::sync::mpsc::channel::<
+        Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+    >(1);
+    trickle
+        .send(Ok(hyper::body::Frame::data(bytes::Bytes::from_static(
+            b"{",
+        ))))
+        .await
+        .expect("first byte");
+    let slow = hyper::Request::post(url(PODS))
+        .header("content-type", "application/json")
+        .body(http_body_util::Either::Right(
+            http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(body)),
+        ))
+        .expect("request");
+    let slow = sender
+        .send_request(slow)
+        .await
+        .expect("slow request answered");
+    assert_eq!(slow.status(), 504);
+    drop(trickle);
+
+    // The connection and its watch are still there.
+    let (code, _) = admin
+        .json("POST", PODS, "application/json", pod("after", Value::Null))
+        .await;
+    assert_eq!(code, 201);
+    let events = read_events(watch, 1, WAIT).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "after");
+    let version = hyper::Request::get(url("/version"))
+        .body(http_body_util::Either::Left(http_body_util::Empty::new()))
+        .expect("request");
+    let version = sender
+        .send_request(version)
+        .await
+        .expect("same connection answers");
+    assert_eq!(version.status(), 200);
+    assert!(!conn.is_finished());
+    conn.abort();
+}
+
+#[tokio::test]
 async fn inflight_limits_refuse_the_excess_but_not_the_admin_or_watches() {
     let cluster = TestCluster::builder()
         .apiserver_args(&[

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 /// The image the tests run: Debian's static busybox, imported into Docker once.
-pub const TEST_IMAGE: &str = "rkube-test/busybox:2";
+pub const TEST_IMAGE: &str = "rkube-test/busybox:3";
 
 static IMAGE: Mutex<bool> = Mutex::new(false);
 
@@ -35,8 +35,41 @@ pub fn ensure_test_image() {
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
         std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed");
         for applet in [
-            "sh", "httpd", "nc", "sleep", "wget", "ps", "cat", "echo", "ls", "mkdir", "head", "tr",
-            "touch", "rm", "grep", "true", "false", "test", "[", "seq", "kill", "trap",
+            "sh",
+            "httpd",
+            "nc",
+            "sleep",
+            "wget",
+            "ps",
+            "cat",
+            "echo",
+            "ls",
+            "mkdir",
+            "head",
+            "tr",
+            "touch",
+            "rm",
+            "grep",
+            "true",
+            "false",
+            "test",
+            "[",
+            "seq",
+            "kill",
+            "trap",
+            "tar",
+            "stty",
+            "dd",
+            "cmp",
+            "sha256sum",
+            "stat",
+            "wc",
+            "env",
+            "hostname",
+            "chmod",
+            "yes",
+            "id",
+            "tty",
         ] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
         }
@@ -173,6 +206,13 @@ impl UpCluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs kubectl expecting it to fail; returns what it printed on stderr.
+    pub fn kubectl_err(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(!out.status.success(), "kubectl {args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// Creates objects from a manifest given inline.
     pub fn apply(&self, manifest: &str) {
         let path = self
@@ -187,6 +227,60 @@ impl UpCluster {
         rkube::client::from_kubeconfig(&self.kubeconfig)
             .await
             .expect("client")
+    }
+
+    /// A kubeconfig for this cluster that authenticates as `user` in `groups` (a client
+    /// certificate from the cluster's CA).
+    pub fn kubeconfig_as(&self, user: &str, groups: &[&str]) -> PathBuf {
+        let certs = self.dir.path().join("certs");
+        let ca = rkube::cluster::pki::Ca::load_or_create(&certs).expect("the cluster CA");
+        let base: String = user
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let creds = ca
+            .issue_client(&certs, &format!("as-{base}"), user, groups)
+            .expect("client cert");
+        let admin = std::fs::read_to_string(&self.kubeconfig).expect("admin kubeconfig");
+        let server = admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("server:"))
+            .expect("the kubeconfig names the server")
+            .trim()
+            .to_string();
+        let ca_pem = std::fs::read_to_string(certs.join("ca.crt")).expect("CA file");
+        let path = self.dir.path().join(format!("{base}.kubeconfig"));
+        rkube::cluster::kubeconfig::write(&path, &self.name, &server, &ca_pem, user, &creds)
+            .expect("kubeconfig");
+        path
+    }
+
+    /// Runs kubectl with another kubeconfig (from [`UpCluster::kubeconfig_as`]).
+    pub fn kubectl_with(&self, kubeconfig: &std::path::Path, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("kubectl runs")
+    }
+
+    /// The PID of one of the cluster's processes (`apiserver`, `kubelet <node>`, …), from the
+    /// state `rkube up` keeps.
+    pub fn pid(&self, process: &str) -> u32 {
+        let state = std::fs::read_to_string(self.state_dir().join("state.json")).expect("state");
+        let state: serde_json::Value = serde_json::from_str(&state).expect("state JSON");
+        state["processes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == process)
+            .and_then(|p| p["pid"].as_u64())
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or_else(|| panic!("no process {process:?} in {state}"))
     }
 
     /// Docker's containers of this cluster, as `name status` lines.
@@ -381,6 +475,41 @@ async fn up_and_down_keep_their_promises() {
     let users = cluster.kubectl_ok(&["config", "view", "-o", "jsonpath={.users[*].name}"]);
     assert_eq!(users.trim(), context);
 
+    // A user's kubeconfig from the cluster CA: RBAC knows the user and its group, and
+    // grants it nothing beyond the bootstrap policy.
+    let alice = cluster.dir.path().join("alice.kubeconfig");
+    let out = cluster.rkube(&[
+        "kubeconfig".into(),
+        "--user".into(),
+        "alice".into(),
+        "--group".into(),
+        "dev".into(),
+        "--out".into(),
+        alice.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let as_alice = |args: &[&str]| {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&alice)
+            .args(args)
+            .output()
+            .expect("kubectl runs")
+    };
+    let whoami = as_alice(&["auth", "whoami", "-o", "jsonpath={.status.userInfo}"]);
+    assert_eq!(
+        String::from_utf8_lossy(&whoami.stdout),
+        r#"{"groups":["dev","system:authenticated"],"username":"alice"}"#,
+        "{}",
+        text(&whoami)
+    );
+    let refused = as_alice(&["get", "pods"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{}",
+        text(&refused)
+    );
+
     // The printed commands name this cluster's files, absolutely.
     let export = format!("  export KUBECONFIG={}\n", cluster.kubeconfig.display());
     assert!(stdout.contains(&export), "{}", text(&out));
@@ -490,4 +619,39 @@ async fn up_and_down_keep_their_promises() {
         took < std::time::Duration::from_secs(5),
         "down took {took:?}"
     );
+}
+
+/// The resident memory (KiB) of each of `pids` before `work` and at its peak while `work`
+/// runs, sampled from /proc every 10 ms.
+pub fn peak_rss_kib(pids: &[u32], work: impl FnOnce()) -> Vec<(u64, u64)> {
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let before: Vec<u64> = pids.iter().map(|p| rss(*p)).collect();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        let pids = pids.to_vec();
+        std::thread::spawn(move || {
+            let mut peak = vec![0u64; pids.len()];
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for (i, pid) in pids.iter().enumerate() {
+                    peak[i] = peak[i].max(rss(*pid));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            peak
+        })
+    };
+    work();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().expect("sampler");
+    before.into_iter().zip(peak).collect()
 }

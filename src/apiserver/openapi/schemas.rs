@@ -39,16 +39,28 @@ fn add<T: JsonSchema>(gen: &mut SchemaGenerator) -> String {
 /// subresource) to `gen`, and returns its name; `None` for a kind without a type here (a test
 /// keeps this list complete for every served kind).
 fn add_kind(gen: &mut SchemaGenerator, gvk: Gvk) -> Option<String> {
-    use k8s_openapi::api::{coordination, core, policy};
+    use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, policy, rbac};
     Some(match gvk {
         ("", "v1", "Namespace") => add::<core::v1::Namespace>(gen),
         ("", "v1", "Pod") => add::<core::v1::Pod>(gen),
         ("", "v1", "PodTemplate") => add::<core::v1::PodTemplate>(gen),
+        ("", "v1", "ConfigMap") => add::<core::v1::ConfigMap>(gen),
+        ("", "v1", "Secret") => add::<core::v1::Secret>(gen),
         ("", "v1", "Event") => add::<core::v1::Event>(gen),
         ("", "v1", "Node") => add::<core::v1::Node>(gen),
         ("", "v1", "Binding") => add::<core::v1::Binding>(gen),
+        ("apps", "v1", "Deployment") => add::<apps::v1::Deployment>(gen),
+        ("apps", "v1", "ReplicaSet") => add::<apps::v1::ReplicaSet>(gen),
+        ("batch", "v1", "Job") => add::<batch::v1::Job>(gen),
+        ("autoscaling", "v1", "Scale") => add::<autoscaling::v1::Scale>(gen),
         ("policy", "v1", "Eviction") => add::<policy::v1::Eviction>(gen),
         ("coordination.k8s.io", "v1", "Lease") => add::<coordination::v1::Lease>(gen),
+        ("rbac.authorization.k8s.io", "v1", "Role") => add::<rbac::v1::Role>(gen),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole") => add::<rbac::v1::ClusterRole>(gen),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding") => add::<rbac::v1::RoleBinding>(gen),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => {
+            add::<rbac::v1::ClusterRoleBinding>(gen)
+        }
         _ => return None,
     })
 }
@@ -59,6 +71,7 @@ pub fn subresource_kind(parent: Gvk, subresource: &str) -> Option<Gvk> {
         "status" | "finalize" => Some(parent),
         "binding" => Some(("", "v1", "Binding")),
         "eviction" => Some(("policy", "v1", "Eviction")),
+        "scale" => Some(("autoscaling", "v1", "Scale")),
         _ => None,
     }
 }

@@ -16,7 +16,7 @@ pub mod list;
 
 use super::request::Query;
 use crate::meta::{ApiError, Cause, GroupResource};
-use crate::registry::{CreateOptions, DeleteOptions, FieldValidation};
+use crate::registry::{CreateOptions, DeleteOptions, FieldValidation, Propagation};
 
 /// Which options object a write verb takes; named in validation errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,8 +253,19 @@ pub fn delete_options(body: Option<Value>, query: &Query) -> Result<DeleteOption
         return Err(invalid_options("DeleteOptions", causes));
     }
     let preconditions = decoded.preconditions.unwrap_or_default();
+    let propagation = decoded
+        .propagation_policy
+        .as_deref()
+        .and_then(|policy| match policy {
+            "Orphan" => Some(Propagation::Orphan),
+            "Background" => Some(Propagation::Background),
+            "Foreground" => Some(Propagation::Foreground),
+            _ => None,
+        });
     Ok(DeleteOptions {
         grace_period: decoded.grace_period_seconds,
+        orphan_dependents: decoded.orphan_dependents,
+        propagation,
         uid: preconditions.uid,
         resource_version: preconditions.resource_version,
         dry_run,

@@ -582,7 +582,73 @@ fn decode_envelope(
 /// A request body: the object, with its apiVersion and kind from the envelope (or, where the
 /// envelope has none, `default`'s: the endpoint's apiVersion and kind).
 pub fn decode_body(body: &[u8], default: (&str, &str)) -> Result<Value, BodyError> {
-    decode_envelope(&SCHEMA, body, default, 0).map(|(_, v)| v)
+    decode_envelope(&SCHEMA, body, default, 0).map(|(_, mut v)| {
+        drop_go_zero_values(&mut v);
+        v
+    })
+}
+
+/// Go's protobuf encoding always writes the fields its types hold without a pointer, zero or
+/// not, and Go's JSON leaves those zero values out (`omitempty`): the same object decoded from
+/// protobuf must not grow `generation: 0` or `stdin: false` that its JSON form lacks. These are
+/// the fields of that kind in what rkube decodes from protobuf.
+fn drop_go_zero_values(obj: &mut Value) {
+    fn drop_zero(map: &mut Map<String, Value>, key: &str) {
+        let zero = match map.get(key) {
+            Some(Value::Number(n)) => n.as_i64() == Some(0),
+            Some(Value::Bool(b)) => !b,
+            _ => false,
+        };
+        if zero {
+            map.remove(key);
+        }
+    }
+    for meta in ["/metadata", "/template/metadata", "/spec/template/metadata"] {
+        if let Some(meta) = obj.pointer_mut(meta).and_then(Value::as_object_mut) {
+            drop_zero(meta, "generation");
+        }
+    }
+    // The workload kinds' own value fields (`replicas` is a pointer: its zero stays).
+    if matches!(
+        obj.get("kind").and_then(Value::as_str),
+        Some("Deployment" | "ReplicaSet")
+    ) {
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            for key in ["minReadySeconds", "paused"] {
+                drop_zero(spec, key);
+            }
+        }
+    }
+    // A Job's counts are values (`ready` and `terminating` are pointers: their zeros stay).
+    if obj.get("kind").and_then(Value::as_str) == Some("Job") {
+        if let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut) {
+            for key in ["active", "succeeded", "failed"] {
+                drop_zero(status, key);
+            }
+        }
+    }
+    for spec in ["/spec", "/template/spec", "/spec/template/spec"] {
+        if let Some(pod_spec) = obj.pointer_mut(spec).and_then(Value::as_object_mut) {
+            for key in ["hostNetwork", "hostPID", "hostIPC"] {
+                drop_zero(pod_spec, key);
+            }
+        }
+    }
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        for spec in ["/spec", "/template/spec", "/spec/template/spec"] {
+            let Some(containers) = obj
+                .pointer_mut(&format!("{spec}/{list}"))
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for container in containers.iter_mut().filter_map(Value::as_object_mut) {
+                for key in ["stdin", "stdinOnce", "tty"] {
+                    drop_zero(container, key);
+                }
+            }
+        }
+    }
 }
 
 /// A body that must name its own kind.

@@ -63,7 +63,7 @@ fn a_namespace_decodes_without_its_zero_fields() {
     assert_eq!(
         value,
         json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": "dev", "generation": 0}, "spec": {}, "status": {}})
+            "metadata": {"name": "dev"}, "spec": {}, "status": {}})
     );
 }
 
@@ -92,7 +92,7 @@ fn pod() -> Value {
                 "readinessProbe": {"tcpSocket": {"port": 8080}},
                 "env": [{"name": "A", "value": "1"},
                     {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}],
-                "tty": false
+                "tty": true
             }],
             "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "1Gi"}},
                 {"name": "s", "secret": {"secretName": "x", "defaultMode": 420}}],
@@ -150,7 +150,24 @@ fn objects_round_trip_through_protobuf() {
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
             "nodeInfo": {"kubeletVersion": "v1.32.0", "architecture": "amd64"},
             "images": [{"names": ["rkube/pause:0.1.0"], "sizeBytes": 1_130_000}]}});
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "view", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}}]},
+        "rules": [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["a"]},
+                  {"verbs": ["get"], "nonResourceURLs": ["/healthz"]}]});
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "b", "namespace": "default"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"},
+                     {"kind": "ServiceAccount", "name": "robot", "namespace": "default"}]});
+    let review = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+        "metadata": {},
+        "spec": {"resourceAttributes": {"namespace": "default", "verb": "get", "resource": "pods"}},
+        "status": {"allowed": true, "reason": "RBAC: allowed"}});
     let cases = [
+        (role.clone(), role),
+        (binding.clone(), binding),
+        (review.clone(), review),
         (node.clone(), node),
         (pod(), pod()),
         (lease.clone(), lease),
@@ -324,8 +341,8 @@ fn malformed_bodies_are_errors_worded_as_upstream() {
         ),
         (
             "unknown kind",
-            envelope("v1", "Secret", &[]),
-            "no kind \"Secret\" is registered for version \"v1\"",
+            envelope("v1", "ServiceAccount", &[]),
+            "no kind \"ServiceAccount\" is registered for version \"v1\"",
         ),
         (
             "bad wire type in the object",
@@ -531,11 +548,11 @@ fn body_errors_name_the_kinds() {
         e.message("Pod", &cut),
         "the object provided is unrecognized (must be of type Pod): unexpected EOF (6b3873000aff)"
     );
-    let secret = envelope("v1", "Secret", &[]);
+    let secret = envelope("v1", "ServiceAccount", &[]);
     let e = decode_body(&secret, target).expect_err("not served");
     assert_eq!(
         e.message("Pod", &secret),
-        "Secret in version \"v1\" cannot be handled as a Pod: no kind \"Secret\" is registered for version \"v1\" in scheme \"k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30\""
+        "ServiceAccount in version \"v1\" cannot be handled as a Pod: no kind \"ServiceAccount\" is registered for version \"v1\" in scheme \"k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30\""
     );
     // An envelope without a kind is read as the endpoint's kind.
     let bare = envelope("", "", &message(&[(1, message(&[(1, b"p".to_vec())]))]));
@@ -543,4 +560,52 @@ fn body_errors_name_the_kinds() {
         decode_body(&bare, target).expect("defaults"),
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})
     );
+}
+
+/// `kubectl create deployment` sends protobuf in which every value field is present: its
+/// zeros must not appear in the stored Deployment, while `replicas: 0` (a pointer) stays.
+#[test]
+fn a_deployment_decodes_without_its_value_fields_zeros() {
+    let sent = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "generation": 0},
+        "spec": {"replicas": 0, "minReadySeconds": 0, "paused": false,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}, "generation": 0},
+                "spec": {"containers": [{"name": "c", "image": "x", "stdin": false}],
+                    "hostNetwork": false}}}});
+    let bytes = encode_object(&sent).expect("encodes");
+    let value = decode_object(&bytes).expect("decodes");
+    assert_eq!(
+        value,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 0,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "x"}]}}}})
+    );
+}
+
+/// A Job round-trips through protobuf; the zeros of its status counts (Go values) drop out,
+/// while `ready: 0` (a pointer) stays.
+#[test]
+fn a_job_decodes_without_its_status_counts_zeros() {
+    let sent = json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "pi"},
+        "spec": {"completions": 3, "parallelism": 2, "backoffLimit": 6, "suspend": false,
+            "completionMode": "NonIndexed", "activeDeadlineSeconds": 30,
+            "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u"}},
+            "template": {"metadata": {"labels": {"batch.kubernetes.io/controller-uid": "u"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]}}},
+        "status": {"active": 0, "succeeded": 2, "failed": 0, "ready": 0,
+            "startTime": "2024-01-01T00:00:00Z",
+            "conditions": [{"type": "Complete", "status": "True", "reason": "CompletionsReached",
+                "lastTransitionTime": "2024-01-01T00:00:10Z"}]}});
+    let bytes = encode_object(&sent).expect("encodes");
+    let value = decode_object(&bytes).expect("decodes");
+    let mut want = sent.clone();
+    let status = want["status"].as_object_mut().expect("status");
+    status.remove("active");
+    status.remove("failed");
+    assert_eq!(value, want);
 }

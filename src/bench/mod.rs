@@ -1,0 +1,406 @@
+//! `rkube bench`: brings up a cluster of its own on a fresh etcd data directory and measures
+//! it against the physical floor in the same run — raw etcd for the API workloads, Docker
+//! driven directly for Pod start-up — then prints one table of absolute figures, ratios and
+//! goals, and plots the latency distributions.
+//!
+//! The load generator is in this binary and speaks HTTP/2 over TLS with the admin
+//! certificate (`load.rs`), on loopback only; every workload is bounded in count and time.
+//! `--quick` runs every workload at a small size: a smoke run that keeps the bench working,
+//! not a measurement.
+
+pub mod api;
+pub mod load;
+pub mod measure;
+pub mod pods;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tokio_util::task::TaskTracker;
+
+use crate::cluster::up::{self, UpOptions};
+use measure::{cpu_time, rss_bytes};
+use report::{Report, Row};
+
+/// The image every bench Pod runs: a static busybox imported into Docker by the bench itself.
+pub const IMAGE: &str = "rkube-bench/busybox:1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error(transparent)]
+    Load(#[from] load::LoadError),
+    #[error("etcd: {0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("decoding a response: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("Docker: {0}")]
+    Runtime(#[from] crate::kubelet::runtime::RuntimeError),
+    #[error(transparent)]
+    Up(#[from] up::UpError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Wrong(String),
+}
+
+/// How much each workload does.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    /// Creates at each concurrency: `(clients, count)`.
+    pub creates: [(usize, usize); 3],
+    pub gets: usize,
+    pub lists: usize,
+    pub watchers: usize,
+    pub watch_rate: u32,
+    pub watch_secs: f64,
+    pub nodes: usize,
+    pub pending: usize,
+    pub starts: usize,
+    pub burst: usize,
+    pub churn_bursts: usize,
+    pub churn_pods: usize,
+    pub idle_secs: f64,
+}
+
+impl Sizes {
+    pub fn full() -> Self {
+        Self {
+            creates: [(1, 1000), (16, 3000), (64, 5999)],
+            gets: 2000,
+            lists: 20,
+            watchers: 1000,
+            watch_rate: 500,
+            watch_secs: 5.0,
+            nodes: 1000,
+            pending: 10_000,
+            starts: 50,
+            burst: 100,
+            churn_bursts: 3,
+            churn_pods: 3000,
+            idle_secs: 10.0,
+        }
+    }
+
+    pub fn quick() -> Self {
+        Self {
+            creates: [(1, 50), (16, 100), (64, 149)],
+            gets: 100,
+            lists: 3,
+            watchers: 20,
+            watch_rate: 100,
+            watch_secs: 1.0,
+            nodes: 20,
+            pending: 200,
+            starts: 3,
+            burst: 5,
+            churn_bursts: 1,
+            churn_pods: 100,
+            idle_secs: 1.0,
+        }
+    }
+
+    /// The Pods the create workload leaves for the reads (its own sample included).
+    pub fn list_pods(&self) -> usize {
+        1 + self.creates.iter().map(|(_, n)| n).sum::<usize>()
+    }
+}
+
+/// The cluster's own processes, by the word their command line carries.
+#[derive(Debug, Clone)]
+pub struct Components {
+    pids: Vec<(String, u32)>,
+}
+
+impl Components {
+    fn from_state(state: &up::State) -> Self {
+        Self {
+            pids: state
+                .processes
+                .iter()
+                .filter(|p| p.marker != "etcd")
+                .map(|p| (p.marker.clone(), p.pid))
+                .collect(),
+        }
+    }
+
+    pub fn pid(&self, marker: &str) -> Option<u32> {
+        self.pids.iter().find(|(m, _)| m == marker).map(|(_, p)| *p)
+    }
+
+    /// Each component's resident memory.
+    pub fn rss(&self) -> BTreeMap<String, u64> {
+        self.pids
+            .iter()
+            .map(|(m, p)| (m.clone(), rss_bytes(*p)))
+            .collect()
+    }
+
+    /// Each component's CPU time so far.
+    pub fn cpu(&self) -> BTreeMap<String, Duration> {
+        self.pids
+            .iter()
+            .map(|(m, p)| (m.clone(), cpu_time(*p)))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub quick: bool,
+    /// Where the table (`bench.md`) and the plot (`bench.png`) are written.
+    pub out: PathBuf,
+}
+
+/// A cluster the bench brought up, brought down and deleted when dropped.
+struct OwnCluster {
+    options: UpOptions,
+    dir: PathBuf,
+}
+
+impl OwnCluster {
+    fn new(dir: &Path, name: &str, config: Option<PathBuf>) -> Result<Self, BenchError> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|source| BenchError::Io {
+                what: "cannot find a free port".into(),
+                source,
+            })?
+            .port();
+        let dir = dir.join(name);
+        Ok(Self {
+            options: UpOptions {
+                config,
+                name: Some(name.to_string()),
+                state_dir: dir.join("state"),
+                certs_dir: dir.join("certs"),
+                kubeconfig: dir.join("kubeconfig"),
+                port,
+                bind_address: "127.0.0.1".into(),
+            },
+            dir,
+        })
+    }
+
+    async fn up(&self) -> Result<(up::State, Duration), BenchError> {
+        let t = Instant::now();
+        let state = up::up(&self.options).await?;
+        Ok((state, t.elapsed()))
+    }
+
+    async fn down(self) {
+        if let Err(e) = up::down(&self.options, true).await {
+            eprintln!("warning: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A KV client that takes a range answer of any size (gRPC's default limit is 4 MiB, less
+/// than 10,000 Pods).
+fn whole_ranges(etcd: &etcd_client::Client) -> etcd_client::KvClient {
+    etcd.kv_client()
+        .max_decoding_message_size(i32::MAX as usize)
+}
+
+fn ensure_image() -> Result<(), BenchError> {
+    let present = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source| BenchError::Io { what, source }
+    };
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.exists() {
+        return Err(BenchError::Wrong(
+            "the bench's image is made from a static busybox: install Debian's busybox-static (scripts/lib.sh does)".into(),
+        ));
+    }
+    let dir = std::env::temp_dir().join(format!("rkube-bench-image-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("bin")).map_err(io("cannot make the image's tree"))?;
+    std::fs::create_dir_all(dir.join("tmp")).map_err(io("cannot make the image's tree"))?;
+    std::fs::copy(busybox, dir.join("bin/busybox")).map_err(io("cannot copy busybox"))?;
+    for applet in ["sh", "sleep"] {
+        std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet))
+            .map_err(io("cannot link an applet"))?;
+    }
+    let tar = dir.join("image.tar");
+    let made = Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&tar)
+        .args(["bin", "tmp"])
+        .status()
+        .map_err(io("cannot run tar"))?
+        .success()
+        && Command::new("docker")
+            .args(["import", "-c", "ENV PATH=/bin"])
+            .arg(&tar)
+            .arg(IMAGE)
+            .output()
+            .map_err(io("cannot run docker import"))?
+            .status
+            .success();
+    let _ = std::fs::remove_dir_all(&dir);
+    if made {
+        Ok(())
+    } else {
+        Err(BenchError::Wrong(format!(
+            "cannot import {IMAGE} into Docker"
+        )))
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0.0, |kib| kib as f64 / (1024.0 * 1024.0));
+    let build = if cfg!(debug_assertions) {
+        "debug build"
+    } else {
+        "release build"
+    };
+    format!(
+        "{} on {cores} cores of {cpu}, {memory:.0} GiB, {build}, {}",
+        env!("CARGO_PKG_NAME"),
+        jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+const THREE_NODES: &str = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n- role: worker\n";
+
+/// Runs every workload and writes the report; fails if a workload could not run (a goal
+/// missed is reported, not an error).
+pub async fn run(options: &BenchOptions) -> Result<Report, BenchError> {
+    let sizes = if options.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    ensure_image()?;
+    let scratch = std::env::temp_dir().join(format!("rkube-bench-{}", std::process::id()));
+    let io = |what: String| move |source| BenchError::Io { what, source };
+    std::fs::create_dir_all(&scratch)
+        .map_err(io(format!("cannot create {}", scratch.display())))?;
+    let config = scratch.join("three-nodes.yaml");
+    std::fs::write(&config, THREE_NODES)
+        .map_err(io(format!("cannot write {}", config.display())))?;
+    let mut report = Report::default();
+    let id = std::process::id();
+
+    // `rkube up` to Ready: three nodes first (then down), then the one-node cluster the
+    // other workloads run on.
+    let three = OwnCluster::new(&scratch, &format!("bench3n{id}"), Some(config))?;
+    let three_up = three.up().await;
+    three.down().await;
+    let (_, three_up) = three_up?;
+    let cluster = OwnCluster::new(&scratch, &format!("bench{id}"), None)?;
+    let result = run_on(&cluster, three_up, &sizes, &mut report).await;
+    cluster.down().await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result?;
+
+    std::fs::create_dir_all(&options.out)
+        .map_err(io(format!("cannot create {}", options.out.display())))?;
+    let table = report.markdown(&machine());
+    let md = options.out.join("bench.md");
+    std::fs::write(&md, &table).map_err(io(format!("cannot write {}", md.display())))?;
+    let png = options.out.join("bench.png");
+    report.plot(&png).map_err(BenchError::Wrong)?;
+    println!("\n{table}");
+    println!(
+        "Wrote {} and {}; {} goal(s) missed.",
+        md.display(),
+        png.display(),
+        report.missed()
+    );
+    Ok(report)
+}
+
+async fn run_on(
+    cluster: &OwnCluster,
+    three_up: Duration,
+    sizes: &Sizes,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let (state, one_up) = cluster.up().await?;
+    report.push(
+        Row::figures(
+            "`rkube up` to Ready, one node / three nodes",
+            format!(
+                "{:.2} s / {:.2} s",
+                one_up.as_secs_f64(),
+                three_up.as_secs_f64()
+            ),
+            "kind: 12–17 s".into(),
+            None,
+        )
+        .goal(
+            "≤ 0.4 s / ≤ 0.8 s".into(),
+            one_up <= Duration::from_millis(400) && three_up <= Duration::from_millis(800),
+        ),
+    );
+    let components = Components::from_state(&state);
+    let tasks = TaskTracker::new();
+    let api = load::Api::connect(&state.server, &cluster.options.certs_dir, 4, &tasks).await?;
+    let etcd = etcd_client::Client::connect([state.etcd_url.as_str()], None).await?;
+    let idle = components.rss();
+    let total: u64 = idle.values().sum();
+    report.push(
+        Row::figures(
+            "idle, no Pods: memory",
+            format!(
+                "{:.1} MB ({})",
+                total as f64 / 1e6,
+                idle.iter()
+                    .map(|(n, b)| format!("{n} {:.1} MB", *b as f64 / 1e6))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            String::new(),
+            None,
+        )
+        .goal("≤ 40 MB together".into(), total <= 40_000_000),
+    );
+
+    println!("Creating, reading and listing Pods ...");
+    api::creates(&api, &etcd, sizes, report).await?;
+    api::reads(&api, &etcd, sizes, report).await?;
+    pods::cache_ratio(&etcd, &components, report).await?;
+    pods::delete_all(&api, api::NAMESPACE).await?;
+    println!("Watching ...");
+    let apiserver = components.pid("apiserver").unwrap_or(0);
+    api::watch_fan_out(&api, &etcd, apiserver, sizes, &tasks, report).await?;
+    println!("Starting Pods on the node ...");
+    pods::on_the_node(&api, &state.cluster, &components, sizes, report).await?;
+    println!("Scheduling onto Node objects ...");
+    pods::control_plane(&api, &etcd, &components, &idle, sizes, report).await?;
+    tasks.close();
+    Ok(())
+}
