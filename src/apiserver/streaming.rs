@@ -272,14 +272,35 @@ pub async fn connect(
         let (Ok(client), Ok(kubelet)) = tokio::join!(client_upgrade, kubelet_upgrade) else {
             return;
         };
-        let mut client = TokioIo::new(client);
-        let mut kubelet = TokioIo::new(kubelet);
         tokio::select! {
-            _ = tokio::io::copy_bidirectional(&mut client, &mut kubelet) => {}
+            () = splice(TokioIo::new(client), TokioIo::new(kubelet)) => {}
             () = shutdown.cancelled() => {}
         }
     });
     Ok(out)
+}
+
+/// Joins two connections. Each direction is copied until its source ends, an error counting
+/// as an end, and then its destination is shut down (flushing what it holds); the join is over
+/// when both directions are. A failure in one direction therefore never discards the bytes the
+/// other has yet to deliver, as a joint copy that stops at the first error would.
+async fn splice<A, B>(a: A, b: B)
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    use tokio::io::AsyncWriteExt as _;
+    let (mut a_read, mut a_write) = tokio::io::split(a);
+    let (mut b_read, mut b_write) = tokio::io::split(b);
+    let forth = async {
+        let _ = tokio::io::copy(&mut a_read, &mut b_write).await;
+        let _ = b_write.shutdown().await;
+    };
+    let back = async {
+        let _ = tokio::io::copy(&mut b_read, &mut a_write).await;
+        let _ = a_write.shutdown().await;
+    };
+    tokio::join!(forth, back);
 }
 
 fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
@@ -372,5 +393,79 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// One side whose reads give some bytes and then fail, and which keeps what is written to
+    /// it.
+    struct Failing {
+        reads: std::collections::VecDeque<std::io::Result<&'static [u8]>>,
+        written: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    }
+
+    impl tokio::io::AsyncRead for Failing {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(match self.reads.pop_front() {
+                Some(Ok(bytes)) => {
+                    buf.put_slice(bytes);
+                    Ok(())
+                }
+                Some(Err(e)) => Err(e),
+                None => Ok(()),
+            })
+        }
+    }
+
+    impl tokio::io::AsyncWrite for Failing {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.written.lock().unwrap().extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_direction_leaves_the_other_to_finish() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let written = std::sync::Arc::default();
+        let kubelet = Failing {
+            reads: [
+                Ok(&b"hello"[..]),
+                Err(std::io::ErrorKind::UnexpectedEof.into()),
+            ]
+            .into(),
+            written: std::sync::Arc::clone(&written),
+        };
+        let (mut client, proxied) = tokio::io::duplex(1024);
+        let joined = tokio::spawn(splice(proxied, kubelet));
+        // The kubelet's side ended (badly) after its bytes: the client gets them, then its end.
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"hello");
+        // The client's direction is still open, and what it sends still arrives.
+        client.write_all(b"world").await.unwrap();
+        client.shutdown().await.unwrap();
+        joined.await.unwrap();
+        assert_eq!(*written.lock().unwrap(), b"world");
     }
 }

@@ -202,16 +202,16 @@ async fn secrets_of_every_type_are_validated_as_upstream() {
 async fn pods_take_their_environment_from_config_maps_and_secrets() {
     use crate::up::{UpCluster, TEST_IMAGE};
     let cluster = UpCluster::start(None);
-    let book = |file: &str| {
-        let path = format!("{}/cm/{file}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
-            .replace(
-                "image: alpine",
-                &format!("image: {TEST_IMAGE}\n    imagePullPolicy: Never"),
-            )
+    // The chapter's two Pods (`alpine-env.yml`, `alpine-env-all.yml`), its `alpine` image
+    // replaced by the local test image: one names each key, the other takes the whole map.
+    let pod = |name: &str, env: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: alpine\n    image: {TEST_IMAGE}\n    imagePullPolicy: Never\n    command: [\"sleep\"]\n    args: [\"100000\"]\n{env}"
+        )
     };
-    cluster.apply(&book("alpine-env.yml"));
+    let keys = "    env:\n    - name: something\n      valueFrom:\n        configMapKeyRef:\n          name: my-config\n          key: something\n    - name: weather\n      valueFrom:\n        configMapKeyRef:\n          name: my-config\n          key: weather\n";
+    let whole = "    envFrom:\n    - configMapRef:\n        name: my-config\n";
+    cluster.apply(&pod("alpine-env", keys));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let waiting = loop {
         let reason = cluster.kubectl_ok(&[
@@ -261,8 +261,7 @@ async fn pods_take_their_environment_from_config_maps_and_secrets() {
         "{env}"
     );
 
-    let all = book("alpine-env-all.yml").replace("name: alpine-env", "name: alpine-env-all");
-    cluster.apply(&all);
+    cluster.apply(&pod("alpine-env-all", whole));
     cluster.kubectl_ok(&[
         "wait",
         "--for=condition=Ready",

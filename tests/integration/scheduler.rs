@@ -127,10 +127,12 @@ async fn pod_that_fits_nowhere_waits_with_upstreams_message_until_a_node_has_roo
         .await
         .expect("created");
     let expected = "0/2 nodes are available: 1 Insufficient memory, 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }.";
+    // The scheduler may try the Pod before its watch has brought the second Node (it then says
+    // "0/1 nodes"); that Node's arrival is a cluster change, so it tries again and says it all.
     let mut events = String::new();
-    for _ in 0..100 {
+    for _ in 0..400 {
         events = cluster.kubectl_ok(&["get", "events"]);
-        if events.contains("FailedScheduling") {
+        if events.contains(expected) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -147,9 +149,11 @@ async fn pod_that_fits_nowhere_waits_with_upstreams_message_until_a_node_has_roo
     let status = cluster.kubectl_ok(&["get", "pod", "big", "-o", "jsonpath={.status.conditions[0].type} {.status.conditions[0].status} {.status.conditions[0].reason}"]);
     assert_eq!(status, "PodScheduled False Unschedulable");
 
+    // The new Node moves the Pod out of the unschedulable set; it is tried again once its
+    // backoff (1 s doubled per failed attempt, at most 10 s, as upstream) has passed.
     add_node(&client, node("large", "4", "16Gi", json!({}))).await;
     assert_eq!(
-        wait_bound(&pods, "big", Duration::from_secs(1)).await,
+        wait_bound(&pods, "big", Duration::from_secs(15)).await,
         "large"
     );
 }

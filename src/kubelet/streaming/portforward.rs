@@ -198,6 +198,7 @@ async fn forward(mut error: spdy::Stream, mut data: spdy::Stream, target: IpAddr
         },
         _ => Err(format!("invalid port {port:?}")),
     };
+    tracing::debug!(?result, "a forwarded connection ended");
     if let Err(message) = result {
         let _ = error.write_all(message.as_bytes()).await;
         data.reset();

@@ -44,6 +44,10 @@ pub const MAX_FRAME: usize = 1 << 20;
 pub const STREAM_DEPTH: usize = 16;
 /// The largest DATA frame this side writes.
 const MAX_WRITE: usize = 32 * 1024;
+/// The most bytes of queued frames the writer puts in one write, and the largest WebSocket
+/// message a [`Tunnel`] sends: well under the WebSocket's write buffer (1 MiB), which refuses
+/// a message that would not fit.
+const MAX_BATCH: usize = 256 * 1024;
 
 /// The words of the SPDY/3 header compression dictionary (draft-mbelshe-httpbis-spdy-00
 /// §2.6.10.1), each written with a 4-byte length before it, then [`DICTIONARY_TAIL`] as is.
@@ -496,12 +500,23 @@ async fn write_frames<W: AsyncWrite + Unpin>(
         {
             let mut codec = codec.lock().unwrap_or_else(|e| e.into_inner());
             encode(&frame, &mut codec, &mut buf);
-            // Whatever else is queued goes in the same write.
-            while let Ok(frame) = frames.try_recv() {
+            // Whatever else is queued goes in the same write, up to a bound: the streams keep
+            // queueing while this drains, so without one a batch could grow without end.
+            while buf.len() < MAX_BATCH {
+                let Ok(frame) = frames.try_recv() else { break };
                 encode(&frame, &mut codec, &mut buf);
             }
         }
-        if write.write_all(&buf).await.is_err() || write.flush().await.is_err() {
+        if let Err(e) = async {
+            write.write_all(&buf).await?;
+            write.flush().await
+        }
+        .await
+        {
+            // The session cannot go on without its writer: it ends, so the client sees the
+            // connection close instead of waiting on streams that will never move again.
+            tracing::debug!(error = %e, "a SPDY session's writer failed");
+            stop.cancel();
             return;
         }
         buf.clear();
@@ -672,10 +687,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Tunnel<S> {
         use futures::Sink as _;
         use tokio_tungstenite::tungstenite::Message;
         ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(io::Error::other)?;
+        let n = buf.len().min(MAX_BATCH);
         Pin::new(&mut self.ws)
-            .start_send(Message::Binary(Bytes::copy_from_slice(buf)))
+            .start_send(Message::Binary(Bytes::copy_from_slice(&buf[..n])))
             .map_err(io::Error::other)?;
-        Poll::Ready(Ok(buf.len()))
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -876,5 +892,34 @@ pub(crate) mod tests {
                 .await
                 .expect("the session ends");
         }
+    }
+
+    /// A write larger than the WebSocket's write buffer goes out in messages that fit, all
+    /// of it, to a peer that reads slowly.
+    #[tokio::test]
+    async fn a_tunnel_splits_a_large_write_into_messages_that_fit() {
+        use futures::StreamExt as _;
+        let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let ws = super::super::websocket::server(server_io).await;
+            let mut tunnel = Tunnel::new(ws);
+            tunnel.write_all(&vec![7u8; 3 << 20]).await.unwrap();
+            tunnel.flush().await.unwrap();
+        });
+        let mut client = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            client_io,
+            tokio_tungstenite::tungstenite::protocol::Role::Client,
+            None,
+        )
+        .await;
+        let mut received = 0;
+        while received < 3 << 20 {
+            let message = client.next().await.unwrap().unwrap();
+            assert!(message.len() <= MAX_BATCH, "{}", message.len());
+            received += message.len();
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(received, 3 << 20);
+        server.await.unwrap();
     }
 }

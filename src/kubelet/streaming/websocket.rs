@@ -28,6 +28,8 @@ const CLOSE: u8 = 255;
 
 /// Largest message accepted from a client: kubectl sends stdin in chunks of a few KiB.
 const MAX_MESSAGE: usize = 1 << 20;
+/// How long a finished session waits for the client to answer its close.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The protocol a request asks to upgrade to (`websocket`, `SPDY/3.1`), when it asks properly:
 /// `Connection` must name `Upgrade` (RFC 9110 §7.8).
@@ -160,7 +162,7 @@ pub async fn remotecommand<S>(
         }
         sink
     };
-    let reader = async move {
+    let reader = async {
         while let Some(Ok(message)) = stream.next().await {
             let data = match message {
                 Message::Binary(data) => data,
@@ -193,6 +195,14 @@ pub async fn remotecommand<S>(
         let _ = sink.send(Message::Close(Some(close))).await;
     }
     let _ = sink.close().await;
+    // The client answers the close. Reading its answer before the connection goes means the
+    // connection ends with a FIN: closed with bytes unread, it would end with a reset, and a
+    // reset may make the API server drop output it has received but not yet passed on.
+    let answered = async { while let Some(Ok(_)) = stream.next().await {} };
+    let _ = tokio::time::timeout(CLOSE_GRACE, answered).await;
+    if let Ok(mut ws) = sink.reunite(stream) {
+        let _ = tokio::io::AsyncWriteExt::shutdown(ws.get_mut()).await;
+    }
 }
 
 #[cfg(test)]
