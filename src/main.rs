@@ -126,6 +126,19 @@ struct ApiserverArgs {
     /// The most memory the watch cache's history of each resource may hold, in MiB.
     #[arg(long, default_value_t = rkube::storage::DEFAULT_HISTORY_MIB)]
     watch_cache_history_mib: usize,
+    /// The PEM public key that verifies service account tokens.
+    #[arg(long)]
+    service_account_key_file: Option<PathBuf>,
+    /// The PEM private key (ECDSA P-256) that signs service account tokens; without it the
+    /// TokenRequest API is not served.
+    #[arg(long)]
+    service_account_signing_key_file: Option<PathBuf>,
+    /// The issuer (`iss`) of service account tokens.
+    #[arg(long, default_value = rkube::apiserver::tokens::DEFAULT_ISSUER)]
+    service_account_issuer: String,
+    /// The audiences a token must name to be accepted (default: the issuer).
+    #[arg(long, value_delimiter = ',')]
+    api_audiences: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -161,6 +174,10 @@ struct ControllerManagerArgs {
     /// How long a Node may stay silent before it is marked unknown and tainted unreachable.
     #[arg(long, default_value = "50s", value_parser = parse_duration)]
     node_monitor_grace_period: Duration,
+    /// The CA bundle published in every namespace as the ConfigMap `kube-root-ca.crt`
+    /// (default: the certificate authority of the kubeconfig's cluster).
+    #[arg(long)]
+    root_ca_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -322,6 +339,12 @@ async fn run() -> anyhow::Result<()> {
                     idle_timeout: args.idle_connection_timeout,
                 },
                 history_bytes: args.watch_cache_history_mib.saturating_mul(1 << 20),
+                tokens: std::sync::Arc::new(rkube::apiserver::tokens::Tokens::load(
+                    args.service_account_key_file.as_deref(),
+                    args.service_account_signing_key_file.as_deref(),
+                    &args.service_account_issuer,
+                    &args.api_audiences,
+                )?),
             };
             if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
                 tracing::warn!(error = %e, "jemalloc's background thread did not start: freed memory returns more slowly");
@@ -362,6 +385,10 @@ async fn run() -> anyhow::Result<()> {
                     monitor_period: args.node_monitor_period,
                     grace_period: args.node_monitor_grace_period,
                 },
+                root_ca: controller::serviceaccounts::root_ca(
+                    args.root_ca_file.as_deref(),
+                    &args.kubeconfig,
+                )?,
             };
             controller::run(client, config, shutdown).await?;
         }

@@ -1323,7 +1323,13 @@ mod tests {
             // The garbage collector's role: any object read, changed or deleted, none made.
             (&kcm, attrs("get", "leases", "default", "other"), true),
             (&kcm, attrs("update", "pods", "default", "p"), true),
-            (&kcm, attrs("create", "configmaps", "default", ""), false),
+            // The root CA publisher's and the service account controller's rights.
+            (&kcm, attrs("create", "configmaps", "default", ""), true),
+            (
+                &kcm,
+                attrs("create", "serviceaccounts", "default", ""),
+                true,
+            ),
             (
                 &kcm,
                 attrs("create", "pods/eviction", "default", "p"),

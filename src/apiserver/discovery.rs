@@ -57,6 +57,12 @@ fn subresource(info: &ResourceInfo, sub: &str) -> Option<Subresource> {
             kind: "Eviction",
             verbs: &["create"],
         },
+        "token" => Subresource {
+            group: "authentication.k8s.io",
+            version: "v1",
+            kind: "TokenRequest",
+            verbs: &["create"],
+        },
         "exec" => core("PodExecOptions", &["create", "get"]),
         "attach" => core("PodAttachOptions", &["create", "get"]),
         "portforward" => core("PodPortForwardOptions", &["create", "get"]),

@@ -194,6 +194,14 @@ impl Drop for Busy {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Serves one request through the filters, then the handler.
 pub async fn serve(
     server: Arc<Server>,
@@ -204,6 +212,13 @@ pub async fn serve(
 ) -> Response<Body> {
     let busy = Busy::new(&conn);
     let version = req.version();
+    // A client certificate wins; without one, a bearer token may stand for a service account
+    // (upstream's union authenticator tries x509 first too).
+    let user = match (user, bearer_token(req.headers())) {
+        (Some(user), _) => Some(user),
+        (None, Some(token)) => server.tokens.authenticate(&server.registry, token).await,
+        (None, None) => None,
+    };
     let Some(user) = user else {
         // No credentials: answer 401 and do not keep the connection for more attempts.
         conn.close.cancel();

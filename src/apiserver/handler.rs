@@ -882,6 +882,17 @@ async fn resource_request(
             let ok = crate::registry::eviction::create(&store, &ns, &path.name, &options).await?;
             Ok(encode(StatusCode::CREATED, &ok, output.plain(), &[]))
         }
+        ("create", "token") if info.plural == "serviceaccounts" => {
+            let (bytes, ct) = read_body(req).await?;
+            options::write_options(&query, WriteKind::Create)?;
+            let body = parse_object(&bytes, &ct, ("authentication.k8s.io/v1", "TokenRequest"))?;
+            let account = store.get(&ns, &path.name).await?;
+            let issued = server
+                .tokens
+                .request(&server.registry, &account, body.object)
+                .await?;
+            Ok(encode(StatusCode::CREATED, &issued, output.plain(), &[]))
+        }
         ("get", "scale") => {
             let obj = store.get(&ns, &path.name).await?;
             let scale = crate::registry::replicasets::scale_of(&obj);

@@ -21,6 +21,7 @@ mod request;
 mod resource_metrics;
 mod streaming;
 mod table;
+pub mod tokens;
 
 mod watch;
 
@@ -62,6 +63,8 @@ pub struct Config {
     pub limits: filters::Limits,
     /// The most memory the watch cache's history of each resource may hold.
     pub history_bytes: usize,
+    /// Service account tokens: the keys that sign and verify them, issuer and audiences.
+    pub tokens: Arc<tokens::Tokens>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +97,8 @@ pub struct Server {
     pub inflight: filters::InFlight,
     /// The RBAC objects the authorizer decides from, kept current by watches.
     pub rbac: Arc<rbac::RbacView>,
+    /// Issues service account tokens and authenticates requests bearing them.
+    pub tokens: Arc<tokens::Tokens>,
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled.
@@ -164,6 +169,7 @@ pub async fn run(
         inflight: filters::InFlight::new(&config.limits),
         limits: config.limits.clone(),
         rbac: rbac_view,
+        tokens: config.tokens.clone(),
     });
     tracker.spawn(registry::namespace_finalizer::run(
         server.registry.stores().to_vec(),

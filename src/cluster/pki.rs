@@ -229,3 +229,36 @@ impl Ca {
         self.issue_client(dir, "controller-manager", CONTROLLER_MANAGER_USER, &[])
     }
 }
+/// Writes a new ECDSA P-256 key pair that signs service account tokens (`key`, PKCS#8) and
+/// verifies them (`public`, SPKI), unless both exist already (kubeadm's `sa.key`, `sa.pub`).
+pub fn service_account_key_pair(key: &Path, public: &Path) -> Result<(), PkiError> {
+    if key.exists() && public.exists() {
+        return Ok(());
+    }
+    let pair = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    write_file(key, pair.serialize_pem().as_bytes(), true)?;
+    write_file(public, pair.public_key_pem().as_bytes(), false)?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_account_key_pair_is_made_once_and_kept_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let (key, public) = (dir.path().join("sa.key"), dir.path().join("sa.pub"));
+        service_account_key_pair(&key, &public).unwrap();
+        let first = std::fs::read(&key).unwrap();
+        assert!(String::from_utf8_lossy(&first).starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o077,
+            0
+        );
+        service_account_key_pair(&key, &public).unwrap();
+        assert_eq!(std::fs::read(&key).unwrap(), first);
+    }
+}

@@ -397,6 +397,10 @@ async fn start(
         &[],
     )?;
     let controller_manager = ca.issue_controller_manager(&options.certs_dir)?;
+    // The key pair that signs and verifies service account tokens (kubeadm's sa.key, sa.pub).
+    let service_account_key = options.certs_dir.join("sa.key");
+    let service_account_public = options.certs_dir.join("sa.pub");
+    pki::service_account_key_pair(&service_account_key, &service_account_public)?;
     done(t);
 
     let etcd_bin = which("etcd").ok_or_else(|| {
@@ -520,6 +524,10 @@ async fn start(
         certs(&kubelet_client.key),
         "--kubelet-certificate-authority".into(),
         certs(&options.certs_dir.join("ca.crt")),
+        "--service-account-key-file".into(),
+        certs(&service_account_public),
+        "--service-account-signing-key-file".into(),
+        certs(&service_account_key),
     ];
     let apiserver_pid = spawn_detached(&exe, &args, &apiserver_log)?;
     state.processes.push(ProcessRecord {
@@ -570,6 +578,8 @@ async fn start(
         "controller-manager".into(),
         "--kubeconfig".into(),
         certs(&controller_manager_kubeconfig),
+        "--root-ca-file".into(),
+        certs(&options.certs_dir.join("ca.crt")),
     ];
     let pid = spawn_detached(&exe, &args, &log)?;
     state.processes.push(ProcessRecord {

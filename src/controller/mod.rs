@@ -1,6 +1,7 @@
 //! The controller manager: the controllers that keep the cluster's objects consistent with
-//! each other (the ReplicaSet, Deployment and Job controllers, the garbage collector and the
-//! Pod garbage collector), behind one leader election.
+//! each other (the ReplicaSet, Deployment and Job controllers, node lifecycle, the garbage
+//! collector and the Pod garbage collector, and what every namespace is given: its `default`
+//! ServiceAccount and the `kube-root-ca.crt` ConfigMap), behind one leader election.
 //!
 //! # Why its own process
 //!
@@ -29,6 +30,7 @@ pub mod leaderelection;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod serviceaccounts;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -87,6 +89,8 @@ pub struct ControllerManagerConfig {
     pub leader_election: Option<LeaderElectionConfig>,
     pub pod_gc: PodGcConfig,
     pub node_lifecycle: nodelifecycle::NodeLifecycleConfig,
+    /// The CA bundle published in every namespace as `kube-root-ca.crt`.
+    pub root_ca: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +149,7 @@ async fn run_controllers(
             config.node_lifecycle.clone(),
             shutdown.clone()
         ),
+        serviceaccounts::run(client.clone(), config.root_ca.clone(), shutdown.clone()),
         garbagecollector::run(client, shutdown),
     );
 }

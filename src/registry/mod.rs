@@ -26,6 +26,7 @@ pub mod podtemplates;
 pub mod rbac;
 pub mod replicasets;
 pub mod secrets;
+pub mod serviceaccounts;
 mod store;
 #[cfg(test)]
 mod store_tests;
@@ -53,6 +54,7 @@ pub fn kinds(event_ttl: std::time::Duration) -> Vec<std::sync::Arc<dyn Strategy>
         std::sync::Arc::new(podtemplates::PodTemplateStrategy),
         std::sync::Arc::new(configmaps::ConfigMapStrategy),
         std::sync::Arc::new(secrets::SecretStrategy),
+        std::sync::Arc::new(serviceaccounts::ServiceAccountStrategy),
         std::sync::Arc::new(deployments::DeploymentStrategy),
         std::sync::Arc::new(replicasets::ReplicaSetStrategy),
         std::sync::Arc::new(jobs::JobStrategy),
@@ -221,6 +223,7 @@ typed_kind_object!(
     k8s_openapi::api::core::v1::PodTemplate,
     k8s_openapi::api::core::v1::ConfigMap,
     k8s_openapi::api::core::v1::Secret,
+    k8s_openapi::api::core::v1::ServiceAccount,
     k8s_openapi::api::apps::v1::ReplicaSet,
     k8s_openapi::api::apps::v1::Deployment,
     k8s_openapi::api::batch::v1::Job,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, PodTemplate};
 use kube::api::{
     DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
@@ -317,12 +317,13 @@ async fn the_controller_manager_identity_may_only_do_what_its_controllers_need()
             .await
             .map(|_| ())
     ));
-    // The garbage collector's role reads, changes and deletes any object, but creates none.
-    let config: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": "made-by-cm"}})).expect("configmap");
+    // The garbage collector's role reads, changes and deletes any object, but creates none
+    // (ConfigMaps it may create, as the root CA publisher; PodTemplates no controller makes).
+    let template: PodTemplate =
+        serde_json::from_value(json!({"metadata": {"name": "made-by-cm"}})).expect("template");
     assert!(refused(
-        Api::<ConfigMap>::namespaced(cm.clone(), "default")
-            .create(&PostParams::default(), &config)
+        Api::<PodTemplate>::namespaced(cm.clone(), "default")
+            .create(&PostParams::default(), &template)
             .await
             .map(|_| ())
     ));

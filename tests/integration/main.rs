@@ -31,6 +31,7 @@ mod rbac;
 mod replicasets;
 mod scale;
 mod scheduler;
+mod serviceaccounts;
 mod streaming;
 mod top;
 mod up;

@@ -46,6 +46,7 @@ fn add_kind(gen: &mut SchemaGenerator, gvk: Gvk) -> Option<String> {
         ("", "v1", "PodTemplate") => add::<core::v1::PodTemplate>(gen),
         ("", "v1", "ConfigMap") => add::<core::v1::ConfigMap>(gen),
         ("", "v1", "Secret") => add::<core::v1::Secret>(gen),
+        ("", "v1", "ServiceAccount") => add::<core::v1::ServiceAccount>(gen),
         ("", "v1", "Event") => add::<core::v1::Event>(gen),
         ("", "v1", "Node") => add::<core::v1::Node>(gen),
         ("", "v1", "Binding") => add::<core::v1::Binding>(gen),

@@ -20,6 +20,9 @@ pub static KINDS: &[(&str, &str, &str)] = &[
     ("v1", "ConfigMapList", "core.v1.ConfigMapList"),
     ("v1", "Secret", "core.v1.Secret"),
     ("v1", "SecretList", "core.v1.SecretList"),
+    ("v1", "ServiceAccount", "core.v1.ServiceAccount"),
+    ("v1", "ServiceAccountList", "core.v1.ServiceAccountList"),
+    ("authentication.k8s.io/v1", "TokenRequest", "authentication.v1.TokenRequest"),
     ("coordination.k8s.io/v1", "Lease", "coordination.v1.Lease"),
     ("coordination.k8s.io/v1", "LeaseList", "coordination.v1.LeaseList"),
     ("policy/v1", "Eviction", "policy.v1.Eviction"),
@@ -125,6 +128,12 @@ pub static MESSAGES: &[Message] = &[
         one(1, "maxUnavailable", IntOrString),
         one(2, "maxSurge", IntOrString),
     ]),
+    msg("authentication.v1.BoundObjectReference", &[
+        one(1, "kind", Str),
+        one(2, "apiVersion", Str),
+        one(3, "name", Str),
+        one(4, "uid", Str),
+    ]),
     msg("authentication.v1.ExtraValue", &[
         rep(1, "items", Str),
     ]),
@@ -134,6 +143,20 @@ pub static MESSAGES: &[Message] = &[
     ]),
     msg("authentication.v1.SelfSubjectReviewStatus", &[
         one(1, "userInfo", Msg("authentication.v1.UserInfo")),
+    ]),
+    msg("authentication.v1.TokenRequest", &[
+        one(1, "metadata", Msg("meta.v1.ObjectMeta")),
+        one(2, "spec", Msg("authentication.v1.TokenRequestSpec")),
+        one(3, "status", Msg("authentication.v1.TokenRequestStatus")),
+    ]),
+    msg("authentication.v1.TokenRequestSpec", &[
+        rep(1, "audiences", Str),
+        one(3, "boundObjectRef", Msg("authentication.v1.BoundObjectReference")),
+        one(4, "expirationSeconds", I64),
+    ]),
+    msg("authentication.v1.TokenRequestStatus", &[
+        one(1, "token", Str),
+        one(2, "expirationTimestamp", Time),
     ]),
     msg("authentication.v1.UserInfo", &[
         one(1, "username", Str),
@@ -1188,6 +1211,16 @@ pub static MESSAGES: &[Message] = &[
         one(10, "windowsOptions", Msg("core.v1.WindowsSecurityContextOptions")),
         one(11, "seccompProfile", Msg("core.v1.SeccompProfile")),
         one(12, "appArmorProfile", Msg("core.v1.AppArmorProfile")),
+    ]),
+    msg("core.v1.ServiceAccount", &[
+        one(1, "metadata", Msg("meta.v1.ObjectMeta")),
+        rep(2, "secrets", Msg("core.v1.ObjectReference")),
+        rep(3, "imagePullSecrets", Msg("core.v1.LocalObjectReference")),
+        one(4, "automountServiceAccountToken", Bool),
+    ]),
+    msg("core.v1.ServiceAccountList", &[
+        one(1, "metadata", Msg("meta.v1.ListMeta")),
+        rep(2, "items", Msg("core.v1.ServiceAccount")),
     ]),
     msg("core.v1.ServiceAccountTokenProjection", &[
         one(1, "audience", Str),

@@ -341,8 +341,8 @@ fn malformed_bodies_are_errors_worded_as_upstream() {
         ),
         (
             "unknown kind",
-            envelope("v1", "ServiceAccount", &[]),
-            "no kind \"ServiceAccount\" is registered for version \"v1\"",
+            envelope("v1", "ResourceQuota", &[]),
+            "no kind \"ResourceQuota\" is registered for version \"v1\"",
         ),
         (
             "bad wire type in the object",
@@ -548,11 +548,11 @@ fn body_errors_name_the_kinds() {
         e.message("Pod", &cut),
         "the object provided is unrecognized (must be of type Pod): unexpected EOF (6b3873000aff)"
     );
-    let secret = envelope("v1", "ServiceAccount", &[]);
-    let e = decode_body(&secret, target).expect_err("not served");
+    let quota = envelope("v1", "ResourceQuota", &[]);
+    let e = decode_body(&quota, target).expect_err("not served");
     assert_eq!(
-        e.message("Pod", &secret),
-        "ServiceAccount in version \"v1\" cannot be handled as a Pod: no kind \"ServiceAccount\" is registered for version \"v1\" in scheme \"k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30\""
+        e.message("Pod", &quota),
+        "ResourceQuota in version \"v1\" cannot be handled as a Pod: no kind \"ResourceQuota\" is registered for version \"v1\" in scheme \"k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30\""
     );
     // An envelope without a kind is read as the endpoint's kind.
     let bare = envelope("", "", &message(&[(1, message(&[(1, b"p".to_vec())]))]));

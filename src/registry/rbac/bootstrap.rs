@@ -566,6 +566,19 @@ pub fn cluster_roles() -> Vec<Value> {
             ],
         ),
         cluster_role(
+            "system:controller:service-account-controller",
+            &[],
+            vec![rule(&["create"], &[""], &["serviceaccounts"]), events()],
+        ),
+        cluster_role(
+            "system:controller:root-ca-cert-publisher",
+            &[],
+            vec![
+                rule(&["create", "update"], &[""], &["configmaps"]),
+                events(),
+            ],
+        ),
+        cluster_role(
             "system:controller:pod-garbage-collector",
             &[],
             vec![
@@ -653,6 +666,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             vec![manager()],
         ),
         cluster_binding("system:controller:node-controller", vec![manager()]),
+        cluster_binding(
+            "system:controller:service-account-controller",
+            vec![manager()],
+        ),
+        cluster_binding("system:controller:root-ca-cert-publisher", vec![manager()]),
     ]
 }
 

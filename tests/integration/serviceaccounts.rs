@@ -1,0 +1,370 @@
+//! ServiceAccounts with stock kubectl on a cluster from `rkube up`: every namespace is given
+//! its `default` account and the `kube-root-ca.crt` ConfigMap (the cluster CA, byte for
+//! byte) by the controller manager, each made again when deleted and put back when changed;
+//! `kubectl create serviceaccount`, its table and upstream's validation and warning.
+
+use std::time::{Duration, Instant};
+
+use crate::up::UpCluster;
+
+/// Polls `kubectl <args>` until its output satisfies `done`, for at most 30 s.
+fn eventually(cluster: &UpCluster, args: &[&str], done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = cluster.kubectl(args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubectl {args:?} never got there: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn every_namespace_gets_its_default_account_and_the_root_ca() {
+    let cluster = UpCluster::start(None);
+    let ca = std::fs::read_to_string(cluster.dir.path().join("certs").join("ca.crt"))
+        .expect("the cluster CA");
+
+    // The namespaces `rkube up` makes, and one made now.
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        eventually(
+            &cluster,
+            &["get", "sa", "default", "-n", ns, "-o", "name"],
+            |t| t == "serviceaccount/default\n",
+        );
+    }
+    cluster.kubectl_ok(&["create", "namespace", "team"]);
+    let table = eventually(&cluster, &["get", "serviceaccounts", "-n", "team"], |t| {
+        t.contains("default")
+    });
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .expect("header")
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "SECRETS", "AGE"]);
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .expect("row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..2], ["default", "0"]);
+    let published = eventually(
+        &cluster,
+        &[
+            "get",
+            "configmap",
+            "kube-root-ca.crt",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        ],
+        |t| !t.is_empty(),
+    );
+    assert_eq!(published, ca);
+    let description = cluster.kubectl_ok(&[
+        "get",
+        "configmap",
+        "kube-root-ca.crt",
+        "-n",
+        "team",
+        "-o",
+        "jsonpath={.metadata.annotations.kubernetes\\.io/description}",
+    ]);
+    assert!(
+        description
+            .starts_with("Contains a CA bundle that can be used to verify the kube-apiserver"),
+        "{description}"
+    );
+
+    // Deleted, the account comes back as a new object.
+    let uid = |cluster: &UpCluster| {
+        cluster.kubectl_ok(&[
+            "get",
+            "sa",
+            "default",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+    };
+    let before = uid(&cluster);
+    assert_eq!(
+        cluster.kubectl_ok(&["delete", "sa", "default", "-n", "team"]),
+        "serviceaccount \"default\" deleted\n"
+    );
+    eventually(
+        &cluster,
+        &[
+            "get",
+            "sa",
+            "default",
+            "-n",
+            "team",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ],
+        |t| !t.is_empty() && t != before,
+    );
+
+    // Changed, the CA bundle is put back; deleted, it is published again.
+    cluster.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "kube-root-ca.crt",
+        "-n",
+        "team",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"ca.crt":"not a CA"}}"#,
+    ]);
+    let ca_in_team = [
+        "get",
+        "configmap",
+        "kube-root-ca.crt",
+        "-n",
+        "team",
+        "-o",
+        "jsonpath={.data.ca\\.crt}",
+    ];
+    eventually(&cluster, &ca_in_team, |t| t == ca);
+    cluster.kubectl_ok(&["delete", "configmap", "kube-root-ca.crt", "-n", "team"]);
+    eventually(&cluster, &ca_in_team, |t| t == ca);
+
+    // Accounts of one's own, with upstream's validation and warning.
+    assert_eq!(
+        cluster.kubectl_ok(&["create", "serviceaccount", "ci"]),
+        "serviceaccount/ci created\n"
+    );
+    let err = cluster.kubectl_err(&["create", "serviceaccount", "Not_Valid"]);
+    assert!(
+        err.contains(r#"error: failed to create serviceaccount: ServiceAccount "Not_Valid" is invalid: metadata.name: Invalid value: "Not_Valid": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters"#),
+        "{err}"
+    );
+    let out = cluster.kubectl(&[
+        "annotate",
+        "sa",
+        "ci",
+        "kubernetes.io/enforce-mountable-secrets=true",
+    ]);
+    assert!(out.status.success());
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("Warning: metadata.annotations[kubernetes.io/enforce-mountable-secrets]: deprecated in v1.32+; prefer separate namespaces to isolate access to mounted secrets"),
+        "{warning}"
+    );
+    let described = cluster.kubectl_ok(&["describe", "sa", "ci"]);
+    let field = |name: &str| {
+        described
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {described}"))
+            .to_string()
+    };
+    assert_eq!(field("Name:"), "ci");
+    assert_eq!(field("Image pull secrets:"), "<none>");
+    assert_eq!(field("Mountable secrets:"), "<none>");
+    assert_eq!(field("Tokens:"), "<none>");
+    let names = cluster.kubectl_ok(&["get", "sa", "-o", "name"]);
+    assert_eq!(names, "serviceaccount/ci\nserviceaccount/default\n");
+}
+
+/// A kubeconfig that reaches `cluster` with `token` as its only credential.
+fn token_kubeconfig(cluster: &UpCluster, name: &str, token: &str) -> std::path::PathBuf {
+    let field = |path: &str| {
+        cluster.kubectl_ok(&[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            &format!("jsonpath={{.clusters[0].cluster.{path}}}"),
+        ])
+    };
+    let (server, ca) = (field("server"), field("certificate-authority-data"));
+    let path = cluster.dir.path().join(format!("{name}.kubeconfig"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{server}\", certificate-authority-data: {ca}}}\nusers:\n- name: u\n  user: {{token: \"{token}\"}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u, namespace: default}}\ncurrent-context: x\n"
+        ),
+    )
+    .expect("kubeconfig written");
+    path
+}
+
+/// `kubectl` with another kubeconfig.
+fn kubectl_as(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl runs")
+}
+
+/// A token's lifetime in seconds, from its claims.
+fn lifetime(claims: &serde_json::Value) -> i64 {
+    let at = |name: &str| claims[name].as_i64().expect("a numeric date");
+    at("exp") - at("iat")
+}
+
+/// The claims of a JWT, unverified.
+fn claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+#[tokio::test]
+async fn tokens_are_issued_bound_and_authenticated_as_upstream() {
+    let cluster = UpCluster::start(None);
+    eventually(&cluster, &["get", "sa", "default", "-o", "name"], |t| {
+        t == "serviceaccount/default\n"
+    });
+    let uid = cluster.kubectl_ok(&["get", "sa", "default", "-o", "jsonpath={.metadata.uid}"]);
+
+    let token = cluster.kubectl_ok(&["create", "token", "default"]);
+    let token = token.trim();
+    let c = claims(token);
+    assert_eq!(c["sub"], "system:serviceaccount:default:default");
+    assert_eq!(c["iss"], "https://kubernetes.default.svc.cluster.local");
+    assert_eq!(
+        c["aud"],
+        serde_json::json!(["https://kubernetes.default.svc.cluster.local"])
+    );
+    assert_eq!(lifetime(&c), 3600);
+    assert_eq!(c["kubernetes.io"]["namespace"], "default");
+    assert_eq!(c["kubernetes.io"]["serviceaccount"]["uid"], uid.as_str());
+
+    // The token is the account: who it is, and only what its bindings allow.
+    let as_sa = token_kubeconfig(&cluster, "sa", token);
+    let whoami = kubectl_as(
+        &as_sa,
+        &["auth", "whoami", "-o", "jsonpath={.status.userInfo}"],
+    );
+    let info: serde_json::Value = serde_json::from_slice(&whoami.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&whoami.stderr)));
+    assert_eq!(info["username"], "system:serviceaccount:default:default");
+    assert_eq!(
+        info["groups"],
+        serde_json::json!([
+            "system:serviceaccounts",
+            "system:serviceaccounts:default",
+            "system:authenticated"
+        ])
+    );
+    let denied = kubectl_as(&as_sa, &["get", "pods"]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains(r#"pods is forbidden: User "system:serviceaccount:default:default" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    cluster.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "sa-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:default",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kubectl_as(&as_sa, &["get", "pods"]).status.success() {
+        assert!(Instant::now() < deadline, "the binding never took effect");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The Python client, with the token from the same kubeconfig.
+    let script = r#"
+from kubernetes import client, config
+config.load_kube_config()
+pods = client.CoreV1Api().list_namespaced_pod("default")
+print("python as the account: ok", len(pods.items))
+"#;
+    let out = crate::clients::python_with(&as_sa, &["-c", script]).await;
+    assert!(out.contains("python as the account: ok"), "{out}");
+
+    // Bound to a Pod, a token lives as long as the Pod.
+    cluster.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: holder}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: c, image: {}, imagePullPolicy: Never, command: [sleep, '3600']}}\n",
+        crate::up::TEST_IMAGE
+    ));
+    let bound = cluster.kubectl_ok(&[
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=holder",
+        "--duration=20m",
+    ]);
+    let bound = bound.trim();
+    let c = claims(bound);
+    assert_eq!(c["kubernetes.io"]["pod"]["name"], "holder");
+    assert_eq!(lifetime(&c), 1200);
+    let as_pod = token_kubeconfig(&cluster, "pod", bound);
+    assert!(kubectl_as(&as_pod, &["get", "pods"]).status.success());
+    cluster.kubectl_ok(&["delete", "pod", "holder", "--grace-period=0", "--force"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let out = kubectl_as(&as_pod, &["get", "pods"]);
+        if !out.status.success() {
+            break String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        assert!(Instant::now() < deadline, "the Pod's token outlived it");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        refused.contains("You must be logged in to the server (Unauthorized)"),
+        "{refused}"
+    );
+
+    // What a request may not ask for, in upstream's words.
+    let err = cluster.kubectl_err(&["create", "token", "default", "--duration=1m"]);
+    assert!(
+        err.contains(r#"TokenRequest.authentication.k8s.io "default" is invalid: spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes"#),
+        "{err}"
+    );
+    let err = cluster.kubectl_err(&[
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=absent",
+    ]);
+    assert!(err.contains(r#"pods "absent" not found"#), "{err}");
+    let err = cluster.kubectl_err(&["create", "token", "absent"]);
+    assert!(
+        err.contains(r#"serviceaccounts "absent" not found"#),
+        "{err}"
+    );
+
+    // A forged token, and the account's own once the account is gone (even though the
+    // controller makes a new `default` at once), are refused.
+    let forged = format!("{}x", token);
+    let as_forged = token_kubeconfig(&cluster, "forged", &forged);
+    let out = kubectl_as(&as_forged, &["get", "pods"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unauthorized"));
+    cluster.kubectl_ok(&["delete", "sa", "default"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = kubectl_as(&as_sa, &["get", "pods"]);
+        if String::from_utf8_lossy(&out.stderr).contains("Unauthorized") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the token outlived its account");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
