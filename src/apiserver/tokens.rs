@@ -13,8 +13,22 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::meta::{object, ApiError};
-use crate::registry::{FieldError, Registry};
+use crate::registry::{FieldError, Registry, ResourceInfo};
 use crate::tls::User;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+
+/// What a TokenRequest body is decoded as.
+static TOKEN_REQUEST: ResourceInfo = ResourceInfo {
+    group: "authentication.k8s.io",
+    version: "v1",
+    kind: "TokenRequest",
+    plural: "tokenrequests",
+    singular: "tokenrequest",
+    short_names: &[],
+    categories: &[],
+    namespaced: true,
+    subresources: &[],
+};
 
 /// The issuer and audience when none is configured (upstream's defaults as kubeadm sets them).
 pub const DEFAULT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -223,6 +237,16 @@ impl Tokens {
         }
         let ns = object::namespace(account).to_string();
         let name = object::name(account).to_string();
+        // Typed once, so a field of the wrong type fails as upstream's decoder fails it; the
+        // status is the server's to write, and a missing spec is an empty one.
+        if let Some(fields) = request.as_object_mut() {
+            fields.remove("status");
+            if !fields.get("spec").is_some_and(Value::is_object) {
+                fields.insert("spec".into(), json!({}));
+            }
+        }
+        let mut request =
+            crate::registry::decode::decode_as::<TokenRequest>(&TOKEN_REQUEST, request)?.object;
         match request["metadata"]["name"].as_str() {
             None | Some("") => request["metadata"]["name"] = json!(name),
             Some(given) if given != name => {

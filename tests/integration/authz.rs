@@ -758,14 +758,23 @@ async fn built_in_identities_get_exactly_their_bootstrap_permissions() {
                 r#"nodes is forbidden: User "system:kube-controller-manager" cannot create resource "nodes" in API group "" at the cluster scope"#,
             ),
         ),
+        // The root CA publisher creates ConfigMaps; nothing it runs creates PodTemplates.
         (
             "controller-manager",
             &kcm,
             "POST",
             "/api/v1/namespaces/default/configmaps".into(),
             Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})),
+            Allowed,
+        ),
+        (
+            "controller-manager",
+            &kcm,
+            "POST",
+            "/api/v1/namespaces/default/podtemplates".into(),
+            Some(json!({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}})),
             Forbidden(
-                r#"configmaps is forbidden: User "system:kube-controller-manager" cannot create resource "configmaps" in API group "" in the namespace "default""#,
+                r#"podtemplates is forbidden: User "system:kube-controller-manager" cannot create resource "podtemplates" in API group "" in the namespace "default""#,
             ),
         ),
         (

@@ -345,6 +345,47 @@ print("python as the account: ok", len(pods.items))
         "--bound-object-name=absent",
     ]);
     assert!(err.contains(r#"pods "absent" not found"#), "{err}");
+    let raw = |name: &str, query: &str, body: &str| {
+        let file = cluster.dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, body).expect("body written");
+        let path = format!("/api/v1/namespaces/default/serviceaccounts/default/token{query}");
+        cluster.kubectl_err(&["create", "--raw", &path, "-f", &file.display().to_string()])
+    };
+    for (name, query, body, want) in [
+        (
+            "typed",
+            "",
+            r#"{"spec": {"expirationSeconds": "an hour"}}"#,
+            r#"TokenRequest in version "v1" cannot be handled as a TokenRequest: spec.expirationSeconds"#,
+        ),
+        (
+            "renamed",
+            "",
+            r#"{"metadata": {"name": "other"}}"#,
+            "name in URL does not match name in TokenRequest body",
+        ),
+        (
+            "kind",
+            "",
+            r#"{"spec": {"boundObjectRef": {"kind": "ConfigMap", "name": "x"}}}"#,
+            r#"cannot bind token for serviceaccount "default" to object of kind "ConfigMap""#,
+        ),
+        (
+            "dry",
+            "?dryRun=bogus",
+            "{}",
+            r#"dryRun: Unsupported value: []string{"bogus"}: supported values: "All""#,
+        ),
+        ("garbage", "", "not json", "couldn't get version/kind"),
+    ] {
+        let err = raw(name, query, body);
+        assert!(err.contains(want), "{name}: {err}");
+    }
+    let err = cluster.kubectl_err(&["create", "token", "default", "--as=alice"]);
+    assert!(
+        err.contains(r#"serviceaccounts "default" is forbidden: User "alice" cannot create resource "serviceaccounts/token" in API group "" in the namespace "default""#),
+        "{err}"
+    );
     let err = cluster.kubectl_err(&["create", "token", "absent"]);
     assert!(
         err.contains(r#"serviceaccounts "absent" not found"#),
