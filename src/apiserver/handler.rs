@@ -314,7 +314,7 @@ async fn review(
     options::write_options(query, WriteKind::Create)?;
     let (bytes, ct) = read_body(req).await?;
     let body = parse_object(&bytes, &ct, (&info.api_version(), info.kind))?.object;
-    let answer = super::rbac::reviews::answer(server, user, info, &body)?;
+    let answer = super::rbac::reviews::answer(server, user, info, &body).await?;
     Ok(encode(StatusCode::CREATED, &answer, output.plain(), &[]))
 }
 

@@ -168,13 +168,18 @@ impl Tokens {
             .map_err(|e| ApiError::internal(format!("failed to sign the token: {e}")))
     }
 
-    /// The claims of a token this server signed, if its signature, issuer, audience and
-    /// lifetime hold.
+    #[cfg(test)]
     fn verify(&self, token: &str) -> Option<Claims> {
+        self.verify_for(token, &self.audiences)
+    }
+
+    /// The claims of a token this server signed, if its signature, its issuer, its lifetime
+    /// and one of its audiences (one of `audiences`) hold.
+    fn verify_for(&self, token: &str, audiences: &[String]) -> Option<Claims> {
         let key = self.verifying.as_ref()?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&self.audiences);
+        validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 0;
         jsonwebtoken::decode::<Claims>(token, key, &validation)
@@ -185,7 +190,30 @@ impl Tokens {
     /// The user a bearer token stands for: the account must still exist with the UID the
     /// token names, and so must the object it is bound to (not being deleted).
     pub async fn authenticate(&self, registry: &Registry, token: &str) -> Option<User> {
-        let claims = self.verify(token)?;
+        self.authenticate_for(registry, token, &self.audiences)
+            .await
+            .map(|(user, _)| user)
+    }
+
+    /// The audiences this server accepts tokens for.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// [`Tokens::authenticate`] for a token meant for one of `audiences` (a TokenReview's),
+    /// with the audiences it was found valid for.
+    pub async fn authenticate_for(
+        &self,
+        registry: &Registry,
+        token: &str,
+        audiences: &[String],
+    ) -> Option<(User, Vec<String>)> {
+        let claims = self.verify_for(token, audiences)?;
+        let valid_for: Vec<String> = audiences
+            .iter()
+            .filter(|a| claims.aud.contains(a))
+            .cloned()
+            .collect();
         let private = &claims.kubernetes;
         let ns = private.namespace.as_str();
         let alive = |obj: &Value, uid: &str| {
@@ -215,13 +243,14 @@ impl Tokens {
                 }
             }
         }
-        Some(User {
+        let user = User {
             name: format!("system:serviceaccount:{ns}:{}", private.serviceaccount.name),
             groups: vec![
                 "system:serviceaccounts".to_string(),
                 format!("system:serviceaccounts:{ns}"),
             ],
-        })
+        };
+        Some((user, valid_for))
     }
 
     /// Answers a TokenRequest for `account` (upstream `TokenREST.Create`): the request's

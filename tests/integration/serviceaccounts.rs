@@ -297,6 +297,61 @@ print("python as the account: ok", len(pods.items))
     let out = crate::clients::python_with(&as_sa, &["-c", script]).await;
     assert!(out.contains("python as the account: ok"), "{out}");
 
+    // What a webhook or an aggregated server would ask: TokenReview and SubjectAccessReview.
+    let review = |name: &str, manifest: String, jsonpath: &str| {
+        let file = cluster.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, manifest).expect("manifest written");
+        let path = file.display().to_string();
+        cluster.kubectl(&["create", "-f", &path, "-o", &format!("jsonpath={jsonpath}")])
+    };
+    let token_review = |name: &str, token: &str, audiences: &str| {
+        review(
+            name,
+            format!("apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: \"{token}\"\n  audiences: {audiences}\n"),
+            "{.status.authenticated} {.status.user.username} {.status.audiences} {.status.error}",
+        )
+    };
+    let out = token_review("review-ok", token, "[]");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        r#"true system:serviceaccount:default:default ["https://kubernetes.default.svc.cluster.local"] "#
+    );
+    let out = token_review("review-vault", token, "[vault]");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "   invalid bearer token"
+    );
+    let out = token_review("review-empty", "", "[]");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("token is required for TokenReview in authentication"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let access = |name: &str, subject: &str, verb: &str| {
+        review(
+            name,
+            format!("apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n{subject}  resourceAttributes: {{namespace: default, verb: {verb}, resource: pods}}\n"),
+            "{.status.allowed}",
+        )
+    };
+    let subject =
+        "  user: system:serviceaccount:default:default\n  groups: [system:serviceaccounts]\n";
+    assert_eq!(
+        String::from_utf8_lossy(&access("sar-list", subject, "list").stdout),
+        "true"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&access("sar-delete", subject, "delete").stdout),
+        "false"
+    );
+    let out = access("sar-nobody", "", "list");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(r#"SubjectAccessReview.authorization.k8s.io "" is invalid: spec.user: Invalid value: "": at least one of user or group must be specified"#),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Bound to a Pod, a token lives as long as the Pod.
     cluster.apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: holder}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: c, image: {}, imagePullPolicy: Never, command: [sleep, '3600']}}\n",

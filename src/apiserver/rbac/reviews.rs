@@ -1,7 +1,9 @@
-//! The self-subject reviews, which ask the authorizer about the caller itself and store
-//! nothing: `SelfSubjectAccessReview` (`kubectl auth can-i`), `SelfSubjectRulesReview`
-//! (`kubectl auth can-i --list`) and `SelfSubjectReview` (`kubectl auth whoami`), as upstream's
-//! `pkg/registry/authorization/*` and `pkg/registry/authentication/selfsubjectreview`.
+//! The reviews, which ask the authenticator or the authorizer a question and store nothing:
+//! about the caller itself, `SelfSubjectAccessReview` (`kubectl auth can-i`),
+//! `SelfSubjectRulesReview` (`kubectl auth can-i --list`) and `SelfSubjectReview`
+//! (`kubectl auth whoami`); about anyone, `SubjectAccessReview` and `TokenReview` (what a
+//! webhook or an aggregated server asks), as upstream's `pkg/registry/authorization/*` and
+//! `pkg/registry/authentication/*`.
 
 use serde_json::{json, Value};
 
@@ -48,9 +50,39 @@ static SUBJECT_REVIEW: ResourceInfo = ResourceInfo {
     subresources: &[],
 };
 
+static TOKEN_REVIEW: ResourceInfo = ResourceInfo {
+    group: "authentication.k8s.io",
+    version: "v1",
+    kind: "TokenReview",
+    plural: "tokenreviews",
+    singular: "tokenreview",
+    short_names: &[],
+    categories: &[],
+    namespaced: false,
+    subresources: &[],
+};
+
+static SUBJECT_ACCESS_REVIEW: ResourceInfo = ResourceInfo {
+    group: "authorization.k8s.io",
+    version: "v1",
+    kind: "SubjectAccessReview",
+    plural: "subjectaccessreviews",
+    singular: "subjectaccessreview",
+    short_names: &[],
+    categories: &[],
+    namespaced: false,
+    subresources: &[],
+};
+
 /// The review resources, for discovery (create only).
-pub fn infos() -> [&'static ResourceInfo; 3] {
-    [&SUBJECT_REVIEW, &ACCESS_REVIEW, &RULES_REVIEW]
+pub fn infos() -> [&'static ResourceInfo; 5] {
+    [
+        &SUBJECT_REVIEW,
+        &TOKEN_REVIEW,
+        &ACCESS_REVIEW,
+        &RULES_REVIEW,
+        &SUBJECT_ACCESS_REVIEW,
+    ]
 }
 
 /// The one verb the reviews serve.
@@ -68,7 +100,7 @@ fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
 }
 
 /// Answers a review `body` for `user` (the request is already authorized to create it).
-pub fn answer(
+pub async fn answer(
     server: &Server,
     user: &User,
     info: &ResourceInfo,
@@ -91,9 +123,61 @@ pub fn answer(
         out["metadata"] = json!({});
     }
     out["metadata"]["creationTimestamp"] = Value::Null;
+    let strings = |pointer: &str| -> Vec<String> {
+        body.pointer(pointer)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     match info.kind {
         "SelfSubjectAccessReview" => {
-            out["status"] = access_status(server, user, body)?;
+            out["status"] = access_status(server, user, body, info)?;
+        }
+        "SubjectAccessReview" => {
+            // The subject is the spec's, exactly as given: no group is added to it.
+            let subject = User {
+                name: text(body, "/spec/user").to_string(),
+                groups: strings("/spec/groups"),
+            };
+            if subject.name.is_empty() && subject.groups.is_empty() {
+                return Err(invalid_spec(
+                    info,
+                    "spec.user",
+                    Value::String(String::new()),
+                    "at least one of user or group must be specified",
+                ));
+            }
+            out["status"] = access_status(server, &subject, body, info)?;
+        }
+        "TokenReview" => {
+            let token = text(body, "/spec/token");
+            if token.is_empty() {
+                return Err(ApiError::bad_request(
+                    "token is required for TokenReview in authentication",
+                ));
+            }
+            let requested = strings("/spec/audiences");
+            let audiences = if requested.is_empty() {
+                server.tokens.audiences().to_vec()
+            } else {
+                requested
+            };
+            out["status"] = match server
+                .tokens
+                .authenticate_for(&server.registry, token, &audiences)
+                .await
+            {
+                Some((reviewed, valid_for)) => json!({
+                    "authenticated": true,
+                    "user": {"username": reviewed.name, "groups": reviewed.groups},
+                    "audiences": valid_for,
+                }),
+                None => json!({"user": {}, "error": "invalid bearer token"}),
+            };
         }
         "SelfSubjectRulesReview" => {
             let namespace = text(body, "/spec/namespace");
@@ -106,20 +190,29 @@ pub fn answer(
     Ok(out)
 }
 
-fn access_status(server: &Server, user: &User, body: &Value) -> Result<Value, ApiError> {
+fn access_status(
+    server: &Server,
+    user: &User,
+    body: &Value,
+    info: &ResourceInfo,
+) -> Result<Value, ApiError> {
     let spec = body.get("spec").cloned().unwrap_or(Value::Null);
     let resource = spec.get("resourceAttributes").filter(|v| v.is_object());
     let non_resource = spec.get("nonResourceAttributes").filter(|v| v.is_object());
     let (allowed, reason) = match (resource, non_resource) {
         (Some(_), Some(_)) => {
             return Err(invalid_spec(
+                info,
                 "spec.nonResourceAttributes",
+                Value::Null,
                 "cannot be specified in combination with resourceAttributes",
             ))
         }
         (None, None) => {
             return Err(invalid_spec(
+                info,
                 "spec.resourceAttributes",
+                Value::Null,
                 "exactly one of nonResourceAttributes or resourceAttributes must be specified",
             ))
         }
@@ -162,17 +255,19 @@ fn access_status(server: &Server, user: &User, body: &Value) -> Result<Value, Ap
     Ok(status)
 }
 
-fn invalid_spec(field: &str, why: &str) -> ApiError {
-    let err = crate::registry::FieldError::invalid(
-        field,
-        crate::registry::field_error::Literal("null".into()),
-        why,
-    );
-    let gr = crate::meta::GroupResource {
-        group: ACCESS_REVIEW.group,
-        resource: ACCESS_REVIEW.plural,
+fn invalid_spec(info: &ResourceInfo, field: &str, value: Value, why: &str) -> ApiError {
+    let value = match value {
+        Value::String(s) => crate::registry::field_error::Literal(format!("{s:?}")),
+        _ => crate::registry::field_error::Literal("null".into()),
     };
-    ApiError::invalid(ACCESS_REVIEW.kind, gr, "", vec![err.cause()])
+    let err = crate::registry::FieldError::invalid(field, value, why);
+    let gr = crate::meta::GroupResource {
+        group: info.group,
+        resource: info.plural,
+    };
+    // Upstream names the kind with its group: `SubjectAccessReview.authorization.k8s.io`.
+    let kind = format!("{}.{}", info.kind, info.group);
+    ApiError::invalid(&kind, gr, "", vec![err.cause()])
 }
 
 /// Every rule the caller holds in `namespace`, as upstream's `RulesFor` reports them (the
