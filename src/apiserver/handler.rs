@@ -238,11 +238,21 @@ async fn route(
             resource_metrics::serve(server, &user, req.method(), rest, &query).await
         }
         ["apis", group, version, plural]
-            if super::rbac::reviews::find(group, version, plural).is_some() =>
+            if super::rbac::reviews::find(group, version, plural)
+                .is_some_and(|info| !info.namespaced) =>
         {
             let info =
                 super::rbac::reviews::find(group, version, plural).expect("matched just above");
-            review(server, &user, req, info, &query).await
+            review(server, &user, req, info, &query, "").await
+        }
+        ["apis", group, version, "namespaces", ns, plural]
+            if super::rbac::reviews::find(group, version, plural)
+                .is_some_and(|info| info.namespaced) =>
+        {
+            let info =
+                super::rbac::reviews::find(group, version, plural).expect("matched just above");
+            let ns = ns.to_string();
+            review(server, &user, req, info, &query, &ns).await
         }
         ["api", "v1", "nodes", node, "proxy", ..] => {
             let node = node.to_string();
@@ -289,6 +299,7 @@ async fn review(
     req: Request<Incoming>,
     info: &'static crate::registry::ResourceInfo,
     query: &Query,
+    namespace: &str,
 ) -> Result<Response<Body>, ApiError> {
     if req.method() != Method::POST {
         return Err(ApiError::method_not_supported(
@@ -301,7 +312,7 @@ async fn review(
         group: info.group,
         resource: info.plural,
         subresource: "",
-        namespace: "",
+        namespace,
         name: "",
         node_selector: None,
     };
@@ -314,7 +325,7 @@ async fn review(
     options::write_options(query, WriteKind::Create)?;
     let (bytes, ct) = read_body(req).await?;
     let body = parse_object(&bytes, &ct, (&info.api_version(), info.kind))?.object;
-    let answer = super::rbac::reviews::answer(server, user, info, &body).await?;
+    let answer = super::rbac::reviews::answer(server, user, info, &body, namespace).await?;
     Ok(encode(StatusCode::CREATED, &answer, output.plain(), &[]))
 }
 

@@ -352,6 +352,24 @@ print("python as the account: ok", len(pods.items))
         String::from_utf8_lossy(&out.stderr)
     );
 
+    let local = |name: &str, namespace: &str| {
+        review(
+            name,
+            format!("apiVersion: authorization.k8s.io/v1\nkind: LocalSubjectAccessReview\nmetadata: {{namespace: default}}\nspec:\n{subject}  resourceAttributes: {{namespace: {namespace}, verb: list, resource: pods}}\n"),
+            "{.metadata.namespace} {.status.allowed}",
+        )
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&local("lsar", "default").stdout),
+        "default true"
+    );
+    let out = local("lsar-elsewhere", "kube-system");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(r#"LocalSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes.namespace: Invalid value: "kube-system": must match metadata.namespace"#),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Bound to a Pod, a token lives as long as the Pod.
     cluster.apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: holder}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: c, image: {}, imagePullPolicy: Never, command: [sleep, '3600']}}\n",

@@ -74,11 +74,24 @@ static SUBJECT_ACCESS_REVIEW: ResourceInfo = ResourceInfo {
     subresources: &[],
 };
 
+static LOCAL_SUBJECT_ACCESS_REVIEW: ResourceInfo = ResourceInfo {
+    group: "authorization.k8s.io",
+    version: "v1",
+    kind: "LocalSubjectAccessReview",
+    plural: "localsubjectaccessreviews",
+    singular: "localsubjectaccessreview",
+    short_names: &[],
+    categories: &[],
+    namespaced: true,
+    subresources: &[],
+};
+
 /// The review resources, for discovery (create only).
-pub fn infos() -> [&'static ResourceInfo; 5] {
+pub fn infos() -> [&'static ResourceInfo; 6] {
     [
         &SUBJECT_REVIEW,
         &TOKEN_REVIEW,
+        &LOCAL_SUBJECT_ACCESS_REVIEW,
         &ACCESS_REVIEW,
         &RULES_REVIEW,
         &SUBJECT_ACCESS_REVIEW,
@@ -99,12 +112,14 @@ fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
-/// Answers a review `body` for `user` (the request is already authorized to create it).
+/// Answers a review `body` for `user` (the request is already authorized to create it);
+/// `namespace` is the request path's, for the one namespaced review.
 pub async fn answer(
     server: &Server,
     user: &User,
     info: &ResourceInfo,
     body: &Value,
+    namespace: &str,
 ) -> Result<Value, ApiError> {
     let kind = body
         .get("kind")
@@ -137,7 +152,42 @@ pub async fn answer(
         "SelfSubjectAccessReview" => {
             out["status"] = access_status(server, user, body, info)?;
         }
-        "SubjectAccessReview" => {
+        "SubjectAccessReview" | "LocalSubjectAccessReview" => {
+            if info.namespaced {
+                match text(body, "/metadata/namespace") {
+                    "" => out["metadata"]["namespace"] = json!(namespace),
+                    given if given != namespace => {
+                        return Err(ApiError::bad_request(
+                            "the namespace of the provided object does not match the namespace sent on the request",
+                        ))
+                    }
+                    _ => {}
+                }
+                if body
+                    .pointer("/spec/nonResourceAttributes")
+                    .is_some_and(Value::is_object)
+                {
+                    return Err(invalid_spec(
+                        info,
+                        "spec.nonResourceAttributes",
+                        Value::Null,
+                        "disallowed on this kind of request",
+                    ));
+                }
+                let asked = text(body, "/spec/resourceAttributes/namespace");
+                if body
+                    .pointer("/spec/resourceAttributes")
+                    .is_some_and(Value::is_object)
+                    && asked != namespace
+                {
+                    return Err(invalid_spec(
+                        info,
+                        "spec.resourceAttributes.namespace",
+                        Value::String(asked.to_string()),
+                        "must match metadata.namespace",
+                    ));
+                }
+            }
             // The subject is the spec's, exactly as given: no group is added to it.
             let subject = User {
                 name: text(body, "/spec/user").to_string(),
