@@ -139,6 +139,9 @@ struct ApiserverArgs {
     /// The audiences a token must name to be accepted (default: the issuer).
     #[arg(long, value_delimiter = ',')]
     api_audiences: Vec<String>,
+    /// An `EncryptionConfiguration` naming the resources encrypted at rest and their keys.
+    #[arg(long)]
+    encryption_provider_config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -317,7 +320,7 @@ async fn run() -> anyhow::Result<()> {
             println!("listening on {local}");
             let config = rkube::apiserver::Config {
                 etcd_servers: args.etcd_servers,
-                etcd_prefix: args.etcd_prefix,
+                etcd_prefix: args.etcd_prefix.clone(),
                 cert_file: args.tls_cert_file,
                 key_file: args.tls_private_key_file,
                 client_ca_file: args.client_ca_file,
@@ -339,6 +342,12 @@ async fn run() -> anyhow::Result<()> {
                     idle_timeout: args.idle_connection_timeout,
                 },
                 history_bytes: args.watch_cache_history_mib.saturating_mul(1 << 20),
+                encryption: std::sync::Arc::new(match &args.encryption_provider_config {
+                    Some(path) => {
+                        rkube::storage::encryption::Encryption::load(path, &args.etcd_prefix)?
+                    }
+                    None => rkube::storage::encryption::Encryption::default(),
+                }),
                 tokens: std::sync::Arc::new(rkube::apiserver::tokens::Tokens::load(
                     args.service_account_key_file.as_deref(),
                     args.service_account_signing_key_file.as_deref(),

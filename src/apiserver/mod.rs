@@ -65,6 +65,8 @@ pub struct Config {
     pub history_bytes: usize,
     /// Service account tokens: the keys that sign and verify them, issuer and audiences.
     pub tokens: Arc<tokens::Tokens>,
+    /// Which resources are encrypted at rest, and how.
+    pub encryption: Arc<crate::storage::encryption::Encryption>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +118,8 @@ pub async fn run(
     let etcd = EtcdStorage::connect(&config.etcd_servers)
         .await
         .map_err(etcd_error)?
-        .measured(&config.etcd_prefix);
+        .measured(&config.etcd_prefix)
+        .encrypted(config.encryption.clone());
     let tracker = TaskTracker::new();
     let registry = Registry::start(
         Arc::new(etcd.clone()),

@@ -401,6 +401,14 @@ async fn start(
     let service_account_key = options.certs_dir.join("sa.key");
     let service_account_public = options.certs_dir.join("sa.pub");
     pki::service_account_key_pair(&service_account_key, &service_account_public)?;
+    // Secrets are encrypted at rest with a key made for this cluster.
+    let encryption_config = options.certs_dir.join("encryption-config.yaml");
+    crate::storage::encryption::ensure_config(&encryption_config).map_err(|source| {
+        PkiError::Write {
+            path: encryption_config.clone(),
+            source,
+        }
+    })?;
     done(t);
 
     let etcd_bin = which("etcd").ok_or_else(|| {
@@ -528,6 +536,8 @@ async fn start(
         certs(&service_account_public),
         "--service-account-signing-key-file".into(),
         certs(&service_account_key),
+        "--encryption-provider-config".into(),
+        certs(&encryption_config),
     ];
     let apiserver_pid = spawn_detached(&exe, &args, &apiserver_log)?;
     state.processes.push(ProcessRecord {

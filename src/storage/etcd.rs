@@ -11,6 +11,7 @@ use etcd_client::{
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::encryption::Encryption;
 use super::lease::{LeaseChoice, LeaseManager};
 use super::metrics::EtcdMetrics;
 use super::{
@@ -41,6 +42,8 @@ pub struct EtcdStorage {
     /// new lease rather than each granting its own (upstream holds its lease lock likewise).
     granting: Arc<tokio::sync::Mutex<()>>,
     metrics: EtcdMetrics,
+    /// How values are encrypted at rest, by key (`--encryption-provider-config`).
+    encryption: Arc<Encryption>,
 }
 
 /// One page of a range read.
@@ -94,7 +97,14 @@ impl EtcdStorage {
             leases: Arc::default(),
             granting: Arc::default(),
             metrics: EtcdMetrics::default(),
+            encryption: Arc::default(),
         })
+    }
+
+    /// The same storage, encrypting values at rest as `encryption` says.
+    pub fn encrypted(mut self, encryption: Arc<Encryption>) -> Self {
+        self.encryption = encryption;
+        self
     }
 
     /// The same storage, measuring its requests against keys under `prefix`.
@@ -138,7 +148,11 @@ impl EtcdStorage {
                 unavailable(e)
             }
         })?;
-        let items = resp.kvs().iter().map(decode).collect::<Result<_, _>>()?;
+        let items = resp
+            .kvs()
+            .iter()
+            .map(|kv| decode(kv, &self.encryption))
+            .collect::<Result<_, _>>()?;
         Ok(Page {
             items,
             rev: if rev > 0 {
@@ -239,7 +253,7 @@ impl EtcdStorage {
         resp.map_err(unavailable)?
             .kvs()
             .first()
-            .map(decode)
+            .map(|kv| decode(kv, &self.encryption))
             .transpose()
     }
 }
@@ -254,17 +268,22 @@ fn unavailable(e: etcd_client::Error) -> StorageError {
 }
 
 /// Turns an etcd key-value into an object with its resourceVersion set.
-fn decode(kv: &KeyValue) -> Result<Stored, StorageError> {
-    decode_at(kv, kv.mod_revision())
+fn decode(kv: &KeyValue, encryption: &Encryption) -> Result<Stored, StorageError> {
+    decode_at(kv, kv.mod_revision(), encryption)
 }
 
-fn decode_at(kv: &KeyValue, rev: i64) -> Result<Stored, StorageError> {
+fn decode_at(kv: &KeyValue, rev: i64, encryption: &Encryption) -> Result<Stored, StorageError> {
     let key = String::from_utf8_lossy(kv.key()).into_owned();
-    let mut value: Value =
-        serde_json::from_slice(kv.value()).map_err(|e| StorageError::Corrupt {
+    let plain = encryption
+        .open(&key, kv.value())
+        .map_err(|reason| StorageError::Corrupt {
             key: key.clone(),
-            reason: e.to_string(),
+            reason,
         })?;
+    let mut value: Value = serde_json::from_slice(&plain).map_err(|e| StorageError::Corrupt {
+        key: key.clone(),
+        reason: e.to_string(),
+    })?;
     object::set_resource_version(&mut value, rev);
     Ok(Stored {
         key,
@@ -340,7 +359,7 @@ impl Storage for EtcdStorage {
         ttl: Option<i64>,
     ) -> Result<Stored, StorageError> {
         let mut client = self.kv.clone();
-        let bytes = encode(&object);
+        let bytes = self.encryption.seal(key, encode(&object));
         let options = match ttl {
             Some(secs) => Some(PutOptions::new().with_lease(self.lease_for(secs).await?)),
             None => None,
@@ -426,6 +445,7 @@ impl Storage for EtcdStorage {
                 }
                 return Ok(current);
             }
+            let bytes = self.encryption.seal(key, bytes);
             let txn = Txn::new()
                 .when([Compare::mod_revision(key, CompareOp::Equal, current.rev)])
                 // An update keeps the key's lease (an Event keeps its expiry).
@@ -509,6 +529,7 @@ impl Storage for EtcdStorage {
             .map_err(unavailable)?;
         let (tx, rx) = mpsc::channel::<WatchItem>(WATCH_BUFFER);
         let requested = after;
+        let encryption = self.encryption.clone();
         tokio::spawn(async move {
             loop {
                 let msg = tokio::select! {
@@ -538,7 +559,7 @@ impl Storage for EtcdStorage {
                     return;
                 }
                 for event in resp.events() {
-                    let item = convert_event(event);
+                    let item = convert_event(event, &encryption);
                     if tx.send(item.map(Arc::new)).await.is_err() {
                         return;
                     }
@@ -550,16 +571,22 @@ impl Storage for EtcdStorage {
 }
 
 /// Converts an etcd watch event into a storage event.
-pub(super) fn convert_event(event: &etcd_client::Event) -> Result<StorageEvent, StorageError> {
+pub(super) fn convert_event(
+    event: &etcd_client::Event,
+    encryption: &Encryption,
+) -> Result<StorageEvent, StorageError> {
     let kv = event.kv().ok_or_else(|| StorageError::Corrupt {
         key: String::new(),
         reason: "watch event without a key".into(),
     })?;
     let rev = kv.mod_revision();
-    let prev = event.prev_kv().map(decode).transpose()?;
+    let prev = event
+        .prev_kv()
+        .map(|kv| decode(kv, encryption))
+        .transpose()?;
     match event.event_type() {
         EtcdEventType::Put => {
-            let current = decode(kv)?;
+            let current = decode(kv, encryption)?;
             let kind = if kv.create_revision() == kv.mod_revision() {
                 EventType::Added
             } else {
@@ -579,7 +606,7 @@ pub(super) fn convert_event(event: &etcd_client::Event) -> Result<StorageEvent, 
                 key: String::from_utf8_lossy(kv.key()).into_owned(),
                 reason: "delete event without its previous value".into(),
             })?;
-            let gone = decode_at(last, rev)?;
+            let gone = decode_at(last, rev, encryption)?;
             Ok(StorageEvent::new(
                 EventType::Deleted,
                 gone.key,

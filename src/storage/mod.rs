@@ -11,6 +11,7 @@
 
 mod cacher;
 pub mod compactor;
+pub mod encryption;
 mod etcd;
 mod lease;
 mod memory;
