@@ -778,7 +778,56 @@ async fn a_deleted_namespace_terminates_empties_and_never_returns_its_pods() {
             && leases["items"].as_array().is_some_and(Vec::is_empty)
     })
     .await;
-    must(&raw, "GET", "/api/v1/namespaces/doomed", Value::Null, 200).await;
+    // The namespace says what it waits on, in upstream's namespace deleter's conditions.
+    let condition = |ns: &Value, kind: &str| {
+        ns["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == kind).cloned())
+            .unwrap_or(Value::Null)
+    };
+    wait_for("the namespace to report the Pod it waits on", async || {
+        let (_, ns) = raw
+            .json("GET", "/api/v1/namespaces/doomed", JSON, Vec::new())
+            .await;
+        condition(&ns, "NamespaceContentRemaining")["status"] == "True"
+    })
+    .await;
+    let ns = must(&raw, "GET", "/api/v1/namespaces/doomed", Value::Null, 200).await;
+    let remaining = condition(&ns, "NamespaceContentRemaining");
+    assert_eq!(remaining["reason"], "SomeResourcesRemain");
+    assert_eq!(
+        remaining["message"],
+        "Some resources are remaining: pods. has 1 resource instances"
+    );
+    assert!(remaining["lastTransitionTime"].is_string(), "{remaining}");
+    for (kind, reason, message) in [
+        (
+            "NamespaceDeletionDiscoveryFailure",
+            "ResourcesDiscovered",
+            "All resources successfully discovered",
+        ),
+        (
+            "NamespaceDeletionContentFailure",
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization",
+        ),
+        (
+            "NamespaceFinalizersRemaining",
+            "ContentHasNoFinalizers",
+            "All content-preserving finalizers finished",
+        ),
+    ] {
+        let c = condition(&ns, kind);
+        assert_eq!(
+            (
+                c["status"].as_str(),
+                c["reason"].as_str(),
+                c["message"].as_str()
+            ),
+            (Some("False"), Some(reason), Some(message)),
+            "{kind}: {c}"
+        );
+    }
 
     // Once the last Pod is gone, the namespace goes too.
     must(
