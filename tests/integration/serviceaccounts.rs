@@ -297,6 +297,26 @@ print("python as the account: ok", len(pods.items))
     let out = crate::clients::python_with(&as_sa, &["-c", script]).await;
     assert!(out.contains("python as the account: ok"), "{out}");
 
+    // kube-rs, with the same kubeconfig: the account may list Pods, and Secrets are 403.
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&as_sa).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("kube-rs reads the token kubeconfig");
+    let client = kube::Client::try_from(config).expect("client");
+    kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .expect("kube-rs lists Pods as the account");
+    match kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client, "default")
+        .list(&Default::default())
+        .await
+    {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("Secrets should be forbidden to a viewer: {other:?}"),
+    }
+
     // What a webhook or an aggregated server would ask: TokenReview and SubjectAccessReview.
     let review = |name: &str, manifest: String, jsonpath: &str| {
         let file = cluster.dir.path().join(format!("{name}.yaml"));
