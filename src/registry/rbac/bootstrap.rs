@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::GROUP;
 use crate::meta::{object, ApiError};
-use crate::registry::{CreateOptions, Registry};
+use crate::registry::{CreateOptions, Registry, Store};
 
 const READ: [&str; 3] = ["get", "list", "watch"];
 const WRITE: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
@@ -801,9 +801,14 @@ pub fn reconciled(current: &Value, wanted: &Value) -> Option<Value> {
 
 /// Creates what is missing of the bootstrap policy and reconciles what exists. Returns the
 /// keys (`<plural>/<namespace>/<name>`) of every bootstrap object, so that the caller can wait
-/// until its authorizer has seen them all.
+/// until its authorizer has seen them all. The objects are independent of one another, so a
+/// few are written at a time: a first start waits on etcd a few times, not once per object.
 pub async fn ensure(registry: &Registry) -> Result<Vec<String>, ApiError> {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    /// Bootstrap objects written at once.
+    const CONCURRENCY: usize = 16;
     let mut keys = Vec::new();
+    let mut work = Vec::new();
     let kinds = [
         ("clusterroles", cluster_roles()),
         ("clusterrolebindings", cluster_role_bindings()),
@@ -818,34 +823,50 @@ pub async fn ensure(registry: &Registry) -> Result<Vec<String>, ApiError> {
             let ns = object::namespace(&wanted).to_string();
             let name = object::name(&wanted).to_string();
             keys.push(format!("{plural}/{ns}/{name}"));
-            match store.get(&ns, &name).await {
-                Ok(current) => {
-                    if reconciled(&current, &wanted).is_none() {
-                        continue;
-                    }
-                    store
-                        .update_with(&ns, &name, "", false, &mut |current| {
-                            Ok(reconciled(current, &wanted).unwrap_or_else(|| current.clone()))
-                        })
-                        .await?;
-                    tracing::info!(%plural, %name, "reconciled bootstrap RBAC object");
-                }
-                Err(e) if e.code == 404 => {
-                    let options = CreateOptions {
-                        field_manager: Some("kube-apiserver".into()),
-                        ..CreateOptions::default()
-                    };
-                    match store.create(&ns, wanted.clone(), &options).await {
-                        Ok(_) => {}
-                        Err(e) if e.code == 409 => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(e) => return Err(e),
-            }
+            work.push(ensure_one(store, plural, ns, name, wanted));
         }
     }
+    futures::stream::iter(work)
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
     Ok(keys)
+}
+
+/// Creates one bootstrap object, or adds to the stored one what it lacks.
+async fn ensure_one(
+    store: &Store,
+    plural: &str,
+    ns: String,
+    name: String,
+    wanted: Value,
+) -> Result<(), ApiError> {
+    match store.get(&ns, &name).await {
+        Ok(current) => {
+            if reconciled(&current, &wanted).is_none() {
+                return Ok(());
+            }
+            store
+                .update_with(&ns, &name, "", false, &mut |current| {
+                    Ok(reconciled(current, &wanted).unwrap_or_else(|| current.clone()))
+                })
+                .await?;
+            tracing::info!(%plural, %name, "reconciled bootstrap RBAC object");
+            Ok(())
+        }
+        Err(e) if e.code == 404 => {
+            let options = CreateOptions {
+                field_manager: Some("kube-apiserver".into()),
+                ..CreateOptions::default()
+            };
+            match store.create(&ns, wanted, &options).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.code == 409 => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
