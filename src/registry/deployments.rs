@@ -13,12 +13,13 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{json, Value};
 
 use super::decode::{decode_typed, Decoded};
+use super::workloads;
 use super::{
     age, column, field_error, pod, pods, replicasets, FieldError, ResourceInfo, TypedStrategy,
     AGE_DESCRIPTION, NAME_DESCRIPTION,
 };
 use crate::meta::label_selector;
-use crate::meta::patch::{generic_patch_schema, PatchSchema};
+use crate::meta::patch::PatchSchema;
 use crate::meta::ApiError;
 
 static INFO: ResourceInfo = ResourceInfo {
@@ -247,13 +248,6 @@ fn validate_status(d: &Deployment) -> Vec<FieldError> {
 }
 
 /// Go's `%#v`-like rendering of a selector for error values, as the ReplicaSet's.
-fn selector_value(spec: &DeploymentSpec) -> String {
-    format!(
-        "&v1.LabelSelector{{MatchLabels:{}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}",
-        field_error::go_string_map(&spec.selector.match_labels.clone().unwrap_or_default())
-    )
-}
-
 impl TypedStrategy for DeploymentStrategy {
     type Object = Deployment;
 
@@ -347,7 +341,7 @@ impl TypedStrategy for DeploymentStrategy {
         if new_spec.selector != old_spec.selector {
             errs.push(FieldError::invalid(
                 "spec.selector",
-                field_error::Literal(selector_value(&new_spec)),
+                workloads::selector_literal(Some(&new_spec.selector)),
                 "field is immutable",
             ));
         }
@@ -356,23 +350,19 @@ impl TypedStrategy for DeploymentStrategy {
     }
 
     fn patch_schema(&self) -> PatchSchema {
-        generic_patch_schema().graft(
-            "spec.template.spec",
-            &pod::patch_schema::pod_spec_patch_schema(),
-        )
+        workloads::template_patch_schema()
     }
 
     fn column_definitions(&self) -> Value {
-        json!([
+        let own = [
             column("Name", "string", "name", NAME_DESCRIPTION, 0),
             column("Ready", "string", "", "Number of the pod with ready state", 0),
             column("Up-to-date", "string", "", "Total number of non-terminated pods targeted by this deployment that have the desired template spec.", 0),
             column("Available", "string", "", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.", 0),
             column("Age", "string", "", AGE_DESCRIPTION, 0),
-            column("Containers", "string", "", "Names of each container in the template.", 1),
-            column("Images", "string", "", "Images referenced by each container in the template.", 1),
-            column("Selector", "string", "", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.", 1),
-        ])
+        ];
+        let template = workloads::template_columns("Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.");
+        Value::Array(own.into_iter().chain(template).collect())
     }
 
     /// Upstream `printDeployment`: READY is ready/desired.
@@ -380,11 +370,7 @@ impl TypedStrategy for DeploymentStrategy {
         let d: Deployment = serde::Deserialize::deserialize(obj).unwrap_or_default();
         let spec = d.spec.unwrap_or_default();
         let status = d.status.unwrap_or_default();
-        let containers = spec.template.spec.map(|s| s.containers).unwrap_or_default();
-        let join = |f: fn(&k8s_openapi::api::core::v1::Container) -> &str| {
-            containers.iter().map(f).collect::<Vec<_>>().join(",")
-        };
-        vec![
+        let mut row = vec![
             json!(d.metadata.name.unwrap_or_default()),
             json!(format!(
                 "{}/{}",
@@ -394,10 +380,13 @@ impl TypedStrategy for DeploymentStrategy {
             json!(status.updated_replicas.unwrap_or(0)),
             json!(status.available_replicas.unwrap_or(0)),
             json!(age(obj, now)),
-            json!(join(|c| c.name.as_str())),
-            json!(join(|c| c.image.as_deref().unwrap_or(""))),
-            json!(label_selector::format(&spec.selector)),
-        ]
+        ];
+        let selector = label_selector::format(&spec.selector);
+        row.extend(workloads::template_cells(
+            spec.template.spec.as_ref(),
+            &selector,
+        ));
+        row
     }
 }
 

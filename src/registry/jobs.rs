@@ -6,16 +6,16 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec, JobStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde_json::{json, Value};
 
 use super::decode::{decode_typed, Decoded};
+use super::workloads;
 use super::{
     age, column, field_error, pod, pods, FieldError, ResourceInfo, TypedStrategy, AGE_DESCRIPTION,
     NAME_DESCRIPTION,
 };
 use crate::meta::label_selector;
-use crate::meta::patch::{generic_patch_schema, PatchSchema};
+use crate::meta::patch::PatchSchema;
 use crate::meta::ApiError;
 
 static INFO: ResourceInfo = ResourceInfo {
@@ -58,16 +58,6 @@ fn non_negative(errs: &mut Vec<FieldError>, path: &str, value: Option<i64>) {
 }
 
 /// Go's `%#v` of a `*metav1.LabelSelector`, as upstream prints a selector in errors.
-fn selector_value(selector: Option<&LabelSelector>) -> field_error::Literal {
-    field_error::Literal(match selector {
-        None => "null".into(),
-        Some(s) => format!(
-            "&v1.LabelSelector{{MatchLabels:{}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}",
-            field_error::go_string_map(&s.match_labels.clone().unwrap_or_default())
-        ),
-    })
-}
-
 fn manual_selector(spec: &JobSpec) -> bool {
     spec.manual_selector == Some(true)
 }
@@ -151,7 +141,7 @@ fn validate_generated_selector(job: &Job) -> Vec<FieldError> {
         if !label_selector::matches(selector, &expected) {
             errs.push(FieldError::invalid(
                 "spec.selector",
-                selector_value(Some(selector)),
+                workloads::selector_literal(Some(selector)),
                 "`selector` not auto-generated",
             ));
         }
@@ -447,7 +437,7 @@ impl TypedStrategy for JobStrategy {
             &mut errs,
             "spec.selector",
             n.selector != o.selector,
-            selector_value(n.selector.as_ref()).0,
+            workloads::selector_literal(n.selector.as_ref()).0,
         );
         immutable(
             &mut errs,
@@ -486,23 +476,19 @@ impl TypedStrategy for JobStrategy {
     }
 
     fn patch_schema(&self) -> PatchSchema {
-        generic_patch_schema().graft(
-            "spec.template.spec",
-            &pod::patch_schema::pod_spec_patch_schema(),
-        )
+        workloads::template_patch_schema()
     }
 
     fn column_definitions(&self) -> Value {
-        json!([
+        let own = [
             column("Name", "string", "name", NAME_DESCRIPTION, 0),
             column("Status", "string", "", "Status of the job.", 0),
             column("Completions", "string", "", "The number of pods which reached phase Succeeded. The value increases monotonically for a given spec. However, it may decrease in reaction to scale down of elastic indexed jobs.", 0),
             column("Duration", "string", "", "Time required to complete the job.", 0),
             column("Age", "string", "", AGE_DESCRIPTION, 0),
-            column("Containers", "string", "", "Names of each container in the template.", 1),
-            column("Images", "string", "", "Images referenced by each container in the template.", 1),
-            column("Selector", "string", "", "A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors", 1),
-        ])
+        ];
+        let template = workloads::template_columns("A label query over pods that should match the pod count. Normally, the system sets this field for you. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors");
+        Value::Array(own.into_iter().chain(template).collect())
     }
 
     /// Upstream `printJob`.
@@ -543,24 +529,23 @@ impl TypedStrategy for JobStrategy {
         } else {
             "Running"
         };
-        let containers = spec.template.spec.map(|s| s.containers).unwrap_or_default();
-        let join = |f: fn(&k8s_openapi::api::core::v1::Container) -> &str| {
-            containers.iter().map(f).collect::<Vec<_>>().join(",")
-        };
-        vec![
+        let mut row = vec![
             json!(job.metadata.name.unwrap_or_default()),
             json!(state),
             json!(completions),
             json!(duration),
             json!(age(obj, now)),
-            json!(join(|c| c.name.as_str())),
-            json!(join(|c| c.image.as_deref().unwrap_or(""))),
-            json!(spec
-                .selector
-                .as_ref()
-                .map(label_selector::format)
-                .unwrap_or_else(|| "<none>".into())),
-        ]
+        ];
+        let selector = spec
+            .selector
+            .as_ref()
+            .map(label_selector::format)
+            .unwrap_or_else(|| "<none>".into());
+        row.extend(workloads::template_cells(
+            spec.template.spec.as_ref(),
+            &selector,
+        ));
+        row
     }
 }
 

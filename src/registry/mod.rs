@@ -30,6 +30,7 @@ pub mod serviceaccounts;
 mod store;
 #[cfg(test)]
 mod store_tests;
+pub mod workloads;
 
 use jiff::Timestamp;
 use serde_json::Value;

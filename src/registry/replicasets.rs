@@ -7,12 +7,13 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use serde_json::{json, Value};
 
 use super::decode::{decode_typed, Decoded};
+use super::workloads;
 use super::{
     age, column, field_error, pod, pods, FieldError, ResourceInfo, TypedStrategy, AGE_DESCRIPTION,
     NAME_DESCRIPTION,
 };
 use crate::meta::label_selector;
-use crate::meta::patch::{generic_patch_schema, PatchSchema};
+use crate::meta::patch::PatchSchema;
 use crate::meta::ApiError;
 
 static INFO: ResourceInfo = ResourceInfo {
@@ -45,13 +46,6 @@ fn non_negative(errs: &mut Vec<FieldError>, path: &str, value: Option<i32>) {
 }
 
 /// Go's `%#v`-like rendering of a selector for error values (upstream prints the Go struct).
-fn selector_value(spec: &ReplicaSetSpec) -> String {
-    format!(
-        "&v1.LabelSelector{{MatchLabels:{}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}",
-        field_error::go_string_map(&spec.selector.match_labels.clone().unwrap_or_default())
-    )
-}
-
 /// Upstream `ValidateReplicaSetSpec` with `ValidatePodTemplateSpecForReplicaSet`.
 pub fn validate_spec(spec: &ReplicaSetSpec) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -61,7 +55,7 @@ pub fn validate_spec(spec: &ReplicaSetSpec) -> Vec<FieldError> {
     if label_selector::is_empty(selector) {
         errs.push(FieldError::invalid(
             "spec.selector",
-            field_error::Literal(selector_value(spec)),
+            workloads::selector_literal(Some(&spec.selector)),
             "empty selector is invalid for deployment",
         ));
     }
@@ -249,7 +243,7 @@ impl TypedStrategy for ReplicaSetStrategy {
         if new_spec.selector != old_spec.selector {
             errs.push(FieldError::invalid(
                 "spec.selector",
-                field_error::Literal(selector_value(&new_spec)),
+                workloads::selector_literal(Some(&new_spec.selector)),
                 "field is immutable",
             ));
         }
@@ -258,47 +252,36 @@ impl TypedStrategy for ReplicaSetStrategy {
     }
 
     fn patch_schema(&self) -> PatchSchema {
-        generic_patch_schema().graft(
-            "spec.template.spec",
-            &pod::patch_schema::pod_spec_patch_schema(),
-        )
+        workloads::template_patch_schema()
     }
 
     fn column_definitions(&self) -> Value {
-        json!([
+        let own = [
             column("Name", "string", "name", NAME_DESCRIPTION, 0),
             column("Desired", "integer", "", "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset", 0),
             column("Current", "integer", "", "Replicas is the most recently observed number of non-terminating pods. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset", 0),
             column("Ready", "integer", "", "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.", 0),
             column("Age", "string", "", AGE_DESCRIPTION, 0),
-            column("Containers", "string", "", "Names of each container in the template.", 1),
-            column("Images", "string", "", "Images referenced by each container in the template.", 1),
-            column("Selector", "string", "", "Selector is a label query over pods that should match the replica count. Label keys and values that must match in order to be controlled by this replica set. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors", 1),
-        ])
+        ];
+        let template = workloads::template_columns("Selector is a label query over pods that should match the replica count. Label keys and values that must match in order to be controlled by this replica set. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors");
+        Value::Array(own.into_iter().chain(template).collect())
     }
 
     fn row(&self, obj: &Value, now: jiff::Timestamp) -> Vec<Value> {
         let rs: ReplicaSet = serde::Deserialize::deserialize(obj).unwrap_or_default();
         let spec = rs.spec.unwrap_or_default();
         let status = rs.status.unwrap_or_default();
-        let containers = spec
-            .template
-            .and_then(|t| t.spec)
-            .map(|s| s.containers)
-            .unwrap_or_default();
-        let join = |f: fn(&k8s_openapi::api::core::v1::Container) -> &str| {
-            containers.iter().map(f).collect::<Vec<_>>().join(",")
-        };
-        vec![
+        let mut row = vec![
             json!(rs.metadata.name.unwrap_or_default()),
             json!(spec.replicas.unwrap_or(0)),
             json!(status.replicas),
             json!(status.ready_replicas.unwrap_or(0)),
             json!(age(obj, now)),
-            json!(join(|c| c.name.as_str())),
-            json!(join(|c| c.image.as_deref().unwrap_or(""))),
-            json!(label_selector::format(&spec.selector)),
-        ]
+        ];
+        let selector = label_selector::format(&spec.selector);
+        let template = spec.template.as_ref().and_then(|t| t.spec.as_ref());
+        row.extend(workloads::template_cells(template, &selector));
+        row
     }
 }
 
