@@ -17,13 +17,11 @@ mod util;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt as _};
+use kube::runtime::reflector::Store;
 use kube::Api;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -132,45 +130,11 @@ impl Sync {
 
 impl DeploymentController {
     pub async fn run(client: kube::Client, shutdown: CancellationToken) {
-        let (deployments, d_writer) = reflector::store();
-        let (sets, set_writer) = reflector::store();
-        let (pods, pod_writer) = reflector::store();
-        let d_stream = reflector::reflector(
-            d_writer,
-            watcher::watcher(
-                Api::<Deployment>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .for_each(|e| async move {
-            if let Err(e) = e {
-                tracing::warn!(error = %e, "deployment watch failed; retrying");
-            }
-        });
-        let set_stream = reflector::reflector(
-            set_writer,
-            watcher::watcher(
-                Api::<ReplicaSet>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .for_each(|e| async move {
-            if let Err(e) = e {
-                tracing::warn!(error = %e, "replicaset watch failed; retrying");
-            }
-        });
-        let pod_stream = reflector::reflector(
-            pod_writer,
-            watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(|e| async move {
-            if let Err(e) = e {
-                tracing::warn!(error = %e, "pod watch failed; retrying");
-            }
-        });
+        let (deployments, d_stream) =
+            super::cached(Api::<Deployment>::all(client.clone()), "deployment");
+        let (sets, set_stream) =
+            super::cached(Api::<ReplicaSet>::all(client.clone()), "replicaset");
+        let (pods, pod_stream) = super::cached(Api::<Pod>::all(client.clone()), "pod");
         let mut c = DeploymentController {
             // Upstream's Deployment events come from `deployment-controller`.
             recorder: EventRecorder::new(client.clone(), "deployment-controller", ""),

@@ -21,14 +21,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus, UncountedTerminatedPods};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt as _};
+use kube::runtime::reflector::Store;
 use kube::Api;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -441,28 +439,8 @@ pub struct JobController {
 
 impl JobController {
     pub async fn run(client: kube::Client, shutdown: CancellationToken) {
-        let (jobs, job_writer) = reflector::store();
-        let (pods, pod_writer) = reflector::store();
-        let job_stream = reflector::reflector(
-            job_writer,
-            watcher::watcher(Api::<Job>::all(client.clone()), watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(|e| async move {
-            if let Err(e) = e {
-                tracing::warn!(error = %e, "job watch failed; retrying");
-            }
-        });
-        let pod_stream = reflector::reflector(
-            pod_writer,
-            watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(|e| async move {
-            if let Err(e) = e {
-                tracing::warn!(error = %e, "pod watch failed; retrying");
-            }
-        });
+        let (jobs, job_stream) = super::cached(Api::<Job>::all(client.clone()), "job");
+        let (pods, pod_stream) = super::cached(Api::<Pod>::all(client.clone()), "pod");
         let mut c = JobController {
             // Upstream's Job events come from `job-controller`.
             recorder: EventRecorder::new(client.clone(), "job-controller", ""),

@@ -77,6 +77,37 @@ where
     pod
 }
 
+/// A cache of every object `api` lists, and the future that keeps it current: a failed watch
+/// is logged and retried with backoff, as client-go's reflector does.
+pub fn cached<K>(
+    api: kube::Api<K>,
+    what: &'static str,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl std::future::Future<Output = ()>,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use futures::StreamExt as _;
+    use kube::runtime::{reflector, watcher, WatchStreamExt as _};
+    let (store, writer) = reflector::store();
+    let kept = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .for_each(move |event| async move {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "{what} watch failed; retrying");
+            }
+        });
+    (store, kept)
+}
+
 /// The Lease the controller managers compete for, and its namespace.
 pub const LEASE_NAME: &str = "kube-controller-manager";
 pub const LEASE_NAMESPACE: &str = "kube-system";

@@ -24,12 +24,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt as _};
+use kube::runtime::reflector::Store;
 use kube::Api;
 use serde_json::json;
 use tokio::time::Instant;
@@ -185,18 +183,6 @@ fn eviction_delay(pod: &Pod, taints: &[&Taint], now: jiff::Timestamp) -> Option<
     delay
 }
 
-/// A watch's errors, logged; the watcher retries by itself.
-fn logged<T>(
-    what: &'static str,
-) -> impl FnMut(Result<T, watcher::Error>) -> std::future::Ready<()> {
-    move |event| {
-        if let Err(e) = event {
-            tracing::warn!(watch = what, error = %e, "watch failed; retrying");
-        }
-        std::future::ready(())
-    }
-}
-
 impl NodeLifecycleController {
     /// Runs the controller until `shutdown`.
     pub async fn run(
@@ -204,30 +190,12 @@ impl NodeLifecycleController {
         config: NodeLifecycleConfig,
         shutdown: CancellationToken,
     ) {
-        let (nodes, node_writer) = reflector::store();
-        let (leases, lease_writer) = reflector::store();
-        let (pods, pod_writer) = reflector::store();
-        let node_stream = reflector::reflector(
-            node_writer,
-            watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(logged("node"));
-        let lease_stream = reflector::reflector(
-            lease_writer,
-            watcher::watcher(
-                Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .for_each(logged("lease"));
-        let pod_stream = reflector::reflector(
-            pod_writer,
-            watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(logged("pod"));
+        let (nodes, node_stream) = super::cached(Api::<Node>::all(client.clone()), "node");
+        let (leases, lease_stream) = super::cached(
+            Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
+            "lease",
+        );
+        let (pods, pod_stream) = super::cached(Api::<Pod>::all(client.clone()), "pod");
         let recorder = EventRecorder::new(client.clone(), EVICTION_SOURCE, "");
         let mut controller = NodeLifecycleController {
             client,

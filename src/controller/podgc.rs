@@ -18,11 +18,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt as _};
+use kube::runtime::reflector::Store;
 use kube::Api;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -148,28 +146,8 @@ fn failed_patch(pod: &Pod, condition: Option<&Value>) -> Value {
 impl PodGc {
     /// Runs the collector until `shutdown`.
     pub async fn run(client: kube::Client, config: PodGcConfig, shutdown: CancellationToken) {
-        let (pods, pod_writer) = reflector::store();
-        let (nodes, node_writer) = reflector::store();
-        let pod_stream = reflector::reflector(
-            pod_writer,
-            watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(|event| async move {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "pod watch failed; retrying");
-            }
-        });
-        let node_stream = reflector::reflector(
-            node_writer,
-            watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(|event| async move {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, "node watch failed; retrying");
-            }
-        });
+        let (pods, pod_stream) = super::cached(Api::<Pod>::all(client.clone()), "pod");
+        let (nodes, node_stream) = super::cached(Api::<Node>::all(client.clone()), "node");
         let mut gc = PodGc {
             client,
             config,

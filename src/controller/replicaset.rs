@@ -15,12 +15,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt as _};
+use kube::runtime::reflector::Store;
 use kube::Api;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -149,31 +147,9 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
 
 impl ReplicaSetController {
     pub async fn run(client: kube::Client, shutdown: CancellationToken) {
-        let (sets, set_writer) = reflector::store();
-        let (pods, pod_writer) = reflector::store();
-        let set_stream = reflector::reflector(
-            set_writer,
-            watcher::watcher(
-                Api::<ReplicaSet>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .for_each(|e| async move {
-            if let Err(e) = e {
-                tracing::warn!(error = %e, "replicaset watch failed; retrying");
-            }
-        });
-        let pod_stream = reflector::reflector(
-            pod_writer,
-            watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-        )
-        .default_backoff()
-        .for_each(|e| async move {
-            if let Err(e) = e {
-                tracing::warn!(error = %e, "pod watch failed; retrying");
-            }
-        });
+        let (sets, set_stream) =
+            super::cached(Api::<ReplicaSet>::all(client.clone()), "replicaset");
+        let (pods, pod_stream) = super::cached(Api::<Pod>::all(client.clone()), "pod");
         let mut c = ReplicaSetController {
             recorder: EventRecorder::new(client.clone(), super::COMPONENT, ""),
             client,
