@@ -177,6 +177,10 @@ struct ControllerManagerArgs {
     /// How long a Node may stay silent before it is marked unknown and tainted unreachable.
     #[arg(long, default_value = "50s", value_parser = parse_duration)]
     node_monitor_grace_period: Duration,
+    /// Which controllers run: `*` for all, `name` to turn one on, `-name` to turn one off
+    /// (e.g. `*,-job-controller`).
+    #[arg(long, value_delimiter = ',', default_value = "*")]
+    controllers: Vec<String>,
     /// The CA bundle published in every namespace as the ConfigMap `kube-root-ca.crt`
     /// (default: the certificate authority of the kubeconfig's cluster).
     #[arg(long)]
@@ -383,7 +387,10 @@ async fn run() -> anyhow::Result<()> {
                 election.retry_period = args.leader_elect_retry_period;
                 election
             });
+            let controllers = controller::Selection::parse(&args.controllers)
+                .map_err(|e| anyhow::anyhow!("--controllers: {e}"))?;
             let config = controller::ControllerManagerConfig {
+                controllers,
                 leader_election,
                 pod_gc: controller::podgc::PodGcConfig {
                     check_period: args.pod_gc_period,

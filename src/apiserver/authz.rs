@@ -193,6 +193,13 @@ pub static BINDINGS: &[Binding] = &[
                 resources: &["pods/eviction"],
                 scope: Scope::Any,
             },
+            // Tokens for the accounts its Pods run as (the graph's pod → serviceaccount edge).
+            Rule {
+                verbs: &["create"],
+                groups: CORE,
+                resources: &["serviceaccounts/token"],
+                scope: Scope::ReferencedByBoundPods,
+            },
             Rule {
                 verbs: &["get", "create", "update", "patch", "delete"],
                 groups: COORDINATION,
@@ -437,10 +444,14 @@ pub fn check_bound(node: &str, pod: Option<&Value>) -> Result<(), String> {
     }
 }
 
-/// Whether `pod` refers to the ConfigMap or Secret (`resource`) named `name`: through its
-/// containers' `env` and `envFrom`, its volumes (also projected ones) or, for Secrets, its
-/// `imagePullSecrets` — the edges of upstream's node authorizer graph.
+/// Whether `pod` refers to the ConfigMap, Secret or ServiceAccount (`resource`) named `name`:
+/// through its containers' `env` and `envFrom`, its volumes (also projected ones), for Secrets
+/// its `imagePullSecrets`, for accounts the one it runs as — the edges of upstream's node
+/// authorizer graph.
 pub fn pod_refers_to(pod: &Value, resource: &str, name: &str) -> bool {
+    if resource == "serviceaccounts" {
+        return pod.pointer("/spec/serviceAccountName").and_then(Value::as_str) == Some(name);
+    }
     let (key_ref, from_ref, volume, volume_key) = match resource {
         "configmaps" => ("configMapKeyRef", "configMapRef", "configMap", "name"),
         "secrets" => ("secretKeyRef", "secretRef", "secret", "secretName"),
@@ -491,6 +502,55 @@ pub fn pod_refers_to(pod: &Value, resource: &str, name: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // NodeRestriction admission
 // ---------------------------------------------------------------------------------------------
+
+/// NodeRestriction's rule for a kubelet's TokenRequest (for the account `account`): the token
+/// must be bound to a Pod, named with its UID, that runs on the kubelet's node. `pod` is the
+/// bound Pod as stored, if it is.
+pub fn admit_node_token_request(
+    node: &str,
+    account: &str,
+    request: &Value,
+    pod: Option<&Value>,
+) -> Result<(), ApiError> {
+    let refuse = |why: &str| {
+        ApiError::forbidden(
+            GroupResource {
+                group: "",
+                resource: "serviceaccounts",
+            },
+            account,
+            why,
+        )
+    };
+    let bound = &request["spec"]["boundObjectRef"];
+    let field = |key: &str| bound[key].as_str().unwrap_or("");
+    if field("apiVersion") != "v1" || field("kind") != "Pod" || field("name").is_empty() {
+        return Err(refuse("node requested token not bound to a pod"));
+    }
+    if field("uid").is_empty() {
+        return Err(refuse(
+            "node requested token with a pod binding without a uid",
+        ));
+    }
+    let Some(pod) = pod else {
+        return Err(ApiError::not_found(
+            GroupResource {
+                group: "",
+                resource: "pods",
+            },
+            field("name"),
+        ));
+    };
+    if pod.pointer("/metadata/uid").and_then(Value::as_str) != Some(field("uid")) {
+        return Err(refuse(&format!("the UID in the bound object reference ({}) does not match the UID in record. The object might have been deleted and then recreated", field("uid"))));
+    }
+    if pod.pointer("/spec/nodeName").and_then(Value::as_str) != Some(node) {
+        return Err(refuse(
+            "node requested token bound to a pod scheduled on a different node",
+        ));
+    }
+    Ok(())
+}
 
 /// The 403 of NodeRestriction: `<resource> "<name>" is forbidden: <why>`, where the name is
 /// the request's, else the object's name or generateName, else "Unknown" (upstream
@@ -1051,6 +1111,7 @@ pub fn impersonate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// The bootstrap policy's RBAC objects, as the API server holds them after start.
     fn policy() -> RbacView {
@@ -1162,6 +1223,43 @@ mod tests {
             }
         }
         assert!(checked > 50, "only {checked} grants walked");
+    }
+
+    #[test]
+    fn kubelets_get_tokens_only_for_their_pods_accounts_bound_to_those_pods() {
+        let kubelet = user("system:node:n1", &[NODES]);
+        let mut a = attrs("create", "serviceaccounts", "default", "ci");
+        a.subresource = "token";
+        assert_eq!(
+            authorize(&kubelet, &a),
+            Decision::AllowIfReferenced { node: "n1".into() }
+        );
+        let pod = json!({"metadata": {"uid": "u1"}, "spec": {"nodeName": "n1", "serviceAccountName": "ci"}});
+        assert!(pod_refers_to(&pod, "serviceaccounts", "ci"));
+        assert!(!pod_refers_to(&pod, "serviceaccounts", "default"));
+
+        let request = |bound: Value| json!({"spec": {"boundObjectRef": bound}});
+        let refusal = |r: Result<(), ApiError>| r.err().map(|e| e.message).unwrap_or_default();
+        let to_pod = |uid: &str| request(json!({"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": uid}));
+        assert_eq!(
+            refusal(admit_node_token_request("n1", "ci", &json!({"spec": {}}), Some(&pod))),
+            "serviceaccounts \"ci\" is forbidden: node requested token not bound to a pod"
+        );
+        assert_eq!(
+            refusal(admit_node_token_request("n1", "ci", &to_pod(""), Some(&pod))),
+            "serviceaccounts \"ci\" is forbidden: node requested token with a pod binding without a uid"
+        );
+        assert!(refusal(admit_node_token_request("n1", "ci", &to_pod("u2"), Some(&pod)))
+            .contains("does not match the UID in record"));
+        assert_eq!(
+            refusal(admit_node_token_request("n2", "ci", &to_pod("u1"), Some(&pod))),
+            "serviceaccounts \"ci\" is forbidden: node requested token bound to a pod scheduled on a different node"
+        );
+        assert_eq!(
+            refusal(admit_node_token_request("n1", "ci", &to_pod("u1"), None)),
+            "pods \"p\" not found"
+        );
+        assert!(admit_node_token_request("n1", "ci", &to_pod("u1"), Some(&pod)).is_ok());
     }
 
     /// The components' rights now live in the bootstrap policy: each User bound to a role

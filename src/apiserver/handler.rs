@@ -897,6 +897,16 @@ async fn resource_request(
             let (bytes, ct) = read_body(req).await?;
             options::write_options(&query, WriteKind::Create)?;
             let body = parse_object(&bytes, &ct, ("authentication.k8s.io/v1", "TokenRequest"))?;
+            if let Some(node) = authz::node_name(user) {
+                let pod_name = body.object["spec"]["boundObjectRef"]["name"]
+                    .as_str()
+                    .unwrap_or("");
+                let pod = match server.registry.get("", "pods") {
+                    Some(pods) if !pod_name.is_empty() => pods.get(&ns, pod_name).await.ok(),
+                    _ => None,
+                };
+                authz::admit_node_token_request(node, &path.name, &body.object, pod.as_deref())?;
+            }
             let account = store.get(&ns, &path.name).await?;
             let issued = server
                 .tokens

@@ -114,8 +114,69 @@ pub const LEASE_NAMESPACE: &str = "kube-system";
 /// The events' source component, as upstream.
 pub const COMPONENT: &str = "kube-controller-manager";
 
+/// The controllers this process runs, by upstream's names, with the short names upstream
+/// still accepts.
+pub const CONTROLLERS: &[(&str, &str)] = &[
+    ("deployment-controller", "deployment"),
+    ("garbage-collector-controller", "garbagecollector"),
+    ("job-controller", "job"),
+    ("node-lifecycle-controller", "nodelifecycle"),
+    ("pod-garbage-collector-controller", "podgc"),
+    ("replicaset-controller", "replicaset"),
+    ("root-ca-certificate-publisher-controller", "root-ca-cert-publisher"),
+    ("serviceaccount-controller", "serviceaccount"),
+];
+
+/// `--controllers`: `*` turns on every controller, `name` one, `-name` turns one off; the
+/// first entry that names a controller decides for it (upstream `IsControllerEnabled`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection(Vec<String>);
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection(vec!["*".into()])
+    }
+}
+
+impl Selection {
+    /// Parses the flag's entries, refusing names no controller has.
+    pub fn parse(entries: &[String]) -> Result<Selection, String> {
+        let mut canonical = Vec::new();
+        for entry in entries.iter().map(|e| e.trim()) {
+            if entry == "*" {
+                canonical.push(entry.to_string());
+                continue;
+            }
+            let (sign, name) = match entry.strip_prefix('-') {
+                Some(name) => ("-", name),
+                None => ("", entry),
+            };
+            let known = CONTROLLERS
+                .iter()
+                .find(|(full, short)| name == *full || name == *short)
+                .ok_or_else(|| format!("{name:?} is not in the list of known controllers"))?;
+            canonical.push(format!("{sign}{}", known.0));
+        }
+        Ok(Selection(canonical))
+    }
+
+    pub fn enabled(&self, name: &str) -> bool {
+        for entry in &self.0 {
+            if entry == name {
+                return true;
+            }
+            if entry.strip_prefix('-') == Some(name) {
+                return false;
+            }
+        }
+        self.0.iter().any(|e| e == "*")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ControllerManagerConfig {
+    /// Which controllers run (`--controllers`).
+    pub controllers: Selection,
     /// `None` runs the controllers at once, without an election (`--leader-elect=false`).
     pub leader_election: Option<LeaderElectionConfig>,
     pub pod_gc: PodGcConfig,
@@ -170,17 +231,91 @@ async fn run_controllers(
     config: &ControllerManagerConfig,
     shutdown: CancellationToken,
 ) {
+    let on = |name: &str| config.controllers.enabled(name);
+    // A controller that is off is a future that is done at once.
+    let when = |name: &str, run: futures::future::BoxFuture<'static, ()>| {
+        if on(name) {
+            run
+        } else {
+            Box::pin(async {})
+        }
+    };
     tokio::join!(
-        PodGc::run(client.clone(), config.pod_gc.clone(), shutdown.clone()),
-        replicaset::ReplicaSetController::run(client.clone(), shutdown.clone()),
-        deployment::DeploymentController::run(client.clone(), shutdown.clone()),
-        job::JobController::run(client.clone(), shutdown.clone()),
-        nodelifecycle::NodeLifecycleController::run(
+        when(
+            "pod-garbage-collector-controller",
+            Box::pin(PodGc::run(
+                client.clone(),
+                config.pod_gc.clone(),
+                shutdown.clone()
+            ))
+        ),
+        when(
+            "replicaset-controller",
+            Box::pin(replicaset::ReplicaSetController::run(
+                client.clone(),
+                shutdown.clone()
+            ))
+        ),
+        when(
+            "deployment-controller",
+            Box::pin(deployment::DeploymentController::run(
+                client.clone(),
+                shutdown.clone()
+            ))
+        ),
+        when(
+            "job-controller",
+            Box::pin(job::JobController::run(client.clone(), shutdown.clone()))
+        ),
+        when(
+            "node-lifecycle-controller",
+            Box::pin(nodelifecycle::NodeLifecycleController::run(
+                client.clone(),
+                config.node_lifecycle.clone(),
+                shutdown.clone()
+            ))
+        ),
+        serviceaccounts::run(
             client.clone(),
-            config.node_lifecycle.clone(),
+            on("serviceaccount-controller"),
+            config
+                .root_ca
+                .clone()
+                .filter(|_| on("root-ca-certificate-publisher-controller")),
             shutdown.clone()
         ),
-        serviceaccounts::run(client.clone(), config.root_ca.clone(), shutdown.clone()),
-        garbagecollector::run(client, shutdown),
+        when(
+            "garbage-collector-controller",
+            Box::pin(garbagecollector::run(client, shutdown))
+        ),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selection(flag: &str) -> Result<Selection, String> {
+        Selection::parse(&flag.split(',').map(str::to_string).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn the_first_entry_naming_a_controller_decides_and_star_covers_the_rest() {
+        let all = Selection::default();
+        assert!(CONTROLLERS.iter().all(|(name, _)| all.enabled(name)));
+        let some = selection("-job,*").expect("valid");
+        assert!(!some.enabled("job-controller"));
+        assert!(some.enabled("replicaset-controller"));
+        let only = selection("serviceaccount,root-ca-cert-publisher").expect("valid");
+        assert!(only.enabled("serviceaccount-controller"));
+        assert!(only.enabled("root-ca-certificate-publisher-controller"));
+        assert!(!only.enabled("garbage-collector-controller"));
+        assert!(selection("deployment-controller,-deployment")
+            .expect("valid")
+            .enabled("deployment-controller"));
+        assert_eq!(
+            selection("*,-nosuch"),
+            Err("\"nosuch\" is not in the list of known controllers".into())
+        );
+    }
 }

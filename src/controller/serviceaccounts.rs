@@ -34,18 +34,30 @@ pub struct SyncError(#[from] kube::Error);
 
 struct Context {
     client: kube::Client,
+    /// Whether the `default` accounts are kept (the serviceaccount controller is on).
+    accounts: bool,
     /// The PEM bundle to publish; `None` publishes nothing (no `--root-ca-file` and none in
     /// the kubeconfig).
     root_ca: Option<String>,
 }
 
-/// Runs both controllers until `shutdown`.
-pub async fn run(client: kube::Client, root_ca: Option<String>, shutdown: CancellationToken) {
+/// Runs the controllers until `shutdown`: the `default` accounts' if `accounts`, the CA
+/// bundle's if there is one to publish.
+pub async fn run(
+    client: kube::Client,
+    accounts: bool,
+    root_ca: Option<String>,
+    shutdown: CancellationToken,
+) {
+    if !accounts && root_ca.is_none() {
+        return;
+    }
     let by_namespace =
         |meta: &ObjectMeta| meta.namespace.as_deref().map(ObjectRef::<Namespace>::new);
     let named = |name: &str| watcher::Config::default().fields(&format!("metadata.name={name}"));
     let context = Arc::new(Context {
         client: client.clone(),
+        accounts,
         root_ca,
     });
     tracing::info!("serviceaccount and root-ca-cert-publisher controllers started");
@@ -90,7 +102,7 @@ async fn sync(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action, SyncError
     }
     let post = PostParams::default();
     let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), name);
-    if accounts.get_opt(DEFAULT).await?.is_none() {
+    if ctx.accounts && accounts.get_opt(DEFAULT).await?.is_none() {
         let account = ServiceAccount {
             metadata: ObjectMeta {
                 name: Some(DEFAULT.to_string()),

@@ -187,7 +187,7 @@ pub fn resolve(
 }
 
 /// A downward-API field of the Pod.
-fn field_value(path: &str, ctx: &Context<'_>) -> String {
+pub(super) fn field_value(path: &str, ctx: &Context<'_>) -> String {
     let pod = ctx.pod;
     let meta = &pod.metadata;
     let from_map = |map: &Option<BTreeMap<String, String>>, key: &str| {
@@ -229,7 +229,7 @@ fn field_value(path: &str, ctx: &Context<'_>) -> String {
 /// up as upstream's `ExtractContainerResourceValue`. Without a limit upstream reports the node's
 /// allocatable; rkube reports 0 for an unset request and the machine's capacity for an unset
 /// limit is not known here, so an unset limit reads as its request.
-fn resource_value(
+pub(super) fn resource_value(
     container: &Container,
     resource: &str,
     divisor: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>,

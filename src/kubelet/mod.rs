@@ -26,6 +26,7 @@ mod server;
 mod stats;
 mod status;
 pub mod streaming;
+mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;

@@ -34,6 +34,7 @@ pub mod workloads;
 
 use jiff::Timestamp;
 use serde_json::Value;
+use std::sync::Arc;
 
 use crate::meta::patch::PatchSchema;
 use crate::meta::ApiError;
@@ -48,26 +49,26 @@ pub use store::{
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// Every kind rkube serves, in discovery order: adding a kind is a folder and a line here.
-pub fn kinds(event_ttl: std::time::Duration) -> Vec<std::sync::Arc<dyn Strategy>> {
+pub fn kinds(event_ttl: std::time::Duration) -> Vec<Arc<dyn Strategy>> {
     vec![
-        std::sync::Arc::new(namespaces::NamespaceStrategy),
-        std::sync::Arc::new(pods::PodStrategy),
-        std::sync::Arc::new(podtemplates::PodTemplateStrategy),
-        std::sync::Arc::new(configmaps::ConfigMapStrategy),
-        std::sync::Arc::new(secrets::SecretStrategy),
-        std::sync::Arc::new(serviceaccounts::ServiceAccountStrategy),
-        std::sync::Arc::new(deployments::DeploymentStrategy),
-        std::sync::Arc::new(replicasets::ReplicaSetStrategy),
-        std::sync::Arc::new(jobs::JobStrategy),
-        std::sync::Arc::new(events::EventStrategy {
+        Arc::new(namespaces::NamespaceStrategy),
+        Arc::new(pods::PodStrategy),
+        Arc::new(podtemplates::PodTemplateStrategy),
+        Arc::new(configmaps::ConfigMapStrategy),
+        Arc::new(secrets::SecretStrategy),
+        Arc::new(serviceaccounts::ServiceAccountStrategy),
+        Arc::new(deployments::DeploymentStrategy),
+        Arc::new(replicasets::ReplicaSetStrategy),
+        Arc::new(jobs::JobStrategy),
+        Arc::new(events::EventStrategy {
             ttl_secs: event_ttl.as_secs().max(1) as i64,
         }),
-        std::sync::Arc::new(nodes::NodeStrategy),
-        std::sync::Arc::new(leases::LeaseStrategy),
-        std::sync::Arc::new(rbac::ClusterRoleBindingStrategy),
-        std::sync::Arc::new(rbac::ClusterRoleStrategy),
-        std::sync::Arc::new(rbac::RoleBindingStrategy),
-        std::sync::Arc::new(rbac::RoleStrategy),
+        Arc::new(nodes::NodeStrategy),
+        Arc::new(leases::LeaseStrategy),
+        Arc::new(rbac::ClusterRoleBindingStrategy),
+        Arc::new(rbac::ClusterRoleStrategy),
+        Arc::new(rbac::RoleBindingStrategy),
+        Arc::new(rbac::RoleStrategy),
     ]
 }
 
@@ -147,6 +148,12 @@ pub trait Strategy: Send + Sync {
 
     /// How long objects of this kind live in etcd before expiring, if they expire at all.
     fn time_to_live(&self) -> Option<i64>;
+
+    /// Admission of new objects that reads other kinds, built from their watch caches.
+    fn create_admission(
+        &self,
+        sources: &store::AdmissionSources<'_>,
+    ) -> Option<Arc<dyn store::CreateAdmission>>;
 
     /// Whether a replacement without a resourceVersion overwrites whatever is stored
     /// (upstream's `AllowUnconditionalUpdate`); when not, it is refused with 422.
@@ -327,6 +334,14 @@ pub trait TypedStrategy: Send + Sync + 'static {
         crate::meta::patch::generic_patch_schema()
     }
 
+    fn create_admission(
+        &self,
+        sources: &store::AdmissionSources<'_>,
+    ) -> Option<Arc<dyn store::CreateAdmission>> {
+        let _ = sources;
+        None
+    }
+
     fn time_to_live(&self) -> Option<i64> {
         None
     }
@@ -434,6 +449,13 @@ impl<S: TypedStrategy> Strategy for S {
 
     fn patch_schema(&self) -> PatchSchema {
         TypedStrategy::patch_schema(self)
+    }
+
+    fn create_admission(
+        &self,
+        sources: &store::AdmissionSources<'_>,
+    ) -> Option<Arc<dyn store::CreateAdmission>> {
+        TypedStrategy::create_admission(self, sources)
     }
 
     fn time_to_live(&self) -> Option<i64> {

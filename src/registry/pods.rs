@@ -1,15 +1,19 @@
 //! The Pod kind: decoding with quantity checks, defaulting, validation, graceful deletion,
 //! selectable fields, Table rows, and the `binding` subresource's rules.
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Pod, PodSpec, ServiceAccount};
 use serde::Deserialize as _;
 use serde_json::{json, Value};
 
 use super::decode::{cannot_handle, decode_typed, Decoded};
+use super::store::{self, AdmissionSources, CreateAdmission};
 use super::{pod, FieldError, ResourceInfo, TypedStrategy};
 use crate::meta::patch::PatchSchema;
 use crate::meta::quantity::Quantity;
 use crate::meta::{object, ApiError};
+use crate::storage::{self, Cacher, Storage as _, StorageError};
 
 static INFO: ResourceInfo = ResourceInfo {
     group: "",
@@ -77,11 +81,94 @@ pub(crate) fn canonical_quantities(
     Ok(())
 }
 
+/// The ServiceAccount admission plugin's lookup: a new Pod runs as an account that exists
+/// (its name defaulted to `default`), and gets what [`pod::service_account::admit`] adds.
+struct ServiceAccountAdmission {
+    accounts: Arc<Cacher>,
+    prefix: String,
+}
+
+/// How often a missing `default` account is looked for again before the Pod is refused: the
+/// controller creates it moments after its namespace (upstream tries ten times, 100–200 ms
+/// apart).
+const DEFAULT_ACCOUNT_TRIES: u32 = 10;
+
+impl ServiceAccountAdmission {
+    async fn find(&self, namespace: &str, name: &str) -> Result<Option<ServiceAccount>, String> {
+        let key = storage::object_key(&self.prefix, "serviceaccounts", namespace, name);
+        let decode = |v: &Value| ServiceAccount::deserialize(v).map_err(|e| e.to_string());
+        if let Some(cached) = self.accounts.cached(&key) {
+            return decode(&cached.object).map(Some);
+        }
+        let tries = if name == super::serviceaccounts::DEFAULT {
+            DEFAULT_ACCOUNT_TRIES
+        } else {
+            1
+        };
+        let pause = std::time::Duration::from_millis(rand::random_range(100..200));
+        for attempt in 0..tries {
+            if attempt > 0 {
+                tokio::time::sleep(pause).await;
+            }
+            match self.accounts.get(&key).await {
+                Ok(found) => return decode(&found.object).map(Some),
+                Err(StorageError::NotFound(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[async_trait::async_trait]
+impl CreateAdmission for ServiceAccountAdmission {
+    async fn admit(&self, namespace: &str, obj: &mut Value) -> Result<(), ApiError> {
+        let mut pod = Pod::deserialize(&*obj).map_err(ApiError::internal)?;
+        let mirror = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(pod::MIRROR_POD_ANNOTATION));
+        if mirror {
+            return Ok(());
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let spec = pod.spec.get_or_insert_with(Default::default);
+        let account = spec
+            .service_account_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| super::serviceaccounts::DEFAULT.to_string());
+        spec.service_account_name = Some(account.clone());
+        let refuse = |why: String| {
+            ApiError::forbidden(
+                INFO.group_resource(),
+                &name,
+                &format!("error looking up service account {namespace}/{account}: {why}"),
+            )
+        };
+        let found = self.find(namespace, &account).await.map_err(refuse)?;
+        let Some(found) = found else {
+            return Err(refuse(format!("serviceaccount {account:?} not found")));
+        };
+        pod::service_account::admit(&mut pod, &found, store::generated_name);
+        *obj = serde_json::to_value(&pod).map_err(ApiError::internal)?;
+        Ok(())
+    }
+}
+
 impl TypedStrategy for PodStrategy {
     type Object = Pod;
 
     fn info(&self) -> &'static ResourceInfo {
         &INFO
+    }
+
+    fn create_admission(&self, sources: &AdmissionSources<'_>) -> Option<Arc<dyn CreateAdmission>> {
+        Some(Arc::new(ServiceAccountAdmission {
+            accounts: sources.cache("serviceaccounts")?,
+            prefix: sources.prefix.to_string(),
+        }))
     }
 
     fn decode(&self, body: Value) -> Result<Decoded, ApiError> {

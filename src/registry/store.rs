@@ -183,10 +183,20 @@ impl Registry {
             .zip(&caches)
             .find(|(s, _)| s.info().group.is_empty() && s.info().plural == "namespaces")
             .map(|(_, c)| c.clone());
+        let sources = AdmissionSources {
+            caches: strategies
+                .iter()
+                .zip(&caches)
+                .filter(|(s, _)| s.info().group.is_empty())
+                .map(|(s, c)| (s.info().plural, c.clone()))
+                .collect(),
+            prefix,
+        };
         let mut stores = Vec::new();
         for (strategy, cacher) in strategies.into_iter().zip(caches) {
             let info = strategy.info();
             let store = Arc::new(Store {
+                create_admission: strategy.create_admission(&sources),
                 namespaces: if info.namespaced {
                     namespaces.clone()
                 } else {
@@ -223,6 +233,32 @@ pub struct Store {
     prefix: String,
     /// The namespaces cache, for namespaced kinds: objects go only into existing namespaces.
     namespaces: Option<Arc<Cacher>>,
+    /// Admission that reads other objects, run on creates (see [`CreateAdmission`]).
+    create_admission: Option<Arc<dyn CreateAdmission>>,
+}
+
+/// Admission that reads other objects to decide on, or complete, a new object (upstream's
+/// plugins that consult informers, as ServiceAccount's). It runs on a create after decoding and
+/// before the kind's create rules and validation; what it adds is no manager's.
+#[async_trait::async_trait]
+pub trait CreateAdmission: Send + Sync {
+    async fn admit(&self, namespace: &str, obj: &mut Value) -> Result<(), ApiError>;
+}
+
+/// What the registry's stores need to build the admission of one kind: the watch caches of
+/// the kinds it reads, by plural, and the key prefix.
+pub struct AdmissionSources<'a> {
+    pub caches: Vec<(&'static str, Arc<Cacher>)>,
+    pub prefix: &'a str,
+}
+
+impl AdmissionSources<'_> {
+    pub fn cache(&self, plural: &str) -> Option<Arc<Cacher>> {
+        self.caches
+            .iter()
+            .find(|(p, _)| *p == plural)
+            .map(|(_, c)| c.clone())
+    }
 }
 
 /// Translates a storage failure into the API error about `name`.
@@ -422,6 +458,14 @@ impl Store {
             .field_manager
             .as_ref()
             .map(|_| self.strategy.scheme_defaulted(&obj));
+        // Admission as upstream orders it: NamespaceLifecycle, then the plugins that read
+        // other objects, then the kind's own rules and validation.
+        if self.info().namespaced {
+            self.ensure_namespace(namespace, object::name(&obj)).await?;
+        }
+        if let Some(admission) = &self.create_admission {
+            admission.admit(namespace, &mut obj).await?;
+        }
         let warnings = [warnings, self.strategy.prepare_create(&mut obj)?].concat();
         match (&options.field_manager, sent_managed_fields) {
             (Some(manager), sent) => {
@@ -446,9 +490,6 @@ impl Store {
                 object::metadata_mut(&mut obj).insert("managedFields".into(), made);
             }
             (None, None) => {}
-        }
-        if self.info().namespaced {
-            self.ensure_namespace(namespace, object::name(&obj)).await?;
         }
         if options.dry_run {
             return Ok((obj, warnings));
@@ -1341,7 +1382,7 @@ impl ContinueToken {
     }
 }
 
-fn generated_name(base: &str) -> String {
+pub(crate) fn generated_name(base: &str) -> String {
     // The alphabet upstream uses: no vowels (no words), no look-alikes.
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();

@@ -332,7 +332,7 @@ impl Cacher {
     }
 
     /// The cached copy of one object, as a first guess for a write (never for a read).
-    fn cached(&self, key: &str) -> Option<Stored> {
+    pub(crate) fn cached(&self, key: &str) -> Option<Stored> {
         let object = self.lock().objects.get(key)?.clone();
         let rev = crate::meta::object::resource_version(&object)
             .parse()

@@ -29,6 +29,9 @@ pub struct TestCluster {
     // Dropped in order: the API server before etcd, both before the temp dir.
     scheduler: Option<Process>,
     controller_managers: Vec<Option<Process>>,
+    /// The controllers every cluster needs before it takes a Pod: the `default` account
+    /// (ServiceAccount admission refuses Pods without one) and `kube-root-ca.crt`.
+    _accounts: Process,
     _apiserver: Process,
     _etcd: Process,
     pub dir: tempfile::TempDir,
@@ -406,9 +409,22 @@ impl TestClusterBuilder {
             &controller_manager_creds,
         )
         .expect("controller manager kubeconfig");
+        let accounts_log =
+            std::fs::File::create(dir.path().join("accounts-controllers.log")).expect("log file");
+        let accounts = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .arg("controller-manager")
+            .arg("--kubeconfig")
+            .arg(dir.path().join("controller-manager.kubeconfig"))
+            .args(["--leader-elect=false", "--controllers"])
+            .arg("serviceaccount-controller,root-ca-certificate-publisher-controller")
+            .stdout(Stdio::null())
+            .stderr(accounts_log)
+            .spawn()
+            .expect("rkube controller-manager runs");
         let mut cluster = TestCluster {
             scheduler: None,
             controller_managers: Vec::new(),
+            _accounts: Process(accounts),
             _apiserver: apiserver,
             _etcd: etcd,
             dir,

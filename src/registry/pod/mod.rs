@@ -11,6 +11,7 @@ pub mod fields;
 pub mod patch_schema;
 pub mod printing;
 pub mod qos;
+pub mod service_account;
 pub mod strategy;
 pub mod validation;
 
