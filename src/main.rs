@@ -84,6 +84,10 @@ struct ApiserverArgs {
     etcd_prefix: String,
     #[arg(long, default_value = "0.0.0.0")]
     bind_address: String,
+    /// The address the rest of the cluster (Pods) reaches this server at; served on as well
+    /// when `--bind-address` does not cover it.
+    #[arg(long)]
+    advertise_address: Option<std::net::IpAddr>,
     /// The HTTPS port; 0 picks a free one (printed on stdout).
     #[arg(long, default_value_t = 6443)]
     secure_port: u16,
@@ -200,6 +204,10 @@ struct KubeletArgs {
     /// Where Pod volumes are kept.
     #[arg(long, default_value = ".rkube/kubelet")]
     root_dir: PathBuf,
+    /// The API server's address as Pods reach it (`ip:port`), given to every container as
+    /// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`.
+    #[arg(long)]
+    kubernetes_service_address: Option<String>,
     /// Labels to register the node with, `key=value,...`.
     #[arg(long, value_delimiter = ',')]
     node_labels: Vec<String>,
@@ -321,6 +329,16 @@ async fn run() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {address}: is another API server running? Pass --secure-port"))?;
             let local = listener.local_addr().context("listener has no address")?;
+            let mut extra = Vec::new();
+            if let Some(advertised) = args.advertise_address {
+                let covered = local.ip().is_unspecified() || local.ip() == advertised;
+                if !covered {
+                    let address = std::net::SocketAddr::new(advertised, local.port());
+                    extra.push(tokio::net::TcpListener::bind(address).await.with_context(|| {
+                        format!("cannot listen on the advertise address {address}: is it an address of this host?")
+                    })?);
+                }
+            }
             println!("listening on {local}");
             let config = rkube::apiserver::Config {
                 etcd_servers: args.etcd_servers,
@@ -362,7 +380,7 @@ async fn run() -> anyhow::Result<()> {
             if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
                 tracing::warn!(error = %e, "jemalloc's background thread did not start: freed memory returns more slowly");
             }
-            rkube::apiserver::run(listener, config, shutdown).await?;
+            rkube::apiserver::run(listener, extra, config, shutdown).await?;
         }
         Commands::Scheduler { kubeconfig } => {
             let shutdown = CancellationToken::new();
@@ -467,6 +485,15 @@ async fn run() -> anyhow::Result<()> {
                 taints,
                 capacity: pairs(&args.capacity, "capacity")?,
                 host_ip: rkube::kubelet::host_ip(),
+                kubernetes_service: match &args.kubernetes_service_address {
+                    Some(address) => {
+                        let parsed: std::net::SocketAddr = address.parse().with_context(|| {
+                            format!("--kubernetes-service-address {address:?} is not host:port, e.g. 172.18.0.1:6443")
+                        })?;
+                        Some((parsed.ip().to_string(), parsed.port()))
+                    }
+                    None => None,
+                },
                 tls: match (
                     args.tls_cert_file,
                     args.tls_private_key_file,

@@ -450,7 +450,10 @@ pub fn check_bound(node: &str, pod: Option<&Value>) -> Result<(), String> {
 /// authorizer graph.
 pub fn pod_refers_to(pod: &Value, resource: &str, name: &str) -> bool {
     if resource == "serviceaccounts" {
-        return pod.pointer("/spec/serviceAccountName").and_then(Value::as_str) == Some(name);
+        return pod
+            .pointer("/spec/serviceAccountName")
+            .and_then(Value::as_str)
+            == Some(name);
     }
     let (key_ref, from_ref, volume, volume_key) = match resource {
         "configmaps" => ("configMapKeyRef", "configMapRef", "configMap", "name"),
@@ -1240,17 +1243,29 @@ mod tests {
 
         let request = |bound: Value| json!({"spec": {"boundObjectRef": bound}});
         let refusal = |r: Result<(), ApiError>| r.err().map(|e| e.message).unwrap_or_default();
-        let to_pod = |uid: &str| request(json!({"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": uid}));
+        let to_pod = |uid: &str| {
+            request(json!({"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": uid}))
+        };
         assert_eq!(
-            refusal(admit_node_token_request("n1", "ci", &json!({"spec": {}}), Some(&pod))),
+            refusal(admit_node_token_request(
+                "n1",
+                "ci",
+                &json!({"spec": {}}),
+                Some(&pod)
+            )),
             "serviceaccounts \"ci\" is forbidden: node requested token not bound to a pod"
         );
         assert_eq!(
             refusal(admit_node_token_request("n1", "ci", &to_pod(""), Some(&pod))),
             "serviceaccounts \"ci\" is forbidden: node requested token with a pod binding without a uid"
         );
-        assert!(refusal(admit_node_token_request("n1", "ci", &to_pod("u2"), Some(&pod)))
-            .contains("does not match the UID in record"));
+        assert!(refusal(admit_node_token_request(
+            "n1",
+            "ci",
+            &to_pod("u2"),
+            Some(&pod)
+        ))
+        .contains("does not match the UID in record"));
         assert_eq!(
             refusal(admit_node_token_request("n2", "ci", &to_pod("u1"), Some(&pod))),
             "serviceaccounts \"ci\" is forbidden: node requested token bound to a pod scheduled on a different node"

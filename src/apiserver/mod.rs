@@ -103,9 +103,11 @@ pub struct Server {
     pub tokens: Arc<tokens::Tokens>,
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled.
+/// Serves the API on `listener`, and on `extra` listeners (the advertise address), until
+/// `shutdown` is cancelled.
 pub async fn run(
     listener: TcpListener,
+    extra: Vec<TcpListener>,
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
@@ -186,6 +188,29 @@ pub async fn run(
     ));
     let acceptor = TlsAcceptor::from(Arc::new(tls_config));
     tracing::info!(address = %local_addr, "serving the API");
+    for listener in extra {
+        tracker.spawn(accept(
+            listener,
+            acceptor.clone(),
+            server.clone(),
+            authenticator.clone(),
+            shutdown.clone(),
+        ));
+    }
+    accept(listener, acceptor, server, authenticator, shutdown).await;
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+    Ok(())
+}
+
+/// Takes connections on `listener` until `shutdown`, serving each in its own task.
+async fn accept(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    server: Arc<Server>,
+    authenticator: tls::Authenticator,
+    shutdown: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -198,7 +223,7 @@ pub async fn run(
                 continue;
             }
         };
-        tracker.spawn(serve_connection(
+        server.tracker.spawn(serve_connection(
             stream,
             acceptor.clone(),
             server.clone(),
@@ -206,9 +231,6 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
-    Ok(())
 }
 
 /// Serves one client connection: the TLS handshake within its timeout, then HTTP until the

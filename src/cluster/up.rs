@@ -367,6 +367,9 @@ async fn start(
     let logs = state_dir.join("logs");
     fs::create_dir_all(&logs).map_err(io(format!("cannot create {}", logs.display())))?;
 
+    // Pods reach the API server at this host's address on their network, which must exist
+    // before the serving certificate can name it.
+    let gateway = pod_network_gateway(&config.name).await?;
     let t = step(&format!(
         "Generating certificates in {}",
         options.certs_dir.display()
@@ -376,7 +379,7 @@ async fn start(
         &options.certs_dir,
         "apiserver",
         "kube-apiserver",
-        &pki::apiserver_hosts(&[]),
+        &pki::apiserver_hosts(&[gateway.clone()]),
     )?;
     let admin = ca.issue_client(
         &options.certs_dir,
@@ -538,6 +541,8 @@ async fn start(
         certs(&service_account_key),
         "--encryption-provider-config".into(),
         certs(&encryption_config),
+        "--advertise-address".into(),
+        gateway.clone(),
     ];
     let apiserver_pid = spawn_detached(&exe, &args, &apiserver_log)?;
     state.processes.push(ProcessRecord {
@@ -662,6 +667,8 @@ async fn start(
             certs(&serving.key),
             "--client-ca-file".into(),
             certs(&options.certs_dir.join("ca.crt")),
+            "--kubernetes-service-address".into(),
+            format!("{gateway}:{port}"),
         ];
         let pairs = |m: &std::collections::BTreeMap<String, String>| {
             m.iter()
@@ -826,6 +833,28 @@ async fn stop_processes(processes: &[&ProcessRecord]) -> Vec<String> {
 async fn stop(state: &State) -> Vec<String> {
     let all: Vec<&ProcessRecord> = state.processes.iter().collect();
     stop_processes(&all).await
+}
+
+/// Makes the cluster's Pod network and returns this host's address on it.
+async fn pod_network_gateway(cluster: &str) -> Result<String, UpError> {
+    use crate::kubelet::runtime::Runtime as _;
+    let network = crate::kubelet::network_name(cluster);
+    let unreachable = |e: crate::kubelet::runtime::RuntimeError| {
+        UpError::Failed(format!("cannot set up the Pod network {network}: {e} (is dockerd running? `docker info` tells)"))
+    };
+    let docker = crate::kubelet::docker::DockerRuntime::connect()
+        .await
+        .map_err(unreachable)?;
+    docker.ensure_network(&network).await.map_err(unreachable)?;
+    docker
+        .network_gateway(&network)
+        .await
+        .map_err(unreachable)?
+        .ok_or_else(|| {
+            UpError::Failed(format!(
+                "the Docker network {network} has no IPv4 gateway: remove it (`docker network rm {network}`) and run rkube up again"
+            ))
+        })
 }
 
 /// Removes every container of `cluster`, all at once, and its network.

@@ -123,7 +123,10 @@ pub const CONTROLLERS: &[(&str, &str)] = &[
     ("node-lifecycle-controller", "nodelifecycle"),
     ("pod-garbage-collector-controller", "podgc"),
     ("replicaset-controller", "replicaset"),
-    ("root-ca-certificate-publisher-controller", "root-ca-cert-publisher"),
+    (
+        "root-ca-certificate-publisher-controller",
+        "root-ca-cert-publisher",
+    ),
     ("serviceaccount-controller", "serviceaccount"),
 ];
 

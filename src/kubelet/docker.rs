@@ -201,6 +201,18 @@ impl DockerRuntime {
     }
 
     /// The networks called exactly `name` (the engine's name filter also matches substrings).
+    /// The gateway of the network `name` (this host's address on it, where Pods reach the
+    /// host), if the network exists and has one.
+    pub async fn network_gateway(&self, name: &str) -> Result<Option<String>, RuntimeError> {
+        let networks = self.networks_named(name).await?;
+        Ok(networks
+            .iter()
+            .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
+            .flatten()
+            .filter_map(|c| c.gateway.clone())
+            .find(|g| g.parse::<std::net::Ipv4Addr>().is_ok()))
+    }
+
     async fn networks_named(
         &self,
         name: &str,

@@ -26,6 +26,25 @@ pub struct Context<'a> {
     pub node: &'a str,
     pub host_ip: &'a str,
     pub pod_ip: &'a str,
+    /// The variables of the Services every container is told of (see [`service_env`]).
+    pub services: &'a [(String, String)],
+}
+
+/// The variables that tell a container where the `kubernetes` Service (the API server) is,
+/// as upstream's kubelet writes them for a Service with one port named `https`.
+pub fn service_env(host: &str, port: u16) -> Vec<(String, String)> {
+    let url = format!("tcp://{host}:{port}");
+    let prefix = format!("KUBERNETES_PORT_{port}_TCP");
+    vec![
+        ("KUBERNETES_SERVICE_HOST".into(), host.to_string()),
+        ("KUBERNETES_SERVICE_PORT".into(), port.to_string()),
+        ("KUBERNETES_SERVICE_PORT_HTTPS".into(), port.to_string()),
+        ("KUBERNETES_PORT".into(), url.clone()),
+        (prefix.clone(), url),
+        (format!("{prefix}_PROTO"), "tcp".into()),
+        (format!("{prefix}_PORT"), port.to_string()),
+        (format!("{prefix}_ADDR"), host.to_string()),
+    ]
 }
 
 /// The ConfigMaps and the Secrets a container's environment names.
@@ -139,7 +158,7 @@ pub fn resolve(
     }
     for var in container.env.iter().flatten() {
         let value = match (&var.value, &var.value_from) {
-            (Some(value), _) => expand(value, &env),
+            (Some(value), _) => expand(value, &[ctx.services, &env].concat()),
             (None, Some(from)) => {
                 if let Some(r) = &from.config_map_key_ref {
                     match sources.config_maps.get(&r.name).cloned().flatten() {
@@ -182,6 +201,12 @@ pub fn resolve(
             (None, None) => String::new(),
         };
         set(&mut env, var.name.clone(), value);
+    }
+    // The Services' variables come last and give way to the container's own.
+    for (name, value) in ctx.services {
+        if !env.iter().any(|(k, _)| k == name) {
+            env.push((name.clone(), value.clone()));
+        }
     }
     Ok(env)
 }
@@ -311,6 +336,7 @@ mod tests {
             node: "n1",
             host_ip: "10.0.0.1",
             pod_ip: "10.1.0.2",
+            services: &service_env("172.18.0.1", 6443),
         };
         let c = container(json!({"name": "c",
             "envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "CM_"}, {"secretRef": {"name": "sec"}}],
@@ -325,7 +351,9 @@ mod tests {
                 {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
                 {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu"}}},
                 {"name": "MISSING_OK", "valueFrom": {"configMapKeyRef": {"name": "gone", "key": "x", "optional": true}}},
-                {"name": "BOTH", "value": "$(COLOR)-$(PW)-$$(NODE)"}],
+                {"name": "BOTH", "value": "$(COLOR)-$(PW)-$$(NODE)"},
+                {"name": "API", "value": "https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"},
+                {"name": "KUBERNETES_SERVICE_PORT_HTTPS", "value": "mine"}],
             "resources": {"limits": {"memory": "64Mi"}, "requests": {"cpu": "250m"}}}));
         let env = resolve(&c, &ctx, &sources()).unwrap();
         let got: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -344,6 +372,15 @@ mod tests {
                 "MEM=64",
                 "CPU=1",
                 "BOTH=blue-hunter2-$(NODE)",
+                "API=https://172.18.0.1:6443",
+                "KUBERNETES_SERVICE_PORT_HTTPS=mine",
+                "KUBERNETES_SERVICE_HOST=172.18.0.1",
+                "KUBERNETES_SERVICE_PORT=6443",
+                "KUBERNETES_PORT=tcp://172.18.0.1:6443",
+                "KUBERNETES_PORT_6443_TCP=tcp://172.18.0.1:6443",
+                "KUBERNETES_PORT_6443_TCP_PROTO=tcp",
+                "KUBERNETES_PORT_6443_TCP_PORT=6443",
+                "KUBERNETES_PORT_6443_TCP_ADDR=172.18.0.1",
             ]
         );
         assert_eq!(
@@ -363,6 +400,7 @@ mod tests {
             node: "n1",
             host_ip: "",
             pod_ip: "",
+            services: &[],
         };
         let cases = [
             (

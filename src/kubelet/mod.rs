@@ -59,6 +59,8 @@ pub struct KubeletConfig {
     /// cpu, memory, pods; the machine's values where not given.
     pub capacity: BTreeMap<String, String>,
     pub host_ip: String,
+    /// Where Pods reach the API server (`KUBERNETES_SERVICE_HOST`/`_PORT`), if they can.
+    pub kubernetes_service: Option<(String, u16)>,
     /// The serving certificate, key and client CA of the kubelet's HTTPS port (for logs);
     /// without them the kubelet serves nothing.
     pub tls: Option<(String, String, String)>,
@@ -174,6 +176,11 @@ pub async fn run(
         cluster: config.cluster.clone(),
         network,
         host_ip: config.host_ip.clone(),
+        services: config
+            .kubernetes_service
+            .as_ref()
+            .map(|(host, port)| env::service_env(host, *port))
+            .unwrap_or_default(),
         root_dir: config.root_dir.clone(),
         tracker: tracker.clone(),
     });

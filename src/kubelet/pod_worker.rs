@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::Api;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -26,6 +26,7 @@ use super::mailbox::Inbox;
 use super::probes::{self, ProbeContext, ProbeTable};
 use super::runtime::{ContainerSpec, ContainerState, Mount, RunState, Runtime, SandboxSpec};
 use super::status::{self, Observed, ProbeResults, Waiting};
+use super::volumes;
 use crate::client::{EventRecorder, ObjectRef};
 use crate::meta::quantity::Quantity;
 
@@ -34,6 +35,13 @@ const BACKOFF_START: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// A periodic resync, as the kubelet's, in case an engine event was missed.
 const RESYNC: Duration = Duration::from_secs(10);
+/// How often ConfigMap, Secret and downward-API files are brought up to date in running Pods
+/// (upstream: its sync period, a minute, plus its cache's lag).
+const VOLUME_RESYNC: Duration = RESYNC;
+/// How soon a volume that could not be set up is tried again.
+const MOUNT_RETRY: Duration = Duration::from_secs(2);
+/// The longest a token is kept before it is replaced, whatever its expiry (upstream's 24 h).
+const TOKEN_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// What every pod worker of a kubelet shares.
 pub struct Shared {
@@ -44,6 +52,8 @@ pub struct Shared {
     pub cluster: String,
     pub network: String,
     pub host_ip: String,
+    /// The Service variables every container gets (the `kubernetes` Service's).
+    pub services: Vec<(String, String)>,
     pub root_dir: PathBuf,
     pub tracker: TaskTracker,
 }
@@ -104,6 +114,16 @@ struct Worker {
     poke_rx: Option<mpsc::Receiver<()>>,
     last_status: Option<serde_json::Value>,
     wake_at: Option<Instant>,
+    /// When the API-data volumes were last brought up to date.
+    volumes_synced: Option<Instant>,
+    /// The service account tokens issued for the Pod's projected volumes.
+    tokens: HashMap<volumes::TokenSource, IssuedToken>,
+}
+
+/// A token the kubelet holds for a Pod, and when it is to be replaced.
+struct IssuedToken {
+    token: String,
+    refresh_at: Instant,
 }
 
 /// Runs the worker of one Pod until the Pod is gone and cleaned up.
@@ -276,6 +296,8 @@ impl Worker {
             poke_rx: Some(poke_rx),
             last_status: None,
             wake_at: None,
+            volumes_synced: None,
+            tokens: HashMap::new(),
         }
     }
 
@@ -408,7 +430,21 @@ impl Worker {
         let Some((sandbox_id, pod_ip)) = self.ensure_sandbox(&containers).await? else {
             return Ok(());
         };
-        self.prepare_volumes()?;
+        if let Err(why) = self.mount_volumes(&pod_ip).await {
+            // Nothing starts until every volume is there; the Pod shows ContainerCreating.
+            self.event(&self.object(), "Warning", "FailedMount", &why)
+                .await;
+            let reported = self
+                .pod
+                .status
+                .as_ref()
+                .is_some_and(|s| s.container_statuses.is_some());
+            if !reported {
+                self.report(&containers).await?;
+            }
+            self.wake(Instant::now() + MOUNT_RETRY);
+            return Ok(());
+        }
         let containers = runtime.list(&filter).await?;
         // Tell the API the Pod is being set up (`ContainerCreating`) before pulling and
         // starting, which can take a while; upstream's first status write looks the same.
@@ -854,10 +890,13 @@ impl Worker {
             node: &self.shared.node,
             host_ip: &self.shared.host_ip,
             pod_ip,
+            services: &self.shared.services,
         };
         env::resolve(container, &ctx, &sources)
     }
 
+    /// Where a volume's files are on the host, and whether containers see it read-only
+    /// (upstream mounts every API-data volume read-only).
     fn volume_path(&self, name: &str) -> Option<(String, bool)> {
         let spec = self.pod.spec.as_ref()?;
         let volume = spec.volumes.as_ref()?.iter().find(|v| v.name == name)?;
@@ -865,47 +904,205 @@ impl Worker {
             if dir.medium.as_deref() == Some("Memory") {
                 // /dev/shm is memory-backed and, unlike a per-container tmpfs, shared by every
                 // container that mounts the volume.
-                return Some((format!("/dev/shm/rkube-{}/{}", self.uid(), name), true));
+                return Some((self.shm_dir().join(name).display().to_string(), false));
             }
             let path = self
                 .pod_dir()
                 .join("volumes/kubernetes.io~empty-dir")
                 .join(name);
-            return Some((path.display().to_string(), true));
+            return Some((path.display().to_string(), false));
         }
         if let Some(host) = &volume.host_path {
             return Some((host.path.clone(), false));
         }
-        None
+        let kind = volumes::Kind::of(volume)?;
+        let dir = volumes::host_dir(kind, &self.pod_dir(), &self.shm_dir(), name);
+        Some((dir.display().to_string(), true))
     }
 
-    fn prepare_volumes(&self) -> Result<(), SyncError> {
+    /// The Pod's memory-backed directory (on `/dev/shm`).
+    fn shm_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/dev/shm/rkube-{}", self.uid()))
+    }
+
+    /// Sets up every volume: directories for emptyDir and hostPath, and the files of
+    /// ConfigMap, Secret, downward-API and projected volumes, which are brought up to date
+    /// every [`VOLUME_RESYNC`]. The error is upstream's `MountVolume.SetUp failed` message.
+    async fn mount_volumes(&mut self, pod_ip: &str) -> Result<(), String> {
         let spec = self.pod.spec.clone().unwrap_or_default();
-        for volume in spec.volumes.unwrap_or_default() {
-            if let Some((path, _)) = self.volume_path(&volume.name) {
-                if volume.empty_dir.is_some() {
-                    std::fs::create_dir_all(&path)?;
-                    use std::os::unix::fs::PermissionsExt as _;
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))?;
-                }
-                if let Some(host) = &volume.host_path {
-                    match host.type_.as_deref() {
-                        Some("DirectoryOrCreate") => std::fs::create_dir_all(&path)?,
-                        Some("FileOrCreate") => {
-                            if let Some(parent) = std::path::Path::new(&path).parent() {
-                                std::fs::create_dir_all(parent)?;
-                            }
-                            std::fs::OpenOptions::new()
-                                .create(true)
-                                .append(true)
-                                .open(&path)?;
+        let all = spec.volumes.unwrap_or_default();
+        for volume in &all {
+            let Some((path, _)) = self.volume_path(&volume.name) else {
+                continue;
+            };
+            let failed = |e: std::io::Error| {
+                format!(
+                    "MountVolume.SetUp failed for volume {:?} : {e}",
+                    volume.name
+                )
+            };
+            if volume.empty_dir.is_some() {
+                std::fs::create_dir_all(&path).map_err(failed)?;
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))
+                    .map_err(failed)?;
+            }
+            if let Some(host) = &volume.host_path {
+                match host.type_.as_deref() {
+                    Some("DirectoryOrCreate") => std::fs::create_dir_all(&path).map_err(failed)?,
+                    Some("FileOrCreate") => {
+                        if let Some(parent) = std::path::Path::new(&path).parent() {
+                            std::fs::create_dir_all(parent).map_err(failed)?;
                         }
-                        _ => {}
+                        std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&path)
+                            .map_err(failed)?;
                     }
+                    _ => {}
                 }
             }
         }
+        let due = self
+            .volumes_synced
+            .is_none_or(|at| at.elapsed() >= VOLUME_RESYNC);
+        let api_data: Vec<_> = all
+            .iter()
+            .filter(|v| volumes::Kind::of(v).is_some())
+            .collect();
+        if !due || api_data.is_empty() {
+            return Ok(());
+        }
+        let mut inputs = volumes::Inputs::default();
+        for volume in &api_data {
+            let failed = |e: String| {
+                format!(
+                    "MountVolume.SetUp failed for volume {:?} : {e}",
+                    volume.name
+                )
+            };
+            let needs = volumes::needs(volume);
+            self.read_sources(&needs, &mut inputs)
+                .await
+                .map_err(failed)?;
+            for wanted in needs.tokens {
+                let token = self.token(&wanted).await.map_err(failed)?;
+                inputs.tokens.insert(wanted, token);
+            }
+        }
+        let ctx = env::Context {
+            pod: &self.pod,
+            node: &self.shared.node,
+            host_ip: &self.shared.host_ip,
+            pod_ip,
+            services: &self.shared.services,
+        };
+        for volume in &api_data {
+            let failed = |e: String| {
+                format!(
+                    "MountVolume.SetUp failed for volume {:?} : {e}",
+                    volume.name
+                )
+            };
+            let Some(payload) = volumes::payload(volume, &ctx, &inputs).map_err(failed)? else {
+                continue;
+            };
+            let Some((path, _)) = self.volume_path(&volume.name) else {
+                continue;
+            };
+            volumes::write(std::path::Path::new(&path), &payload)
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        self.volumes_synced = Some(Instant::now());
         Ok(())
+    }
+
+    /// Reads the ConfigMaps and Secrets `needs` names that `inputs` does not hold yet.
+    async fn read_sources(
+        &self,
+        needs: &volumes::Needs,
+        inputs: &mut volumes::Inputs,
+    ) -> Result<(), String> {
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+        let namespace = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let client = self.shared.client.clone();
+        for name in &needs.config_maps {
+            if inputs.config_maps.contains_key(name) {
+                continue;
+            }
+            let found = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+                .get_opt(name)
+                .await
+                .map_err(|e| format!("couldn't get configMap {namespace}/{name}: {e}"))?;
+            inputs.config_maps.insert(name.clone(), found);
+        }
+        for name in &needs.secrets {
+            if inputs.secrets.contains_key(name) {
+                continue;
+            }
+            let found = Api::<Secret>::namespaced(client.clone(), namespace)
+                .get_opt(name)
+                .await
+                .map_err(|e| format!("couldn't get secret {namespace}/{name}: {e}"))?;
+            inputs.secrets.insert(name.clone(), found);
+        }
+        Ok(())
+    }
+
+    /// A token of the Pod's account bound to the Pod, from the TokenRequest API; one already
+    /// held is kept until 80 % of its life has passed (upstream's token manager).
+    async fn token(&mut self, wanted: &volumes::TokenSource) -> Result<String, String> {
+        use k8s_openapi::api::authentication::v1::{
+            BoundObjectReference, TokenRequest, TokenRequestSpec,
+        };
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        if let Some(held) = self.tokens.get(wanted) {
+            if Instant::now() < held.refresh_at {
+                return Ok(held.token.clone());
+            }
+        }
+        let namespace = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let account = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into());
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: wanted.audience.iter().cloned().collect(),
+                expiration_seconds: Some(wanted.expiration_seconds),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: self.pod.metadata.name.clone(),
+                    uid: self.pod.metadata.uid.clone(),
+                }),
+            },
+            ..TokenRequest::default()
+        };
+        let issued = Api::<ServiceAccount>::namespaced(self.shared.client.clone(), &namespace)
+            .create_token_request(&account, &PostParams::default(), &request)
+            .await
+            .map_err(|e| format!("failed to fetch token: {e}"))?;
+        let status = issued
+            .status
+            .ok_or_else(|| "failed to fetch token: the answer holds no token".to_string())?;
+        let now = jiff::Timestamp::now();
+        let life = Duration::from_secs(
+            u64::try_from(status.expiration_timestamp.0.as_second() - now.as_second()).unwrap_or(0),
+        );
+        let refresh_at = Instant::now() + (life * 4 / 5).min(TOKEN_MAX_AGE);
+        self.wake(refresh_at);
+        self.tokens.insert(
+            wanted.clone(),
+            IssuedToken {
+                token: status.token.clone(),
+                refresh_at,
+            },
+        );
+        Ok(status.token)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -924,15 +1121,19 @@ impl Worker {
         };
         let mut mounts = Vec::new();
         for mount in container.volume_mounts.clone().unwrap_or_default() {
-            if let Some((mut host, _)) = self.volume_path(&mount.name) {
+            if let Some((mut host, api_data)) = self.volume_path(&mount.name) {
                 if let Some(sub) = mount.sub_path.as_deref().filter(|s| !s.is_empty()) {
                     host = format!("{host}/{sub}");
-                    std::fs::create_dir_all(&host)?;
+                    // A subPath into written files names one of them; elsewhere a missing
+                    // one is made as a directory, as upstream makes it.
+                    if std::fs::symlink_metadata(&host).is_err() && !api_data {
+                        std::fs::create_dir_all(&host)?;
+                    }
                 }
                 mounts.push(Mount {
                     host_path: host,
                     container_path: mount.mount_path.clone(),
-                    read_only: mount.read_only.unwrap_or(false),
+                    read_only: api_data || mount.read_only.unwrap_or(false),
                 });
             }
         }
@@ -1353,7 +1554,7 @@ impl Worker {
             runtime.remove(&c.id).await?;
         }
         let _ = std::fs::remove_dir_all(self.pod_dir());
-        let _ = std::fs::remove_dir_all(format!("/dev/shm/rkube-{}", self.uid()));
+        let _ = std::fs::remove_dir_all(self.shm_dir());
         Ok(())
     }
 

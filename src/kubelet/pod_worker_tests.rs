@@ -46,6 +46,7 @@ async fn rig() -> Rig {
         cluster: "test".into(),
         network: NETWORK.into(),
         host_ip: "10.0.0.1".into(),
+        services: Vec::new(),
         root_dir: root.path().to_path_buf(),
         tracker: TaskTracker::new(),
     });

@@ -82,10 +82,14 @@ impl Kind {
 }
 
 /// Where a volume's files are kept on the host: under the Pod's directory, or for volumes
-/// that may hold secrets under `shm_dir` (on tmpfs).
+/// that may hold secrets under `shm_dir` (on tmpfs), beside memory-backed emptyDirs (whose
+/// names, DNS labels, cannot be a plugin's).
 pub fn host_dir(kind: Kind, pod_dir: &Path, shm_dir: &Path, name: &str) -> PathBuf {
-    let base = if kind.in_memory() { shm_dir } else { pod_dir };
-    base.join("volumes").join(kind.plugin_dir()).join(name)
+    if kind.in_memory() {
+        shm_dir.join(kind.plugin_dir()).join(name)
+    } else {
+        pod_dir.join("volumes").join(kind.plugin_dir()).join(name)
+    }
 }
 
 /// A service account token a projected volume asks for.
@@ -228,13 +232,9 @@ fn config_map_files(
     inputs: &Inputs,
 ) -> Result<Payload, String> {
     match inputs.config_maps.get(name).and_then(Option::as_ref) {
-        Some(cm) => keyed(
-            &config_map_data(cm),
-            items,
-            default_mode,
-            optional,
-            |key| format!("configmap references non-existent config key: {key}"),
-        ),
+        Some(cm) => keyed(&config_map_data(cm), items, default_mode, optional, |key| {
+            format!("configmap references non-existent config key: {key}")
+        }),
         None if optional => Ok(Payload::new()),
         None => Err(format!("configmap {name:?} not found")),
     }
@@ -248,13 +248,9 @@ fn secret_files(
     inputs: &Inputs,
 ) -> Result<Payload, String> {
     match inputs.secrets.get(name).and_then(Option::as_ref) {
-        Some(secret) => keyed(
-            &secret_data(secret),
-            items,
-            default_mode,
-            optional,
-            |key| format!("references non-existent secret key: {key}"),
-        ),
+        Some(secret) => keyed(&secret_data(secret), items, default_mode, optional, |key| {
+            format!("references non-existent secret key: {key}")
+        }),
         None if optional => Ok(Payload::new()),
         None => Err(format!("secret {name:?} not found")),
     }
@@ -381,14 +377,30 @@ pub fn payload(
     for source in projected.sources.iter().flatten() {
         if let Some(cm) = &source.config_map {
             let optional = cm.optional.unwrap_or(false);
-            files.extend(config_map_files(&cm.name, cm.items.as_ref(), mode, optional, inputs)?);
+            files.extend(config_map_files(
+                &cm.name,
+                cm.items.as_ref(),
+                mode,
+                optional,
+                inputs,
+            )?);
         }
         if let Some(s) = &source.secret {
             let optional = s.optional.unwrap_or(false);
-            files.extend(secret_files(&s.name, s.items.as_ref(), mode, optional, inputs)?);
+            files.extend(secret_files(
+                &s.name,
+                s.items.as_ref(),
+                mode,
+                optional,
+                inputs,
+            )?);
         }
         if let Some(d) = &source.downward_api {
-            files.extend(downward_files(d.items.as_deref().unwrap_or(&[]), mode, ctx)?);
+            files.extend(downward_files(
+                d.items.as_deref().unwrap_or(&[]),
+                mode,
+                ctx,
+            )?);
         }
         if let Some(t) = &source.service_account_token {
             let wanted = TokenSource {
@@ -543,6 +555,7 @@ mod tests {
             node: "n1",
             host_ip: "10.0.0.1",
             pod_ip: "10.0.0.2",
+            services: &[],
         }
     }
 
@@ -552,9 +565,10 @@ mod tests {
             "binaryData": {"raw": "AAE="},
         }))
         .unwrap();
-        let secret: Secret =
-            serde_json::from_value(json!({"data": {"username": "YWRtaW4=", "password": "cGFzcw=="}}))
-                .unwrap();
+        let secret: Secret = serde_json::from_value(
+            json!({"data": {"username": "YWRtaW4=", "password": "cGFzcw=="}}),
+        )
+        .unwrap();
         let mut inputs = Inputs::default();
         inputs.config_maps.insert("cfg".into(), Some(cm));
         inputs.config_maps.insert("gone".into(), None);
@@ -583,7 +597,10 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(all.keys().collect::<Vec<_>>(), ["game.properties", "raw", "ui"]);
+        assert_eq!(
+            all.keys().collect::<Vec<_>>(),
+            ["game.properties", "raw", "ui"]
+        );
         assert_eq!(all["raw"].data, [0, 1]);
         assert_eq!(all["ui"].mode, 0o644);
         let some = payload(
@@ -612,11 +629,15 @@ mod tests {
             "secret \"nope\" not found"
         );
         assert_eq!(
-            err(json!({"name": "v", "configMap": {"name": "cfg", "items": [{"key": "k", "path": "k"}]}})),
+            err(
+                json!({"name": "v", "configMap": {"name": "cfg", "items": [{"key": "k", "path": "k"}]}})
+            ),
             "configmap references non-existent config key: k"
         );
         assert_eq!(
-            err(json!({"name": "v", "secret": {"secretName": "creds", "items": [{"key": "k", "path": "k"}]}})),
+            err(
+                json!({"name": "v", "secret": {"secretName": "creds", "items": [{"key": "k", "path": "k"}]}})
+            ),
             "references non-existent secret key: k"
         );
         let empty = payload(
@@ -660,7 +681,10 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(text(&files, "labels"), "a=\"one \\\"quoted\\\"\\n\"\nb=\"two\"");
+        assert_eq!(
+            text(&files, "labels"),
+            "a=\"one \\\"quoted\\\"\\n\"\nb=\"two\""
+        );
         assert_eq!(text(&files, "name"), "p");
         assert_eq!(text(&files, "mem"), "64");
     }
@@ -669,8 +693,7 @@ mod tests {
     fn the_admitted_projected_volume_holds_token_ca_and_namespace() {
         let p = pod();
         let mut inputs = inputs();
-        let root: ConfigMap =
-            serde_json::from_value(json!({"data": {"ca.crt": "PEM"}})).unwrap();
+        let root: ConfigMap = serde_json::from_value(json!({"data": {"ca.crt": "PEM"}})).unwrap();
         inputs
             .config_maps
             .insert("kube-root-ca.crt".into(), Some(root));
@@ -711,20 +734,29 @@ mod tests {
         assert!(write(dir.path(), &first).unwrap());
         let before = std::fs::read_link(dir.path().join("..data")).unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("a")).unwrap(), "1");
-        assert_eq!(std::fs::read_to_string(dir.path().join("sub/b")).unwrap(), "2");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("sub/b")).unwrap(),
+            "2"
+        );
         assert_eq!(
             std::fs::read_link(dir.path().join("a")).unwrap(),
             Path::new("..data/a")
         );
         // The same payload again changes nothing.
         assert!(!write(dir.path(), &first).unwrap());
-        assert_eq!(std::fs::read_link(dir.path().join("..data")).unwrap(), before);
+        assert_eq!(
+            std::fs::read_link(dir.path().join("..data")).unwrap(),
+            before
+        );
 
         let second = Payload::from([("a".into(), file("3")), ("c".into(), file("4"))]);
         assert!(write(dir.path(), &second).unwrap());
         let after = std::fs::read_link(dir.path().join("..data")).unwrap();
         assert_ne!(after, before);
-        assert!(!dir.path().join(&before).exists(), "the old version is removed");
+        assert!(
+            !dir.path().join(&before).exists(),
+            "the old version is removed"
+        );
         assert_eq!(std::fs::read_to_string(dir.path().join("a")).unwrap(), "3");
         assert_eq!(std::fs::read_to_string(dir.path().join("c")).unwrap(), "4");
         assert!(std::fs::symlink_metadata(dir.path().join("sub")).is_err());

@@ -502,3 +502,107 @@ print("python as the account: ok", len(pods.items))
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// ServiceAccount admission, as upstream's plugin: a Pod runs as `default` unless it names an
+/// account, the account must exist (403 otherwise), and it gets the `kube-api-access-*`
+/// volume in every container unless the Pod or its account turns automounting off.
+#[tokio::test]
+async fn pods_run_as_an_existing_account_with_its_token_volume() {
+    let cluster = crate::harness::TestCluster::builder().start().await;
+    let pod = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{extra}  initContainers: [{{name: i, image: x}}]\n  containers: [{{name: a, image: x}}, {{name: b, image: x}}]\n"
+        )
+    };
+    let apply = |manifest: &str| cluster.kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
+    let out = apply(&pod("plain", ""));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec: serde_json::Value = serde_json::from_str(&cluster.kubectl_ok(&[
+        "get",
+        "pod",
+        "plain",
+        "-o",
+        "jsonpath={.spec}",
+    ]))
+    .expect("JSON");
+    assert_eq!(spec["serviceAccountName"], "default");
+    let volumes = spec["volumes"].as_array().expect("volumes");
+    assert_eq!(volumes.len(), 1);
+    let name = volumes[0]["name"].as_str().expect("a name");
+    assert!(
+        name.starts_with("kube-api-access-") && name.len() == "kube-api-access-".len() + 5,
+        "{name}"
+    );
+    assert_eq!(
+        volumes[0]["projected"]["sources"][0]["serviceAccountToken"],
+        serde_json::json!({"expirationSeconds": 3607, "path": "token"})
+    );
+    for list in ["initContainers", "containers"] {
+        for c in spec[list].as_array().expect("containers") {
+            assert_eq!(
+                c["volumeMounts"],
+                serde_json::json!([{"name": name, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}]),
+                "{c}"
+            );
+        }
+    }
+
+    let out = apply(&pod("ghost", "  serviceAccountName: missing\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "Error from server (Forbidden): error when creating \"STDIN\": pods \"ghost\" is forbidden: error looking up service account default/missing: serviceaccount \"missing\" not found"
+    );
+
+    let out = apply(&pod("quiet", "  automountServiceAccountToken: false\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let volumes = cluster.kubectl_ok(&["get", "pod", "quiet", "-o", "jsonpath={.spec.volumes}"]);
+    assert_eq!(volumes, "");
+
+    // An account that opts out, and its image pull secrets, which a Pod naming none inherits.
+    let account = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: builder}\nautomountServiceAccountToken: false\nimagePullSecrets: [{name: registry}]\n";
+    let out = apply(account);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = apply(&pod("built", "  serviceAccountName: builder\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec: serde_json::Value = serde_json::from_str(&cluster.kubectl_ok(&[
+        "get",
+        "pod",
+        "built",
+        "-o",
+        "jsonpath={.spec}",
+    ]))
+    .expect("JSON");
+    assert!(spec.get("volumes").is_none(), "{spec}");
+    assert_eq!(
+        spec["imagePullSecrets"],
+        serde_json::json!([{"name": "registry"}])
+    );
+
+    // A new namespace's first Pod waits for its `default` account rather than failing.
+    cluster.kubectl_ok(&["create", "namespace", "fresh"]);
+    let out = cluster.kubectl_stdin(
+        &["apply", "-n", "fresh", "-f", "-"],
+        Some(&pod("first", "")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

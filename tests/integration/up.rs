@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 /// The image the tests run: Debian's static busybox, imported into Docker once.
-pub const TEST_IMAGE: &str = "rkube-test/busybox:3";
+pub const TEST_IMAGE: &str = "rkube-test/busybox:4";
 
 static IMAGE: Mutex<bool> = Mutex::new(false);
 
@@ -70,6 +70,7 @@ pub fn ensure_test_image() {
             "yes",
             "id",
             "tty",
+            "readlink",
         ] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
         }

@@ -37,7 +37,11 @@ pub fn admit(pod: &mut Pod, account: &ServiceAccount, generate: impl FnOnce(&str
         return;
     };
     if spec.image_pull_secrets.as_ref().is_none_or(Vec::is_empty) {
-        if let Some(secrets) = account.image_pull_secrets.as_ref().filter(|s| !s.is_empty()) {
+        if let Some(secrets) = account
+            .image_pull_secrets
+            .as_ref()
+            .filter(|s| !s.is_empty())
+        {
             spec.image_pull_secrets = Some(secrets.clone());
         }
     }
@@ -163,7 +167,11 @@ mod tests {
             value["projected"]["sources"][2]["downwardAPI"]["items"][0],
             json!({"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}})
         );
-        let containers = spec.init_containers.into_iter().flatten().chain(spec.containers);
+        let containers = spec
+            .init_containers
+            .into_iter()
+            .flatten()
+            .chain(spec.containers);
         for c in containers {
             let mounts = serde_json::to_value(c.volume_mounts).expect("json");
             assert_eq!(
@@ -198,7 +206,10 @@ mod tests {
         admit(&mut p, &ServiceAccount::default(), fixed);
         let spec = p.spec.expect("spec");
         assert_eq!(spec.volumes.map(|v| v.len()), Some(1));
-        assert_eq!(spec.containers[0].volume_mounts.as_ref().map(Vec::len), Some(1));
+        assert_eq!(
+            spec.containers[0].volume_mounts.as_ref().map(Vec::len),
+            Some(1)
+        );
     }
 
     #[test]
