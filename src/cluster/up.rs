@@ -379,7 +379,7 @@ async fn start(
         &options.certs_dir,
         "apiserver",
         "kube-apiserver",
-        &pki::apiserver_hosts(&[gateway.clone()]),
+        &pki::apiserver_hosts(std::slice::from_ref(&gateway)),
     )?;
     let admin = ca.issue_client(
         &options.certs_dir,
