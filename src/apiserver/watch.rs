@@ -246,6 +246,9 @@ mod tests {
         namespaces::bootstrap_system(memory.as_ref(), "/registry")
             .await
             .expect("system namespaces");
+        crate::registry::serviceaccounts::seed_default(memory.as_ref(), "/registry", "default")
+            .await
+            .expect("default account");
         Registry::start(
             memory,
             "/registry",

@@ -33,8 +33,8 @@ use super::pause::{
 };
 use super::runtime::{
     with_default_tag, Attached, ContainerSpec, ContainerState, ContainerStats, ExecResult,
-    ExecSpec, ImageInfo, LogOptions, Output, RunState, Runtime, RuntimeError, RuntimeEvent,
-    SandboxSpec, Terminal,
+    ExecSpec, ImageInfo, LogOptions, Output, RegistryAuth, RunState, Runtime, RuntimeError,
+    RuntimeEvent, SandboxSpec, Terminal,
 };
 
 /// How long a pull may go without any progress message before it is cancelled: dockershim's
@@ -358,12 +358,22 @@ impl Runtime for DockerRuntime {
         }
     }
 
-    async fn pull(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
+    async fn pull(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<ImageInfo, RuntimeError> {
         let reference = with_default_tag(reference);
         let options = CreateImageOptionsBuilder::default()
             .from_image(&reference)
             .build();
-        let mut progress = self.docker.create_image(Some(options), None, None);
+        let credentials = auth.map(|a| bollard::auth::DockerCredentials {
+            username: Some(a.username.clone()),
+            password: Some(a.password.clone()),
+            serveraddress: Some(a.server.clone()),
+            ..Default::default()
+        });
+        let mut progress = self.docker.create_image(Some(options), None, credentials);
         loop {
             match tokio::time::timeout(self.pull_progress_deadline, progress.next()).await {
                 Err(_) => {

@@ -19,8 +19,8 @@ use futures::stream::{BoxStream, StreamExt};
 use super::pause::PAUSE_IMAGE;
 use super::runtime::{
     with_default_tag, Attached, ContainerSpec, ContainerState, ContainerStats, ExecResult,
-    ExecSpec, ImageInfo, LogOptions, RunState, Runtime, RuntimeError, RuntimeEvent, SandboxSpec,
-    Terminal,
+    ExecSpec, ImageInfo, LogOptions, RegistryAuth, RunState, Runtime, RuntimeError, RuntimeEvent,
+    SandboxSpec, Terminal,
 };
 
 /// One call made to the fake, in order.
@@ -92,6 +92,8 @@ struct Inner {
     next_ip: u32,
     images: BTreeMap<String, ImageInfo>,
     pulls: HashMap<String, PullOutcome>,
+    /// The user each pull authenticated as, in order (None: anonymously).
+    pull_auths: Vec<Option<String>>,
     networks: BTreeSet<String>,
     containers: BTreeMap<String, FakeContainer>,
     scripts: HashMap<String, Script>,
@@ -138,6 +140,7 @@ impl FakeRuntime {
                 next_ip: 2,
                 images: BTreeMap::new(),
                 pulls: HashMap::new(),
+                pull_auths: Vec::new(),
                 networks: BTreeSet::new(),
                 containers: BTreeMap::new(),
                 scripts: HashMap::new(),
@@ -262,6 +265,11 @@ impl FakeRuntime {
     /// Every call so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
+    }
+
+    /// The user each pull so far authenticated as (None: anonymously).
+    pub fn pull_auths(&self) -> Vec<Option<String>> {
+        self.lock().pull_auths.clone()
     }
 
     /// Every call so far, forgetting them.
@@ -528,8 +536,13 @@ impl Runtime for FakeRuntime {
         Ok(inner.find_image(reference))
     }
 
-    async fn pull(&self, reference: &str) -> Result<ImageInfo, RuntimeError> {
+    async fn pull(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<ImageInfo, RuntimeError> {
         let mut inner = self.enter(Call::Pull(reference.to_string()))?;
+        inner.pull_auths.push(auth.map(|a| a.username.clone()));
         let reference = with_default_tag(reference);
         match inner.pulls.get(&reference).cloned() {
             None | Some(PullOutcome::Succeed) => Ok(inner.add_image(&reference, true)),
@@ -864,7 +877,7 @@ mod tests {
     async fn images_and_pull_outcomes() {
         let fake = FakeRuntime::new();
         assert_eq!(fake.image("nginx").await.expect("image"), None);
-        let pulled = fake.pull("nginx").await.expect("pull");
+        let pulled = fake.pull("nginx", None).await.expect("pull");
         assert_eq!(
             fake.image("nginx:latest").await.expect("image"),
             Some(pulled.clone())
@@ -872,10 +885,10 @@ mod tests {
         assert_eq!(fake.image(&pulled.id).await.expect("by id"), Some(pulled));
         fake.script_pull("bad:1", PullOutcome::NotFound("manifest unknown".into()));
         fake.script_pull("slow:1", PullOutcome::Fail("dial tcp: i/o timeout".into()));
-        let err = fake.pull("bad:1").await.expect_err("not found");
+        let err = fake.pull("bad:1", None).await.expect_err("not found");
         assert!(matches!(err, RuntimeError::ImageNotFound(_)));
         assert_eq!(err.to_string(), "pulling image \"bad:1\": manifest unknown");
-        let err = fake.pull("slow:1").await.expect_err("fails");
+        let err = fake.pull("slow:1", None).await.expect_err("fails");
         assert!(matches!(err, RuntimeError::Pull(_)));
         assert!(fake.image("bad:1").await.expect("image").is_none());
         let s = sandbox(&fake, "s").await;

@@ -21,6 +21,7 @@ mod node;
 pub mod pause;
 mod pod_worker;
 mod probes;
+mod pull_secrets;
 pub mod runtime;
 mod server;
 mod stats;

@@ -38,8 +38,10 @@ const RESYNC: Duration = Duration::from_secs(10);
 /// How often ConfigMap, Secret and downward-API files are brought up to date in running Pods
 /// (upstream: its sync period, a minute, plus its cache's lag).
 const VOLUME_RESYNC: Duration = RESYNC;
-/// How soon a volume that could not be set up is tried again.
-const MOUNT_RETRY: Duration = Duration::from_secs(2);
+/// How soon a volume that could not be set up is tried again: at first soon (what it waits
+/// for, a ConfigMap, a token, often comes moments later), then every 2 s.
+const MOUNT_RETRY_FIRST: Duration = Duration::from_millis(200);
+const MOUNT_RETRY_MAX: Duration = Duration::from_secs(2);
 /// The longest a token is kept before it is replaced, whatever its expiry (upstream's 24 h).
 const TOKEN_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -116,6 +118,8 @@ struct Worker {
     wake_at: Option<Instant>,
     /// When the API-data volumes were last brought up to date.
     volumes_synced: Option<Instant>,
+    /// The last wait before setting the volumes up again, while they fail.
+    mount_retry: Option<Duration>,
     /// The service account tokens issued for the Pod's projected volumes.
     tokens: HashMap<volumes::TokenSource, IssuedToken>,
 }
@@ -297,6 +301,7 @@ impl Worker {
             last_status: None,
             wake_at: None,
             volumes_synced: None,
+            mount_retry: None,
             tokens: HashMap::new(),
         }
     }
@@ -430,7 +435,11 @@ impl Worker {
         let Some((sandbox_id, pod_ip)) = self.ensure_sandbox(&containers).await? else {
             return Ok(());
         };
-        if let Err(why) = self.mount_volumes(&pod_ip).await {
+        let mounted = self.mount_volumes(&pod_ip).await;
+        if mounted.is_ok() {
+            self.mount_retry = None;
+        }
+        if let Err(why) = mounted {
             // Nothing starts until every volume is there; the Pod shows ContainerCreating.
             self.event(&self.object(), "Warning", "FailedMount", &why)
                 .await;
@@ -442,7 +451,11 @@ impl Worker {
             if !reported {
                 self.report(&containers).await?;
             }
-            self.wake(Instant::now() + MOUNT_RETRY);
+            let delay = self
+                .mount_retry
+                .map_or(MOUNT_RETRY_FIRST, |d| (d * 2).min(MOUNT_RETRY_MAX));
+            self.mount_retry = Some(delay);
+            self.wake(Instant::now() + delay);
             return Ok(());
         }
         let containers = runtime.list(&filter).await?;
@@ -756,7 +769,7 @@ impl Worker {
             )
             .await;
             let started = std::time::Instant::now();
-            match runtime.pull(&image).await {
+            match self.pull(&image).await {
                 Ok(_) => {
                     self.pull_backoff.remove(&image);
                     let took = started.elapsed().as_secs_f64();
@@ -829,6 +842,55 @@ impl Worker {
         )
         .await;
         Ok(())
+    }
+
+    /// Pulls `image` with the credentials the Pod's image pull secrets hold for its registry,
+    /// each in turn until one works, or anonymously when none applies. Secrets that cannot be
+    /// read are named in upstream's warning, and the pull goes on without them.
+    async fn pull(&self, image: &str) -> Result<(), super::runtime::RuntimeError> {
+        use k8s_openapi::api::core::v1::Secret;
+        let names: Vec<String> = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.image_pull_secrets.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| r.name)
+            .filter(|n| !n.is_empty())
+            .collect();
+        let namespace = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let api: Api<Secret> = Api::namespaced(self.shared.client.clone(), namespace);
+        let (mut secrets, mut missing) = (Vec::new(), Vec::new());
+        for name in names {
+            match api.get_opt(&name).await {
+                Ok(Some(secret)) => secrets.push(secret),
+                _ => missing.push(name),
+            }
+        }
+        if !missing.is_empty() {
+            let message = format!("Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.", missing.join(", "));
+            self.event(
+                &self.object(),
+                "Warning",
+                "FailedToRetrieveImagePullSecret",
+                &message,
+            )
+            .await;
+        }
+        let runtime = &self.shared.runtime;
+        let credentials = super::pull_secrets::credentials(image, &secrets);
+        if credentials.is_empty() {
+            return runtime.pull(image, None).await.map(|_| ());
+        }
+        let mut last = None;
+        for auth in &credentials {
+            match runtime.pull(image, Some(auth)).await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| super::runtime::RuntimeError::Pull(image.to_string())))
     }
 
     /// Starts or lengthens the back-off of a container the engine refused.

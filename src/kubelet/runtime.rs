@@ -33,10 +33,15 @@ pub trait Runtime: Send + Sync {
     /// The local image with this reference (or ID), `None` when the node does not have it.
     async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, RuntimeError>;
 
-    /// Pulls the image; a reference without tag or digest means `:latest`, as the kubelet's
+    /// Pulls the image, with the registry credentials given if any; a reference without tag
+    /// or digest means `:latest`, as the kubelet's
     /// `applyDefaultImageTag` does. Failures carry the engine's own text, which the kubelet shows
     /// under `ErrImagePull`.
-    async fn pull(&self, reference: &str) -> Result<ImageInfo, RuntimeError>;
+    async fn pull(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+    ) -> Result<ImageInfo, RuntimeError>;
 
     /// Removes a local image (image garbage collection); a missing image is not an error.
     async fn remove_image(&self, reference: &str) -> Result<(), RuntimeError>;
@@ -121,6 +126,15 @@ pub trait Runtime: Send + Sync {
 }
 
 /// A local image.
+/// Credentials for a registry, from a Pod's image pull secrets (one entry of a Docker config).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryAuth {
+    /// The entry's key as written (`https://index.docker.io/v1/`, `registry.example.com`).
+    pub server: String,
+    pub username: String,
+    pub password: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ImageInfo {
     /// The image ID, `sha256:…`.

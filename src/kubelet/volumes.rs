@@ -697,11 +697,15 @@ mod tests {
         inputs
             .config_maps
             .insert("kube-root-ca.crt".into(), Some(root));
-        let v = Volume {
-            name: "kube-api-access-x".into(),
-            projected: Some(crate::registry::pod::service_account::token_volume_source()),
-            ..Volume::default()
-        };
+        // The volume ServiceAccount admission adds.
+        let v = volume(
+            json!({"name": "kube-api-access-x", "projected": {"defaultMode": 420,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+            ]}}),
+        );
         assert_eq!(
             needs(&v),
             Needs {

@@ -139,6 +139,21 @@ impl TypedStrategy for ServiceAccountStrategy {
     }
 }
 
+/// Stores the `default` account of `namespace` as the controller would, for registries
+/// that run without a controller manager (the registry's own tests).
+#[cfg(test)]
+pub(crate) async fn seed_default(
+    storage: &dyn crate::storage::Storage,
+    prefix: &str,
+    namespace: &str,
+) -> Result<(), crate::storage::StorageError> {
+    let key = crate::storage::object_key(prefix, INFO.plural, namespace, DEFAULT);
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": DEFAULT, "namespace": namespace,
+            "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": object::now_rfc3339()}});
+    storage.create(&key, account, None).await.map(|_| ())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -35,6 +35,9 @@ impl Fixture {
         namespaces::bootstrap_system(memory.as_ref(), PREFIX)
             .await
             .expect("system namespaces");
+        super::serviceaccounts::seed_default(memory.as_ref(), PREFIX, "default")
+            .await
+            .expect("default account");
         let shutdown = CancellationToken::new();
         let registry = Registry::start(
             memory,
@@ -82,7 +85,8 @@ async fn create_sets_system_metadata_and_defaults() {
     assert_ne!(created["metadata"]["uid"], "mine");
     assert_eq!(created["metadata"]["namespace"], "default");
     assert!(created["metadata"]["creationTimestamp"].is_string());
-    assert_eq!(created["metadata"]["resourceVersion"], "5");
+    // After the four system namespaces and the `default` account.
+    assert_eq!(created["metadata"]["resourceVersion"], "6");
     assert_eq!(created["spec"]["restartPolicy"], "Always");
     assert_eq!(created["status"]["phase"], "Pending");
 }
@@ -390,6 +394,14 @@ async fn delete_collection_pages_through_what_the_selector_chooses() {
             .await
             .expect("created");
     }
+    f.store("serviceaccounts")
+        .create(
+            "other",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
+            &CreateOptions::default(),
+        )
+        .await
+        .expect("the other namespace's account");
     let mut elsewhere = pod("p0000");
     elsewhere["metadata"]["labels"] = json!({"app": "x"});
     pods.create("other", elsewhere, &CreateOptions::default())

@@ -405,3 +405,75 @@ async fn secrets_are_encrypted_at_rest_and_read_back_whole() {
     .expect("the configuration rkube up wrote");
     assert!(config.contains("kind: EncryptionConfiguration") && config.contains("aescbc"));
 }
+
+/// Image pull secrets as upstream's kubelet uses them: a secret that cannot be read is named in
+/// a `FailedToRetrieveImagePullSecret` warning, and the credentials of a
+/// `kubernetes.io/dockerconfigjson` Secret for the image's registry reach Docker, which sends
+/// them to the registry (here a listener that asks for them and refuses everything).
+#[tokio::test]
+async fn image_pull_secrets_reach_the_registry() {
+    use std::io::{BufRead as _, Write as _};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let registry = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = registry.local_addr().expect("address").port();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    std::thread::spawn({
+        let seen = seen.clone();
+        move || {
+            for stream in registry.incoming().flatten() {
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("authorization:") {
+                        let original = &line[line.len() - value.len()..];
+                        seen.lock().expect("lock").push(original.trim().to_string());
+                    }
+                    line.clear();
+                }
+                let _ = (&stream).write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"rkube-test\"\r\nDocker-Distribution-API-Version: registry/2.0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        }
+    });
+
+    let cluster = crate::up::UpCluster::start(None);
+    let server = format!("127.0.0.1:{port}");
+    cluster.kubectl_ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "private",
+        &format!("--docker-server={server}"),
+        "--docker-username=builder",
+        "--docker-password=s3cret",
+    ]);
+    cluster.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: private}}\nspec:\n  imagePullSecrets: [{{name: gone}}, {{name: private}}]\n  containers:\n  - name: app\n    image: {server}/team/app:1\n"
+    ));
+    use base64::Engine as _;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("builder:s3cret")
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.lock().expect("lock").contains(&expected) {
+        assert!(
+            Instant::now() < deadline,
+            "the registry never saw the credentials: {:?}",
+            seen.lock().expect("lock")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let events = cluster.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=private,reason=FailedToRetrieveImagePullSecret",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert_eq!(
+        events,
+        "Unable to retrieve some image pull secrets (gone); attempting to pull the image may not succeed."
+    );
+}

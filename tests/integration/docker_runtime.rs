@@ -762,7 +762,7 @@ async fn pulling_a_missing_image_fails_fast_and_clearly() {
     let reference = format!("{}-nosuch/image:1", fx.prefix);
     let started = Instant::now();
     let err = rt
-        .pull(&reference)
+        .pull(&reference, None)
         .await
         .expect_err("nothing can be pulled");
     let took = started.elapsed();
@@ -933,7 +933,7 @@ async fn a_pull_without_progress_is_cancelled() {
     let reference = format!("127.0.0.1:{port}/{}/stall:1", fx.prefix);
     let started = Instant::now();
     let err = rt
-        .pull(&reference)
+        .pull(&reference, None)
         .await
         .expect_err("the registry never answers");
     let took = started.elapsed();

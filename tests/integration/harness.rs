@@ -433,6 +433,19 @@ impl TestClusterBuilder {
             etcd_url,
             certs,
         };
+        // Pods are taken once the `default` account exists (tests that starve the server of
+        // requests must not starve its controller first).
+        let client = cluster.client().await;
+        let accounts: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            kube::Api::namespaced(client, "default");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !matches!(accounts.get_opt("default").await, Ok(Some(_))) {
+            assert!(
+                Instant::now() < deadline,
+                "the default service account was not created"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         if self.scheduler {
             cluster.start_scheduler();
         }
