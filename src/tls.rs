@@ -14,11 +14,28 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
-/// An authenticated user: x509 CN is the name, each O a group.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An authenticated user: x509 CN is the name, each O a group; a service account token also
+/// gives the account's UID and, in `extra`, what the token is bound to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct User {
     pub name: String,
     pub groups: Vec<String>,
+    pub uid: String,
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl User {
+    /// The user as the review APIs show it (`UserInfo`): uid and extra only when set.
+    pub fn info(&self) -> serde_json::Value {
+        let mut info = serde_json::json!({"username": self.name, "groups": self.groups});
+        if !self.uid.is_empty() {
+            info["uid"] = self.uid.clone().into();
+        }
+        if !self.extra.is_empty() {
+            info["extra"] = serde_json::json!(self.extra);
+        }
+        info
+    }
 }
 
 impl User {
@@ -162,7 +179,11 @@ pub fn user_of(cert: &CertificateDer<'_>) -> Option<User> {
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
         .collect();
-    Some(User { name, groups })
+    Some(User {
+        name,
+        groups,
+        ..User::default()
+    })
 }
 
 /// A client configuration that trusts `ca_path` and presents the certificate at

@@ -1108,7 +1108,11 @@ pub fn impersonate(
     } else if !groups.iter().any(|g| g == "system:unauthenticated") {
         groups.push("system:unauthenticated".into());
     }
-    Ok(User { name, groups })
+    Ok(User {
+        name,
+        groups,
+        ..User::default()
+    })
 }
 
 #[cfg(test)]
@@ -1138,6 +1142,7 @@ mod tests {
         User {
             name: name.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..User::default()
         }
     }
 

@@ -227,10 +227,14 @@ impl Tokens {
         if !alive(&account, &private.serviceaccount.uid) {
             return None;
         }
+        // A Pod-bound token names its Pod's node for information only; a token bound to a
+        // Node needs the Node.
+        let node_bound = private.pod.is_none() && private.secret.is_none();
+        let node = private.node.as_ref().filter(|_| node_bound).cloned();
         for (plural, bound, namespace) in [
             ("pods", &private.pod, ns),
             ("secrets", &private.secret, ns),
-            ("nodes", &private.node, ""),
+            ("nodes", &node, ""),
         ] {
             if let Some(bound) = bound {
                 let obj = registry
@@ -243,12 +247,29 @@ impl Tokens {
                 }
             }
         }
+        // Upstream's `ServiceAccountInfo.UserInfo`: the account's UID, and in `extra` the
+        // token's ID and the Pod (and its node) it is bound to.
+        let mut extra = std::collections::BTreeMap::new();
+        let key = |k: &str| format!("authentication.kubernetes.io/{k}");
+        if let Some(pod) = &private.pod {
+            extra.insert(key("pod-name"), vec![pod.name.clone()]);
+            extra.insert(key("pod-uid"), vec![pod.uid.clone()]);
+        }
+        if !claims.jti.is_empty() {
+            extra.insert(key("credential-id"), vec![format!("JTI={}", claims.jti)]);
+        }
+        if let Some(node) = &private.node {
+            extra.insert(key("node-name"), vec![node.name.clone()]);
+            extra.insert(key("node-uid"), vec![node.uid.clone()]);
+        }
         let user = User {
             name: format!("system:serviceaccount:{ns}:{}", private.serviceaccount.name),
             groups: vec![
                 "system:serviceaccounts".to_string(),
                 format!("system:serviceaccounts:{ns}"),
             ],
+            uid: private.serviceaccount.uid.clone(),
+            extra,
         };
         Some((user, valid_for))
     }
@@ -386,7 +407,20 @@ impl Tokens {
                 uid,
             });
             match kind {
-                "Pod" => private.pod = reference,
+                "Pod" => {
+                    private.pod = reference;
+                    // The Pod's node goes into the token too (upstream's
+                    // ServiceAccountTokenPodNodeInfo, on in v1.32).
+                    let node = obj["spec"]["nodeName"].as_str().unwrap_or("");
+                    if let Some(nodes) = registry.get("", "nodes").filter(|_| !node.is_empty()) {
+                        if let Ok(found) = nodes.get("", node).await {
+                            private.node = Some(Ref {
+                                name: node.to_string(),
+                                uid: object::uid(&found).to_string(),
+                            });
+                        }
+                    }
+                }
                 "Secret" => private.secret = reference,
                 _ => private.node = reference,
             }

@@ -170,6 +170,49 @@ async fn a_pod_reaches_the_api_with_its_service_account() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Who the mounted token is: the account, with the Pod and node it is bound to.
+    let node = run(&[
+        "get",
+        "pod",
+        "api-client",
+        "-o",
+        "jsonpath={.spec.nodeName}",
+    ]);
+    let uid = run(&["get", "pod", "api-client", "-o", "jsonpath={.metadata.uid}"]);
+    let server = format!("https://{host}:{port}");
+    let ca = dir.join("ca.crt").display().to_string();
+    let token = std::fs::read_to_string(dir.join("token")).expect("token");
+    let out = Command::new("kubectl")
+        .args([
+            "--kubeconfig=/dev/null",
+            "--server",
+            &server,
+            "--certificate-authority",
+            &ca,
+        ])
+        .args([
+            "--token",
+            &token,
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.extra}",
+        ])
+        .output()
+        .expect("kubectl runs");
+    let extra: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let key = |k: &str| extra[format!("authentication.kubernetes.io/{k}")][0].clone();
+    assert_eq!(key("pod-name"), "api-client");
+    assert_eq!(key("pod-uid"), uid.as_str());
+    assert_eq!(key("node-name"), node.as_str());
+    assert!(
+        key("credential-id")
+            .as_str()
+            .is_some_and(|c| c.starts_with("JTI=")),
+        "{extra}"
+    );
+
     // A kubelet may get a token for an account its Pod runs as, bound to that Pod, and no
     // other.
     let node = run(&[

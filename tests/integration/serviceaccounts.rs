@@ -260,6 +260,11 @@ async fn tokens_are_issued_bound_and_authenticated_as_upstream() {
     let info: serde_json::Value = serde_json::from_slice(&whoami.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&whoami.stderr)));
     assert_eq!(info["username"], "system:serviceaccount:default:default");
+    assert_eq!(info["uid"], uid.as_str());
+    assert_eq!(
+        info["extra"],
+        serde_json::json!({"authentication.kubernetes.io/credential-id": [format!("JTI={}", c["jti"].as_str().expect("a jti"))]})
+    );
     assert_eq!(
         info["groups"],
         serde_json::json!([

@@ -179,6 +179,7 @@ mod tests {
         let alice = User {
             name: "alice".into(),
             groups: vec!["dev".into(), "system:authenticated".into()],
+            ..User::default()
         };
         let admit = admit(view.clone(), &alice, "roles", "dev").expect("checked");
         let ok = json!({"metadata": {"name": "r", "namespace": "dev"},
@@ -198,6 +199,7 @@ mod tests {
         let admin = User {
             name: "root".into(),
             groups: vec![MASTERS.into()],
+            ..User::default()
         };
         assert!(super::admit(view, &admin, "roles", "dev").is_none());
     }
@@ -218,6 +220,7 @@ mod tests {
         let nobody = User {
             name: "gc".into(),
             groups: vec![],
+            ..User::default()
         };
         let view = Arc::new(RbacView::default());
         let admit = admit(view, &nobody, "clusterroles", "").expect("checked");

@@ -192,6 +192,7 @@ pub async fn answer(
             let subject = User {
                 name: text(body, "/spec/user").to_string(),
                 groups: strings("/spec/groups"),
+                ..User::default()
             };
             if subject.name.is_empty() && subject.groups.is_empty() {
                 return Err(invalid_spec(
@@ -223,7 +224,7 @@ pub async fn answer(
             {
                 Some((reviewed, valid_for)) => json!({
                     "authenticated": true,
-                    "user": {"username": reviewed.name, "groups": reviewed.groups},
+                    "user": reviewed.info(),
                     "audiences": valid_for,
                 }),
                 None => json!({"user": {}, "error": "invalid bearer token"}),
@@ -234,7 +235,7 @@ pub async fn answer(
             out["status"] = rules_status(server, user, namespace);
         }
         _ => {
-            out["status"] = json!({"userInfo": {"username": user.name, "groups": user.groups}});
+            out["status"] = json!({"userInfo": user.info()});
         }
     }
     Ok(out)
