@@ -368,7 +368,14 @@ fn decode_value(
             .then(|| Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)))),
         Kind::Msg(name) => {
             let m = lookup(schema, name)?;
-            decode_message(schema, m, bytes, depth).map(|o| Some(Value::Object(o)))
+            let mut obj = decode_message(schema, m, bytes, depth)?;
+            if m.is_list() {
+                return Ok(Some(
+                    obj.remove("items")
+                        .unwrap_or_else(|| Value::Array(Vec::new())),
+                ));
+            }
+            Ok(Some(Value::Object(obj)))
         }
         Kind::Time => decode_time(bytes, false),
         Kind::MicroTime => decode_time(bytes, true),
@@ -796,12 +803,18 @@ fn encode_value(
             put_len(number, &bytes, out);
         }
         Kind::Msg(name) => {
-            let Value::Object(obj) = value else {
-                return Err(mismatch(json, "an object", value));
-            };
             let nested = schema
                 .message(name)
                 .ok_or_else(|| EncodeError(format!("no message {name}")))?;
+            let wrapped;
+            let obj = match value {
+                Value::Object(obj) => obj,
+                Value::Array(_) if nested.is_list() => {
+                    wrapped = Map::from_iter([("items".to_string(), value.clone())]);
+                    &wrapped
+                }
+                _ => return Err(mismatch(json, "an object", value)),
+            };
             let mut bytes = Vec::new();
             encode_message(schema, nested, obj, &mut bytes);
             put_len(number, &bytes, out);

@@ -46,6 +46,14 @@ pub struct Message {
 }
 
 impl Message {
+    /// Whether this is a Go named string slice (`ExtraValue`, `Verbs`): one repeated string
+    /// `items` in protobuf, a bare JSON array. (`DownwardAPIProjection`, a struct with one
+    /// list of messages, stays an object.)
+    pub fn is_list(&self) -> bool {
+        matches!(self.fields, [f] if f.number == 1 && f.json == "items" && f.repeated
+            && matches!(f.kind, Kind::Str))
+    }
+
     pub fn field(&self, number: u32) -> Option<&Field> {
         self.fields.iter().find(|f| f.number == number)
     }

@@ -609,3 +609,16 @@ fn a_job_decodes_without_its_status_counts_zeros() {
     status.remove("failed");
     assert_eq!(value, want);
 }
+
+#[test]
+fn named_slices_are_bare_json_arrays() {
+    // `ExtraValue` is `repeated string items` in protobuf and a plain array in JSON.
+    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+        "metadata": {}, "status": {"userInfo": {"username": "system:serviceaccount:d:sa",
+            "uid": "u1", "groups": ["system:serviceaccounts"],
+            "extra": {"authentication.kubernetes.io/pod-name": ["web"],
+                "authentication.kubernetes.io/credential-id": ["JTI=1"]}}}});
+    let bytes = encode_object(&review).expect("encodes");
+    let back = decode_object(&bytes).expect("decodes");
+    assert_eq!(back["status"]["userInfo"], review["status"]["userInfo"]);
+}
