@@ -183,6 +183,11 @@ enum SyncError {
     Io(#[from] std::io::Error),
 }
 
+/// Upstream's message for a volume that could not be set up.
+fn set_up_failed(volume: &str, why: impl std::fmt::Display) -> String {
+    format!("MountVolume.SetUp failed for volume {volume:?} : {why}")
+}
+
 fn kind_of(c: &ContainerState) -> &str {
     c.labels.get(labels::KIND).map(String::as_str).unwrap_or("")
 }
@@ -918,43 +923,47 @@ impl Worker {
         container: &Container,
         pod_ip: &str,
     ) -> Result<Vec<(String, String)>, String> {
-        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-        let namespace = self.pod.metadata.namespace.as_deref().unwrap_or("default");
         let (config_maps, secrets) = env::references(container);
-        let mut sources = env::Sources::default();
-        let config_map_api: Api<ConfigMap> = Api::namespaced(self.shared.client.clone(), namespace);
-        for name in config_maps {
-            let found = config_map_api
-                .get_opt(&name)
-                .await
-                .map_err(|e| format!("couldn't get configMap {namespace}/{name}: {e}"))?;
-            sources
+        let needs = volumes::Needs {
+            config_maps,
+            secrets,
+            tokens: Vec::new(),
+        };
+        let mut read = volumes::Inputs::default();
+        self.read_sources(&needs, &mut read).await?;
+        let sources = env::Sources {
+            config_maps: read
                 .config_maps
-                .insert(name, found.map(|c| c.data.unwrap_or_default()));
-        }
-        let secret_api: Api<Secret> = Api::namespaced(self.shared.client.clone(), namespace);
-        for name in secrets {
-            let found = secret_api
-                .get_opt(&name)
-                .await
-                .map_err(|e| format!("couldn't get secret {namespace}/{name}: {e}"))?;
-            let data = found.map(|s| {
-                s.data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect()
-            });
-            sources.secrets.insert(name, data);
-        }
-        let ctx = env::Context {
+                .into_iter()
+                .map(|(name, cm)| (name, cm.map(|c| c.data.unwrap_or_default())))
+                .collect(),
+            secrets: read
+                .secrets
+                .into_iter()
+                .map(|(name, s)| {
+                    let data = s.map(|s| {
+                        s.data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, v.0))
+                            .collect()
+                    });
+                    (name, data)
+                })
+                .collect(),
+        };
+        env::resolve(container, &self.env_context(pod_ip), &sources)
+    }
+
+    /// What the downward API reads of this Pod and node, for environment and volumes.
+    fn env_context<'a>(&'a self, pod_ip: &'a str) -> env::Context<'a> {
+        env::Context {
             pod: &self.pod,
             node: &self.shared.node,
             host_ip: &self.shared.host_ip,
             pod_ip,
             services: &self.shared.services,
-        };
-        env::resolve(container, &ctx, &sources)
+        }
     }
 
     /// Where a volume's files are on the host, and whether containers see it read-only
@@ -997,12 +1006,7 @@ impl Worker {
             let Some((path, _)) = self.volume_path(&volume.name) else {
                 continue;
             };
-            let failed = |e: std::io::Error| {
-                format!(
-                    "MountVolume.SetUp failed for volume {:?} : {e}",
-                    volume.name
-                )
-            };
+            let failed = |e: std::io::Error| set_up_failed(&volume.name, e);
             if volume.empty_dir.is_some() {
                 std::fs::create_dir_all(&path).map_err(failed)?;
                 use std::os::unix::fs::PermissionsExt as _;
@@ -1038,12 +1042,7 @@ impl Worker {
         }
         let mut inputs = volumes::Inputs::default();
         for volume in &api_data {
-            let failed = |e: String| {
-                format!(
-                    "MountVolume.SetUp failed for volume {:?} : {e}",
-                    volume.name
-                )
-            };
+            let failed = |e: String| set_up_failed(&volume.name, e);
             let needs = volumes::needs(volume);
             self.read_sources(&needs, &mut inputs)
                 .await
@@ -1053,20 +1052,9 @@ impl Worker {
                 inputs.tokens.insert(wanted, token);
             }
         }
-        let ctx = env::Context {
-            pod: &self.pod,
-            node: &self.shared.node,
-            host_ip: &self.shared.host_ip,
-            pod_ip,
-            services: &self.shared.services,
-        };
+        let ctx = self.env_context(pod_ip);
         for volume in &api_data {
-            let failed = |e: String| {
-                format!(
-                    "MountVolume.SetUp failed for volume {:?} : {e}",
-                    volume.name
-                )
-            };
+            let failed = |e: String| set_up_failed(&volume.name, e);
             let Some(payload) = volumes::payload(volume, &ctx, &inputs).map_err(failed)? else {
                 continue;
             };

@@ -20,7 +20,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume,
+    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, Secret,
+    ServiceAccountTokenProjection, Volume,
 };
 
 use super::env;
@@ -99,6 +100,17 @@ pub struct TokenSource {
     pub expiration_seconds: i64,
 }
 
+impl TokenSource {
+    /// What a projection asks for: its audience (none: the API server's), its expiry (an
+    /// hour unless given, as upstream defaults it).
+    pub fn of(projection: &ServiceAccountTokenProjection) -> TokenSource {
+        TokenSource {
+            audience: projection.audience.clone().filter(|a| !a.is_empty()),
+            expiration_seconds: projection.expiration_seconds.unwrap_or(3600),
+        }
+    }
+}
+
 /// What the pod worker read for a Pod's volumes; `None` for an object that does not exist.
 #[derive(Debug, Default)]
 pub struct Inputs {
@@ -137,10 +149,7 @@ pub fn needs(volume: &Volume) -> Needs {
             needs.secrets.push(s.name.clone());
         }
         if let Some(t) = &source.service_account_token {
-            needs.tokens.push(TokenSource {
-                audience: t.audience.clone().filter(|a| !a.is_empty()),
-                expiration_seconds: t.expiration_seconds.unwrap_or(3600),
-            });
+            needs.tokens.push(TokenSource::of(t));
         }
     }
     needs
@@ -223,36 +232,47 @@ fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
     data
 }
 
-/// A ConfigMap source's files; a missing map is empty when optional.
-fn config_map_files(
-    name: &str,
-    items: Option<&Vec<KeyToPath>>,
-    default_mode: Option<i32>,
-    optional: bool,
-    inputs: &Inputs,
-) -> Result<Payload, String> {
-    match inputs.config_maps.get(name).and_then(Option::as_ref) {
-        Some(cm) => keyed(&config_map_data(cm), items, default_mode, optional, |key| {
-            format!("configmap references non-existent config key: {key}")
-        }),
-        None if optional => Ok(Payload::new()),
-        None => Err(format!("configmap {name:?} not found")),
-    }
+/// The kind of key/value source a volume reads, for its data and upstream's messages.
+#[derive(Clone, Copy)]
+enum Source {
+    ConfigMap,
+    Secret,
 }
 
-fn secret_files(
+/// A ConfigMap's or Secret's files; a missing object is empty when optional.
+fn source_files(
+    source: Source,
     name: &str,
     items: Option<&Vec<KeyToPath>>,
     default_mode: Option<i32>,
     optional: bool,
     inputs: &Inputs,
 ) -> Result<Payload, String> {
-    match inputs.secrets.get(name).and_then(Option::as_ref) {
-        Some(secret) => keyed(&secret_data(secret), items, default_mode, optional, |key| {
-            format!("references non-existent secret key: {key}")
+    let (data, what) = match source {
+        Source::ConfigMap => (
+            inputs
+                .config_maps
+                .get(name)
+                .and_then(Option::as_ref)
+                .map(config_map_data),
+            "configmap",
+        ),
+        Source::Secret => (
+            inputs
+                .secrets
+                .get(name)
+                .and_then(Option::as_ref)
+                .map(secret_data),
+            "secret",
+        ),
+    };
+    match data {
+        Some(data) => keyed(&data, items, default_mode, optional, |key| match source {
+            Source::ConfigMap => format!("configmap references non-existent config key: {key}"),
+            Source::Secret => format!("references non-existent secret key: {key}"),
         }),
         None if optional => Ok(Payload::new()),
-        None => Err(format!("secret {name:?} not found")),
+        None => Err(format!("{what} {name:?} not found")),
     }
 }
 
@@ -261,38 +281,9 @@ fn secret_files(
 pub fn format_map(map: Option<&BTreeMap<String, String>>) -> String {
     map.into_iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={}", go_quote(v)))
+        .map(|(k, v)| format!("{k}={}", crate::meta::validation::go_quote(v)))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Go's `strconv.Quote`: printable characters as they are, the rest escaped.
-fn go_quote(text: &str) -> String {
-    let mut out = String::from('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if c.is_control() => {
-                let code = u32::from(c);
-                if code < 0x10000 {
-                    out.push_str(&format!("\\u{code:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{code:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The files of downward-API items.
@@ -347,7 +338,8 @@ pub fn payload(
     inputs: &Inputs,
 ) -> Result<Option<Payload>, String> {
     if let Some(cm) = &volume.config_map {
-        return config_map_files(
+        return source_files(
+            Source::ConfigMap,
             &cm.name,
             cm.items.as_ref(),
             cm.default_mode,
@@ -357,7 +349,8 @@ pub fn payload(
         .map(Some);
     }
     if let Some(s) = &volume.secret {
-        return secret_files(
+        return source_files(
+            Source::Secret,
             s.secret_name.as_deref().unwrap_or(""),
             s.items.as_ref(),
             s.default_mode,
@@ -377,7 +370,8 @@ pub fn payload(
     for source in projected.sources.iter().flatten() {
         if let Some(cm) = &source.config_map {
             let optional = cm.optional.unwrap_or(false);
-            files.extend(config_map_files(
+            files.extend(source_files(
+                Source::ConfigMap,
                 &cm.name,
                 cm.items.as_ref(),
                 mode,
@@ -387,7 +381,8 @@ pub fn payload(
         }
         if let Some(s) = &source.secret {
             let optional = s.optional.unwrap_or(false);
-            files.extend(secret_files(
+            files.extend(source_files(
+                Source::Secret,
                 &s.name,
                 s.items.as_ref(),
                 mode,
@@ -403,13 +398,9 @@ pub fn payload(
             )?);
         }
         if let Some(t) = &source.service_account_token {
-            let wanted = TokenSource {
-                audience: t.audience.clone().filter(|a| !a.is_empty()),
-                expiration_seconds: t.expiration_seconds.unwrap_or(3600),
-            };
             let token = inputs
                 .tokens
-                .get(&wanted)
+                .get(&TokenSource::of(t))
                 .ok_or_else(|| "no service account token was issued".to_string())?;
             files.insert(
                 t.path.clone(),

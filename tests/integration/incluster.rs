@@ -7,7 +7,7 @@
 //! ask for tokens only for the accounts of its own Pods, bound to those Pods.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::up::UpCluster;
@@ -49,24 +49,7 @@ fn build_image() {
     if !stripped {
         std::fs::copy(client_binary(), bin.join("in-cluster")).expect("copy the client");
     }
-    let archive = dir.path().join("image.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(dir.path())
-        .arg("-cf")
-        .arg(&archive)
-        .arg("bin")
-        .status()
-        .expect("tar runs");
-    assert!(status.success(), "tar of the client image failed");
-    let status = Command::new("docker")
-        .args(["import", "-c", "ENV PATH=/bin", "-c", "CMD [\"/bin/sh\"]"])
-        .arg(&archive)
-        .arg(IMAGE)
-        .stdout(Stdio::null())
-        .status()
-        .expect("docker import runs");
-    assert!(status.success(), "docker import of the client image failed");
+    crate::up::import_image(dir.path(), &["bin"], IMAGE);
 }
 
 #[tokio::test]
@@ -215,14 +198,6 @@ async fn a_pod_reaches_the_api_with_its_service_account() {
 
     // A kubelet may get a token for an account its Pod runs as, bound to that Pod, and no
     // other.
-    let node = run(&[
-        "get",
-        "pod",
-        "api-client",
-        "-o",
-        "jsonpath={.spec.nodeName}",
-    ]);
-    let uid = run(&["get", "pod", "api-client", "-o", "jsonpath={.metadata.uid}"]);
     let kubelet = cluster.kubeconfig_as(&format!("system:node:{node}"), &["system:nodes"]);
     let as_kubelet = |args: &[&str]| {
         let args = in_ci(args);

@@ -9,20 +9,7 @@ use crate::up::UpCluster;
 
 /// Polls `kubectl <args>` until its output satisfies `done`, for at most 30 s.
 fn eventually(cluster: &UpCluster, args: &[&str], done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = cluster.kubectl(args);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && done(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kubectl {args:?} never got there: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    cluster.kubectl_until(args, Duration::from_secs(30), done)
 }
 
 #[tokio::test]
@@ -520,20 +507,20 @@ async fn pods_run_as_an_existing_account_with_its_token_volume() {
         )
     };
     let apply = |manifest: &str| cluster.kubectl_stdin(&["apply", "-f", "-"], Some(manifest));
-    let out = apply(&pod("plain", ""));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let spec: serde_json::Value = serde_json::from_str(&cluster.kubectl_ok(&[
-        "get",
-        "pod",
-        "plain",
-        "-o",
-        "jsonpath={.spec}",
-    ]))
-    .expect("JSON");
+    let apply_ok = |manifest: &str| {
+        let out = apply(manifest);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let spec_of = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "pod", name, "-o", "jsonpath={.spec}"]))
+            .expect("JSON")
+    };
+    apply_ok(&pod("plain", ""));
+    let spec = spec_of("plain");
     assert_eq!(spec["serviceAccountName"], "default");
     let volumes = spec["volumes"].as_array().expect("volumes");
     assert_eq!(volumes.len(), 1);
@@ -562,37 +549,15 @@ async fn pods_run_as_an_existing_account_with_its_token_volume() {
         "Error from server (Forbidden): error when creating \"STDIN\": pods \"ghost\" is forbidden: error looking up service account default/missing: serviceaccount \"missing\" not found"
     );
 
-    let out = apply(&pod("quiet", "  automountServiceAccountToken: false\n"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply_ok(&pod("quiet", "  automountServiceAccountToken: false\n"));
     let volumes = cluster.kubectl_ok(&["get", "pod", "quiet", "-o", "jsonpath={.spec.volumes}"]);
     assert_eq!(volumes, "");
 
     // An account that opts out, and its image pull secrets, which a Pod naming none inherits.
     let account = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: builder}\nautomountServiceAccountToken: false\nimagePullSecrets: [{name: registry}]\n";
-    let out = apply(account);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = apply(&pod("built", "  serviceAccountName: builder\n"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let spec: serde_json::Value = serde_json::from_str(&cluster.kubectl_ok(&[
-        "get",
-        "pod",
-        "built",
-        "-o",
-        "jsonpath={.spec}",
-    ]))
-    .expect("JSON");
+    apply_ok(account);
+    apply_ok(&pod("built", "  serviceAccountName: builder\n"));
+    let spec = spec_of("built");
     assert!(spec.get("volumes").is_none(), "{spec}");
     assert_eq!(
         spec["imagePullSecrets"],

@@ -74,26 +74,32 @@ pub fn ensure_test_image() {
         ] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet link");
         }
-        let archive = dir.path().join("image.tar");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(dir.path())
-            .arg("-cf")
-            .arg(&archive)
-            .args(["bin", "tmp"])
-            .status()
-            .expect("tar runs");
-        assert!(status.success(), "tar of the test image failed");
-        let status = Command::new("docker")
-            .args(["import", "-c", "ENV PATH=/bin", "-c", "CMD [\"/bin/sh\"]"])
-            .arg(&archive)
-            .arg(TEST_IMAGE)
-            .stdout(Stdio::null())
-            .status()
-            .expect("docker import runs");
-        assert!(status.success(), "docker import of the test image failed");
+        import_image(dir.path(), &["bin", "tmp"], TEST_IMAGE);
     }
     *done = true;
+}
+
+/// Imports the `entries` of `root` as the image `tag`, with `/bin` on its PATH and `sh` as
+/// its command.
+pub fn import_image(root: &std::path::Path, entries: &[&str], tag: &str) {
+    let archive = root.join("image.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(root)
+        .arg("-cf")
+        .arg(&archive)
+        .args(entries)
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "tar of the image {tag} failed");
+    let status = Command::new("docker")
+        .args(["import", "-c", "ENV PATH=/bin", "-c", "CMD [\"/bin/sh\"]"])
+        .arg(&archive)
+        .arg(tag)
+        .stdout(Stdio::null())
+        .status()
+        .expect("docker import runs");
+    assert!(status.success(), "docker import of the image {tag} failed");
 }
 
 pub struct UpCluster {
@@ -195,6 +201,30 @@ impl UpCluster {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .expect("kubectl runs")
+    }
+
+    /// Polls `kubectl <args>` until it succeeds with output that satisfies `done`, for at most
+    /// `within`; returns that output.
+    pub fn kubectl_until(
+        &self,
+        args: &[&str],
+        within: std::time::Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let out = self.kubectl(args);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && done(&text) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kubectl {args:?} never got there: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     pub fn kubectl_ok(&self, args: &[&str]) -> String {

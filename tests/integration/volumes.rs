@@ -4,32 +4,9 @@
 //! Pod is given. Files appear as upstream lays them out (`..data` swapped atomically), read-only,
 //! secrets on tmpfs, and a changed ConfigMap reaches the running container.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::up::{UpCluster, TEST_IMAGE};
-
-/// Polls `kubectl <args>` until its output satisfies `done`, for at most `within`.
-fn eventually(
-    cluster: &UpCluster,
-    args: &[&str],
-    within: Duration,
-    done: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + within;
-    loop {
-        let out = cluster.kubectl(args);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if out.status.success() && done(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kubectl {args:?} never got there: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// The book's `cm/alpine.yml`: a ConfigMap mounted as a directory of files.
 fn alpine_pod() -> String {
@@ -44,8 +21,7 @@ async fn config_map_files_appear_whole_and_follow_changes() {
     let dir = cluster.dir.path();
     // The Pod comes first: until its ConfigMap exists it waits, as upstream's does.
     cluster.apply(&alpine_pod());
-    let events = eventually(
-        &cluster,
+    let events = cluster.kubectl_until(
         &[
             "get",
             "events",
@@ -138,8 +114,7 @@ async fn config_map_files_appear_whole_and_follow_changes() {
         "-f",
         &dir.join("changed.yaml").display().to_string(),
     ]);
-    eventually(
-        &cluster,
+    cluster.kubectl_until(
         &["exec", "alpine", "--", "cat", "/etc/config/something"],
         Duration::from_secs(30),
         |t| t == "changed",
@@ -173,8 +148,7 @@ async fn secret_downward_and_service_account_volumes_are_written_as_upstream() {
     cluster.apply(&format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: jenkins\nspec:\n  selector:\n    matchLabels:\n      type: master\n      service: jenkins\n  strategy:\n    type: Recreate\n  template:\n    metadata:\n      labels:\n        type: master\n        service: jenkins\n    spec:\n      containers:\n      - name: jenkins\n        image: {TEST_IMAGE}\n        imagePullPolicy: Never\n        command: [sleep, '100000']\n        resources:\n          limits: {{memory: 64Mi}}\n        env:\n        - name: SECRETS_DIR\n          value: /etc/secrets\n        volumeMounts:\n        - name: jenkins-home\n          mountPath: /var/jenkins_home\n        - name: jenkins-creds\n          mountPath: /etc/secrets\n        - name: info\n          mountPath: /etc/podinfo\n      volumes:\n      - name: jenkins-home\n        emptyDir: {{}}\n      - name: jenkins-creds\n        secret:\n          secretName: my-creds\n          defaultMode: 0444\n          items:\n          - key: username\n            path: jenkins-user\n          - key: password\n            path: jenkins-pass\n      - name: info\n        downwardAPI:\n          items:\n          - path: labels\n            fieldRef: {{fieldPath: metadata.labels}}\n          - path: mem\n            resourceFieldRef: {{containerName: jenkins, resource: limits.memory, divisor: 1Mi}}\n"
     ));
-    let pod = eventually(
-        &cluster,
+    let pod = cluster.kubectl_until(
         &[
             "get",
             "pods",
