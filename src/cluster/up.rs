@@ -857,7 +857,8 @@ async fn pod_network_gateway(cluster: &str) -> Result<String, UpError> {
         })
 }
 
-/// Removes every container of `cluster`, all at once, and its network.
+/// Removes every container of `cluster`, all at once, its network, and the memory-backed
+/// directories of its Pods (which hold their tokens and Secrets).
 async fn remove_containers(cluster: &str) -> Result<(), UpError> {
     use crate::kubelet::runtime::Runtime as _;
     let docker = crate::kubelet::docker::DockerRuntime::connect()
@@ -884,6 +885,21 @@ async fn remove_containers(cluster: &str) -> Result<(), UpError> {
             failed.len(),
             failed.join("; ")
         )));
+    }
+    let pods: std::collections::BTreeSet<&String> = containers
+        .iter()
+        .filter_map(|c| c.labels.get(crate::kubelet::labels::POD_UID))
+        .collect();
+    for uid in pods {
+        match fs::remove_dir_all(crate::kubelet::memory_dir(uid)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(UpError::Failed(format!(
+                    "cannot remove {}: {e}",
+                    crate::kubelet::memory_dir(uid).display()
+                )))
+            }
+            _ => {}
+        }
     }
     let _ = docker
         .remove_network(&crate::kubelet::network_name(cluster))

@@ -90,6 +90,13 @@ pub fn network_name(cluster: &str) -> String {
     format!("rkube-{cluster}")
 }
 
+/// A Pod's memory-backed directory on the host (tmpfs): its memory-medium emptyDirs and its
+/// secret and projected volumes, tokens among them. It outlives the Pod's containers, so
+/// whoever removes those without the kubelet (`rkube down`) removes it too.
+pub fn memory_dir(pod_uid: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("/dev/shm/rkube-{pod_uid}"))
+}
+
 /// This host's first address (what kind shows as a node's InternalIP), or loopback.
 pub fn host_ip() -> String {
     std::process::Command::new("hostname")

@@ -993,7 +993,7 @@ impl Worker {
 
     /// The Pod's memory-backed directory (on `/dev/shm`).
     fn shm_dir(&self) -> PathBuf {
-        PathBuf::from(format!("/dev/shm/rkube-{}", self.uid()))
+        super::memory_dir(&self.uid())
     }
 
     /// Sets up every volume: directories for emptyDir and hostPath, and the files of

@@ -625,6 +625,13 @@ async fn up_and_down_keep_their_promises() {
     let again = pods.get("p").await.expect("pod p");
     assert_eq!(container(&again).restart_count, 1, "{again:#?}");
     assert!(again.status.and_then(|s| s.pod_ip).is_some());
+    // The Pod's token volume lives in memory, under /dev/shm, until the cluster goes.
+    let memory = rkube::kubelet::memory_dir(&again.metadata.uid.clone().expect("a uid"));
+    assert!(
+        memory.join("kubernetes.io~projected").is_dir(),
+        "{} holds no token volume",
+        memory.display()
+    );
 
     // The printed stop command works from anywhere, and quickly.
     let started = std::time::Instant::now();
@@ -646,6 +653,7 @@ async fn up_and_down_keep_their_promises() {
         "{:?}",
         cluster.containers()
     );
+    assert!(!memory.exists(), "down left {}", memory.display());
     assert!(
         took < std::time::Duration::from_secs(5),
         "down took {took:?}"
