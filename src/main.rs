@@ -231,6 +231,14 @@ struct KubeletArgs {
     /// How many log files a container keeps (upstream's `containerLogMaxFiles`).
     #[arg(long, default_value_t = 5)]
     container_log_max_files: u32,
+    /// How long the node's Lease lasts (upstream's `nodeLeaseDurationSeconds`); the kubelet
+    /// renews it every quarter of that.
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    node_lease_duration_seconds: u32,
+    /// How often the kubelet posts the node's conditions (upstream's
+    /// `--node-status-update-frequency`).
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    node_status_update_frequency: Duration,
 }
 
 #[derive(clap::Args)]
@@ -281,6 +289,13 @@ impl ClusterArgs {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     duration::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be longer than zero".into()),
+        d => Ok(d),
+    }
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.
@@ -485,6 +500,10 @@ async fn run() -> anyhow::Result<()> {
                 taints,
                 capacity: pairs(&args.capacity, "capacity")?,
                 host_ip: rkube::kubelet::host_ip(),
+                heartbeats: rkube::kubelet::Heartbeats {
+                    lease_seconds: args.node_lease_duration_seconds,
+                    status_every: args.node_status_update_frequency,
+                },
                 kubernetes_service: match &args.kubernetes_service_address {
                     Some(address) => {
                         let parsed: std::net::SocketAddr = address.parse().with_context(|| {

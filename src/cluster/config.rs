@@ -35,15 +35,19 @@ pub struct ClusterConfig {
     pub api_server_port: Option<u16>,
     /// What `kubeadmConfigPatches` set in a `KubeletConfiguration`, for every kubelet.
     pub kubelet: KubeletSettings,
+    /// What `kubeadmConfigPatches` set in a `ClusterConfiguration` for the controller manager.
+    pub controller_manager: ControllerManagerSettings,
 }
 
 /// The kubelet settings a kind config may patch in (`kind: KubeletConfiguration` in
-/// `kubeadmConfigPatches`); rkube takes the container log rotation, which it passes on as the
-/// kubelets' `--container-log-max-size` and `--container-log-max-files`.
+/// `kubeadmConfigPatches`): the container log rotation and the node's heartbeats, which rkube
+/// passes on as the kubelets' flags of the same names.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KubeletSettings {
     pub container_log_max_size: Option<String>,
     pub container_log_max_files: Option<u32>,
+    pub node_lease_duration_seconds: Option<u32>,
+    pub node_status_update_frequency: Option<String>,
 }
 
 impl KubeletSettings {
@@ -56,72 +60,231 @@ impl KubeletSettings {
         if let Some(files) = self.container_log_max_files {
             args.extend(["--container-log-max-files".to_string(), files.to_string()]);
         }
+        if let Some(seconds) = self.node_lease_duration_seconds {
+            args.extend(["--node-lease-duration-seconds".into(), seconds.to_string()]);
+        }
+        if let Some(every) = &self.node_status_update_frequency {
+            args.extend(["--node-status-update-frequency".into(), every.clone()]);
+        }
         args
     }
 
-    /// Reads `kubeadmConfigPatches`: each entry a YAML document; only a
-    /// `KubeletConfiguration` with the fields above is taken, anything else is refused by name.
-    fn parse(patches: &Value) -> Result<KubeletSettings, ConfigError> {
-        const FIELD: &str = "kubeadmConfigPatches";
-        let Some(list) = patches.as_array() else {
-            return Err(invalid(FIELD, "must be a list of YAML documents"));
-        };
-        let mut settings = KubeletSettings::default();
-        for (i, entry) in list.iter().enumerate() {
-            let path = format!("{FIELD}[{i}]");
-            let text = entry
-                .as_str()
-                .ok_or_else(|| invalid(&path, "must be a YAML document in a string"))?;
-            let doc: Value = serde_yaml::from_str(text)
-                .map_err(|e| invalid(&path, format!("cannot parse: {e}")))?;
-            let Some(map) = doc.as_object() else {
-                return Err(invalid(&path, "must be a map"));
-            };
-            let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
-            if kind != "KubeletConfiguration" {
-                return Err(ConfigError::Unsupported {
-                    fields: vec![format!("{path} (kind {kind:?})")],
-                });
-            }
-            for (key, value) in map {
-                match key.as_str() {
-                    "kind" | "apiVersion" => {}
-                    "containerLogMaxSize" => {
-                        let size = value.as_str().filter(|v| {
-                            crate::meta::quantity::Quantity::parse(v)
-                                .is_ok_and(|q| !q.is_negative() && !q.is_zero())
-                        });
-                        let size = size.ok_or_else(|| {
+    /// Takes a `KubeletConfiguration` patch: the fields above, anything else refused by name.
+    fn patch(
+        &mut self,
+        map: &serde_json::Map<String, Value>,
+        path: &str,
+    ) -> Result<(), ConfigError> {
+        for (key, value) in map {
+            match key.as_str() {
+                "kind" | "apiVersion" => {}
+                "containerLogMaxSize" => {
+                    let size = value.as_str().filter(|v| {
+                        crate::meta::quantity::Quantity::parse(v)
+                            .is_ok_and(|q| !q.is_negative() && !q.is_zero())
+                    });
+                    let size = size.ok_or_else(|| {
+                        invalid(
+                            &format!("{path}.containerLogMaxSize"),
+                            "must be a positive quantity such as 10Mi",
+                        )
+                    })?;
+                    self.container_log_max_size = Some(size.to_string());
+                }
+                "containerLogMaxFiles" => {
+                    let files = value
+                        .as_u64()
+                        .and_then(|f| u32::try_from(f).ok())
+                        .filter(|f| *f >= 2)
+                        .ok_or_else(|| {
                             invalid(
-                                &format!("{path}.containerLogMaxSize"),
-                                "must be a positive quantity such as 10Mi",
+                                &format!("{path}.containerLogMaxFiles"),
+                                "must be at least 2",
                             )
                         })?;
-                        settings.container_log_max_size = Some(size.to_string());
-                    }
-                    "containerLogMaxFiles" => {
-                        let files = value
-                            .as_u64()
-                            .and_then(|f| u32::try_from(f).ok())
-                            .filter(|f| *f >= 2)
-                            .ok_or_else(|| {
-                                invalid(
-                                    &format!("{path}.containerLogMaxFiles"),
-                                    "must be at least 2",
-                                )
-                            })?;
-                        settings.container_log_max_files = Some(files);
-                    }
-                    other => {
-                        return Err(ConfigError::Unsupported {
-                            fields: vec![format!("{path}.{other}")],
-                        })
-                    }
+                    self.container_log_max_files = Some(files);
+                }
+                "nodeLeaseDurationSeconds" => {
+                    let seconds = value
+                        .as_u64()
+                        .and_then(|s| u32::try_from(s).ok())
+                        .filter(|s| *s > 0)
+                        .ok_or_else(|| {
+                            invalid(
+                                &format!("{path}.nodeLeaseDurationSeconds"),
+                                "must be a positive number of seconds",
+                            )
+                        })?;
+                    self.node_lease_duration_seconds = Some(seconds);
+                }
+                "nodeStatusUpdateFrequency" => {
+                    let every = value
+                        .as_str()
+                        .filter(|v| crate::meta::duration::parse(v).is_ok_and(|d| !d.is_zero()))
+                        .ok_or_else(|| {
+                            invalid(
+                                &format!("{path}.nodeStatusUpdateFrequency"),
+                                "must be a positive duration such as 10s",
+                            )
+                        })?;
+                    self.node_status_update_frequency = Some(every.to_string());
+                }
+                other => {
+                    return Err(ConfigError::Unsupported {
+                        fields: vec![format!("{path}.{other}")],
+                    })
                 }
             }
         }
-        Ok(settings)
+        Ok(())
     }
+}
+
+/// The controller manager's flags a kind config may set, as kind users do, through a
+/// kubeadm `ClusterConfiguration` patch's `controllerManager.extraArgs` (a map in kubeadm's
+/// v1beta3, a list of `name`/`value` in v1beta4). Only flags `rkube controller-manager` has
+/// are taken, their values checked here so that `rkube up` never starts a controller
+/// manager that refuses its own command line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ControllerManagerSettings {
+    /// `(flag, value)` in the order given.
+    pub extra_args: Vec<(String, String)>,
+}
+
+impl ControllerManagerSettings {
+    /// The flags these settings become.
+    pub fn args(&self) -> Vec<String> {
+        self.extra_args
+            .iter()
+            .map(|(name, value)| format!("--{name}={value}"))
+            .collect()
+    }
+
+    /// Takes a `ClusterConfiguration` patch: `controllerManager.extraArgs`, nothing else.
+    fn patch(
+        &mut self,
+        map: &serde_json::Map<String, Value>,
+        path: &str,
+    ) -> Result<(), ConfigError> {
+        for (key, value) in map {
+            match key.as_str() {
+                "kind" | "apiVersion" => {}
+                "controllerManager" => {
+                    let path = format!("{path}.controllerManager");
+                    let Some(section) = value.as_object() else {
+                        return Err(invalid(&path, "must be a map"));
+                    };
+                    for (key, value) in section {
+                        if key != "extraArgs" {
+                            return Err(ConfigError::Unsupported {
+                                fields: vec![format!("{path}.{key}")],
+                            });
+                        }
+                        self.extra_args(value, &format!("{path}.extraArgs"))?;
+                    }
+                }
+                other => {
+                    return Err(ConfigError::Unsupported {
+                        fields: vec![format!("{path}.{other}")],
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn extra_args(&mut self, value: &Value, path: &str) -> Result<(), ConfigError> {
+        let pairs: Vec<(String, Value)> = match value {
+            Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Value::Array(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| {
+                    let name = entry.get("name").and_then(Value::as_str);
+                    let value = entry.get("value");
+                    match (name, value) {
+                        (Some(name), Some(value)) => Ok((name.to_string(), value.clone())),
+                        _ => Err(invalid(
+                            &format!("{path}[{i}]"),
+                            "must have a name and a value",
+                        )),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            _ => {
+                return Err(invalid(
+                    path,
+                    "must be a map of flag names to values, or a list of name and value",
+                ))
+            }
+        };
+        for (name, value) in pairs {
+            let field = format!("{path}.{name}");
+            let value = match &value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return Err(invalid(&field, "must be a string")),
+            };
+            let checked = match name.as_str() {
+                "node-monitor-period" | "node-monitor-grace-period" => {
+                    crate::meta::duration::parse(&value)
+                        .map(drop)
+                        .map_err(|e| format!("must be a duration such as 40s: {e}"))
+                }
+                "terminated-pod-gc-threshold" => value
+                    .parse::<usize>()
+                    .map(drop)
+                    .map_err(|_| "must be a whole number".to_string()),
+                "controllers" => {
+                    let entries: Vec<String> = value.split(',').map(str::to_string).collect();
+                    crate::controller::Selection::parse(&entries).map(drop)
+                }
+                _ => {
+                    return Err(ConfigError::Unsupported {
+                        fields: vec![field],
+                    })
+                }
+            };
+            checked.map_err(|why| invalid(&field, why))?;
+            self.extra_args.push((name, value));
+        }
+        Ok(())
+    }
+}
+
+/// Reads `kubeadmConfigPatches`: each entry a YAML document, a `KubeletConfiguration` or a
+/// `ClusterConfiguration`; anything else is refused by name.
+fn parse_patches(
+    patches: &Value,
+) -> Result<(KubeletSettings, ControllerManagerSettings), ConfigError> {
+    const FIELD: &str = "kubeadmConfigPatches";
+    let Some(list) = patches.as_array() else {
+        return Err(invalid(FIELD, "must be a list of YAML documents"));
+    };
+    let mut kubelet = KubeletSettings::default();
+    let mut controller_manager = ControllerManagerSettings::default();
+    for (i, entry) in list.iter().enumerate() {
+        let path = format!("{FIELD}[{i}]");
+        let text = entry
+            .as_str()
+            .ok_or_else(|| invalid(&path, "must be a YAML document in a string"))?;
+        let doc: Value =
+            serde_yaml::from_str(text).map_err(|e| invalid(&path, format!("cannot parse: {e}")))?;
+        let Some(map) = doc.as_object() else {
+            return Err(invalid(&path, "must be a map"));
+        };
+        match map.get("kind").and_then(Value::as_str).unwrap_or("") {
+            "KubeletConfiguration" => kubelet.patch(map, &path)?,
+            "ClusterConfiguration" => controller_manager.patch(map, &path)?,
+            kind => {
+                return Err(ConfigError::Unsupported {
+                    fields: vec![format!("{path} (kind {kind:?})")],
+                })
+            }
+        }
+    }
+    Ok((kubelet, controller_manager))
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -262,6 +425,7 @@ impl ClusterConfig {
             api_server_address: None,
             api_server_port: None,
             kubelet: KubeletSettings::default(),
+            controller_manager: ControllerManagerSettings::default(),
         }
     }
 
@@ -416,9 +580,9 @@ impl ClusterConfig {
                 node.taint_control_plane = node.role == Role::ControlPlane;
             }
         }
-        let kubelet = match top.get("kubeadmConfigPatches") {
-            Some(patches) => KubeletSettings::parse(patches)?,
-            None => KubeletSettings::default(),
+        let (kubelet, controller_manager) = match top.get("kubeadmConfigPatches") {
+            Some(patches) => parse_patches(patches)?,
+            None => Default::default(),
         };
         Ok(ClusterConfig {
             name,
@@ -426,6 +590,7 @@ impl ClusterConfig {
             api_server_address,
             api_server_port,
             kubelet,
+            controller_manager,
         })
     }
 }
@@ -498,10 +663,10 @@ mod tests {
     }
 
     #[test]
-    fn kubelet_configuration_patches_set_the_log_rotation_and_nothing_else() {
+    fn kubelet_configuration_patches_set_log_rotation_and_heartbeats_and_nothing_else() {
         let base = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n";
         let config = ClusterConfig::parse(&format!(
-            "{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  apiVersion: kubelet.config.k8s.io/v1beta1\n  containerLogMaxSize: 200Mi\n  containerLogMaxFiles: 3\n"
+            "{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  apiVersion: kubelet.config.k8s.io/v1beta1\n  containerLogMaxSize: 200Mi\n  containerLogMaxFiles: 3\n  nodeLeaseDurationSeconds: 4\n  nodeStatusUpdateFrequency: 1s\n"
         ))
         .expect("parses");
         assert_eq!(
@@ -510,16 +675,28 @@ mod tests {
                 "--container-log-max-size",
                 "200Mi",
                 "--container-log-max-files",
-                "3"
+                "3",
+                "--node-lease-duration-seconds",
+                "4",
+                "--node-status-update-frequency",
+                "1s"
             ]
         );
         let err = ClusterConfig::parse(&format!(
-            "{base}kubeadmConfigPatches:\n- |\n  kind: ClusterConfiguration\n  apiServer: {{}}\n"
+            "{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  nodeStatusUpdateFrequency: 0s\n"
         ))
         .expect_err("refused");
         assert_eq!(
             err.to_string(),
-            "kubeadmConfigPatches[0] (kind \"ClusterConfiguration\") is a kind setting rkube does not support; remove it"
+            "kubeadmConfigPatches[0].nodeStatusUpdateFrequency: must be a positive duration such as 10s"
+        );
+        let err = ClusterConfig::parse(&format!(
+            "{base}kubeadmConfigPatches:\n- |\n  kind: InitConfiguration\n"
+        ))
+        .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "kubeadmConfigPatches[0] (kind \"InitConfiguration\") is a kind setting rkube does not support; remove it"
         );
         let err = ClusterConfig::parse(&format!(
             "{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  maxPods: 10\n"
@@ -537,6 +714,60 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "kubeadmConfigPatches[0].containerLogMaxFiles: must be at least 2"
+        );
+    }
+
+    #[test]
+    fn cluster_configuration_patches_pass_the_controller_managers_own_flags() {
+        let base = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nkubeadmConfigPatches:\n- |\n  kind: ClusterConfiguration\n";
+        // kubeadm v1beta3 writes extraArgs as a map, v1beta4 as a list.
+        let config = ClusterConfig::parse(&format!(
+            "{base}  controllerManager:\n    extraArgs:\n      node-monitor-grace-period: 8s\n      terminated-pod-gc-threshold: 20\n"
+        ))
+        .expect("parses");
+        assert_eq!(
+            config.controller_manager.args(),
+            [
+                "--node-monitor-grace-period=8s",
+                "--terminated-pod-gc-threshold=20"
+            ]
+        );
+        let config = ClusterConfig::parse(&format!(
+            "{base}  controllerManager:\n    extraArgs:\n    - name: controllers\n      value: \"*,-job-controller\"\n"
+        ))
+        .expect("parses");
+        assert_eq!(
+            config.controller_manager.args(),
+            ["--controllers=*,-job-controller"]
+        );
+        let refused = |patch: &str| {
+            ClusterConfig::parse(&format!("{base}{patch}"))
+                .expect_err("refused")
+                .to_string()
+        };
+        assert_eq!(
+            refused("  apiServer: {}\n"),
+            "kubeadmConfigPatches[0].apiServer is a kind setting rkube does not support; remove it"
+        );
+        assert_eq!(
+            refused("  controllerManager:\n    extraArgs:\n      bind-address: 0.0.0.0\n"),
+            "kubeadmConfigPatches[0].controllerManager.extraArgs.bind-address is a kind setting \
+             rkube does not support; remove it"
+        );
+        assert!(
+            refused("  controllerManager:\n    extraArgs:\n      node-monitor-period: soon\n")
+                .starts_with(
+                    "kubeadmConfigPatches[0].controllerManager.extraArgs.node-monitor-period: \
+                     must be a duration"
+                )
+        );
+        assert!(
+            refused("  controllerManager:\n    extraArgs: {controllers: \"nope\"}\n")
+                .starts_with("kubeadmConfigPatches[0].controllerManager.extraArgs.controllers: ")
+        );
+        assert_eq!(
+            refused("  controllerManager:\n    extraArgs: [{name: controllers}]\n"),
+            "kubeadmConfigPatches[0].controllerManager.extraArgs[0]: must have a name and a value"
         );
     }
 

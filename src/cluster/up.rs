@@ -596,6 +596,7 @@ async fn start(
         "--root-ca-file".into(),
         certs(&options.certs_dir.join("ca.crt")),
     ];
+    let args = [args, config.controller_manager.args()].concat();
     let pid = spawn_detached(&exe, &args, &log)?;
     state.processes.push(ProcessRecord {
         name: "controller-manager".into(),

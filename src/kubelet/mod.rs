@@ -45,7 +45,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::client::{Change, EventRecorder, Relist};
 use mailbox::Mailbox;
-pub use node::machine_capacity;
+pub use node::{machine_capacity, Heartbeats};
 use pod_worker::Shared;
 use runtime::{RunState, Runtime};
 
@@ -65,6 +65,7 @@ pub struct KubeletConfig {
     /// The serving certificate, key and client CA of the kubelet's HTTPS port (for logs);
     /// without them the kubelet serves nothing.
     pub tls: Option<(String, String, String)>,
+    pub heartbeats: node::Heartbeats,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +171,7 @@ pub async fn run(
         client.clone(),
         spec,
         registered.metadata.uid.clone().unwrap_or_default(),
+        config.heartbeats,
         shutdown.clone(),
     ));
     let shared = Arc::new(Shared {

@@ -13,10 +13,31 @@ use tokio_util::sync::CancellationToken;
 
 use crate::meta::object;
 
-/// How often the Lease is renewed and the status refreshed (`nodeStatusUpdateFrequency`).
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
-/// `nodeLeaseDurationSeconds`.
-pub const LEASE_SECONDS: i32 = 40;
+/// How a kubelet shows it is alive: its Lease in `kube-node-lease`, renewed every quarter of
+/// the Lease's duration (upstream's `NodeLeaseRenewIntervalFraction`), and its conditions'
+/// `lastHeartbeatTime`, refreshed every `status_every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeats {
+    /// `nodeLeaseDurationSeconds` (40 by default).
+    pub lease_seconds: u32,
+    /// `nodeStatusUpdateFrequency` (10 s by default).
+    pub status_every: Duration,
+}
+
+impl Default for Heartbeats {
+    fn default() -> Self {
+        Heartbeats {
+            lease_seconds: 40,
+            status_every: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Heartbeats {
+    pub fn renew_every(&self) -> Duration {
+        Duration::from_secs(u64::from(self.lease_seconds.max(1))) / 4
+    }
+}
 pub const KUBELET_VERSION: &str = "v1.32.0";
 
 /// What the Node says about itself.
@@ -168,59 +189,74 @@ pub async fn register(client: &kube::Client, spec: &NodeSpec) -> Result<Node, ku
     }
 }
 
-/// Renews the Lease and refreshes the status every [`HEARTBEAT`] until `shutdown`.
+/// Renews the Lease and refreshes the status as `beats` says until `shutdown`.
 pub async fn heartbeat(
     client: kube::Client,
     spec: NodeSpec,
     node_uid: String,
+    beats: Heartbeats,
     shutdown: CancellationToken,
 ) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
     let nodes: Api<Node> = Api::all(client);
+    let mut renewal = tokio::time::interval(beats.renew_every());
+    let mut status = tokio::time::interval(beats.status_every);
+    for timer in [&mut renewal, &mut status] {
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
     loop {
-        if let Err(e) = renew(&leases, &spec.name, &node_uid).await {
-            tracing::warn!(node = %spec.name, error = %e, "cannot renew the node lease");
-        }
-        // Only the heartbeat moves; each condition keeps its transition time (conditions
-        // merge by type in a strategic merge patch).
-        let now = object::now_rfc3339();
-        let beats: Vec<Value> = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
-            .iter()
-            .map(|kind| json!({"type": kind, "lastHeartbeatTime": now}))
-            .collect();
-        let patch = json!({"status": {"conditions": beats}});
-        if let Err(e) = nodes
-            .patch_status(
-                &spec.name,
-                &PatchParams::default(),
-                &Patch::Strategic(&patch),
-            )
-            .await
-        {
-            tracing::warn!(node = %spec.name, error = %e, "cannot update the node status");
-        }
         tokio::select! {
-            () = tokio::time::sleep(HEARTBEAT) => {}
+            _ = renewal.tick() => {
+                if let Err(e) = renew(&leases, &spec.name, &node_uid, beats.lease_seconds).await {
+                    tracing::warn!(node = %spec.name, error = %e, "cannot renew the node lease");
+                }
+            }
+            _ = status.tick() => {
+                if let Err(e) = post_heartbeat(&nodes, &spec.name).await {
+                    tracing::warn!(node = %spec.name, error = %e, "cannot update the node status");
+                }
+            }
             () = shutdown.cancelled() => return,
         }
     }
 }
 
-async fn renew(leases: &Api<Lease>, node: &str, node_uid: &str) -> Result<(), kube::Error> {
+/// Moves only the conditions' heartbeat: each keeps its transition time (conditions merge by
+/// type in a strategic merge patch).
+async fn post_heartbeat(nodes: &Api<Node>, name: &str) -> Result<(), kube::Error> {
+    let now = object::now_rfc3339();
+    let beats: Vec<Value> = ["MemoryPressure", "DiskPressure", "PIDPressure", "Ready"]
+        .iter()
+        .map(|kind| json!({"type": kind, "lastHeartbeatTime": now}))
+        .collect();
+    let patch = json!({"status": {"conditions": beats}});
+    nodes
+        .patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .map(drop)
+}
+
+async fn renew(
+    leases: &Api<Lease>,
+    node: &str,
+    node_uid: &str,
+    lease_seconds: u32,
+) -> Result<(), kube::Error> {
+    let lease_seconds = i32::try_from(lease_seconds).unwrap_or(i32::MAX);
     let now = object::now_micro_rfc3339();
     match leases.get_opt(node).await? {
         Some(mut lease) => {
             let spec = lease.spec.get_or_insert_with(Default::default);
             spec.renew_time = serde_json::from_value(json!(now)).ok();
             spec.holder_identity = Some(node.to_string());
-            spec.lease_duration_seconds = Some(LEASE_SECONDS);
+            spec.lease_duration_seconds = Some(lease_seconds);
             leases.replace(node, &PostParams::default(), &lease).await?;
         }
         None => {
             let lease: Lease = serde_json::from_value(json!({
                 "metadata": {"name": node, "namespace": "kube-node-lease",
                     "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid}]},
-                "spec": {"holderIdentity": node, "leaseDurationSeconds": LEASE_SECONDS, "renewTime": now},
+                "spec": {"holderIdentity": node, "leaseDurationSeconds": lease_seconds, "renewTime": now},
             }))
             .expect("a Lease built from known fields decodes");
             leases.create(&PostParams::default(), &lease).await?;

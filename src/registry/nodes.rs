@@ -180,8 +180,9 @@ fn json_row(obj: &Value, now: jiff::Timestamp, text: &dyn Fn(&str) -> String) ->
         .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
         .map(|c| match c["status"].as_str() {
             Some("True") => "Ready",
-            Some("False") => "NotReady",
-            _ => "Unknown",
+            // False and Unknown alike: kubectl says Unknown only of a Node with no Ready
+            // condition at all.
+            _ => "NotReady",
         })
         .unwrap_or("Unknown");
     let mut status = ready.to_string();

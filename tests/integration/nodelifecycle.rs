@@ -1,7 +1,8 @@
 //! The node lifecycle controller against Nodes whose heartbeats the test writes: a Node that
 //! goes silent becomes Unknown and tainted unreachable, its Pods leave when their tolerations
 //! run out (a ReplicaSet's replacements land on the other Node), Pods that tolerate longer
-//! stay, and a Node that comes back loses its taints with nothing more evicted.
+//! stay, and a Node that comes back loses its taints with nothing more evicted. On a
+//! kind-style three-node cluster, a worker whose kubelet is killed loses its Pods to the other.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::TestCluster;
+use crate::up::{UpCluster, TEST_IMAGE};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -281,4 +283,130 @@ async fn a_silent_node_is_tainted_and_emptied_as_its_pods_tolerations_run_out() 
     assert_eq!(ready_condition(&n1).map(|c| c.0).as_deref(), Some("True"));
     assert!(taint_keys(&n1).is_empty());
     n1_beats.cancel();
+}
+
+/// `kubectl get pods` of the Deployment `app=survivor`: `(name, node, phase, terminating)`.
+fn survivor_pods(cluster: &UpCluster) -> Vec<(String, String, String, bool)> {
+    let out = cluster.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=survivor",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}{\" \"}{.spec.nodeName}{\" \"}{.status.phase}{\" \"}{.metadata.deletionTimestamp}{\"\\n\"}{end}",
+    ]);
+    out.lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let field = |i: usize| fields.get(i).copied().unwrap_or("").to_string();
+            (field(0), field(1), field(2), !field(3).is_empty())
+        })
+        .collect()
+}
+
+/// Polls `check` (a kubectl reading) until it holds, failing with `what` after [`DEADLINE`].
+fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{what}: not within {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A kind-style three-node cluster whose controller manager is configured as kind users
+/// configure it (4 s Leases renewed every second, a 5 s grace period): one worker's
+/// kubelet is killed for good; its Node goes NotReady and tainted unreachable, its Pods are
+/// evicted once their toleration runs out, and the Deployment's replacements run on the other
+/// worker, while the dead node's Pods stay Terminating as upstream leaves them.
+#[test]
+fn a_killed_kubelets_pods_are_replaced_on_another_node() {
+    crate::up::ensure_test_image();
+    let cluster = UpCluster::start(Some("tests/configs/three-nodes-quick-eviction.yaml"));
+    let (w1, w2) = (
+        format!("{}-worker", cluster.name),
+        format!("{}-worker2", cluster.name),
+    );
+    cluster.apply(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: survivor\nspec:\n  replicas: 4\n  selector:\n    matchLabels: {{app: survivor}}\n  template:\n    metadata:\n      labels: {{app: survivor}}\n    spec:\n      terminationGracePeriodSeconds: 1\n      tolerations:\n      - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}}\n      - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 2}}\n      containers:\n      - name: main\n        image: {TEST_IMAGE}\n        command: [sleep, \"3600\"]\n"
+    ));
+    let mut running = Vec::new();
+    until("four Pods running on both workers", || {
+        running = survivor_pods(&cluster);
+        running.len() == 4
+            && running.iter().all(|p| p.2 == "Running")
+            && [&w1, &w2]
+                .iter()
+                .all(|w| running.iter().any(|p| &p.1 == *w))
+    });
+    let doomed: Vec<String> = running
+        .iter()
+        .filter(|p| p.1 == w1)
+        .map(|p| p.0.clone())
+        .collect();
+
+    let pid = cluster.pid(&format!("kubelet {w1}"));
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+
+    until("the silent worker NotReady in kubectl get nodes", || {
+        cluster
+            .kubectl_ok(&["get", "nodes", "--no-headers"])
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq([w1.as_str(), "NotReady"]))
+    });
+    let ready = cluster.kubectl_ok(&[
+        "get",
+        "node",
+        &w1,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.status.conditions[?(@.type==\"Ready\")].message}",
+    ]);
+    assert_eq!(ready, "Unknown Kubelet stopped posting node status.");
+    // The taints follow the condition, as upstream's, in the controller's next pass.
+    until("the silent worker tainted unreachable", || {
+        let taints = cluster.kubectl_ok(&[
+            "get",
+            "node",
+            &w1,
+            "-o",
+            "jsonpath={range .spec.taints[*]}{.key}:{.effect} {end}",
+        ]);
+        taints.contains("node.kubernetes.io/unreachable:NoExecute")
+            && taints.contains("node.kubernetes.io/unreachable:NoSchedule")
+    });
+
+    until("four live replacements running on the other worker", || {
+        let pods = survivor_pods(&cluster);
+        let live: Vec<_> = pods.iter().filter(|p| !p.3).collect();
+        live.len() == 4 && live.iter().all(|p| p.1 == w2 && p.2 == "Running")
+    });
+    // The evicted Pods carry the DisruptionTarget condition and, with no kubelet to finish
+    // them, stay Terminating on the dead node, as upstream leaves them.
+    for name in &doomed {
+        let reason = cluster.kubectl_ok(&[
+            "get",
+            "pod",
+            name,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"DisruptionTarget\")].reason} {.metadata.deletionTimestamp}",
+        ]);
+        let (reason, deleted) = reason.split_once(' ').unwrap_or((&reason, ""));
+        assert_eq!(reason, "DeletionByTaintManager", "{name}");
+        assert!(!deleted.is_empty(), "{name} is not being deleted");
+    }
+    let described = cluster.kubectl_ok(&["get", "pods", "-l", "app=survivor"]);
+    assert_eq!(
+        described
+            .lines()
+            .filter(|l| l.contains("Terminating"))
+            .count(),
+        doomed.len(),
+        "{described}"
+    );
 }
