@@ -227,11 +227,17 @@ impl ControllerManagerSettings {
                 _ => return Err(invalid(&field, "must be a string")),
             };
             let checked = match name.as_str() {
-                "node-monitor-period" | "node-monitor-grace-period" => {
-                    crate::meta::duration::parse(&value)
-                        .map(drop)
-                        .map_err(|e| format!("must be a duration such as 40s: {e}"))
-                }
+                "node-monitor-period"
+                | "node-monitor-grace-period"
+                | "leader-elect-lease-duration"
+                | "leader-elect-renew-deadline"
+                | "leader-elect-retry-period" => crate::meta::duration::parse(&value)
+                    .map(drop)
+                    .map_err(|e| format!("must be a duration such as 40s: {e}")),
+                "leader-elect" => value
+                    .parse::<bool>()
+                    .map(drop)
+                    .map_err(|_| "must be true or false".to_string()),
                 "terminated-pod-gc-threshold" => value
                     .parse::<usize>()
                     .map(drop)

@@ -1,7 +1,8 @@
 //! Deployments with the real kubectl on a real cluster (`rkube up`): `rollout status`,
 //! `set image`, `rollout history`/`undo`/`pause`/`resume`/`restart`, `scale`, `get all`; a
 //! rolling update of ten replicas and a Recreate watched Pod by Pod against their strategy;
-//! a rollout that exceeds its progress deadline.
+//! a rollout that exceeds its progress deadline; a rollout whose controller manager is killed
+//! midway, finished by a second one.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -572,4 +573,143 @@ fn the_books_deployment_steps_record_their_causes_and_undo() {
         .collect();
     assert_eq!(revisions, ["2", "3"], "{history}");
     assert!(history.contains("kubectl create "), "{history}");
+}
+
+/// A controller manager started by the test beside `rkube up`'s, with the same command line;
+/// killed when dropped.
+struct Standby(std::process::Child);
+
+impl Standby {
+    fn start(cluster: &UpCluster) -> Standby {
+        let state = std::fs::read_to_string(cluster.state_dir().join("state.json")).expect("state");
+        let state: serde_json::Value = serde_json::from_str(&state).expect("state JSON");
+        let record = state["processes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == "controller-manager")
+            .expect("a controller manager in the state");
+        let args: Vec<String> = serde_json::from_value(record["args"].clone()).expect("args");
+        let log = std::fs::File::create(cluster.dir.path().join("standby.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .args(&args)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("a second controller manager starts");
+        Standby(child)
+    }
+}
+
+impl Drop for Standby {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `holderIdentity` of the controller manager's Lease.
+fn leader(cluster: &UpCluster) -> String {
+    cluster.kubectl_ok(&[
+        "get",
+        "lease",
+        "-n",
+        "kube-system",
+        "kube-controller-manager",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])
+}
+
+/// Two controller managers run; the leader is killed in the middle of a rolling update of ten
+/// replicas and restarted by `rkube up`. The standby takes over and finishes the rollout,
+/// which keeps to its strategy throughout (so no Pod was created twice) and ends with ten new
+/// Pods from one new ReplicaSet (so none was lost or duplicated).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollout_outlives_its_controller_manager() {
+    const CONFIG: &str = "tests/configs/quick-leader-election.yaml";
+    let image = SecondImage::tag("failover");
+    let second = image.0.as_str();
+    let cluster = UpCluster::start(Some(CONFIG));
+    // Three seconds of readiness per batch keep the rollout going for a while.
+    cluster.apply(&deployment(
+        "steady",
+        10,
+        "  minReadySeconds: 3\n  strategy:\n    type: RollingUpdate\n    rollingUpdate:\n      maxSurge: 25%\n      maxUnavailable: 25%\n",
+    ));
+    rollout_status(&cluster, "steady");
+    let first = leader(&cluster);
+    assert!(!first.is_empty(), "no controller manager leads");
+    let _standby = Standby::start(&cluster);
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watch = tokio::spawn(watch_extremes(
+        cluster.client().await,
+        "steady".into(),
+        stop.clone(),
+    ));
+    cluster.kubectl_ok(&["set", "image", "deploy/steady", &format!("main={second}")]);
+    eventually("the rollout under way", || {
+        pod_images(&cluster, "steady").iter().any(|i| i == second)
+    });
+    assert_ne!(
+        pod_images(&cluster, "steady"),
+        [second; 10],
+        "the rollout finished before the leader could be killed"
+    );
+    assert_eq!(
+        leader(&cluster),
+        first,
+        "the standby took over a live leader"
+    );
+    let pid = cluster.pid("controller-manager");
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+
+    eventually("the standby leading", || {
+        let now = leader(&cluster);
+        !now.is_empty() && now != first
+    });
+    // `rkube up` restarts what died: the killed controller manager comes back as a standby.
+    let state = std::fs::read_to_string(cluster.state_dir().join("state.json")).expect("state");
+    let server: serde_json::Value = serde_json::from_str(&state).expect("state JSON");
+    let port: u16 = server["server"]
+        .as_str()
+        .and_then(|s| s.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the server's port in the state");
+    let out = cluster.up(Some(CONFIG), port, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("Restarting controller-manager"), "{stdout}");
+    assert_ne!(cluster.pid("controller-manager"), pid);
+
+    rollout_status(&cluster, "steady");
+    eventually("only new pods", || {
+        pod_images(&cluster, "steady") == [second; 10]
+    });
+    stop.cancel();
+    let extremes = watch.await.expect("the watch");
+    assert!(
+        extremes.most_live <= 13,
+        "more than replicas+maxSurge: {extremes:?}"
+    );
+    assert!(
+        extremes.fewest_ready.is_some_and(|f| f >= 8),
+        "fewer than replicas-maxUnavailable ready: {extremes:?}"
+    );
+    let sets = replica_sets(&cluster, "steady");
+    let replicas: Vec<&str> = sets.iter().map(|(_, _, r)| r.as_str()).collect();
+    assert_eq!(sets.len(), 2, "{sets:?}");
+    assert!(
+        replicas.contains(&"10") && replicas.contains(&"0"),
+        "{sets:?}"
+    );
+    eventually("the old Pods gone, ten left", || {
+        let pods = cluster.kubectl_ok(&["get", "pods", "-l", "app=steady", "--no-headers"]);
+        pods.lines().count() == 10
+    });
 }
