@@ -188,7 +188,9 @@ impl Tokens {
     }
 
     /// The user a bearer token stands for: the account must still exist with the UID the
-    /// token names, and so must the object it is bound to (not being deleted).
+    /// token names, and so must the object it is bound to (not being deleted), as the watch
+    /// caches see them (so a request costs no storage read; a deletion counts once the cache
+    /// has seen it, milliseconds later).
     pub async fn authenticate(&self, registry: &Registry, token: &str) -> Option<User> {
         self.authenticate_for(registry, token, &self.audiences)
             .await
@@ -221,7 +223,7 @@ impl Tokens {
         };
         let account = registry
             .get("", "serviceaccounts")?
-            .get(ns, &private.serviceaccount.name)
+            .get_cached(ns, &private.serviceaccount.name)
             .await
             .ok()?;
         if !alive(&account, &private.serviceaccount.uid) {
@@ -239,7 +241,7 @@ impl Tokens {
             if let Some(bound) = bound {
                 let obj = registry
                     .get("", plural)?
-                    .get(namespace, &bound.name)
+                    .get_cached(namespace, &bound.name)
                     .await
                     .ok()?;
                 if !alive(&obj, &bound.uid) {

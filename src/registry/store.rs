@@ -521,6 +521,16 @@ impl Store {
         }
     }
 
+    /// The object as the watch cache holds it, or from storage when the cache has not seen
+    /// it: how upstream's authenticators and admission read (informers with a live lookup
+    /// behind them), never for a client's GET, which must see its own writes.
+    pub async fn get_cached(&self, namespace: &str, name: &str) -> Result<Arc<Value>, ApiError> {
+        match self.storage.cached(&self.key(namespace, name)) {
+            Some(found) => Ok(found.object),
+            None => self.get(namespace, name).await,
+        }
+    }
+
     pub async fn get(&self, namespace: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         self.storage
             .get(&self.key(namespace, name))

@@ -331,7 +331,8 @@ impl Cacher {
             .collect()
     }
 
-    /// The cached copy of one object, as a first guess for a write (never for a read).
+    /// The cached copy of one object: a write's first guess, or what a reader that may lag
+    /// behind by an event uses (authentication, admission); never a client's read.
     pub(crate) fn cached(&self, key: &str) -> Option<Stored> {
         let object = self.lock().objects.get(key)?.clone();
         let rev = crate::meta::object::resource_version(&object)

@@ -279,6 +279,29 @@ async fn tokens_are_issued_bound_and_authenticated_as_upstream() {
         assert!(Instant::now() < deadline, "the binding never took effect");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Authenticating reads the account from the watch cache, not from etcd: ten requests
+    // with the token cost fewer than ten storage reads of accounts (none, but for the
+    // cluster's own readers).
+    let account_reads = || {
+        let metrics = cluster.kubectl_ok(&["get", "--raw", "/metrics"]);
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    r#"etcd_request_duration_seconds_count{operation="get",type="serviceaccounts"} "#,
+                )
+            })
+            .map_or(0, |n| n.trim().parse::<u64>().expect("a count"))
+    };
+    let before = account_reads();
+    for _ in 0..10 {
+        assert!(kubectl_as(&as_sa, &["get", "pods"]).status.success());
+    }
+    let reads = account_reads() - before;
+    assert!(
+        reads < 10,
+        "{reads} storage reads of accounts for 10 requests"
+    );
     // The Python client, with the token from the same kubeconfig.
     let script = r#"
 from kubernetes import client, config
