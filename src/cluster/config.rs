@@ -623,6 +623,11 @@ fn is_dns_label(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// Why `text` is refused.
+    fn refused(text: &str) -> String {
+        ClusterConfig::parse(text).expect_err("refused").to_string()
+    }
+
     #[test]
     fn three_node_config_names_nodes_like_kind_and_taints_the_control_plane() {
         let config = ClusterConfig::parse(
@@ -688,37 +693,25 @@ mod tests {
                 "1s"
             ]
         );
-        let err = ClusterConfig::parse(&format!(
-            "{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  nodeStatusUpdateFrequency: 0s\n"
-        ))
-        .expect_err("refused");
+        let err = refused(&format!("{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  nodeStatusUpdateFrequency: 0s\n"));
         assert_eq!(
-            err.to_string(),
+            err,
             "kubeadmConfigPatches[0].nodeStatusUpdateFrequency: must be a positive duration such as 10s"
         );
-        let err = ClusterConfig::parse(&format!(
+        let err = refused(&format!(
             "{base}kubeadmConfigPatches:\n- |\n  kind: InitConfiguration\n"
-        ))
-        .expect_err("refused");
+        ));
         assert_eq!(
-            err.to_string(),
+            err,
             "kubeadmConfigPatches[0] (kind \"InitConfiguration\") is a kind setting rkube does not support; remove it"
         );
-        let err = ClusterConfig::parse(&format!(
+        let err = refused(&format!(
             "{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  maxPods: 10\n"
-        ))
-        .expect_err("refused");
-        assert!(
-            err.to_string()
-                .starts_with("kubeadmConfigPatches[0].maxPods"),
-            "{err}"
-        );
-        let err = ClusterConfig::parse(&format!(
-            "{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  containerLogMaxFiles: 1\n"
-        ))
-        .expect_err("refused");
+        ));
+        assert!(err.starts_with("kubeadmConfigPatches[0].maxPods"), "{err}");
+        let err = refused(&format!("{base}kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  containerLogMaxFiles: 1\n"));
         assert_eq!(
-            err.to_string(),
+            err,
             "kubeadmConfigPatches[0].containerLogMaxFiles: must be at least 2"
         );
     }
@@ -746,11 +739,7 @@ mod tests {
             config.controller_manager.args(),
             ["--controllers=*,-job-controller"]
         );
-        let refused = |patch: &str| {
-            ClusterConfig::parse(&format!("{base}{patch}"))
-                .expect_err("refused")
-                .to_string()
-        };
+        let refused = |patch: &str| refused(&format!("{base}{patch}"));
         assert_eq!(
             refused("  apiServer: {}\n"),
             "kubeadmConfigPatches[0].apiServer is a kind setting rkube does not support; remove it"

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
@@ -47,15 +47,8 @@ fn deployment(name: &str, replicas: u32, extra_spec: &str) -> String {
 }
 
 /// Polls `check` until it holds, failing with `what` after [`DEADLINE`].
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "{what}: not within {DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    crate::up::poll(what, DEADLINE, check);
 }
 
 fn rollout_status(cluster: &UpCluster, name: &str) {
@@ -320,6 +313,18 @@ pub struct Extremes {
     pub pods_seen: usize,
 }
 
+impl Extremes {
+    /// That the rollout never had more than `most` Pods (replicas + maxSurge) nor fewer than
+    /// `fewest` ready (replicas - maxUnavailable).
+    fn assert_within(&self, most: usize, fewest: usize) {
+        assert!(self.most_live <= most, "more than {most} Pods: {self:?}");
+        assert!(
+            self.fewest_ready.is_some_and(|f| f >= fewest),
+            "fewer than {fewest} Pods ready: {self:?}"
+        );
+    }
+}
+
 /// One Pod as the watch last saw it.
 struct Seen {
     live: bool,
@@ -427,14 +432,7 @@ async fn rollouts_keep_to_their_strategy_and_deadline() {
     stop.cancel();
     let extremes = watch.await.expect("the watch");
     assert!(extremes.pods_seen >= 20, "{extremes:?}");
-    assert!(
-        extremes.most_live <= 13,
-        "more than replicas+maxSurge: {extremes:?}"
-    );
-    assert!(
-        extremes.fewest_ready.is_some_and(|f| f >= 8),
-        "fewer than replicas-maxUnavailable ready: {extremes:?}"
-    );
+    extremes.assert_within(13, 8);
     cluster.kubectl_ok(&["delete", "deploy/roll"]);
 
     // Recreate: the new template's Pods start only once every old Pod is gone.
@@ -693,14 +691,7 @@ async fn a_rollout_outlives_its_controller_manager() {
     });
     stop.cancel();
     let extremes = watch.await.expect("the watch");
-    assert!(
-        extremes.most_live <= 13,
-        "more than replicas+maxSurge: {extremes:?}"
-    );
-    assert!(
-        extremes.fewest_ready.is_some_and(|f| f >= 8),
-        "fewer than replicas-maxUnavailable ready: {extremes:?}"
-    );
+    extremes.assert_within(13, 8);
     let sets = replica_sets(&cluster, "steady");
     let replicas: Vec<&str> = sets.iter().map(|(_, _, r)| r.as_str()).collect();
     assert_eq!(sets.len(), 2, "{sets:?}");

@@ -2,7 +2,7 @@
 //! (`rkube up`): `kubectl delete --cascade=background|orphan|foreground` on a ReplicaSet, and
 //! objects whose owners are gone.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -24,15 +24,8 @@ fn replica_set(name: &str, replicas: u32, finalizer: Option<&str>) -> String {
 }
 
 /// Polls `check` until it holds, failing with `what` after [`DEADLINE`].
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "{what}: not within {DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    crate::up::poll(what, DEADLINE, check);
 }
 
 /// `name uid owner-uids deletionTimestamp` of each Pod labelled `app=<app>`, one a line.

@@ -4,7 +4,7 @@
 //! a finished Job deleted once its time to live is over, and invalid specs refused in
 //! upstream's words.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::up::{UpCluster, TEST_IMAGE};
 
@@ -17,15 +17,8 @@ fn job(name: &str, spec: &str, command: &str) -> String {
 }
 
 /// Polls `check` until it holds, failing with `what` after [`DEADLINE`].
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "{what}: not within {DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    crate::up::poll(what, DEADLINE, check);
 }
 
 fn jsonpath(cluster: &UpCluster, what: &str, path: &str) -> String {

@@ -304,16 +304,9 @@ fn survivor_pods(cluster: &UpCluster) -> Vec<(String, String, String, bool)> {
         .collect()
 }
 
-/// Polls `check` (a kubectl reading) until it holds, failing with `what` after [`DEADLINE`].
-fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "{what}: not within {DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// Polls `check` until it holds, failing with `what` after [`DEADLINE`].
+fn until(what: &str, check: impl FnMut() -> bool) {
+    crate::up::poll(what, DEADLINE, check);
 }
 
 /// A kind-style three-node cluster whose controller manager is configured as kind users

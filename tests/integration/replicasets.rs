@@ -1,7 +1,7 @@
 //! ReplicaSets with the real kubectl on a real cluster (`rkube up`): the book's `rs` chapter
 //! with the test image — create, a deleted Pod replaced, `kubectl scale`, `kubectl get all`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::up::{UpCluster, TEST_IMAGE};
 
@@ -15,15 +15,8 @@ fn go_demo_2() -> String {
 }
 
 /// Polls `check` until it holds, failing with `what` after [`DEADLINE`].
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "{what}: not within {DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    crate::up::poll(what, DEADLINE, check);
 }
 
 fn pod_names(cluster: &UpCluster) -> Vec<String> {

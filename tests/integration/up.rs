@@ -102,6 +102,19 @@ pub fn import_image(root: &std::path::Path, entries: &[&str], tag: &str) {
     assert!(status.success(), "docker import of the image {tag} failed");
 }
 
+/// Polls `check` (a kubectl reading, say) every 200 ms until it holds, failing with `what`
+/// after `deadline`.
+pub fn poll(what: &str, deadline: std::time::Duration, mut check: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < deadline,
+            "{what}: not within {deadline:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 pub struct UpCluster {
     pub dir: tempfile::TempDir,
     pub name: String,
