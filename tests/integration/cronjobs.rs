@@ -84,6 +84,36 @@ fn a_cronjob_runs_its_jobs_on_schedule_and_kubectl_manages_it() {
     );
     let all = cluster.kubectl_ok(&["get", "all"]);
     assert!(all.contains("cronjob.batch/hello"), "{all}");
+    let explained = cluster.kubectl_ok(&["explain", "cronjob.spec.timeZone"]);
+    assert!(
+        explained.contains("IANA") || explained.contains("time zone"),
+        "{explained}"
+    );
+
+    // Server-side apply of a suspended CronJob in a zone: the zone is its TIMEZONE.
+    let path = cluster.dir.path().join("nightly.yaml");
+    std::fs::write(
+        &path,
+        format!("apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: nightly\nspec:\n  schedule: \"0 3 * * *\"\n  timeZone: Europe/Paris\n  suspend: true\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n          - name: main\n            image: {TEST_IMAGE}\n"),
+    )
+    .expect("manifest");
+    cluster.kubectl_ok(&["apply", "--server-side", "-f", &path.display().to_string()]);
+    let row = cluster.kubectl_ok(&["get", "cj", "nightly", "--no-headers"]);
+    assert_eq!(
+        &words(&row)[..9],
+        [
+            "nightly",
+            "0",
+            "3",
+            "*",
+            "*",
+            "*",
+            "Europe/Paris",
+            "True",
+            "0"
+        ],
+        "{row}"
+    );
 
     // A Job made by hand from the CronJob's template: kubectl owns it to the CronJob.
     cluster.kubectl_ok(&["create", "job", "manual", "--from=cronjob/hello"]);
@@ -192,7 +222,7 @@ fn a_cronjob_runs_its_jobs_on_schedule_and_kubectl_manages_it() {
     ]);
     let table = cluster.kubectl_ok(&["get", "cj", "hello", "--no-headers"]);
     assert_eq!(words(&table)[7], "True", "SUSPEND: {table}");
-    cluster.kubectl_ok(&["delete", "cronjob", "hello"]);
+    cluster.kubectl_ok(&["delete", "cronjob", "hello", "nightly"]);
     cluster.kubectl_until(&["get", "jobs", "-o", "name"], DEADLINE, |out| {
         out.trim().is_empty()
     });
