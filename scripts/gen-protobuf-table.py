@@ -56,6 +56,8 @@ KINDS = [
     ("apps/v1", "ReplicaSetList", "apps.v1.ReplicaSetList"),
     ("batch/v1", "Job", "batch.v1.Job"),
     ("batch/v1", "JobList", "batch.v1.JobList"),
+    ("batch/v1", "CronJob", "batch.v1.CronJob"),
+    ("batch/v1", "CronJobList", "batch.v1.CronJobList"),
     ("autoscaling/v1", "Scale", "autoscaling.v1.Scale"),
     ("rbac.authorization.k8s.io/v1", "Role", "rbac.v1.Role"),
     ("rbac.authorization.k8s.io/v1", "RoleList", "rbac.v1.RoleList"),

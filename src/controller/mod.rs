@@ -1,5 +1,5 @@
 //! The controller manager: the controllers that keep the cluster's objects consistent with
-//! each other (the ReplicaSet, Deployment and Job controllers, node lifecycle, the garbage
+//! each other (the ReplicaSet, Deployment, Job and CronJob controllers, node lifecycle, the garbage
 //! collector and the Pod garbage collector, and what every namespace is given: its `default`
 //! ServiceAccount and the `kube-root-ca.crt` ConfigMap), behind one leader election.
 //!
@@ -23,6 +23,7 @@
 //! and its supervisor restarts it as a candidate, exactly as kube-controller-manager exits with
 //! "leaderelection lost".
 
+pub mod cronjob;
 pub mod deployment;
 pub mod garbagecollector;
 pub mod job;
@@ -117,6 +118,7 @@ pub const COMPONENT: &str = "kube-controller-manager";
 /// The controllers this process runs, by upstream's names, with the short names upstream
 /// still accepts.
 pub const CONTROLLERS: &[(&str, &str)] = &[
+    ("cronjob-controller", "cronjob"),
     ("deployment-controller", "deployment"),
     ("garbage-collector-controller", "garbagecollector"),
     ("job-controller", "job"),
@@ -269,6 +271,13 @@ async fn run_controllers(
         when(
             "job-controller",
             Box::pin(job::JobController::run(client.clone(), shutdown.clone()))
+        ),
+        when(
+            "cronjob-controller",
+            Box::pin(cronjob::CronJobController::run(
+                client.clone(),
+                shutdown.clone()
+            ))
         ),
         when(
             "node-lifecycle-controller",

@@ -1,6 +1,8 @@
-//! API machinery with no I/O: errors as `Status`, selectors, quantities, durations, image
-//! references, patches, managed fields, object helpers, and the name and label validators.
+//! API machinery with no I/O: errors as `Status`, selectors, quantities, durations, cron
+//! schedules, image references, patches, managed fields, object helpers, and the name and label
+//! validators.
 
+pub mod cron;
 pub mod duration;
 pub mod image;
 pub mod label_selector;

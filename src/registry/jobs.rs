@@ -149,39 +149,40 @@ fn validate_generated_selector(job: &Job) -> Vec<FieldError> {
     errs
 }
 
-/// Upstream `ValidateJobSpec` (with `validateJobSpec`): counts, completion mode, the template
-/// (whose restart policy must be OnFailure or Never) and the selector matching it.
-pub fn validate_spec(spec: &JobSpec) -> Vec<FieldError> {
+/// Upstream `validateJobSpec`, for a spec at `path` (a Job's `spec`, a CronJob's
+/// `spec.jobTemplate.spec`): counts, completion mode, replacement policy and the template, whose
+/// restart policy must be OnFailure or Never.
+pub fn validate_job_spec(spec: &JobSpec, path: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     non_negative(
         &mut errs,
-        "spec.parallelism",
+        &format!("{path}.parallelism"),
         spec.parallelism.map(i64::from),
     );
     non_negative(
         &mut errs,
-        "spec.completions",
+        &format!("{path}.completions"),
         spec.completions.map(i64::from),
     );
     non_negative(
         &mut errs,
-        "spec.activeDeadlineSeconds",
+        &format!("{path}.activeDeadlineSeconds"),
         spec.active_deadline_seconds,
     );
     non_negative(
         &mut errs,
-        "spec.backoffLimit",
+        &format!("{path}.backoffLimit"),
         spec.backoff_limit.map(i64::from),
     );
     non_negative(
         &mut errs,
-        "spec.ttlSecondsAfterFinished",
+        &format!("{path}.ttlSecondsAfterFinished"),
         spec.ttl_seconds_after_finished.map(i64::from),
     );
     if let Some(mode) = spec.completion_mode.as_deref() {
         if mode != "NonIndexed" && mode != "Indexed" {
             errs.push(FieldError::not_supported(
-                "spec.completionMode",
+                format!("{path}.completionMode"),
                 mode.to_string(),
                 &["NonIndexed", "Indexed"],
             ));
@@ -189,7 +190,7 @@ pub fn validate_spec(spec: &JobSpec) -> Vec<FieldError> {
         if mode == "Indexed" {
             if spec.completions.is_none() {
                 errs.push(FieldError::required(
-                    "spec.completions",
+                    format!("{path}.completions"),
                     "when completion mode is Indexed",
                 ));
             }
@@ -198,7 +199,7 @@ pub fn validate_spec(spec: &JobSpec) -> Vec<FieldError> {
                 .filter(|p| *p > MAX_PARALLELISM_FOR_INDEXED_JOB)
             {
                 errs.push(FieldError::invalid(
-                    "spec.parallelism",
+                    format!("{path}.parallelism"),
                     i64::from(p),
                     format!(
                         "must be less than or equal to {MAX_PARALLELISM_FOR_INDEXED_JOB} when completion mode is Indexed"
@@ -210,7 +211,7 @@ pub fn validate_spec(spec: &JobSpec) -> Vec<FieldError> {
     if let Some(policy) = spec.pod_replacement_policy.as_deref() {
         if policy != "TerminatingOrFailed" && policy != "Failed" {
             errs.push(FieldError::not_supported(
-                "spec.podReplacementPolicy",
+                format!("{path}.podReplacementPolicy"),
                 policy.to_string(),
                 &["Failed", "TerminatingOrFailed"],
             ));
@@ -218,7 +219,7 @@ pub fn validate_spec(spec: &JobSpec) -> Vec<FieldError> {
     }
     errs.extend(pod::validate_pod_template_spec(
         &spec.template,
-        "spec.template",
+        &format!("{path}.template"),
     ));
     // The Pod defaults give an unset restart policy `Always`, so both are "required" here.
     let policy = spec
@@ -229,24 +230,31 @@ pub fn validate_spec(spec: &JobSpec) -> Vec<FieldError> {
         .unwrap_or_default();
     match policy.as_str() {
         "" | "Always" => errs.push(FieldError::required(
-            "spec.template.spec.restartPolicy",
+            format!("{path}.template.spec.restartPolicy"),
             "valid values: \"OnFailure\", \"Never\"",
         )),
         "OnFailure" | "Never" => {
             if spec.pod_failure_policy.is_some() && policy != "Never" {
                 errs.push(FieldError::invalid(
-                    "spec.template.spec.restartPolicy",
+                    format!("{path}.template.spec.restartPolicy"),
                     policy.clone(),
                     "only \"Never\" is supported when podFailurePolicy is specified",
                 ));
             }
         }
         _ => errs.push(FieldError::not_supported(
-            "spec.template.spec.restartPolicy",
+            format!("{path}.template.spec.restartPolicy"),
             policy.clone(),
             &["OnFailure", "Never"],
         )),
     }
+    errs
+}
+
+/// Upstream `ValidateJobSpec`: [`validate_job_spec`] and the selector, which must match the
+/// template.
+pub fn validate_spec(spec: &JobSpec) -> Vec<FieldError> {
+    let mut errs = validate_job_spec(spec, "spec");
     match spec.selector.as_ref() {
         None => errs.push(FieldError::required("spec.selector", "")),
         Some(selector) => {
@@ -333,11 +341,9 @@ impl TypedStrategy for JobStrategy {
     }
 
     fn decode(&self, body: Value) -> Result<Decoded, ApiError> {
-        decode_typed::<Job>(&INFO, body, |job: &mut Job| {
-            match job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-                Some(spec) => pods::canonical_quantities(spec, &INFO),
-                None => Ok(()),
-            }
+        decode_typed::<Job>(&INFO, body, |job: &mut Job| match job.spec.as_mut() {
+            Some(spec) => canonical_template_quantities(spec, &INFO),
+            None => Ok(()),
         })
     }
 
@@ -367,9 +373,7 @@ impl TypedStrategy for JobStrategy {
         };
         spec.pod_replacement_policy
             .get_or_insert_with(|| replacement.to_string());
-        if let Some(pod_spec) = spec.template.spec.as_mut() {
-            pod::strategy::default_pod_spec(pod_spec);
-        }
+        default_template(spec);
         copy_template_labels(job);
     }
 
@@ -546,6 +550,25 @@ impl TypedStrategy for JobStrategy {
             &selector,
         ));
         row
+    }
+}
+
+/// The defaults a Job's Pod template gets wherever the Job spec is (a Job, a CronJob's job
+/// template): a Pod spec's.
+pub fn default_template(spec: &mut JobSpec) {
+    if let Some(pod_spec) = spec.template.spec.as_mut() {
+        pod::strategy::default_pod_spec(pod_spec);
+    }
+}
+
+/// A Job spec's Pod quantities in their canonical form, as a Pod's.
+pub fn canonical_template_quantities(
+    spec: &mut JobSpec,
+    info: &'static ResourceInfo,
+) -> Result<(), ApiError> {
+    match spec.template.spec.as_mut() {
+        Some(pod_spec) => pods::canonical_quantities(pod_spec, info),
+        None => Ok(()),
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod binding;
 pub mod configmaps;
+pub mod cronjobs;
 pub mod decode;
 pub mod deployments;
 pub mod events;
@@ -60,6 +61,7 @@ pub fn kinds(event_ttl: std::time::Duration) -> Vec<Arc<dyn Strategy>> {
         Arc::new(deployments::DeploymentStrategy),
         Arc::new(replicasets::ReplicaSetStrategy),
         Arc::new(jobs::JobStrategy),
+        Arc::new(cronjobs::CronJobStrategy),
         Arc::new(events::EventStrategy {
             ttl_secs: event_ttl.as_secs().max(1) as i64,
         }),
@@ -235,6 +237,7 @@ typed_kind_object!(
     k8s_openapi::api::apps::v1::ReplicaSet,
     k8s_openapi::api::apps::v1::Deployment,
     k8s_openapi::api::batch::v1::Job,
+    k8s_openapi::api::batch::v1::CronJob,
     k8s_openapi::api::rbac::v1::Role,
     k8s_openapi::api::rbac::v1::ClusterRole,
     k8s_openapi::api::rbac::v1::RoleBinding,

@@ -9,6 +9,7 @@ mod churn;
 mod clients;
 mod config;
 mod controllers;
+mod cronjobs;
 mod deployments;
 mod docker_runtime;
 mod failover;

@@ -53,6 +53,7 @@ fn add_kind(gen: &mut SchemaGenerator, gvk: Gvk) -> Option<String> {
         ("apps", "v1", "Deployment") => add::<apps::v1::Deployment>(gen),
         ("apps", "v1", "ReplicaSet") => add::<apps::v1::ReplicaSet>(gen),
         ("batch", "v1", "Job") => add::<batch::v1::Job>(gen),
+        ("batch", "v1", "CronJob") => add::<batch::v1::CronJob>(gen),
         ("autoscaling", "v1", "Scale") => add::<autoscaling::v1::Scale>(gen),
         ("policy", "v1", "Eviction") => add::<policy::v1::Eviction>(gen),
         ("coordination.k8s.io", "v1", "Lease") => add::<coordination::v1::Lease>(gen),

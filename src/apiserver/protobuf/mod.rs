@@ -610,7 +610,13 @@ fn drop_go_zero_values(obj: &mut Value) {
             map.remove(key);
         }
     }
-    for meta in ["/metadata", "/template/metadata", "/spec/template/metadata"] {
+    for meta in [
+        "/metadata",
+        "/template/metadata",
+        "/spec/template/metadata",
+        "/spec/jobTemplate/metadata",
+        "/spec/jobTemplate/spec/template/metadata",
+    ] {
         if let Some(meta) = obj.pointer_mut(meta).and_then(Value::as_object_mut) {
             drop_zero(meta, "generation");
         }
@@ -634,7 +640,7 @@ fn drop_go_zero_values(obj: &mut Value) {
             }
         }
     }
-    for spec in ["/spec", "/template/spec", "/spec/template/spec"] {
+    for spec in POD_SPECS {
         if let Some(pod_spec) = obj.pointer_mut(spec).and_then(Value::as_object_mut) {
             for key in ["hostNetwork", "hostPID", "hostIPC"] {
                 drop_zero(pod_spec, key);
@@ -642,7 +648,7 @@ fn drop_go_zero_values(obj: &mut Value) {
         }
     }
     for list in ["containers", "initContainers", "ephemeralContainers"] {
-        for spec in ["/spec", "/template/spec", "/spec/template/spec"] {
+        for spec in POD_SPECS {
             let Some(containers) = obj
                 .pointer_mut(&format!("{spec}/{list}"))
                 .and_then(Value::as_array_mut)
@@ -657,6 +663,15 @@ fn drop_go_zero_values(obj: &mut Value) {
         }
     }
 }
+
+/// Where a Pod spec sits in the kinds decoded from protobuf: a Pod's, a template's, a
+/// workload's template's and a CronJob's job template's.
+const POD_SPECS: [&str; 4] = [
+    "/spec",
+    "/template/spec",
+    "/spec/template/spec",
+    "/spec/jobTemplate/spec/template/spec",
+];
 
 /// A body that must name its own kind.
 pub fn decode_object(body: &[u8]) -> Result<Value, DecodeError> {

@@ -32,6 +32,8 @@ pub static KINDS: &[(&str, &str, &str)] = &[
     ("apps/v1", "ReplicaSetList", "apps.v1.ReplicaSetList"),
     ("batch/v1", "Job", "batch.v1.Job"),
     ("batch/v1", "JobList", "batch.v1.JobList"),
+    ("batch/v1", "CronJob", "batch.v1.CronJob"),
+    ("batch/v1", "CronJobList", "batch.v1.CronJobList"),
     ("autoscaling/v1", "Scale", "autoscaling.v1.Scale"),
     ("rbac.authorization.k8s.io/v1", "Role", "rbac.v1.Role"),
     ("rbac.authorization.k8s.io/v1", "RoleList", "rbac.v1.RoleList"),
@@ -238,6 +240,30 @@ pub static MESSAGES: &[Message] = &[
         one(1, "replicas", I32),
         one(2, "selector", Str),
     ]),
+    msg("batch.v1.CronJob", &[
+        one(1, "metadata", Msg("meta.v1.ObjectMeta")),
+        one(2, "spec", Msg("batch.v1.CronJobSpec")),
+        one(3, "status", Msg("batch.v1.CronJobStatus")),
+    ]),
+    msg("batch.v1.CronJobList", &[
+        one(1, "metadata", Msg("meta.v1.ListMeta")),
+        rep(2, "items", Msg("batch.v1.CronJob")),
+    ]),
+    msg("batch.v1.CronJobSpec", &[
+        one(1, "schedule", Str),
+        one(2, "startingDeadlineSeconds", I64),
+        one(3, "concurrencyPolicy", Str),
+        one(4, "suspend", Bool),
+        one(5, "jobTemplate", Msg("batch.v1.JobTemplateSpec")),
+        one(6, "successfulJobsHistoryLimit", I32),
+        one(7, "failedJobsHistoryLimit", I32),
+        one(8, "timeZone", Str),
+    ]),
+    msg("batch.v1.CronJobStatus", &[
+        rep(1, "active", Msg("core.v1.ObjectReference")),
+        one(4, "lastScheduleTime", Time),
+        one(5, "lastSuccessfulTime", Time),
+    ]),
     msg("batch.v1.Job", &[
         one(1, "metadata", Msg("meta.v1.ObjectMeta")),
         one(2, "spec", Msg("batch.v1.JobSpec")),
@@ -285,6 +311,10 @@ pub static MESSAGES: &[Message] = &[
         one(9, "ready", I32),
         one(10, "failedIndexes", Str),
         one(11, "terminating", I32),
+    ]),
+    msg("batch.v1.JobTemplateSpec", &[
+        one(1, "metadata", Msg("meta.v1.ObjectMeta")),
+        one(2, "spec", Msg("batch.v1.JobSpec")),
     ]),
     msg("batch.v1.PodFailurePolicy", &[
         rep(1, "rules", Msg("batch.v1.PodFailurePolicyRule")),

@@ -622,3 +622,32 @@ fn named_slices_are_bare_json_arrays() {
     let back = decode_object(&bytes).expect("decodes");
     assert_eq!(back["status"]["userInfo"], review["status"]["userInfo"]);
 }
+
+/// A CronJob round-trips through protobuf, its job template's Pod spec losing the Go zero
+/// values a Pod's does, and its status keeping its Job references.
+#[test]
+fn a_cronjob_round_trips_and_its_job_templates_pod_zeros_drop_out() {
+    let sent = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "hello", "namespace": "default"},
+        "spec": {"schedule": "*/1 * * * *", "timeZone": "Europe/Paris", "suspend": false,
+            "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 30,
+            "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1,
+            "jobTemplate": {"metadata": {"labels": {"app": "hello"}},
+                "spec": {"backoffLimit": 2, "template": {"spec": {"restartPolicy": "OnFailure",
+                    "hostNetwork": false,
+                    "containers": [{"name": "c", "image": "x", "stdin": false}]}}}}},
+        "status": {"active": [{"kind": "Job", "namespace": "default", "name": "hello-28401069",
+                "uid": "u1", "apiVersion": "batch/v1", "resourceVersion": "7"}],
+            "lastScheduleTime": "2024-01-01T00:09:00Z",
+            "lastSuccessfulTime": "2024-01-01T00:08:30Z"}});
+    let bytes = encode_object(&sent).expect("encodes");
+    let value = decode_object(&bytes).expect("decodes");
+    let mut want = sent.clone();
+    let pod = &mut want["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    pod.as_object_mut().expect("pod").remove("hostNetwork");
+    pod["containers"][0]
+        .as_object_mut()
+        .expect("container")
+        .remove("stdin");
+    assert_eq!(value, want);
+}

@@ -519,6 +519,28 @@ pub fn cluster_roles() -> Vec<Value> {
             ],
         ),
         cluster_role(
+            "system:controller:cronjob-controller",
+            &[],
+            vec![
+                rule(
+                    &["get", "list", "watch", "update"],
+                    &["batch"],
+                    &["cronjobs"],
+                ),
+                rule(
+                    &[
+                        "create", "delete", "get", "list", "patch", "update", "watch",
+                    ],
+                    &["batch"],
+                    &["jobs"],
+                ),
+                rule(&["update"], &["batch"], &["cronjobs/status"]),
+                rule(&["update"], &["batch"], &["cronjobs/finalizers"]),
+                rule(&["delete", "list"], &[""], &["pods"]),
+                events(),
+            ],
+        ),
+        cluster_role(
             "system:controller:job-controller",
             &[],
             vec![
@@ -660,6 +682,7 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             vec![manager()],
         ),
         cluster_binding("system:controller:pod-garbage-collector", vec![manager()]),
+        cluster_binding("system:controller:cronjob-controller", vec![manager()]),
         cluster_binding("system:controller:job-controller", vec![manager()]),
         cluster_binding(
             "system:controller:ttl-after-finished-controller",
