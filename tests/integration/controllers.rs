@@ -327,17 +327,22 @@ async fn the_controller_manager_identity_may_only_do_what_its_controllers_need()
             .await
             .map(|_| ())
     ));
-    // The Job controller reads Jobs and writes their status; it creates none.
+    // The Job controller reads Jobs and writes their status; the CronJob controller creates
+    // Jobs, but no controller creates CronJobs.
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(cm.clone(), "default");
     jobs.list(&ListParams::default())
         .await
         .expect("may list jobs");
-    let job = serde_json::from_value(
-        json!({"metadata": {"name": "made-by-cm"}, "spec": {"template": {}}}),
-    )
-    .expect("job");
+    let cronjobs: Api<k8s_openapi::api::batch::v1::CronJob> =
+        Api::namespaced(cm.clone(), "default");
+    let cronjob = serde_json::from_value(json!({"metadata": {"name": "made-by-cm"},
+        "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {}}}}}))
+    .expect("cronjob");
     assert!(refused(
-        jobs.create(&PostParams::default(), &job).await.map(|_| ())
+        cronjobs
+            .create(&PostParams::default(), &cronjob)
+            .await
+            .map(|_| ())
     ));
     pods.delete("victim", &DeleteParams::default().grace_period(0))
         .await
