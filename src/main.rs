@@ -249,6 +249,10 @@ struct BenchArgs {
     /// Where the table (`bench.md`) and the plot (`bench.png`) are written.
     #[arg(long, default_value = "bench")]
     out: PathBuf,
+    /// Only these workloads (comma-separated), e.g. to profile one; the table then holds
+    /// their rows alone.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<rkube::bench::Workload>,
 }
 
 #[derive(clap::Args)]
@@ -549,6 +553,7 @@ async fn run() -> anyhow::Result<()> {
             rkube::bench::run(&rkube::bench::BenchOptions {
                 quick: args.quick,
                 out: args.out,
+                only: args.only,
             })
             .await?;
         }

@@ -142,10 +142,12 @@ async fn fake_kubelet(
             continue;
         }
         progress.bound.insert(name.clone(), now);
-        let permit = writers.clone().acquire_owned().await.expect("never closed");
+        // The watch is read on while writes wait for a permit: a watcher that stops reading
+        // is ended with 410 once its buffer fills, as upstream ends it.
+        let writers = writers.clone();
         let api = api.clone();
         writes.spawn(async move {
-            let _permit = permit;
+            let _permit = writers.acquire_owned().await.expect("never closed");
             let status = json!({"status": {
                 "phase": "Running", "podIP": "10.250.0.1",
                 "conditions": [{"type": "Ready", "status": "True"}],
@@ -165,8 +167,71 @@ async fn fake_kubelet(
     Ok(progress)
 }
 
-/// Registers `count` Nodes as kubelets do: one POST, with capacity and a Ready condition.
+/// How often the fake nodes' Leases are renewed (the kubelet's default: a quarter of 40 s).
+const FAKE_LEASE_RENEW: Duration = Duration::from_secs(10);
+
+/// The fake node's Lease, held as a kubelet holds its own, renewed now.
+fn fake_lease(name: &str) -> Value {
+    json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": "kube-node-lease"},
+        "spec": {
+            "holderIdentity": name, "leaseDurationSeconds": 40,
+            "renewTime": crate::meta::object::now_micro_rfc3339(),
+        },
+    })
+}
+
+/// Keeps `count` fake nodes alive as their kubelets would, by renewing each one's Lease every
+/// [`FAKE_LEASE_RENEW`] until `stop`: without it the node lifecycle controller rightly taints
+/// them unreachable 40 s after they appear, and a slow run would measure that instead.
+async fn renew_fake_leases(
+    api: Api,
+    count: usize,
+    stop: CancellationToken,
+) -> Result<(), BenchError> {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            () = tokio::time::sleep(FAKE_LEASE_RENEW) => {}
+        }
+        concurrently(count, 16, |i| {
+            let api = &api;
+            async move {
+                let name = format!("{FAKE_NODE_PREFIX}{i}");
+                let renew =
+                    json!({"spec": {"renewTime": crate::meta::object::now_micro_rfc3339()}});
+                // Best effort, as a kubelet's: a node not created yet has no Lease to renew.
+                let _ = api
+                    .call(
+                        Method::PATCH,
+                        &format!(
+                            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
+                        ),
+                        merge_patch(&renew),
+                    )
+                    .await;
+                Ok::<(), BenchError>(())
+            }
+        })
+        .await?;
+    }
+}
+
+/// Registers `count` Nodes as kubelets do: one POST, with capacity and a Ready condition, and
+/// their Leases.
 async fn create_fake_nodes(api: &Api, count: usize) -> Result<(), BenchError> {
+    concurrently(count, 64, |i| async move {
+        let name = format!("{FAKE_NODE_PREFIX}{i}");
+        api.call(
+            Method::POST,
+            "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+            json_body(&fake_lease(&name)),
+        )
+        .await
+        .map(drop)
+    })
+    .await?;
     concurrently(count, 64, |i| async move {
         let name = format!("{FAKE_NODE_PREFIX}{i}");
         let capacity = json!({"cpu": "32", "memory": "256Gi", "pods": "110"});
@@ -250,6 +315,43 @@ pub async fn control_plane(
     let real = node_names(api).await?;
     cordon(api, &real, true).await?;
     ensure_namespace(api, SCHED_NAMESPACE).await?;
+    let heartbeats = CancellationToken::new();
+    let renewing = tokio::spawn(renew_fake_leases(
+        api.clone(),
+        sizes.nodes,
+        heartbeats.clone(),
+    ));
+    let measured = control_plane_runs(api, etcd, components, idle, sizes, report).await;
+    heartbeats.cancel();
+    let renewed = renewing
+        .await
+        .map_err(|e| BenchError::Wrong(e.to_string()))?;
+    measured?;
+    renewed?;
+    for i in 0..sizes.nodes {
+        let name = format!("{FAKE_NODE_PREFIX}{i}");
+        api.call(Method::DELETE, &format!("/api/v1/nodes/{name}"), None)
+            .await?;
+        api.call(
+            Method::DELETE,
+            &format!("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"),
+            None,
+        )
+        .await?;
+    }
+    cordon(api, &real, false).await?;
+    Ok(())
+}
+
+/// The measured part of [`control_plane`], while the fake nodes' Leases are kept renewed.
+async fn control_plane_runs(
+    api: &Api,
+    etcd: &etcd_client::Client,
+    components: &Components,
+    idle: &BTreeMap<String, u64>,
+    sizes: &Sizes,
+    report: &mut Report,
+) -> Result<(), BenchError> {
     let pods = sizes.pending;
     let (bound, running) = schedule_batch(api, pods, "s", Some(sizes.nodes)).await?;
 
@@ -330,12 +432,6 @@ pub async fn control_plane(
         )
         .goal("each within 10 MB of idle".into(), worst <= 10_000_000),
     );
-    let nodes = (0..sizes.nodes).map(|i| format!("{FAKE_NODE_PREFIX}{i}"));
-    for node in nodes {
-        api.call(Method::DELETE, &format!("/api/v1/nodes/{node}"), None)
-            .await?;
-    }
-    cordon(api, &real, false).await?;
     Ok(())
 }
 

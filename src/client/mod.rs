@@ -18,6 +18,15 @@ pub enum ClientError {
     Build { path: String, reason: String },
 }
 
+/// Drops an object's `managedFields` as it arrives from a watch, before it is kept: the
+/// scheduler and the controllers never read them, and they are often the larger part of a
+/// small object (upstream's kube-scheduler and kube-controller-manager trim their informers'
+/// objects the same way). Absent — not empty — so that an update built from the kept copy
+/// leaves the stored ones as they are.
+pub fn strip_managed_fields<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
 /// A client authenticated by the kubeconfig at `path`.
 pub async fn from_kubeconfig(path: &Path) -> Result<kube::Client, ClientError> {
     build(path, None).await

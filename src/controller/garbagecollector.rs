@@ -208,17 +208,21 @@ impl GarbageCollector {
             let changed = changed.clone();
             let plural = kind.resource.plural.clone();
             streams.push(
-                reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-                    .default_backoff()
-                    .for_each(move |event| {
-                        match event {
-                            Ok(_) => changed.notify_one(),
-                            Err(e) => {
-                                tracing::warn!(resource = %plural, error = %e, "watch failed; retrying")
-                            }
+                reflector::reflector(
+                    writer,
+                    watcher::watcher(api, watcher::Config::default())
+                        .modify(crate::client::strip_managed_fields),
+                )
+                .default_backoff()
+                .for_each(move |event| {
+                    match event {
+                        Ok(_) => changed.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(resource = %plural, error = %e, "watch failed; retrying")
                         }
-                        async {}
-                    }),
+                    }
+                    async {}
+                }),
             );
         }
         let mut gc = GarbageCollector {

@@ -99,7 +99,9 @@ where
     use futures::StreamExt as _;
     use kube::runtime::{reflector, watcher, WatchStreamExt as _};
     let (store, writer) = reflector::store();
-    let kept = reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+    let watch = watcher::watcher(api, watcher::Config::default())
+        .modify(crate::client::strip_managed_fields);
+    let kept = reflector::reflector(writer, watch)
         .default_backoff()
         .for_each(move |event| async move {
             if let Err(e) = event {

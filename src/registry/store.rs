@@ -340,8 +340,14 @@ impl Store {
         let Some(namespaces) = &self.namespaces else {
             return Ok(());
         };
+        // As upstream's NamespaceLifecycle reads its informer: the watch cache answers, and
+        // only a namespace it has not seen yet (created a moment ago) is read from storage.
         let key = storage::object_key(&self.prefix, "namespaces", "", namespace);
-        match namespaces.get(&key).await {
+        let found = match namespaces.cached(&key) {
+            Some(found) => Ok(found),
+            None => namespaces.get(&key).await,
+        };
+        match found {
             Ok(ns) if terminating(&ns.object) => {
                 let mut err = ApiError::forbidden(
                     self.gr(),

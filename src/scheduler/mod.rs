@@ -16,14 +16,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt as _, Stream, StreamExt as _};
+use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt as _;
 use kube::Api;
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -44,6 +44,34 @@ pub enum SchedulerError {
 /// How many Pods are placed between two looks at the watches.
 const BATCH: usize = 100;
 
+/// How many bindings and status or event writes the scheduler has in flight at most. The API
+/// server answers 429 past `--max-mutating-requests-inflight` (200), and a client told so
+/// backs off for seconds: ten thousand Pods placed at once must queue here instead (upstream's
+/// scheduler is held back by its client's QPS limit the same way).
+const WRITES_IN_FLIGHT: usize = 64;
+
+/// What the scheduler sends to the API server, and where the answers go.
+struct Writes {
+    client: kube::Client,
+    recorder: Arc<EventRecorder>,
+    tracker: TaskTracker,
+    bound_tx: mpsc::Sender<BindOutcome>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl Writes {
+    /// Runs `write` beside the scheduling loop once one of the [`WRITES_IN_FLIGHT`] is free.
+    fn spawn(&self, write: impl std::future::Future<Output = ()> + Send + 'static) {
+        let in_flight = self.in_flight.clone();
+        self.tracker.spawn(async move {
+            let Ok(_permit) = in_flight.acquire_owned().await else {
+                return;
+            };
+            write.await;
+        });
+    }
+}
+
 /// How a binding went.
 struct BindOutcome {
     uid: String,
@@ -57,12 +85,15 @@ struct State {
     /// uid → node, for Pods whose binding has not shown up in the watch yet.
     assumed: HashMap<String, String>,
     queue: SchedulingQueue,
-    /// Per-node accounting, sorted by name: kept in step Pod by Pod, and rebuilt from `nodes`,
-    /// `pods` and `assumed` only when stale (after a relist, or when nodes come or go).
+    /// Per-node accounting, sorted by name when rebuilt, new nodes after: kept in step Pod by
+    /// Pod and node by node, and rebuilt from `nodes`, `pods` and `assumed` only when stale
+    /// (after a relist, or when a node goes).
     infos: Vec<NodeInfo>,
     /// Node name → its place in `infos`.
     index: HashMap<String, usize>,
     stale: bool,
+    /// Where the next Pod's search over `infos` starts (upstream's `nextStartNodeIndex`).
+    next_start: usize,
     /// Each watch's (re)lists, taken whole.
     node_list: Relist<Node>,
     pod_list: Relist<Pod>,
@@ -92,6 +123,40 @@ fn wants_scheduling(pod: &Pod) -> bool {
     ours && !gated && node_of(pod).is_empty() && pod.metadata.deletion_timestamp.is_none()
 }
 
+/// Whether a node's change may let a waiting Pod fit (upstream's
+/// `nodeSchedulingPropertiesChange`): a new node, a node uncordoned, or a change to its
+/// allocatable, labels, annotations, taints, or conditions' statuses. A heartbeat — the same
+/// conditions with newer times — wakes no one, or every status update of every node would
+/// retry every waiting Pod and stretch their back-off.
+fn may_make_room(old: Option<&Node>, new: &Node) -> bool {
+    let Some(old) = old else {
+        return true;
+    };
+    let spec = |n: &Node| n.spec.clone().unwrap_or_default();
+    let (old_spec, new_spec) = (spec(old), spec(new));
+    let uncordoned =
+        old_spec.unschedulable.unwrap_or(false) && !new_spec.unschedulable.unwrap_or(false);
+    let allocatable = |n: &Node| n.status.as_ref().and_then(|s| s.allocatable.clone());
+    let conditions = |n: &Node| -> Vec<(String, String)> {
+        let mut list: Vec<(String, String)> = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|c| (c.type_.clone(), c.status.clone()))
+            .collect();
+        list.sort();
+        list
+    };
+    uncordoned
+        || allocatable(old) != allocatable(new)
+        || old.metadata.labels != new.metadata.labels
+        || old.metadata.annotations != new.metadata.annotations
+        || old_spec.taints != new_spec.taints
+        || conditions(old) != conditions(new)
+}
+
 impl State {
     fn synced(&self) -> bool {
         self.node_list.synced() && self.pod_list.synced()
@@ -109,14 +174,19 @@ impl State {
             }
             Some(Change::Applied(node)) => {
                 let name = node.metadata.name.clone().unwrap_or_default();
-                // A known node changes in place (its Pods' accounting stays); a new one needs
-                // its place in the sorted accounting.
-                match self.index.get(&name) {
-                    Some(i) if !self.stale => self.infos[*i].node = node.clone(),
-                    _ => self.stale = true,
+                // A known node changes in place (its Pods' accounting stays); a new one is
+                // added after the others, with whatever Pods are already bound to it.
+                if !self.stale {
+                    match self.index.get(&name) {
+                        Some(i) => self.infos[*i].set_node(node.clone()),
+                        None => self.add_node_info(node.clone()),
+                    }
                 }
+                let wakes = may_make_room(self.nodes.get(&name), &node);
                 self.nodes.insert(name, node);
-                self.queue.move_all_to_active(Instant::now());
+                if wakes {
+                    self.queue.move_all_to_active(Instant::now());
+                }
             }
             Some(Change::Deleted(node)) => {
                 self.nodes
@@ -202,21 +272,30 @@ impl State {
             return;
         };
         if let Some(i) = self.index.get(&node) {
-            let mut placed = pod.clone();
-            if let Some(spec) = placed.spec.as_mut() {
-                spec.node_name = Some(node);
-            }
-            self.infos[*i].add_pod(&placed);
+            self.infos[*i].add_pod(pod);
         }
+    }
+
+    /// Accounts a node that just appeared, and the Pods already placed on it.
+    fn add_node_info(&mut self, node: Node) {
+        let mut info = NodeInfo::new(node);
+        for (id, pod) in &self.pods {
+            let on = self.assumed.get(id).map_or(node_of(pod), String::as_str);
+            if on == info.name() {
+                info.add_pod(pod);
+            }
+        }
+        self.index.insert(info.name().to_string(), self.infos.len());
+        self.infos.push(info);
     }
 
     fn rebuild(&mut self) {
         let mut infos: Vec<NodeInfo> = self.nodes.values().cloned().map(NodeInfo::new).collect();
-        infos.sort_by(|a, b| a.node.metadata.name.cmp(&b.node.metadata.name));
+        infos.sort_by(|a, b| a.name().cmp(b.name()));
         let index: HashMap<String, usize> = infos
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.node.metadata.name.clone().unwrap_or_default(), i))
+            .map(|(i, n)| (n.name().to_string(), i))
             .collect();
         for (id, pod) in &self.pods {
             let node = match self.assumed.get(id) {
@@ -224,11 +303,7 @@ impl State {
                 None => node_of(pod),
             };
             if let Some(i) = index.get(node) {
-                let mut placed = pod.clone();
-                if let Some(spec) = placed.spec.as_mut() {
-                    spec.node_name = Some(node.to_string());
-                }
-                infos[*i].add_pod(&placed);
+                infos[*i].add_pod(pod);
             }
         }
         self.infos = infos;
@@ -241,15 +316,25 @@ impl State {
 pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<(), SchedulerError> {
     let recorder = Arc::new(EventRecorder::new(client.clone(), SCHEDULER_NAME, ""));
     let nodes = watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .modify(crate::client::strip_managed_fields)
         .default_backoff();
     // Terminal Pods hold no room (upstream's informer leaves them out the same way).
     let pod_config =
         watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
-    let pods = watcher::watcher(Api::<Pod>::all(client.clone()), pod_config).default_backoff();
-    let mut nodes = std::pin::pin!(nodes);
-    let mut pods = std::pin::pin!(pods);
+    let pods = watcher::watcher(Api::<Pod>::all(client.clone()), pod_config)
+        .modify(crate::client::strip_managed_fields)
+        .default_backoff();
     let tracker = TaskTracker::new();
+    let mut nodes = forward(nodes, "node", &tracker);
+    let mut pods = forward(pods, "pod", &tracker);
     let (bound_tx, mut bound_rx) = mpsc::channel::<BindOutcome>(1024);
+    let writes = Writes {
+        client,
+        recorder,
+        tracker: tracker.clone(),
+        bound_tx,
+        in_flight: Arc::new(Semaphore::new(WRITES_IN_FLIGHT)),
+    };
     let mut state = State::default();
     let mut rng = rand::rng();
     tracing::info!("scheduler started");
@@ -264,8 +349,8 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
                 .unwrap_or_else(|| now + Duration::from_secs(3600))
         };
         tokio::select! {
-            event = next(&mut nodes, "node") => state.on_node_event(event?),
-            event = next(&mut pods, "pod") => state.on_pod_event(event?),
+            event = nodes.recv() => state.on_node_event(event.ok_or(SchedulerError::WatchEnded { what: "node" })?),
+            event = pods.recv() => state.on_pod_event(event.ok_or(SchedulerError::WatchEnded { what: "pod" })?),
             Some(outcome) = bound_rx.recv() => on_bound(&mut state, outcome),
             () = tokio::time::sleep_until(wake) => {}
             () = shutdown.cancelled() => break,
@@ -273,10 +358,10 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
         // Take in every change already here before placing anything, so a Pod is placed
         // against the newest view (fifty nodes that appeared together are all candidates).
         loop {
-            if let Some(event) = next(&mut nodes, "node").now_or_never() {
-                state.on_node_event(event?);
-            } else if let Some(event) = next(&mut pods, "pod").now_or_never() {
-                state.on_pod_event(event?);
+            if let Ok(event) = nodes.try_recv() {
+                state.on_node_event(event);
+            } else if let Ok(event) = pods.try_recv() {
+                state.on_pod_event(event);
             } else if let Ok(outcome) = bound_rx.try_recv() {
                 on_bound(&mut state, outcome);
             } else {
@@ -291,29 +376,46 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
             let Some(id) = state.queue.pop(Instant::now()) else {
                 break;
             };
-            schedule_one(
-                &mut state, &id, &client, &recorder, &tracker, &bound_tx, &mut rng,
-            );
+            schedule_one(&mut state, &id, &writes, &mut rng);
         }
     }
+    // The watch readers end once nothing receives what they read.
+    drop((nodes, pods, writes));
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     Ok(())
 }
 
-/// The next watch event; transient watch errors are logged and skipped (the watcher
-/// re-lists or resumes by itself).
-async fn next<K>(
-    stream: &mut (impl Stream<Item = Result<Event<K>, watcher::Error>> + Unpin),
+/// Reads a watch in a task of its own into an unbounded queue, as client-go's reflector feeds
+/// its DeltaFIFO: the API server ends a watcher that reads too slowly with 410 (and a relist of
+/// every Pod), and a scheduling loop busy with thousands of Pods must not be that watcher.
+/// Transient watch errors are logged and skipped (the watcher re-lists or resumes by itself);
+/// the queue closes when the watch ends for good.
+fn forward<K: Send + 'static>(
+    stream: impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
     what: &'static str,
-) -> Result<Event<K>, SchedulerError> {
-    loop {
-        match stream.next().await {
-            Some(Ok(event)) => return Ok(event),
-            Some(Err(e)) => tracing::warn!(watch = what, error = %e, "watch failed; retrying"),
-            None => return Err(SchedulerError::WatchEnded { what }),
+    tracker: &TaskTracker,
+) -> mpsc::UnboundedReceiver<Event<K>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tracker.spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            let item = tokio::select! {
+                item = stream.next() => item,
+                () = tx.closed() => return,
+            };
+            match item {
+                Some(Ok(event)) => {
+                    if tx.send(event).is_err() {
+                        return;
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(watch = what, error = %e, "watch failed; retrying"),
+                None => return,
+            }
         }
-    }
+    });
+    rx
 }
 
 fn on_bound(state: &mut State, outcome: BindOutcome) {
@@ -335,15 +437,7 @@ fn on_bound(state: &mut State, outcome: BindOutcome) {
     }
 }
 
-fn schedule_one(
-    state: &mut State,
-    id: &str,
-    client: &kube::Client,
-    recorder: &Arc<EventRecorder>,
-    tracker: &TaskTracker,
-    bound_tx: &mpsc::Sender<BindOutcome>,
-    rng: &mut impl rand::Rng,
-) {
+fn schedule_one(state: &mut State, id: &str, writes: &Writes, rng: &mut impl rand::Rng) {
     let Some(pod) = state.pods.get(id).cloned() else {
         return;
     };
@@ -356,15 +450,15 @@ fn schedule_one(
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let object = ObjectRef::pod(&namespace, &name, id);
-    match framework::schedule(&pod, &state.infos, rng) {
+    match framework::schedule(&pod, &state.infos, &mut state.next_start, rng) {
         Ok(node) => {
             state.assumed.insert(id.to_string(), node.clone());
             state.reaccount(id, None);
-            let client = client.clone();
-            let recorder = recorder.clone();
-            let bound_tx = bound_tx.clone();
+            let client = writes.client.clone();
+            let recorder = writes.recorder.clone();
+            let bound_tx = writes.bound_tx.clone();
             let uid = id.to_string();
-            tracker.spawn(async move {
+            writes.spawn(async move {
                 let result = bind(&client, &namespace, &name, &uid, &node).await;
                 if result.is_ok() {
                     let message = format!("Successfully assigned {namespace}/{name} to {node}");
@@ -385,9 +479,9 @@ fn schedule_one(
                 .and_then(|s| s.conditions.as_ref())
                 .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"))
                 .is_some_and(|c| c.status == "False" && c.message.as_deref() == Some(&message));
-            let client = client.clone();
-            let recorder = recorder.clone();
-            tracker.spawn(async move {
+            let client = writes.client.clone();
+            let recorder = writes.recorder.clone();
+            writes.spawn(async move {
                 recorder
                     .record(&object, "Warning", "FailedScheduling", &event_message)
                     .await;
@@ -441,4 +535,53 @@ async fn mark_unschedulable(
     api.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(v: serde_json::Value) -> Node {
+        serde_json::from_value(v).expect("a Node")
+    }
+
+    #[test]
+    fn only_changes_that_can_make_room_wake_waiting_pods() {
+        let base = json!({
+            "metadata": {"name": "n", "labels": {"zone": "a"}},
+            "spec": {"unschedulable": true},
+            "status": {
+                "allocatable": {"cpu": "4", "pods": "110"},
+                "conditions": [{"type": "Ready", "status": "True",
+                                "lastHeartbeatTime": "2026-11-29T01:00:00Z"}],
+            },
+        });
+        let old = node(base.clone());
+        assert!(may_make_room(None, &old), "a new node");
+        let changed = |patch: serde_json::Value| {
+            let mut v = base.clone();
+            framework::test_support::merge(&mut v, patch);
+            may_make_room(Some(&old), &node(v))
+        };
+        let heartbeat = json!({"status": {"conditions": [{"type": "Ready", "status": "True",
+            "lastHeartbeatTime": "2026-11-29T01:00:10Z"}]}});
+        assert!(!changed(heartbeat), "a heartbeat");
+        assert!(!changed(json!({"metadata": {"resourceVersion": "7"}})));
+        assert!(
+            changed(json!({"spec": {"unschedulable": false}})),
+            "uncordoned"
+        );
+        assert!(changed(json!({"metadata": {"labels": {"zone": "b"}}})));
+        assert!(changed(json!({"metadata": {"annotations": {"a": "b"}}})));
+        assert!(changed(
+            json!({"spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}})
+        ));
+        assert!(changed(json!({"status": {"allocatable": {"cpu": "8"}}})));
+        let not_ready = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}});
+        assert!(changed(not_ready));
+        // Cordoning makes no room (upstream wakes Pods only when a node is uncordoned).
+        let schedulable = node(json!({"metadata": {"name": "n"}}));
+        let cordoned = node(json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true}}));
+        assert!(!may_make_room(Some(&schedulable), &cordoned));
+    }
 }

@@ -339,10 +339,10 @@ mod tests {
         };
         let mut rng = StdRng::seed_from_u64(1);
         assert_eq!(
-            schedule(&pinned("100m"), &nodes, &mut rng),
+            schedule(&pinned("100m"), &nodes, &mut 0, &mut rng),
             Ok("a".to_string())
         );
-        let err = schedule(&pinned("1"), &nodes, &mut rng).expect_err("a is too small");
+        let err = schedule(&pinned("1"), &nodes, &mut 0, &mut rng).expect_err("a is too small");
         assert_eq!(
             err.message(),
             "0/3 nodes are available: 1 Insufficient cpu. preemption: 0/3 nodes are available: \
@@ -365,7 +365,7 @@ mod tests {
             }}}),
         );
         let mut rng = StdRng::seed_from_u64(1);
-        let err = schedule(&p, &nodes, &mut rng).expect_err("conflict");
+        let err = schedule(&p, &nodes, &mut 0, &mut rng).expect_err("conflict");
         assert_eq!(
             err.message(),
             "0/2 nodes are available: pod affinity terms conflict. preemption: 0/2 nodes are \

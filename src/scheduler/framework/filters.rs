@@ -5,12 +5,39 @@ use super::*;
 
 /// Runs the default Filter plugins in upstream order and returns the first rejection.
 pub fn filter(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
+    filter_wanting(&Wants::of(pod), node)
+}
+
+/// What a Pod asks of every node, worked out once per attempt rather than once per node
+/// (upstream keeps it in the cycle state its PreFilter plugins write).
+pub(super) struct Wants<'a> {
+    pod: &'a Pod,
+    requests: Resources,
+    extra: BTreeMap<String, i64>,
+    host_ports: Vec<HostPort>,
+}
+
+impl<'a> Wants<'a> {
+    pub(super) fn of(pod: &'a Pod) -> Self {
+        let list = pod_request_list(pod, false);
+        Wants {
+            pod,
+            requests: resources_of(&list),
+            extra: pod_extra_requests(&list),
+            host_ports: wanted_host_ports(pod),
+        }
+    }
+}
+
+/// [`filter`] with the Pod's wants already worked out.
+pub(super) fn filter_wanting(wants: &Wants, node: &NodeInfo) -> Result<(), Rejection> {
+    let pod = wants.pod;
     node_unschedulable(pod, node)?;
     node_name(pod, node)?;
     taint_toleration(pod, node)?;
     node_affinity(pod, node)?;
-    node_ports(pod, node)?;
-    node_resources_fit(pod, node)
+    node_ports(wants, node)?;
+    node_resources_fit(wants, node)
 }
 
 pub(super) fn tolerations(pod: &Pod) -> &[Toleration] {
@@ -60,12 +87,15 @@ fn node_unschedulable(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
         .as_ref()
         .and_then(|s| s.unschedulable)
         .unwrap_or(false);
+    if !cordoned {
+        return Ok(());
+    }
     let cordon = Taint {
         key: TAINT_NODE_UNSCHEDULABLE.to_string(),
         effect: EFFECT_NO_SCHEDULE.to_string(),
         ..Taint::default()
     };
-    if cordoned && !tolerated(tolerations(pod), &cordon) {
+    if !tolerated(tolerations(pod), &cordon) {
         return Err(Rejection::unresolvable(
             PLUGIN_NODE_UNSCHEDULABLE,
             REASON_NODE_UNSCHEDULABLE,
@@ -114,11 +144,8 @@ pub(super) fn node_affinity(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection>
 
 /// NodePorts: every wanted host port must be free on the node. Unschedulable (preemption
 /// could free a port).
-fn node_ports(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
-    if wanted_host_ports(pod)
-        .iter()
-        .any(|p| node.host_port_taken(p))
-    {
+fn node_ports(wants: &Wants, node: &NodeInfo) -> Result<(), Rejection> {
+    if wants.host_ports.iter().any(|p| node.host_port_taken(p)) {
         return Err(Rejection::unschedulable(
             PLUGIN_NODE_PORTS,
             vec![REASON_NODE_PORTS.to_string()],
@@ -130,14 +157,13 @@ fn node_ports(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
 /// NodeResourcesFit (upstream `fitsRequest`): one more Pod must stay within `pods`, and each
 /// requested resource within allocatable minus what placed Pods request. Every shortfall is a
 /// reason. Unschedulable (preemption could free room).
-fn node_resources_fit(pod: &Pod, node: &NodeInfo) -> Result<(), Rejection> {
-    let list = pod_request_list(pod, false);
-    let want = resources_of(&list);
-    let want_extra = pod_extra_requests(&list);
+fn node_resources_fit(wants: &Wants, node: &NodeInfo) -> Result<(), Rejection> {
+    let want = wants.requests;
+    let want_extra = &wants.extra;
     let allocatable_list = node.allocatable_list();
     let allocatable = node.allocatable();
     let mut reasons = Vec::new();
-    if node.pods.len() as i128 + 1 > i128::from(allocatable.pods) {
+    if node.pod_count() as i128 + 1 > i128::from(allocatable.pods) {
         reasons.push(REASON_TOO_MANY_PODS.to_string());
     }
     let free = |alloc: i64, used: i128| i128::from(alloc) - used;

@@ -79,7 +79,7 @@ mod node_info;
 mod resources;
 mod scores;
 #[cfg(test)]
-mod test_support;
+pub(super) mod test_support;
 
 use affinity::*;
 use filters::*;
@@ -118,17 +118,37 @@ pub fn select_host(scores: &[(String, i64)], rng: &mut impl rand::Rng) -> Option
     best.map(|(name, _)| name.clone())
 }
 
+/// Upstream `minFeasibleNodesToFind`: clusters smaller than this have every node filtered.
+const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
+/// Upstream `minFeasibleNodesPercentageToFind`.
+const MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND: usize = 5;
+
+/// Upstream `numFeasibleNodesToFind` with the default `percentageOfNodesToScore` (0, adaptive):
+/// how many feasible nodes are enough to stop filtering — every node below 100, else
+/// 50 % less 1 % per 125 nodes (at least 5 %), and never fewer than 100.
+pub fn feasible_nodes_to_find(all: usize) -> usize {
+    if all < MIN_FEASIBLE_NODES_TO_FIND {
+        return all;
+    }
+    let percentage = 50usize
+        .saturating_sub(all / 125)
+        .max(MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND);
+    (all * percentage / 100).max(MIN_FEASIBLE_NODES_TO_FIND)
+}
+
 /// The whole decision for one Pod over a snapshot of nodes: the chosen node's name, or why
 /// none fits.
 ///
 /// As upstream's `schedulePod`: no nodes is its own error; NodeAffinity's PreFilter may reject
 /// outright or narrow the nodes filtered; a still-fitting `status.nominatedNodeName` is taken
-/// first without scoring; a single feasible node is taken without scoring. Deviation: every
-/// node is filtered and scored — upstream stops after `numFeasibleNodesToFind` feasible nodes
-/// in clusters of 100+ nodes, resuming where the previous Pod stopped.
+/// first without scoring; a single feasible node is taken without scoring. Filtering starts at
+/// `next_start` (upstream's `nextStartNodeIndex`) and stops once
+/// [`feasible_nodes_to_find`] nodes fit; `next_start` then moves past every node looked at, so
+/// consecutive Pods spread their search over the whole cluster.
 pub fn schedule(
     pod: &Pod,
     nodes: &[NodeInfo],
+    next_start: &mut usize,
     rng: &mut impl rand::Rng,
 ) -> Result<String, FitError> {
     let preemption_never = spec(pod).and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
@@ -158,27 +178,37 @@ pub fn schedule(
             });
         }
     };
+    let wants = Wants::of(pod);
     let nominated = pod
         .status
         .as_ref()
         .and_then(|s| s.nominated_node_name.as_deref())
         .filter(|n| !n.is_empty());
     if let Some(info) = nominated.and_then(|n| nodes.iter().find(|i| i.name() == n)) {
-        if filter(pod, info).is_ok() {
+        if filter_wanting(&wants, info).is_ok() {
             return Ok(info.name().to_string());
         }
     }
+    let considered: Vec<&NodeInfo> = match &allowed {
+        None => nodes.iter().collect(),
+        Some(set) => nodes.iter().filter(|n| set.contains(n.name())).collect(),
+    };
+    let enough = feasible_nodes_to_find(considered.len());
     let mut feasible: Vec<&NodeInfo> = Vec::new();
     let mut rejections = Vec::new();
-    let considered = nodes
-        .iter()
-        .filter(|n| allowed.as_ref().is_none_or(|set| set.contains(n.name())));
-    for info in considered {
-        match filter(pod, info) {
+    let mut looked_at = 0;
+    for i in 0..considered.len() {
+        if feasible.len() >= enough {
+            break;
+        }
+        let info = considered[(*next_start + i) % considered.len()];
+        looked_at += 1;
+        match filter_wanting(&wants, info) {
             Ok(()) => feasible.push(info),
             Err(rejection) => rejections.push((info.name().to_string(), rejection)),
         }
     }
+    *next_start = (*next_start + looked_at) % nodes.len();
     match feasible.as_slice() {
         [] => Err(fit_error(rejections)),
         [only] => Ok(only.name().to_string()),
@@ -198,6 +228,70 @@ pub fn schedule(
 mod tests {
     use super::*;
     use crate::scheduler::framework::test_support::*;
+
+    #[test]
+    fn large_clusters_stop_filtering_once_enough_nodes_fit() {
+        let table = [
+            (1, 1),
+            (99, 99),
+            (100, 100),
+            (150, 100),
+            (1000, 420),
+            (5000, 500),
+        ];
+        for (all, enough) in table {
+            assert_eq!(feasible_nodes_to_find(all), enough, "{all} nodes");
+        }
+        // Past 5,625 nodes the percentage stays at its floor of 5 %.
+        assert_eq!(feasible_nodes_to_find(6000), 300);
+        assert_eq!(feasible_nodes_to_find(10_000), 500);
+    }
+
+    #[test]
+    fn consecutive_pods_search_on_where_the_last_one_stopped() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let nodes: Vec<NodeInfo> = (0..250).map(|i| plain_node(&format!("n{i:03}"))).collect();
+        let index = |name: &str| nodes.iter().position(|n| n.name() == name).expect("a node");
+        let p = requesting("p", "100m", "64Mi");
+        let mut next_start = 0;
+        // Of 250 nodes, 48 % are enough: 120.
+        let enough = feasible_nodes_to_find(250);
+        assert_eq!(enough, 120);
+        let first = schedule(&p, &nodes, &mut next_start, &mut rng).expect("fits");
+        assert!(
+            index(&first) < enough,
+            "{first} is among the first {enough}"
+        );
+        assert_eq!(next_start, enough);
+        let second = schedule(&p, &nodes, &mut next_start, &mut rng).expect("fits");
+        assert!((enough..2 * enough).contains(&index(&second)), "{second}");
+        assert_eq!(next_start, 2 * enough);
+        // The third search wraps around the end of the list.
+        let third = schedule(&p, &nodes, &mut next_start, &mut rng).expect("fits");
+        let i = index(&third);
+        assert!(i >= 2 * enough || i < 3 * enough - 250, "{third}");
+        assert_eq!(next_start, 3 * enough - 250);
+    }
+
+    #[test]
+    fn a_node_that_does_not_fit_counts_as_looked_at() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut nodes: Vec<NodeInfo> = (0..200).map(|i| plain_node(&format!("n{i:03}"))).collect();
+        // The first ten are full: they are looked at, rejected, and the search goes on.
+        for (i, n) in nodes.iter_mut().take(10).enumerate() {
+            n.add_pod(&requesting(&format!("big{i}"), "4", "1Gi"));
+        }
+        let mut next_start = 0;
+        let chosen = schedule(
+            &requesting("p", "1", "1Gi"),
+            &nodes,
+            &mut next_start,
+            &mut rng,
+        )
+        .expect("fits");
+        assert!(!nodes[..10].iter().any(|n| n.name() == chosen));
+        assert_eq!(next_start, 110, "10 rejected and 100 feasible");
+    }
 
     #[test]
     fn select_host_picks_the_highest_score() {
@@ -234,7 +328,10 @@ mod tests {
         let nodes = vec![busy, plain_node("empty")];
         let mut rng = StdRng::seed_from_u64(1);
         let p = requesting("p", "500m", "1Gi");
-        assert_eq!(schedule(&p, &nodes, &mut rng), Ok("empty".to_string()));
+        assert_eq!(
+            schedule(&p, &nodes, &mut 0, &mut rng),
+            Ok("empty".to_string())
+        );
     }
 
     #[test]
@@ -249,7 +346,7 @@ mod tests {
         ];
         let mut rng = StdRng::seed_from_u64(1);
         let p = requesting("p", "1", "4Gi");
-        let err = schedule(&p, &nodes, &mut rng).expect_err("nothing fits");
+        let err = schedule(&p, &nodes, &mut 0, &mut rng).expect_err("nothing fits");
         assert_eq!(err.num_all_nodes, 3);
         assert_eq!(err.rejections.len(), 3);
         assert_eq!(
@@ -294,7 +391,7 @@ mod tests {
             }}}),
         );
         let mut rng = StdRng::seed_from_u64(1);
-        let err = schedule(&p, &nodes, &mut rng).expect_err("nothing fits");
+        let err = schedule(&p, &nodes, &mut 0, &mut rng).expect_err("nothing fits");
         assert_eq!(
             err.message(),
             "0/4 nodes are available: 1 Insufficient memory, 1 Too many pods, \
@@ -307,7 +404,8 @@ mod tests {
     #[test]
     fn schedule_with_no_nodes_reports_upstreams_no_nodes_message() {
         let mut rng = StdRng::seed_from_u64(1);
-        let err = schedule(&requesting("p", "1", "1Gi"), &[], &mut rng).expect_err("no nodes");
+        let err =
+            schedule(&requesting("p", "1", "1Gi"), &[], &mut 0, &mut rng).expect_err("no nodes");
         assert_eq!(err.num_all_nodes, 0);
         assert_eq!(err.message(), "no nodes available to schedule pods");
     }
@@ -324,10 +422,16 @@ mod tests {
         let mut p = requesting("p", "500m", "1Gi");
         p.status = nominated.clone();
         let mut rng = StdRng::seed_from_u64(1);
-        assert_eq!(schedule(&p, &nodes, &mut rng), Ok("busy".to_string()));
+        assert_eq!(
+            schedule(&p, &nodes, &mut 0, &mut rng),
+            Ok("busy".to_string())
+        );
         let mut big = requesting("p", "2", "1Gi");
         big.status = nominated;
-        assert_eq!(schedule(&big, &nodes, &mut rng), Ok("empty".to_string()));
+        assert_eq!(
+            schedule(&big, &nodes, &mut 0, &mut rng),
+            Ok("empty".to_string())
+        );
     }
 
     #[test]
@@ -335,7 +439,7 @@ mod tests {
         let nodes = vec![node("a", "1", "1Gi", "110", json!({}))];
         let p = pod_req("p", Some("2"), None, json!({"preemptionPolicy": "Never"}));
         let mut rng = StdRng::seed_from_u64(1);
-        let err = schedule(&p, &nodes, &mut rng).expect_err("too big");
+        let err = schedule(&p, &nodes, &mut 0, &mut rng).expect_err("too big");
         assert_eq!(
             err.message(),
             "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to \
@@ -364,6 +468,7 @@ mod tests {
             })
             .collect();
         let (mut placed, mut refused) = (0, 0);
+        let mut placed_on: HashMap<String, Vec<Pod>> = HashMap::new();
         for i in 0..1000 {
             let cpu =
                 (rng.random_range(0..4) > 0).then(|| format!("{}m", rng.random_range(0..1500)));
@@ -401,13 +506,14 @@ mod tests {
                 memory.as_deref(),
                 extra,
             );
-            match schedule(&p, &nodes, &mut rng) {
+            match schedule(&p, &nodes, &mut 0, &mut rng) {
                 Ok(name) => {
                     let info = nodes
                         .iter_mut()
                         .find(|n| n.name() == name)
                         .expect("chosen node exists");
                     info.add_pod(&p);
+                    placed_on.entry(name).or_default().push(p);
                     placed += 1;
                 }
                 Err(err) => {
@@ -437,8 +543,12 @@ mod tests {
                 "{} pods {used:?} > {alloc:?}",
                 n.name()
             );
-            let summed = n
-                .pods
+            let on_node = placed_on
+                .get(n.name())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            assert_eq!(n.pod_count(), on_node.len(), "{} pod count", n.name());
+            let summed = on_node
                 .iter()
                 .map(pod_requests)
                 .fold((0, 0), |(c, m), r| (c + r.milli_cpu, m + r.memory));
@@ -454,7 +564,7 @@ mod tests {
                 .as_ref()
                 .and_then(|s| s.unschedulable)
                 .unwrap_or(false);
-            assert!(!cordoned || n.pods.is_empty(), "{} is cordoned", n.name());
+            assert!(!cordoned || on_node.is_empty(), "{} is cordoned", n.name());
         }
     }
 }

@@ -25,14 +25,46 @@ pub(super) fn wanted_host_ports(pod: &Pod) -> Vec<HostPort> {
         .collect()
 }
 
+/// What a placed Pod takes from its node, worked out once when it is placed.
+#[derive(Clone, Debug)]
+struct Placed {
+    requested_cpu: i128,
+    requested_memory: i128,
+    requested_extra: BTreeMap<String, i64>,
+    non_zero_cpu: i128,
+    non_zero_memory: i128,
+    host_ports: Vec<HostPort>,
+}
+
+impl Placed {
+    fn of(pod: &Pod) -> Self {
+        let list = pod_request_list(pod, false);
+        let fit = resources_of(&list);
+        let (non_zero_cpu, non_zero_memory) = node_non_zero_of(pod);
+        Placed {
+            requested_cpu: i128::from(fit.milli_cpu),
+            requested_memory: i128::from(fit.memory),
+            requested_extra: pod_extra_requests(&list),
+            non_zero_cpu,
+            non_zero_memory,
+            host_ports: wanted_host_ports(pod),
+        }
+    }
+}
+
 /// A node and the Pods placed on it, with the sums the plugins read (upstream `NodeInfo`).
 ///
-/// Change `pods` only through [`NodeInfo::add_pod`] and [`NodeInfo::remove_pod`], which keep the
-/// cached sums in step.
+/// The node's allocatable is parsed once, when the node is set; each placed Pod is kept as
+/// what it takes (by uid), not as a copy of the Pod. Change the node only through
+/// [`NodeInfo::set_node`] and the Pods only through [`NodeInfo::add_pod`] and
+/// [`NodeInfo::remove_pod`], which keep the cached figures in step.
 #[derive(Clone, Debug)]
 pub struct NodeInfo {
-    pub node: Node,
-    pub pods: Vec<Pod>,
+    pub(super) node: Node,
+    allocatable_list: MilliList,
+    allocatable: Resources,
+    /// uid → what the Pod takes.
+    pods: HashMap<String, Placed>,
     /// Sums are kept wider than i64 so adding and removing are exact inverses.
     pub(super) requested_cpu: i128,
     pub(super) requested_memory: i128,
@@ -47,16 +79,37 @@ pub struct NodeInfo {
 
 impl NodeInfo {
     pub fn new(node: Node) -> Self {
-        NodeInfo {
-            node,
-            pods: Vec::new(),
+        let mut info = NodeInfo {
+            node: Node::default(),
+            allocatable_list: MilliList::new(),
+            allocatable: Resources::default(),
+            pods: HashMap::new(),
             requested_cpu: 0,
             requested_memory: 0,
             non_zero_cpu: 0,
             non_zero_memory: 0,
             requested_extra: BTreeMap::new(),
             used_host_ports: HashMap::new(),
-        }
+        };
+        info.set_node(node);
+        info
+    }
+
+    /// Replaces the node (a newer version of it); its placed Pods stay.
+    pub fn set_node(&mut self, node: Node) {
+        self.allocatable_list =
+            milli_list(node.status.as_ref().and_then(|s| s.allocatable.as_ref()));
+        let list = &self.allocatable_list;
+        self.allocatable = Resources {
+            milli_cpu: clamp_i64(list.get(CPU).copied().unwrap_or(0)),
+            memory: clamp_i64(milli_to_units(list.get(MEMORY).copied().unwrap_or(0))),
+            pods: clamp_i64(milli_to_units(list.get(PODS).copied().unwrap_or(0))),
+        };
+        self.node = node;
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
     }
 
     /// The node's name (`""` if it has none).
@@ -64,49 +117,51 @@ impl NodeInfo {
         self.node.metadata.name.as_deref().unwrap_or("")
     }
 
-    /// Accounts a Pod placed on this node (upstream `NodeInfo.AddPod`).
-    pub fn add_pod(&mut self, pod: &Pod) {
-        self.update(pod, true);
-        self.pods.push(pod.clone());
+    /// How many Pods are placed here.
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
     }
 
-    /// Forgets the Pod with this uid; false if there is none. As upstream, Pods are keyed by
-    /// uid and an empty uid matches nothing.
+    /// Whether the Pod with this uid is placed here.
+    pub fn holds(&self, uid: &str) -> bool {
+        self.pods.contains_key(uid)
+    }
+
+    /// Accounts a Pod placed on this node (upstream `NodeInfo.AddPod`); a Pod already here
+    /// under the same uid is replaced.
+    pub fn add_pod(&mut self, pod: &Pod) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.remove_pod(&uid);
+        let placed = Placed::of(pod);
+        self.update(&placed, true);
+        self.pods.insert(uid, placed);
+    }
+
+    /// Forgets the Pod with this uid; false if there is none.
     pub fn remove_pod(&mut self, uid: &str) -> bool {
-        if uid.is_empty() {
-            return false;
-        }
-        let Some(i) = self
-            .pods
-            .iter()
-            .position(|p| p.metadata.uid.as_deref() == Some(uid))
-        else {
+        let Some(placed) = self.pods.remove(uid) else {
             return false;
         };
-        let pod = self.pods.remove(i);
-        self.update(&pod, false);
+        self.update(&placed, false);
         true
     }
 
-    fn update(&mut self, pod: &Pod, add: bool) {
+    fn update(&mut self, placed: &Placed, add: bool) {
         let sign: i128 = if add { 1 } else { -1 };
-        let list = pod_request_list(pod, false);
-        let fit = resources_of(&list);
-        self.requested_cpu += sign * i128::from(fit.milli_cpu);
-        self.requested_memory += sign * i128::from(fit.memory);
-        for (name, v) in pod_extra_requests(&list) {
-            *self.requested_extra.entry(name).or_insert(0) += sign * i128::from(v);
+        self.requested_cpu += sign * placed.requested_cpu;
+        self.requested_memory += sign * placed.requested_memory;
+        for (name, v) in &placed.requested_extra {
+            *self.requested_extra.entry(name.clone()).or_insert(0) += sign * i128::from(*v);
         }
-        let (cpu, memory) = node_non_zero_of(pod);
-        self.non_zero_cpu += sign * cpu;
-        self.non_zero_memory += sign * memory;
-        for port in wanted_host_ports(pod) {
+        self.non_zero_cpu += sign * placed.non_zero_cpu;
+        self.non_zero_memory += sign * placed.non_zero_memory;
+        for port in &placed.host_ports {
             if add {
-                *self.used_host_ports.entry(port).or_insert(0) += 1;
-            } else if let Some(n) = self.used_host_ports.get_mut(&port) {
+                *self.used_host_ports.entry(port.clone()).or_insert(0) += 1;
+            } else if let Some(n) = self.used_host_ports.get_mut(port) {
                 *n -= 1;
                 if *n == 0 {
-                    self.used_host_ports.remove(&port);
+                    self.used_host_ports.remove(port);
                 }
             }
         }
@@ -114,21 +169,12 @@ impl NodeInfo {
 
     /// `status.allocatable`: cpu in millicores, memory in bytes, and the Pod count.
     pub fn allocatable(&self) -> Resources {
-        let list = self.allocatable_list();
-        Resources {
-            milli_cpu: clamp_i64(list.get(CPU).copied().unwrap_or(0)),
-            memory: clamp_i64(milli_to_units(list.get(MEMORY).copied().unwrap_or(0))),
-            pods: clamp_i64(milli_to_units(list.get(PODS).copied().unwrap_or(0))),
-        }
+        self.allocatable
     }
 
-    pub(super) fn allocatable_list(&self) -> MilliList {
-        milli_list(
-            self.node
-                .status
-                .as_ref()
-                .and_then(|s| s.allocatable.as_ref()),
-        )
+    /// `status.allocatable` in thousandths, every resource it names.
+    pub(super) fn allocatable_list(&self) -> &MilliList {
+        &self.allocatable_list
     }
 
     /// Sum of the placed Pods' requests (missing requests count 0); `pods` is their number.

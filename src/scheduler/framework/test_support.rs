@@ -44,7 +44,7 @@ pub(super) fn node(name: &str, cpu: &str, memory: &str, pods: &str, extra: Value
     NodeInfo::new(serde_json::from_value(v).expect("test node is valid JSON for a Node"))
 }
 
-pub(super) fn merge(into: &mut Value, from: Value) {
+pub(in crate::scheduler) fn merge(into: &mut Value, from: Value) {
     match (into, from) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {
