@@ -1081,13 +1081,30 @@ async fn list(
         let t = table::table(store.strategy.as_ref(), &result.items, include, meta, true);
         return Ok(encode(StatusCode::OK, &t, Output::Json, &[]));
     }
-    let list = json!({
-        "kind": list_kind(store),
-        "apiVersion": store.info().api_version(),
-        "metadata": meta,
-        "items": result.items.iter().map(|o| o.as_ref()).collect::<Vec<_>>(),
-    });
+    let body = ListBody {
+        kind: list_kind(store),
+        api_version: store.info().api_version(),
+        metadata: meta,
+        items: result.items.iter().map(|o| o.as_ref()).collect(),
+    };
+    if output == Output::Json {
+        // Written straight from the cached objects: making one JSON value of the whole list
+        // first copied every item, half the time of a 10,000-Pod LIST.
+        let bytes = serde_json::to_vec(&body).expect("a JSON value always serializes");
+        return Ok(respond(StatusCode::OK, "application/json", bytes));
+    }
+    let list = serde_json::to_value(&body).map_err(ApiError::internal)?;
     Ok(encode(StatusCode::OK, &list, output, &[]))
+}
+
+/// A list as the wire has it, borrowing its items.
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    kind: String,
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    metadata: Value,
+    items: Vec<&'a Value>,
 }
 
 async fn watch(

@@ -78,6 +78,7 @@ impl Kubelet {
             let tcp = tokio::net::TcpStream::connect((self.address.as_str(), self.port))
                 .await
                 .map_err(|e| self.unreachable(&e))?;
+            let _ = tcp.set_nodelay(true);
             let server_name =
                 ServerName::try_from(self.address.clone()).map_err(|e| self.unreachable(&e))?;
             TlsConnector::from(tls)

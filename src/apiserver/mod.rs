@@ -223,6 +223,12 @@ async fn accept(
                 continue;
             }
         };
+        // Small writes go out at once, as on every connection Go's net package makes: with
+        // Nagle's algorithm a watch event written while the previous one is unacknowledged
+        // waited for the client's delayed ACK, 40 ms.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
         server.tracker.spawn(serve_connection(
             stream,
             acceptor.clone(),

@@ -222,6 +222,7 @@ pub async fn pod(
         let tcp = tokio::net::TcpStream::connect((ip.as_str(), port))
             .await
             .map_err(|e| unreachable(&e))?;
+        let _ = tcp.set_nodelay(true);
         exchange(server, tcp, &ip, method, &target, &headers, body)
             .await
             .map_err(|e| match e {

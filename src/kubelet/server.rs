@@ -130,6 +130,8 @@ pub async fn serve(
             () = shutdown.cancelled() => return,
         };
         let Ok((stream, _)) = accepted else { continue };
+        // As the API server's: no 40 ms wait for a delayed ACK between small writes.
+        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let ctx = ctx.clone();
         let authenticator = authenticator.clone();

@@ -21,7 +21,7 @@ use super::decode::{field_warnings, strict_fields_error, Parsed};
 use super::field_error::Literal;
 use super::{FieldError, Strategy, UpdateTarget};
 use crate::meta::managed_fields;
-use crate::meta::patch::{apply_patch, PatchType};
+use crate::meta::patch::{apply_patch, PatchSchema, PatchType};
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, Cause, GroupResource};
 use crate::storage::{self, Cacher, EventType, Storage, StorageError, Stored, WatchStream};
@@ -197,6 +197,7 @@ impl Registry {
             let info = strategy.info();
             let store = Arc::new(Store {
                 create_admission: strategy.create_admission(&sources),
+                schema: strategy.patch_schema(),
                 namespaces: if info.namespaced {
                     namespaces.clone()
                 } else {
@@ -235,6 +236,8 @@ pub struct Store {
     namespaces: Option<Arc<Cacher>>,
     /// Admission that reads other objects, run on creates (see [`CreateAdmission`]).
     create_admission: Option<Arc<dyn CreateAdmission>>,
+    /// The kind's patch schema, built once: every create, patch and update reads it.
+    schema: PatchSchema,
 }
 
 /// Admission that reads other objects to decide on, or complete, a new object (upstream's
@@ -475,13 +478,13 @@ impl Store {
         let warnings = [warnings, self.strategy.prepare_create(&mut obj)?].concat();
         match (&options.field_manager, sent_managed_fields) {
             (Some(manager), sent) => {
-                let schema = self.strategy.patch_schema();
+                let schema = &self.schema;
                 let mut tracked = tracked.unwrap_or_else(|| obj.clone());
                 managed_fields::track_update(
                     &schema.zero(),
                     &mut tracked,
                     sent.as_ref(),
-                    &schema,
+                    schema,
                     &self.writer(manager, ""),
                 );
                 let recorded = tracked.pointer("/metadata/managedFields").cloned();
@@ -793,7 +796,7 @@ impl Store {
         let proposal = Proposal::Patch {
             kind,
             patch,
-            schema: self.strategy.patch_schema(),
+            schema: &self.schema,
         };
         self.update_from(namespace, name, subresource, &proposal, options)
             .await
@@ -953,7 +956,7 @@ impl Store {
     ) -> Result<(Value, Vec<String>), ApiError> {
         let key = self.key(namespace, name);
         let strategy = self.strategy.clone();
-        let schema = strategy.patch_schema();
+        let schema = &self.schema;
         let mut warnings = Vec::new();
         let mut try_update = |current: &Stored| -> Result<Value, ApiError> {
             let old = &*current.object;
@@ -989,7 +992,7 @@ impl Store {
                         old,
                         &mut tracked,
                         sent_managed_fields.as_ref(),
-                        &schema,
+                        schema,
                         &self.writer(manager, subresource),
                     );
                     let recorded = tracked.pointer("/metadata/managedFields").cloned();
@@ -1157,7 +1160,7 @@ enum Proposal<'a> {
     Patch {
         kind: PatchType,
         patch: &'a [u8],
-        schema: crate::meta::patch::PatchSchema,
+        schema: &'a PatchSchema,
     },
 }
 
