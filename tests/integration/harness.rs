@@ -296,6 +296,7 @@ impl TestClusterBuilder {
             ])
             .args(["--initial-cluster", &format!("test={peer_url}")])
             .args(["--logger", "zap", "--log-level", "error"])
+            .args(rkube::cluster::up::SINGLE_MEMBER_ETCD_FLAGS)
             .stdout(Stdio::null())
             .stderr(etcd_log)
             .spawn()
