@@ -309,19 +309,39 @@ async fn inflight_limits_refuse_the_excess_but_not_the_admin_or_watches() {
         .await;
     assert_eq!(watch_before.status(), 200);
 
-    // Two writes that never finish sending their bodies fill the mutating pool.
+    // Two writes that never finish sending their bodies fill the mutating pool. One that
+    // arrives while the cluster's own controller manager holds a slot is answered 429 at once
+    // and holds nothing: it is replaced until two are held (no answer within a second).
     let mut flood = Vec::new();
-    for _ in 0..2 {
-        flood.push(
-            trickle(
-                &scheduler,
-                "POST",
-                EVENTS,
-                100_000,
-                Duration::from_millis(500),
-            )
-            .await,
-        );
+    let deadline = Instant::now() + WAIT;
+    while flood.len() < 2 {
+        let (mut reader, writer) = trickle(
+            &scheduler,
+            "POST",
+            EVENTS,
+            100_000,
+            Duration::from_millis(500),
+        )
+        .await;
+        let mut answer = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(1), reader.read(&mut answer)).await {
+            Err(_) => flood.push((reader, writer)),
+            Ok(read) => {
+                let got = read.map_or_else(
+                    |e| e.to_string(),
+                    |n| String::from_utf8_lossy(&answer[..n]).into_owned(),
+                );
+                assert!(
+                    got.starts_with("HTTP/1.1 429"),
+                    "a trickled write was answered: {got}"
+                );
+                writer.abort();
+                assert!(
+                    Instant::now() < deadline,
+                    "no slot was ever free for the flood"
+                );
+            }
+        }
     }
     let event = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Event",
         "metadata": {"name": "e1"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
