@@ -237,11 +237,8 @@ async fn write(api: Api<ConfigMap>, w: usize, writes: usize) -> u64 {
 #[tokio::test]
 async fn watchers_reconnecting_through_compactions_miss_nothing_and_see_nothing_twice() {
     let cluster = TestCluster::builder().compaction("1s").start().await;
-    cluster.kubectl(&["create", "namespace", NAMESPACE]);
-    let client = cluster.client().await;
-    let api: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
-    let (done_tx, done) = watch::channel(None);
-
+    // The history starts before the namespace exists: the controller manager's
+    // `kube-root-ca.crt` in it may be written at any moment after, and is part of every list.
     let mut etcd = etcd_client::Client::connect([cluster.etcd_url.clone()], None)
         .await
         .expect("etcd");
@@ -252,11 +249,16 @@ async fn watchers_reconnecting_through_compactions_miss_nothing_and_see_nothing_
         .header()
         .expect("header")
         .revision();
+    let (done_tx, done) = watch::channel(None);
     let history = tokio::spawn(record_history(
         cluster.etcd_url.clone(),
         start + 1,
         done.clone(),
     ));
+    cluster.kubectl(&["create", "namespace", NAMESPACE]);
+    let client = cluster.client().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, NAMESPACE);
+
     let watchers: Vec<_> = (0..WATCHERS)
         .map(|_| tokio::spawn(follow(api.clone(), done.clone())))
         .collect();
