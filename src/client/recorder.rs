@@ -1,14 +1,14 @@
-//! Recording core/v1 Events, aggregated as client-go's event correlator does: a repeat of the
-//! same event about the same object bumps `count` and `lastTimestamp` of the existing Event
-//! instead of creating another.
+//! Recording core/v1 Events, queued and written by one writer as client-go's broadcaster does,
+//! and aggregated as its correlator does: a repeat of the same event about the same object
+//! bumps `count` and `lastTimestamp` of the existing Event instead of creating another.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
 use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
 
 /// The object an event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -59,61 +59,101 @@ struct Key {
     message: String,
 }
 
-/// Emits Events as `component` (and, for kubelets, `host`).
-pub struct EventRecorder {
-    client: kube::Client,
-    component: String,
-    host: String,
-    seen: Mutex<HashMap<Key, (String, i32)>>,
+enum Queued {
+    Event(Box<Key>),
+    /// Answered once everything queued before it has been written.
+    Flush(oneshot::Sender<()>),
 }
+
+/// Emits Events as `component` (and, for kubelets, `host`). Recording never waits: as
+/// client-go's broadcaster does, events wait in a queue of [`QUEUED_EVENTS`] and one writer
+/// sends them in order; an event that finds the queue full is dropped, so a burst of events
+/// never competes with the writes its component exists to make.
+pub struct EventRecorder {
+    queue: mpsc::Sender<Queued>,
+}
+
+/// How many events wait for the writer at most (client-go's `maxQueuedEvents`).
+pub const QUEUED_EVENTS: usize = 1000;
 
 /// How many distinct events a recorder remembers for aggregation.
 const MAX_REMEMBERED: usize = 4096;
 
 impl EventRecorder {
+    /// A recorder and its writer, which runs on the current Tokio runtime until the recorder
+    /// is dropped and its queue is written.
     pub fn new(client: kube::Client, component: &str, host: &str) -> EventRecorder {
-        EventRecorder {
+        let (queue, rx) = mpsc::channel(QUEUED_EVENTS);
+        let writer = Writer {
             client,
             component: component.into(),
             host: host.into(),
-            seen: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Records an event; failures are logged, never returned: events are best effort.
-    pub async fn record(&self, object: &ObjectRef, kind: &str, reason: &str, message: &str) {
-        if let Err(e) = self.try_record(object, kind, reason, message).await {
-            tracing::debug!(reason, error = %e, "cannot record event");
-        }
-    }
-
-    async fn try_record(
-        &self,
-        object: &ObjectRef,
-        kind: &str,
-        reason: &str,
-        message: &str,
-    ) -> Result<(), kube::Error> {
-        let namespace = if object.namespace.is_empty() {
-            "default"
-        } else {
-            object.namespace.as_str()
+            seen: HashMap::new(),
         };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        tokio::spawn(writer.run(rx));
+        EventRecorder { queue }
+    }
+
+    /// Queues an event; it is dropped (and logged) if the queue is full: events are best effort.
+    pub fn record(&self, object: &ObjectRef, kind: &str, reason: &str, message: &str) {
         let key = Key {
             object: object.clone(),
             kind: kind.into(),
             reason: reason.into(),
             message: message.into(),
         };
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.queue.try_send(Queued::Event(Box::new(key)))
+        {
+            tracing::debug!(reason, object = %object.name, "event dropped: {QUEUED_EVENTS} are waiting to be written");
+        }
+    }
+
+    /// Waits until every event recorded so far has been written (or has failed).
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.queue.send(Queued::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// The recorder's one writer: creates each event, or bumps the count of the same event
+/// written before, as client-go's correlator does.
+struct Writer {
+    client: kube::Client,
+    component: String,
+    host: String,
+    seen: HashMap<Key, (String, i32)>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Queued>) {
+        while let Some(queued) = rx.recv().await {
+            match queued {
+                Queued::Event(key) => {
+                    let reason = key.reason.clone();
+                    if let Err(e) = self.write(*key).await {
+                        tracing::debug!(%reason, error = %e, "cannot record event");
+                    }
+                }
+                Queued::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    async fn write(&mut self, key: Key) -> Result<(), kube::Error> {
+        let object = &key.object;
+        let namespace = if object.namespace.is_empty() {
+            "default"
+        } else {
+            object.namespace.as_str()
+        };
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
         let now = crate::meta::object::now_rfc3339();
-        let previous = self
-            .seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some((name, count)) = previous {
+        if let Some((name, count)) = self.seen.get(&key).cloned() {
             let patch = json!({"count": count + 1, "lastTimestamp": now});
             match api
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -147,9 +187,9 @@ impl EventRecorder {
         let event: Event = serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": namespace},
             "involvedObject": involved,
-            "reason": reason,
-            "message": message,
-            "type": kind,
+            "reason": key.reason,
+            "message": key.message,
+            "type": key.kind,
             "source": source,
             "firstTimestamp": now,
             "lastTimestamp": now,
@@ -163,11 +203,10 @@ impl EventRecorder {
         Ok(())
     }
 
-    fn remember(&self, key: Key, name: String, count: i32) {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= MAX_REMEMBERED && !seen.contains_key(&key) {
-            seen.clear();
+    fn remember(&mut self, key: Key, name: String, count: i32) {
+        if self.seen.len() >= MAX_REMEMBERED && !self.seen.contains_key(&key) {
+            self.seen.clear();
         }
-        seen.insert(key, (name, count));
+        self.seen.insert(key, (name, count));
     }
 }

@@ -694,7 +694,7 @@ impl CronJobController {
                 }),
         };
         for (kind, reason, message) in &events {
-            self.recorder.record(&object, kind, reason, message).await;
+            self.recorder.record(&object, kind, reason, message);
         }
         if changed {
             cronjobs

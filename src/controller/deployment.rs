@@ -15,6 +15,7 @@
 mod util;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
@@ -129,12 +130,14 @@ impl Sync {
 }
 
 impl DeploymentController {
-    pub async fn run(client: kube::Client, shutdown: CancellationToken) {
-        let (deployments, d_stream) =
-            super::cached(Api::<Deployment>::all(client.clone()), "deployment");
-        let (sets, set_stream) =
-            super::cached(Api::<ReplicaSet>::all(client.clone()), "replicaset");
-        let (pods, pod_stream) = super::cached(Api::<Pod>::all(client.clone()), "pod");
+    pub async fn run(
+        client: kube::Client,
+        informers: Arc<super::Informers>,
+        shutdown: CancellationToken,
+    ) {
+        let deployments = informers.store::<Deployment>("deployment");
+        let sets = informers.store::<ReplicaSet>("replicaset");
+        let pods = informers.store::<Pod>("pod");
         let mut c = DeploymentController {
             // Upstream's Deployment events come from `deployment-controller`.
             recorder: EventRecorder::new(client.clone(), "deployment-controller", ""),
@@ -161,9 +164,6 @@ impl DeploymentController {
             }
         };
         tokio::select! {
-            () = d_stream => {}
-            () = set_stream => {}
-            () = pod_stream => {}
             () = work => {}
             () = shutdown.cancelled() => {}
         }
@@ -461,22 +461,19 @@ impl DeploymentController {
                     s.d.status = Some(status);
                 }
                 self.recorder
-                    .record(&s.object, "Warning", util::FAILED_RS_CREATE, &msg)
-                    .await;
+                    .record(&s.object, "Warning", util::FAILED_RS_CREATE, &msg);
                 return Err(e.into());
             }
         };
         s.writes
             .push((name.clone(), Some(rv_number(&created.metadata))));
         if !already && replicas > 0 {
-            self.recorder
-                .record(
-                    &s.object,
-                    "Normal",
-                    "ScalingReplicaSet",
-                    &format!("Scaled up replica set {name} from 0 to {replicas}"),
-                )
-                .await;
+            self.recorder.record(
+                &s.object,
+                "Normal",
+                "ScalingReplicaSet",
+                &format!("Scaled up replica set {name} from 0 to {replicas}"),
+            );
         }
         set_deployment_revision(&mut s.d, &new_revision.to_string());
         if !already && util::has_progress_deadline(&s.d) {
@@ -517,14 +514,12 @@ impl DeploymentController {
             return Ok(false);
         }
         let direction = if old < size { "up" } else { "down" };
-        self.recorder
-            .record(
-                &s.object,
-                "Normal",
-                "ScalingReplicaSet",
-                &format!("Scaled {direction} replica set {name} from {old} to {size}"),
-            )
-            .await;
+        self.recorder.record(
+            &s.object,
+            "Normal",
+            "ScalingReplicaSet",
+            &format!("Scaled {direction} replica set {name} from {old} to {size}"),
+        );
         Ok(true)
     }
 

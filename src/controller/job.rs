@@ -438,9 +438,13 @@ pub struct JobController {
 }
 
 impl JobController {
-    pub async fn run(client: kube::Client, shutdown: CancellationToken) {
-        let (jobs, job_stream) = super::cached(Api::<Job>::all(client.clone()), "job");
-        let (pods, pod_stream) = super::cached(Api::<Pod>::all(client.clone()), "pod");
+    pub async fn run(
+        client: kube::Client,
+        informers: Arc<super::Informers>,
+        shutdown: CancellationToken,
+    ) {
+        let jobs = informers.store::<Job>("job");
+        let pods = informers.store::<Pod>("pod");
         let mut c = JobController {
             // Upstream's Job events come from `job-controller`.
             recorder: EventRecorder::new(client.clone(), "job-controller", ""),
@@ -473,8 +477,6 @@ impl JobController {
             }
         };
         tokio::select! {
-            () = job_stream => {}
-            () = pod_stream => {}
             () = work => {}
             () = shutdown.cancelled() => {}
         }
@@ -545,25 +547,19 @@ impl JobController {
                     let e = self.expectations.entry(uid.clone()).or_default();
                     e.deletes.insert(pod.clone());
                     e.since = Some(Instant::now());
-                    self.recorder
-                        .record(
-                            &object,
-                            "Normal",
-                            "SuccessfulDelete",
-                            &format!("Deleted pod: {pod}"),
-                        )
-                        .await;
+                    self.recorder.record(
+                        &object,
+                        "Normal",
+                        "SuccessfulDelete",
+                        &format!("Deleted pod: {pod}"),
+                    );
                 }
-                Err(e) => {
-                    self.recorder
-                        .record(
-                            &object,
-                            "Warning",
-                            "FailedDelete",
-                            &format!("Error deleting: {e}"),
-                        )
-                        .await
-                }
+                Err(e) => self.recorder.record(
+                    &object,
+                    "Warning",
+                    "FailedDelete",
+                    &format!("Error deleting: {e}"),
+                ),
             }
         }
         if decision.create > 0 {
@@ -581,25 +577,21 @@ impl JobController {
                         let e = self.expectations.entry(uid.clone()).or_default();
                         e.creates.insert(pod.clone());
                         e.since = Some(Instant::now());
-                        self.recorder
-                            .record(
-                                &object,
-                                "Normal",
-                                "SuccessfulCreate",
-                                &format!("Created pod: {pod}"),
-                            )
-                            .await;
+                        self.recorder.record(
+                            &object,
+                            "Normal",
+                            "SuccessfulCreate",
+                            &format!("Created pod: {pod}"),
+                        );
                     }
                     Err(e) => {
                         failed_creates += 1;
-                        self.recorder
-                            .record(
-                                &object,
-                                "Warning",
-                                "FailedCreate",
-                                &format!("Error creating: {e}"),
-                            )
-                            .await;
+                        self.recorder.record(
+                            &object,
+                            "Warning",
+                            "FailedCreate",
+                            &format!("Error creating: {e}"),
+                        );
                     }
                 }
             }
@@ -621,7 +613,7 @@ impl JobController {
                         self.written.insert(uid.clone(), (rv, status));
                     }
                     for (kind, reason, message) in &decision.events {
-                        self.recorder.record(&object, kind, reason, message).await;
+                        self.recorder.record(&object, kind, reason, message);
                     }
                 }
                 Err(e) => tracing::debug!(job = %name, error = %e, "cannot update status"),

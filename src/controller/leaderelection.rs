@@ -123,8 +123,7 @@ impl LeaderElector {
                 let lease = self.observed_lease_ref();
                 let message = format!("{} became leader", self.config.identity);
                 self.recorder
-                    .record(&lease, "Normal", "LeaderElection", &message)
-                    .await;
+                    .record(&lease, "Normal", "LeaderElection", &message);
                 return true;
             }
             tokio::select! {

@@ -33,6 +33,8 @@ pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccounts;
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -88,13 +90,7 @@ pub fn cached<K>(
     impl std::future::Future<Output = ()>,
 )
 where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Cacheable,
 {
     use futures::StreamExt as _;
     use kube::runtime::{reflector, watcher, WatchStreamExt as _};
@@ -109,6 +105,78 @@ where
             }
         });
     (store, kept)
+}
+
+/// What [`cached`] can keep: a kind of the cluster, with its whole list watched.
+pub trait Cacheable:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Cacheable for K where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The caches the controllers share: one watch and one cache per kind however many
+/// controllers read it, as upstream's shared informer factory gives them (five controllers
+/// read Pods; five watches would decode every Pod change five times). A kind is watched from
+/// the first controller that asks for it until `shutdown`.
+pub struct Informers {
+    client: kube::Client,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    stores: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>>,
+}
+
+impl Informers {
+    pub fn new(client: kube::Client, shutdown: CancellationToken) -> Informers {
+        Informers {
+            client,
+            shutdown,
+            tracker: TaskTracker::new(),
+            stores: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The cache of every `K` in the cluster, started by the first caller.
+    pub fn store<K: Cacheable>(&self, what: &'static str) -> kube::runtime::reflector::Store<K> {
+        let mut stores = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        let found = stores
+            .iter()
+            .find_map(|s| s.downcast_ref::<kube::runtime::reflector::Store<K>>());
+        if let Some(store) = found {
+            return store.clone();
+        }
+        let (store, kept) = cached(kube::Api::<K>::all(self.client.clone()), what);
+        let shutdown = self.shutdown.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = kept => {}
+                () = shutdown.cancelled() => {}
+            }
+        });
+        stores.push(Box::new(store.clone()));
+        store
+    }
+
+    /// Waits for every watch to end once `shutdown` is cancelled.
+    pub async fn stopped(&self) {
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 /// The Lease the controller managers compete for, and its namespace.
@@ -247,11 +315,13 @@ async fn run_controllers(
             Box::pin(async {})
         }
     };
+    let informers = Arc::new(Informers::new(client.clone(), shutdown.clone()));
     tokio::join!(
         when(
             "pod-garbage-collector-controller",
             Box::pin(PodGc::run(
                 client.clone(),
+                informers.clone(),
                 config.pod_gc.clone(),
                 shutdown.clone()
             ))
@@ -260,6 +330,7 @@ async fn run_controllers(
             "replicaset-controller",
             Box::pin(replicaset::ReplicaSetController::run(
                 client.clone(),
+                informers.clone(),
                 shutdown.clone()
             ))
         ),
@@ -267,12 +338,17 @@ async fn run_controllers(
             "deployment-controller",
             Box::pin(deployment::DeploymentController::run(
                 client.clone(),
+                informers.clone(),
                 shutdown.clone()
             ))
         ),
         when(
             "job-controller",
-            Box::pin(job::JobController::run(client.clone(), shutdown.clone()))
+            Box::pin(job::JobController::run(
+                client.clone(),
+                informers.clone(),
+                shutdown.clone()
+            ))
         ),
         when(
             "cronjob-controller",
@@ -285,6 +361,7 @@ async fn run_controllers(
             "node-lifecycle-controller",
             Box::pin(nodelifecycle::NodeLifecycleController::run(
                 client.clone(),
+                informers.clone(),
                 config.node_lifecycle.clone(),
                 shutdown.clone()
             ))
@@ -303,6 +380,7 @@ async fn run_controllers(
             Box::pin(garbagecollector::run(client, shutdown))
         ),
     );
+    informers.stopped().await;
 }
 
 #[cfg(test)]

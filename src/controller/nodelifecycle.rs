@@ -187,15 +187,16 @@ impl NodeLifecycleController {
     /// Runs the controller until `shutdown`.
     pub async fn run(
         client: kube::Client,
+        informers: Arc<super::Informers>,
         config: NodeLifecycleConfig,
         shutdown: CancellationToken,
     ) {
-        let (nodes, node_stream) = super::cached(Api::<Node>::all(client.clone()), "node");
+        let nodes = informers.store::<Node>("node");
         let (leases, lease_stream) = super::cached(
             Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
             "lease",
         );
-        let (pods, pod_stream) = super::cached(Api::<Pod>::all(client.clone()), "pod");
+        let pods = informers.store::<Pod>("pod");
         let recorder = EventRecorder::new(client.clone(), EVICTION_SOURCE, "");
         let mut controller = NodeLifecycleController {
             client,
@@ -221,9 +222,7 @@ impl NodeLifecycleController {
             }
         };
         tokio::select! {
-            () = node_stream => {}
             () = lease_stream => {}
-            () = pod_stream => {}
             () = work => {}
             () = shutdown.cancelled() => {}
         }
@@ -410,14 +409,12 @@ impl NodeLifecycleController {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let message = format!("Marking for deletion Pod {namespace}/{name}");
         tracing::info!(pod = %format!("{namespace}/{name}"), "evicting: its node has a NoExecute taint it does not tolerate");
-        self.recorder
-            .record(
-                &ObjectRef::pod(namespace, name, uid),
-                "Normal",
-                "TaintManagerEviction",
-                &message,
-            )
-            .await;
+        self.recorder.record(
+            &ObjectRef::pod(namespace, name, uid),
+            "Normal",
+            "TaintManagerEviction",
+            &message,
+        );
         let condition = json!({
             "metadata": {"uid": uid},
             "status": {"conditions": [{

@@ -145,9 +145,14 @@ fn failed_patch(pod: &Pod, condition: Option<&Value>) -> Value {
 
 impl PodGc {
     /// Runs the collector until `shutdown`.
-    pub async fn run(client: kube::Client, config: PodGcConfig, shutdown: CancellationToken) {
-        let (pods, pod_stream) = super::cached(Api::<Pod>::all(client.clone()), "pod");
-        let (nodes, node_stream) = super::cached(Api::<Node>::all(client.clone()), "node");
+    pub async fn run(
+        client: kube::Client,
+        informers: Arc<super::Informers>,
+        config: PodGcConfig,
+        shutdown: CancellationToken,
+    ) {
+        let pods = informers.store::<Pod>("pod");
+        let nodes = informers.store::<Node>("node");
         let mut gc = PodGc {
             client,
             config,
@@ -170,8 +175,6 @@ impl PodGc {
             }
         };
         tokio::select! {
-            () = pod_stream => {}
-            () = node_stream => {}
             () = work => {}
             () = shutdown.cancelled() => {}
         }

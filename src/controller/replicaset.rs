@@ -146,10 +146,13 @@ pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
 }
 
 impl ReplicaSetController {
-    pub async fn run(client: kube::Client, shutdown: CancellationToken) {
-        let (sets, set_stream) =
-            super::cached(Api::<ReplicaSet>::all(client.clone()), "replicaset");
-        let (pods, pod_stream) = super::cached(Api::<Pod>::all(client.clone()), "pod");
+    pub async fn run(
+        client: kube::Client,
+        informers: Arc<super::Informers>,
+        shutdown: CancellationToken,
+    ) {
+        let sets = informers.store::<ReplicaSet>("replicaset");
+        let pods = informers.store::<Pod>("pod");
         let mut c = ReplicaSetController {
             recorder: EventRecorder::new(client.clone(), super::COMPONENT, ""),
             client,
@@ -173,8 +176,6 @@ impl ReplicaSetController {
             }
         };
         tokio::select! {
-            () = set_stream => {}
-            () = pod_stream => {}
             () = work => {}
             () = shutdown.cancelled() => {}
         }
@@ -275,25 +276,21 @@ impl ReplicaSetController {
                                     e.creates.insert(pod_name.clone());
                                     e.since = Some(Instant::now());
                                 }
-                                self.recorder
-                                    .record(
-                                        &rs_ref,
-                                        "Normal",
-                                        "SuccessfulCreate",
-                                        &format!("Created pod: {pod_name}"),
-                                    )
-                                    .await;
+                                self.recorder.record(
+                                    &rs_ref,
+                                    "Normal",
+                                    "SuccessfulCreate",
+                                    &format!("Created pod: {pod_name}"),
+                                );
                             }
                             Err(e) => {
                                 failed = true;
-                                self.recorder
-                                    .record(
-                                        &rs_ref,
-                                        "Warning",
-                                        "FailedCreate",
-                                        &format!("Error creating: {e}"),
-                                    )
-                                    .await;
+                                self.recorder.record(
+                                    &rs_ref,
+                                    "Warning",
+                                    "FailedCreate",
+                                    &format!("Error creating: {e}"),
+                                );
                             }
                         }
                     }
@@ -312,25 +309,19 @@ impl ReplicaSetController {
                                 e.deletes.insert(pod_name.clone());
                                 e.since = Some(Instant::now());
                             }
-                            self.recorder
-                                .record(
-                                    &rs_ref,
-                                    "Normal",
-                                    "SuccessfulDelete",
-                                    &format!("Deleted pod: {pod_name}"),
-                                )
-                                .await;
+                            self.recorder.record(
+                                &rs_ref,
+                                "Normal",
+                                "SuccessfulDelete",
+                                &format!("Deleted pod: {pod_name}"),
+                            );
                         }
-                        Err(e) => {
-                            self.recorder
-                                .record(
-                                    &rs_ref,
-                                    "Warning",
-                                    "FailedDelete",
-                                    &format!("Error deleting: {e}"),
-                                )
-                                .await
-                        }
+                        Err(e) => self.recorder.record(
+                            &rs_ref,
+                            "Warning",
+                            "FailedDelete",
+                            &format!("Error deleting: {e}"),
+                        ),
                     }
                 }
             }

@@ -279,11 +279,8 @@ impl Worker {
             .with_field_path(&format!("spec.{field}{{{name}}}"))
     }
 
-    async fn event(&self, object: &ObjectRef, kind: &str, reason: &str, message: &str) {
-        self.shared
-            .recorder
-            .record(object, kind, reason, message)
-            .await;
+    fn event(&self, object: &ObjectRef, kind: &str, reason: &str, message: &str) {
+        self.shared.recorder.record(object, kind, reason, message);
     }
 
     fn new(shared: Arc<Shared>, inbox: &Inbox) -> Worker {
@@ -446,8 +443,7 @@ impl Worker {
         }
         if let Err(why) = mounted {
             // Nothing starts until every volume is there; the Pod shows ContainerCreating.
-            self.event(&self.object(), "Warning", "FailedMount", &why)
-                .await;
+            self.event(&self.object(), "Warning", "FailedMount", &why);
             let reported = self
                 .pod
                 .status
@@ -594,7 +590,7 @@ impl Worker {
                 });
                 if let Some(why) = kill {
                     let object = self.container_object(&container.name, false);
-                    self.event(&object, "Normal", "Killing", &why).await;
+                    self.event(&object, "Normal", "Killing", &why);
                     let grace = self
                         .pod
                         .spec
@@ -668,7 +664,7 @@ impl Worker {
                     container.name,
                     self.full_name()
                 );
-                self.event(&object, "Warning", "BackOff", &text).await;
+                self.event(&object, "Warning", "BackOff", &text);
             }
             self.wake(b.next);
             return Ok(());
@@ -711,11 +707,9 @@ impl Worker {
             let message = format!(
                 "Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: invalid reference format"
             );
-            self.event(&object, "Warning", "InspectFailed", &message)
-                .await;
+            self.event(&object, "Warning", "InspectFailed", &message);
             self.set_waiting(&container.name, "InvalidImageName", &message);
-            self.event(&object, "Warning", "Failed", "Error: InvalidImageName")
-                .await;
+            self.event(&object, "Warning", "Failed", "Error: InvalidImageName");
             return Ok(());
         }
         let image = super::runtime::with_default_tag(&image);
@@ -735,10 +729,8 @@ impl Worker {
                         != Some("ErrImageNeverPull");
                     self.set_waiting(&container.name, "ErrImageNeverPull", &message);
                     if first {
-                        self.event(&object, "Warning", "ErrImageNeverPull", &message)
-                            .await;
-                        self.event(&object, "Warning", "Failed", "Error: ErrImageNeverPull")
-                            .await;
+                        self.event(&object, "Warning", "ErrImageNeverPull", &message);
+                        self.event(&object, "Warning", "Failed", "Error: ErrImageNeverPull");
                     }
                     return Ok(());
                 }
@@ -759,9 +751,8 @@ impl Worker {
                     != Some("ImagePullBackOff");
                 self.set_waiting(&container.name, "ImagePullBackOff", &message);
                 if first {
-                    self.event(&object, "Normal", "BackOff", &message).await;
-                    self.event(&object, "Warning", "Failed", "Error: ImagePullBackOff")
-                        .await;
+                    self.event(&object, "Normal", "BackOff", &message);
+                    self.event(&object, "Warning", "Failed", "Error: ImagePullBackOff");
                 }
                 self.wake(b.next);
                 return Ok(());
@@ -771,24 +762,22 @@ impl Worker {
                 "Normal",
                 "Pulling",
                 &format!("Pulling image {image:?}"),
-            )
-            .await;
+            );
             let started = std::time::Instant::now();
             match self.pull(&image).await {
                 Ok(_) => {
                     self.pull_backoff.remove(&image);
                     let took = started.elapsed().as_secs_f64();
                     let message = format!("Successfully pulled image {image:?} in {took:.3}s ({took:.3}s including waiting)");
-                    self.event(&object, "Normal", "Pulled", &message).await;
+                    self.event(&object, "Normal", "Pulled", &message);
                 }
                 Err(e) => {
                     let previous = self.pull_backoff.get(&image).copied();
                     let backoff = Backoff::after(previous, Instant::now());
                     self.pull_backoff.insert(image.clone(), backoff);
                     let message = format!("Failed to pull image {image:?}: {e}");
-                    self.event(&object, "Warning", "Failed", &message).await;
-                    self.event(&object, "Warning", "Failed", "Error: ErrImagePull")
-                        .await;
+                    self.event(&object, "Warning", "Failed", &message);
+                    self.event(&object, "Warning", "Failed", "Error: ErrImagePull");
                     self.set_waiting(&container.name, "ErrImagePull", &message);
                     self.wake(backoff.next);
                     return Ok(());
@@ -796,13 +785,12 @@ impl Worker {
             }
         } else {
             let message = format!("Container image {image:?} already present on machine");
-            self.event(&object, "Normal", "Pulled", &message).await;
+            self.event(&object, "Normal", "Pulled", &message);
         }
         let env = match self.environment(container, pod_ip).await {
             Ok(env) => env,
             Err(message) => {
-                self.event(&object, "Warning", "Failed", &format!("Error: {message}"))
-                    .await;
+                self.event(&object, "Warning", "Failed", &format!("Error: {message}"));
                 self.set_waiting(&container.name, "CreateContainerConfigError", &message);
                 self.refused(&container.name);
                 return Ok(());
@@ -815,8 +803,7 @@ impl Worker {
             Ok(id) => id,
             Err(e) => {
                 let message = e.to_string();
-                self.event(&object, "Warning", "Failed", &format!("Error: {message}"))
-                    .await;
+                self.event(&object, "Warning", "Failed", &format!("Error: {message}"));
                 self.set_waiting(&container.name, "CreateContainerError", &message);
                 self.refused(&container.name);
                 return Ok(());
@@ -827,12 +814,10 @@ impl Worker {
             "Normal",
             "Created",
             &format!("Created container {}", container.name),
-        )
-        .await;
+        );
         if let Err(e) = runtime.start(&id).await {
             let message = e.to_string();
-            self.event(&object, "Warning", "Failed", &format!("Error: {message}"))
-                .await;
+            self.event(&object, "Warning", "Failed", &format!("Error: {message}"));
             self.set_waiting(&container.name, "RunContainerError", &message);
             // The next sync sees the failed container and retries it under the back-off.
             self.wake(Instant::now());
@@ -844,8 +829,7 @@ impl Worker {
             "Normal",
             "Started",
             &format!("Started container {}", container.name),
-        )
-        .await;
+        );
         Ok(())
     }
 
@@ -880,8 +864,7 @@ impl Worker {
                 "Warning",
                 "FailedToRetrieveImagePullSecret",
                 &message,
-            )
-            .await;
+            );
         }
         let runtime = &self.shared.runtime;
         let credentials = super::pull_secrets::credentials(image, &secrets);
@@ -1304,8 +1287,7 @@ impl Worker {
                 "Normal",
                 "SandboxChanged",
                 "Pod sandbox changed, it will be killed and re-created.",
-            )
-            .await;
+            );
             self.retire_sandbox_containers(containers).await?;
         }
         let spec = self.pod.spec.clone().unwrap_or_default();
@@ -1349,8 +1331,7 @@ impl Worker {
                     "Warning",
                     "FailedCreatePodSandBox",
                     &message,
-                )
-                .await;
+                );
                 let backoff = Backoff::after(self.sandbox_backoff, Instant::now());
                 self.sandbox_backoff = Some(backoff);
                 self.wake(backoff.next);
@@ -1586,8 +1567,7 @@ impl Worker {
                 "Normal",
                 "Killing",
                 &format!("Stopping container {name}"),
-            )
-            .await;
+            );
             let runtime = runtime.clone();
             let id = c.id.clone();
             stops.spawn(async move { runtime.stop(&id, Duration::from_secs(grace)).await });

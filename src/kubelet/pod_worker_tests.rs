@@ -58,6 +58,14 @@ async fn rig() -> Rig {
     }
 }
 
+impl Rig {
+    /// The reasons of the Events written so far, once the recorder's queue is written.
+    async fn event_reasons(&self) -> Vec<String> {
+        self.shared.recorder.flush().await;
+        self.api.event_reasons()
+    }
+}
+
 fn pod(name: &str, image: &str) -> Pod {
     let mut pod = Pod::default();
     pod.metadata.name = Some(name.into());
@@ -198,7 +206,7 @@ async fn a_changed_image_replaces_exactly_that_container() {
     let status = rig.api.pod("default", "web").unwrap().status.unwrap();
     let c = &status.container_statuses.unwrap()[0];
     assert_eq!(c.restart_count, 1);
-    assert!(rig.api.event_reasons().iter().any(|r| r == "Killing"));
+    assert!(rig.event_reasons().await.iter().any(|r| r == "Killing"));
 
     // And it stays replaced.
     worker.sync().await.unwrap();
@@ -269,8 +277,8 @@ async fn a_container_that_cannot_start_crash_loops_with_a_doubling_back_off() {
     }
     assert_eq!(delays, [10, 20, 40, 80, 160, 300, 300]);
     assert_eq!(
-        rig.api
-            .event_reasons()
+        rig.event_reasons()
+            .await
             .iter()
             .filter(|r| *r == "BackOff")
             .count(),

@@ -268,8 +268,7 @@ async fn run(ctx: ProbeContext, kind: Kind, probe: Probe, target: Target) {
                     successes = 0;
                     let message = format!("{} probe failed: {why}", kind.word());
                     ctx.recorder
-                        .record(&object, "Warning", "Unhealthy", &message)
-                        .await;
+                        .record(&object, "Warning", "Unhealthy", &message);
                 }
             }
             let changed = {

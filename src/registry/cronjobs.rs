@@ -271,20 +271,12 @@ impl TypedStrategy for CronJobStrategy {
     /// generation.
     fn prepare_for_update(&self, new: &mut CronJob, old: &CronJob) {
         self.apply_scheme_defaults(new);
-        new.status.clone_from(&old.status);
-        let generation = old.metadata.generation.unwrap_or(0);
-        new.metadata.generation = Some(generation + i64::from(new.spec != old.spec));
+        workloads::prepare_update(new, old, false);
     }
 
     /// Writes through `status` change the status only.
     fn prepare_for_status_update(&self, new: &mut CronJob, old: &CronJob) {
-        let status = new.status.take();
-        let rv = new.metadata.resource_version.take();
-        new.clone_from(old);
-        new.status = status;
-        if rv.is_some() {
-            new.metadata.resource_version = rv;
-        }
+        workloads::prepare_status_update(new, old);
     }
 
     /// `ValidateCronJobUpdate`: the spec as on create, against the stored one; the name's

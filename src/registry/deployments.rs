@@ -310,25 +310,17 @@ impl TypedStrategy for DeploymentStrategy {
     /// annotations (which the controller copies onto ReplicaSets) is a new generation.
     fn prepare_for_update(&self, new: &mut Deployment, old: &Deployment) {
         self.apply_scheme_defaults(new);
-        new.status.clone_from(&old.status);
-        let generation = old.metadata.generation.unwrap_or(0);
-        let changed = new.spec != old.spec || new.metadata.annotations != old.metadata.annotations;
-        new.metadata.generation = Some(generation + i64::from(changed));
+        let annotations_changed = new.metadata.annotations != old.metadata.annotations;
+        workloads::prepare_update(new, old, annotations_changed);
     }
 
     /// Writes through `status` change the status and the annotations: upstream's status
     /// strategy resets only the spec and the labels, and the Deployment controller records
     /// `deployment.kubernetes.io/revision` with its status write.
     fn prepare_for_status_update(&self, new: &mut Deployment, old: &Deployment) {
-        let status = new.status.take();
         let annotations = new.metadata.annotations.take();
-        let rv = new.metadata.resource_version.take();
-        new.clone_from(old);
-        new.status = status;
+        workloads::prepare_status_update(new, old);
         new.metadata.annotations = annotations;
-        if rv.is_some() {
-            new.metadata.resource_version = rv;
-        }
     }
 
     /// `ValidateDeploymentUpdate`: the spec as on create, and the selector is immutable in

@@ -406,20 +406,12 @@ impl TypedStrategy for JobStrategy {
     /// generation.
     fn prepare_for_update(&self, new: &mut Job, old: &Job) {
         self.apply_scheme_defaults(new);
-        new.status.clone_from(&old.status);
-        let generation = old.metadata.generation.unwrap_or(0);
-        new.metadata.generation = Some(generation + i64::from(new.spec != old.spec));
+        workloads::prepare_update(new, old, false);
     }
 
     /// Writes through `status` change the status only.
     fn prepare_for_status_update(&self, new: &mut Job, old: &Job) {
-        let status = new.status.take();
-        let rv = new.metadata.resource_version.take();
-        new.clone_from(old);
-        new.status = status;
-        if rv.is_some() {
-            new.metadata.resource_version = rv;
-        }
+        workloads::prepare_status_update(new, old);
     }
 
     /// `ValidateJobUpdate`: the spec as on create; the selector, the template, completions

@@ -213,24 +213,12 @@ impl TypedStrategy for ReplicaSetStrategy {
     /// generation.
     fn prepare_for_update(&self, new: &mut ReplicaSet, old: &ReplicaSet) {
         self.apply_scheme_defaults(new);
-        new.status.clone_from(&old.status);
-        let generation = old.metadata.generation.unwrap_or(0);
-        new.metadata.generation = Some(if new.spec == old.spec {
-            generation
-        } else {
-            generation + 1
-        });
+        workloads::prepare_update(new, old, false);
     }
 
     /// Writes through `status` change only the status.
     fn prepare_for_status_update(&self, new: &mut ReplicaSet, old: &ReplicaSet) {
-        let status = new.status.take();
-        let rv = new.metadata.resource_version.take();
-        new.clone_from(old);
-        new.status = status;
-        if rv.is_some() {
-            new.metadata.resource_version = rv;
-        }
+        workloads::prepare_status_update(new, old);
     }
 
     /// `ValidateReplicaSetUpdate`: the spec as on create, and the selector is immutable in

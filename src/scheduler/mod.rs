@@ -44,7 +44,8 @@ pub enum SchedulerError {
 /// How many Pods are placed between two looks at the watches.
 const BATCH: usize = 100;
 
-/// How many bindings and status or event writes the scheduler has in flight at most. The API
+/// How many bindings and status writes the scheduler has in flight at most (events have their
+/// recorder's queue and writer). The API
 /// server answers 429 past `--max-mutating-requests-inflight` (200), and a client told so
 /// backs off for seconds: ten thousand Pods placed at once must queue here instead (upstream's
 /// scheduler is held back by its client's QPS limit the same way).
@@ -462,9 +463,7 @@ fn schedule_one(state: &mut State, id: &str, writes: &Writes, rng: &mut impl ran
                 let result = bind(&client, &namespace, &name, &uid, &node).await;
                 if result.is_ok() {
                     let message = format!("Successfully assigned {namespace}/{name} to {node}");
-                    recorder
-                        .record(&object, "Normal", "Scheduled", &message)
-                        .await;
+                    recorder.record(&object, "Normal", "Scheduled", &message);
                 }
                 let _ = bound_tx.send(BindOutcome { uid, result }).await;
             });
@@ -479,18 +478,17 @@ fn schedule_one(state: &mut State, id: &str, writes: &Writes, rng: &mut impl ran
                 .and_then(|s| s.conditions.as_ref())
                 .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"))
                 .is_some_and(|c| c.status == "False" && c.message.as_deref() == Some(&message));
-            let client = writes.client.clone();
-            let recorder = writes.recorder.clone();
-            writes.spawn(async move {
-                recorder
-                    .record(&object, "Warning", "FailedScheduling", &event_message)
-                    .await;
-                if !already {
+            writes
+                .recorder
+                .record(&object, "Warning", "FailedScheduling", &event_message);
+            if !already {
+                let client = writes.client.clone();
+                writes.spawn(async move {
                     if let Err(e) = mark_unschedulable(&client, &namespace, &name, &message).await {
                         tracing::debug!(pod = %name, error = %e, "cannot update PodScheduled");
                     }
-                }
-            });
+                });
+            }
         }
     }
 }
