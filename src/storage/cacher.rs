@@ -128,15 +128,14 @@ impl State {
         match event.kind {
             EventType::Deleted => {
                 let previous = self.objects.remove(&event.key);
-                if event.prev.is_some() && previous.is_some() {
-                    event.prev = previous;
-                }
+                event.prev = previous.or(event.prev.take());
             }
-            EventType::Added | EventType::Modified => {
+            EventType::Added => {
+                self.objects.insert(event.key.clone(), event.object.clone());
+            }
+            EventType::Modified => {
                 let previous = self.objects.insert(event.key.clone(), event.object.clone());
-                if event.prev.is_some() && previous.is_some() {
-                    event.prev = previous;
-                }
+                event.prev = previous.or(event.prev.take());
             }
         }
         self.rev = self.rev.max(event.rev);
@@ -385,7 +384,7 @@ impl Feed {
         loop {
             let from = *self.observed.borrow();
             let stream = tokio::select! {
-                s = self.inner.watch(&self.root, from) => s,
+                s = self.inner.watch_changes(&self.root, from) => s,
                 () = shutdown.cancelled() => return,
             };
             match stream {

@@ -518,6 +518,23 @@ impl Storage for EtcdStorage {
     }
 
     async fn watch(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError> {
+        self.watch_decoding(prefix, after, true).await
+    }
+
+    async fn watch_changes(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError> {
+        self.watch_decoding(prefix, after, false).await
+    }
+}
+
+impl EtcdStorage {
+    /// An etcd watch of `prefix`; a modification's previous state is decoded only when
+    /// `with_prev` (a delete's always is: it is the deleted object's last state).
+    async fn watch_decoding(
+        &self,
+        prefix: &str,
+        after: i64,
+        with_prev: bool,
+    ) -> Result<WatchStream, StorageError> {
         let mut client = self.watcher.clone();
         let options = WatchOptions::new()
             .with_prefix()
@@ -559,7 +576,7 @@ impl Storage for EtcdStorage {
                     return;
                 }
                 for event in resp.events() {
-                    let item = convert_event(event, &encryption);
+                    let item = convert_event(event, &encryption, with_prev);
                     if tx.send(item.map(Arc::new)).await.is_err() {
                         return;
                     }
@@ -570,22 +587,24 @@ impl Storage for EtcdStorage {
     }
 }
 
-/// Converts an etcd watch event into a storage event.
+/// Converts an etcd watch event into a storage event; a modification's previous state is
+/// decoded only if `with_prev`.
 pub(super) fn convert_event(
     event: &etcd_client::Event,
     encryption: &Encryption,
+    with_prev: bool,
 ) -> Result<StorageEvent, StorageError> {
     let kv = event.kv().ok_or_else(|| StorageError::Corrupt {
         key: String::new(),
         reason: "watch event without a key".into(),
     })?;
     let rev = kv.mod_revision();
-    let prev = event
-        .prev_kv()
-        .map(|kv| decode(kv, encryption))
-        .transpose()?;
     match event.event_type() {
         EtcdEventType::Put => {
+            let prev = match event.prev_kv() {
+                Some(kv) if with_prev => Some(decode(kv, encryption)?),
+                _ => None,
+            };
             let current = decode(kv, encryption)?;
             let kind = if kv.create_revision() == kv.mod_revision() {
                 EventType::Added
@@ -607,11 +626,12 @@ pub(super) fn convert_event(
                 reason: "delete event without its previous value".into(),
             })?;
             let gone = decode_at(last, rev, encryption)?;
+            let prev = Some(gone.object.clone());
             Ok(StorageEvent::new(
                 EventType::Deleted,
                 gone.key,
                 gone.object,
-                prev.map(|p| p.object),
+                prev,
                 rev,
             ))
         }

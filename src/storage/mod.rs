@@ -218,6 +218,13 @@ pub trait Storage: Send + Sync {
     /// Streams every change under `prefix` after revision `after`.
     async fn watch(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError>;
 
+    /// As [`Storage::watch`], for a watcher that keeps every object itself (the watch cache):
+    /// a modification need not carry its previous state, which such a watcher already holds,
+    /// and a store may leave it out rather than decode it.
+    async fn watch_changes(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError> {
+        self.watch(prefix, after).await
+    }
+
     /// The store's current revision: a consistent read must see every write up to it.
     async fn current_revision(&self) -> Result<i64, StorageError>;
 }
