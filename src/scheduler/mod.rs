@@ -175,12 +175,15 @@ impl State {
             }
             Some(Change::Applied(node)) => {
                 let name = node.metadata.name.clone().unwrap_or_default();
-                // A known node changes in place (its Pods' accounting stays); a new one is
-                // added after the others, with whatever Pods are already bound to it.
+                // A known node changes in place (its Pods' accounting stays). A new one needs
+                // the Pods already bound to it, which only a pass over every Pod finds: the
+                // snapshot is rebuilt once before the next placement, however many nodes
+                // appeared meanwhile (a pass per node was 10 million steps for 1,000 nodes
+                // and 10,000 Pods).
                 if !self.stale {
                     match self.index.get(&name) {
                         Some(i) => self.infos[*i].set_node(node.clone()),
-                        None => self.add_node_info(node.clone()),
+                        None => self.stale = true,
                     }
                 }
                 let wakes = may_make_room(self.nodes.get(&name), &node);
@@ -275,19 +278,6 @@ impl State {
         if let Some(i) = self.index.get(&node) {
             self.infos[*i].add_pod(pod);
         }
-    }
-
-    /// Accounts a node that just appeared, and the Pods already placed on it.
-    fn add_node_info(&mut self, node: Node) {
-        let mut info = NodeInfo::new(node);
-        for (id, pod) in &self.pods {
-            let on = self.assumed.get(id).map_or(node_of(pod), String::as_str);
-            if on == info.name() {
-                info.add_pod(pod);
-            }
-        }
-        self.index.insert(info.name().to_string(), self.infos.len());
-        self.infos.push(info);
     }
 
     fn rebuild(&mut self) {
