@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::api::{ensure_namespace, first_resource_version, json_body};
-use super::load::{Api, WatchLines};
+use super::load::{Api, LoadError, WatchLines};
 use super::measure::{concurrently, rss_bytes, Latencies, Run};
 use super::report::{Report, Row};
 use super::{BenchError, Components, Sizes, IMAGE};
@@ -69,13 +69,26 @@ pub async fn node_names(api: &Api) -> Result<Vec<String>, BenchError> {
 /// Deletes every Pod of `namespace` at once and waits until the list is empty.
 pub async fn delete_all(api: &Api, namespace: &str) -> Result<(), BenchError> {
     let path = format!("/api/v1/namespaces/{namespace}/pods");
-    api.call(
-        Method::DELETE,
-        &format!("{path}?gracePeriodSeconds=0"),
-        None,
-    )
-    .await?;
     let deadline = Instant::now() + Duration::from_secs(300);
+    // A collection too large to delete within the server's request timeout is answered 504
+    // with part of it deleted: the next call deletes the rest.
+    loop {
+        let deleted = api
+            .call(
+                Method::DELETE,
+                &format!("{path}?gracePeriodSeconds=0"),
+                None,
+            )
+            .await;
+        match deleted {
+            Err(LoadError::Status { status, .. })
+                if status == http::StatusCode::GATEWAY_TIMEOUT && Instant::now() < deadline => {}
+            other => {
+                other?;
+                break;
+            }
+        }
+    }
     loop {
         let list: Value = serde_json::from_slice(&api.call(Method::GET, &path, None).await?)?;
         if list["items"].as_array().is_none_or(Vec::is_empty) {
