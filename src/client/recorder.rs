@@ -210,3 +210,30 @@ impl Writer {
         self.seen.insert(key, (name, count));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubelet::fake_api::FakeApi;
+
+    // A current-thread runtime runs the writer only when the test awaits, so every event
+    // recorded before the first await finds the queue as the burst left it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_burst_past_the_queue_is_dropped_and_the_queue_is_written_in_order() {
+        let api = FakeApi::start().await;
+        let recorder = EventRecorder::new(api.client(), "test", "");
+        let pod = ObjectRef::pod("default", "web", "uid-1");
+        for i in 0..QUEUED_EVENTS + 50 {
+            recorder.record(&pod, "Normal", &format!("R{i}"), "burst");
+        }
+        recorder.flush().await;
+        let written = api.event_reasons();
+        let queued: Vec<String> = (0..QUEUED_EVENTS).map(|i| format!("R{i}")).collect();
+        assert_eq!(written, queued, "the first {QUEUED_EVENTS} are written, the rest dropped");
+
+        // Once written, the queue takes events again.
+        recorder.record(&pod, "Normal", "After", "burst over");
+        recorder.flush().await;
+        assert_eq!(api.event_reasons().last().map(String::as_str), Some("After"));
+    }
+}

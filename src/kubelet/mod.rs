@@ -13,7 +13,7 @@ pub mod docker;
 pub mod env;
 pub mod fake;
 #[cfg(test)]
-mod fake_api;
+pub(crate) mod fake_api;
 pub mod labels;
 mod logs;
 mod mailbox;

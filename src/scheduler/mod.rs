@@ -45,10 +45,10 @@ pub enum SchedulerError {
 const BATCH: usize = 100;
 
 /// How many bindings and status writes the scheduler has in flight at most (events have their
-/// recorder's queue and writer). The API
-/// server answers 429 past `--max-mutating-requests-inflight` (200), and a client told so
-/// backs off for seconds: ten thousand Pods placed at once must queue here instead (upstream's
-/// scheduler is held back by its client's QPS limit the same way).
+/// recorder's queue and writer). The API server answers 429 past
+/// `--max-mutating-requests-inflight` (200), and a client told so backs off for seconds: ten
+/// thousand Pods placed at once must queue here instead (upstream's scheduler is held back by
+/// its client's QPS limit the same way).
 const WRITES_IN_FLIGHT: usize = 64;
 
 /// What the scheduler sends to the API server, and where the answers go.
