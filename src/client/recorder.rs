@@ -229,11 +229,17 @@ mod tests {
         recorder.flush().await;
         let written = api.event_reasons();
         let queued: Vec<String> = (0..QUEUED_EVENTS).map(|i| format!("R{i}")).collect();
-        assert_eq!(written, queued, "the first {QUEUED_EVENTS} are written, the rest dropped");
+        assert_eq!(
+            written, queued,
+            "the first {QUEUED_EVENTS} are written, the rest dropped"
+        );
 
         // Once written, the queue takes events again.
         recorder.record(&pod, "Normal", "After", "burst over");
         recorder.flush().await;
-        assert_eq!(api.event_reasons().last().map(String::as_str), Some("After"));
+        assert_eq!(
+            api.event_reasons().last().map(String::as_str),
+            Some("After")
+        );
     }
 }

@@ -156,6 +156,11 @@ pub enum WatchEvent {
     Error(ApiError),
 }
 
+/// The resources with no watch cache: their reads and watches go to etcd (upstream's
+/// `DefaultWatchCacheSizes`, which gives Events none: they are many, written once, rarely read
+/// and kept an hour, so caching them costs memory and buys nothing).
+const UNCACHED: &[(&str, &str)] = &[("", "events")];
+
 /// Every store of the server, by (group, plural).
 pub struct Registry {
     stores: Vec<Arc<Store>>,
@@ -173,7 +178,11 @@ impl Registry {
     ) -> Result<Registry, StorageError> {
         let prefixes = strategies
             .iter()
-            .map(|s| storage::list_prefix(prefix, s.info().plural, ""))
+            .map(|s| {
+                let info = s.info();
+                let cached = !UNCACHED.contains(&(info.group, info.plural));
+                (storage::list_prefix(prefix, info.plural, ""), cached)
+            })
             .collect();
         let root = format!("{}/", prefix.trim_end_matches('/'));
         let caches =
@@ -586,21 +595,22 @@ impl Store {
             .map(|token| ContinueToken::decode(token, &self.prefix, &prefix))
             .transpose()?;
         let consistent = continued.is_none() && options.exact.is_none() && !options.any_version;
-        let from_cache = match options.not_older_than {
-            _ if !consistent => continued.is_none() && options.exact.is_none(),
-            Some(rv) => rv <= self.storage.revision(),
-            // A consistent read (no resourceVersion): from the cache once it has caught up
-            // with etcd's current revision, so it sees every write acknowledged before it
-            // (upstream's ConsistentListFromCache, without etcd's progress requests).
-            None => {
-                let rev = self
-                    .storage
-                    .current_revision()
-                    .await
-                    .map_err(|e| storage_error(self.gr(), "", e))?;
-                self.storage.fresh_at(rev, storage::FRESH_WAIT).await
-            }
-        };
+        let from_cache = self.storage.caching()
+            && match options.not_older_than {
+                _ if !consistent => continued.is_none() && options.exact.is_none(),
+                Some(rv) => rv <= self.storage.revision(),
+                // A consistent read (no resourceVersion): from the cache once it has caught up
+                // with etcd's current revision, so it sees every write acknowledged before it
+                // (upstream's ConsistentListFromCache, without etcd's progress requests).
+                None => {
+                    let rev = self
+                        .storage
+                        .current_revision()
+                        .await
+                        .map_err(|e| storage_error(self.gr(), "", e))?;
+                    self.storage.fresh_at(rev, storage::FRESH_WAIT).await
+                }
+            };
         if from_cache {
             let (items, rev) = self.storage.list_cached(&prefix);
             return Ok(self.limit_cached(items, rev, options));
@@ -726,7 +736,11 @@ impl Store {
         let from_scratch =
             options.send_initial_events || options.resource_version.unwrap_or(0) == 0;
         let stream = if from_scratch {
-            let (items, rev, stream) = self.storage.snapshot_and_watch(&prefix);
+            let (items, rev, stream) = self
+                .storage
+                .list_and_watch(&prefix)
+                .await
+                .map_err(|e| storage_error(self.gr(), "", e))?;
             for stored in items {
                 if self.matches(
                     &stored.object,

@@ -13,18 +13,23 @@
 //! with; a write outside the root (nothing of rkube's) sends the read to etcd instead.
 //!
 //! The history is bounded twice: at most [`HISTORY`] events and at most `history_bytes` (an
-//! estimate of the events' size, objects and their shared JSON encodings together;
-//! `--watch-cache-history-mib`, [`DEFAULT_HISTORY_MIB`] MiB per resource by default), so a few
-//! large objects updated often cannot make it grow without bound. A modification shares its
+//! estimate of the memory the events hold: each decoded object as its maps and strings take
+//! it, several times its JSON, and its two shared encodings; `--watch-cache-history-mib`,
+//! [`DEFAULT_HISTORY_MIB`] MiB per resource by default), so neither a few large objects
+//! updated often nor a burst of ordinary ones can make it grow without bound. A modification shares its
 //! previous state with the cached object instead of keeping a copy. A watch from a
 //! resourceVersion older than the history is answered as upstream's `watch_cache.go` does: one
 //! `ERROR` event, 410 `too old resource version: <requested> (<oldest available>)`, where the
 //! bracketed number is the oldest resourceVersion a watch can still start from.
 //!
+//! A resource may also go uncached (upstream's `--watch-cache-sizes=<resource>#0`, the default
+//! for Events): its reads and watches then all go to etcd, and it holds no memory here.
+//!
 //! Architecture invariant: a slow watcher never blocks the others. Each gets a bounded buffer;
 //! when it fills, the watcher is ended with 410 Expired and must relist (`slow_watcher_...` test).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::mem::size_of;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -56,7 +61,7 @@ struct Slot {
     tx: mpsc::Sender<WatchItem>,
 }
 
-/// An estimate of the memory a JSON value holds, close to its serialized size.
+/// An estimate of a JSON value's compact serialized size.
 fn approx_size(value: &Value) -> usize {
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) => 8,
@@ -71,15 +76,46 @@ fn approx_size(value: &Value) -> usize {
     }
 }
 
+/// What a JSON value takes in memory: its own node and everything it holds on the heap.
+/// serde_json's maps (with `preserve_order`) keep their entries (hash, key, value) in a vector
+/// that grows with a table of indices (a power of two of buckets, at most 7/8 full, each an
+/// index and a control byte). A decoded Pod or Event takes 7 to 11 times its compact JSON
+/// (measured with a counting allocator; this estimate is within 5 % of it).
+fn value_size(value: &Value) -> usize {
+    size_of::<Value>() + heap_size(value)
+}
+
+fn heap_size(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+        Value::String(s) => s.capacity(),
+        Value::Array(items) => {
+            items.capacity() * size_of::<Value>() + items.iter().map(heap_size).sum::<usize>()
+        }
+        Value::Object(map) if map.is_empty() => 0,
+        Value::Object(map) => {
+            let buckets = (map.len() * 8 / 7 + 1).next_power_of_two().max(4);
+            let entries = (buckets * 7 / 8).max(map.len());
+            let entry = size_of::<u64>() + size_of::<String>() + size_of::<Value>();
+            entries * entry
+                + buckets * (size_of::<usize>() + 1)
+                + map
+                    .iter()
+                    .map(|(k, v)| k.capacity() + heap_size(v))
+                    .sum::<usize>()
+        }
+    }
+}
+
 fn event_size(event: &StorageEvent) -> usize {
     // `prev` is shared with the object cached before (or with an earlier event), so only the
-    // new state counts, three times: once as a value, once as the JSON its first watcher
-    // encodes and every other shares (`StorageEvent::object_json`), and once as the protobuf
-    // its first protobuf watcher encodes (`StorageEvent::object_encoded`; field tags and
-    // lengths take no more room than JSON's quoted names and punctuation, so the JSON's size
-    // bounds it). Both encodings are made lazily, after the event was counted, so they are
-    // counted up front whether or not they are ever made.
-    event.key.len() + 3 * approx_size(&event.object)
+    // new state counts: once as a value, once as the JSON its first watcher encodes and every
+    // other shares (`StorageEvent::object_json`), and once as the protobuf its first protobuf
+    // watcher encodes (`StorageEvent::object_encoded`; field tags and lengths take no more room
+    // than JSON's quoted names and punctuation, so the JSON's size bounds it). Both encodings
+    // are made lazily, after the event was counted, so they are counted up front whether or
+    // not they are ever made.
+    event.key.len() + value_size(&event.object) + 2 * approx_size(&event.object)
 }
 
 #[derive(Default)]
@@ -208,6 +244,8 @@ impl State {
 pub struct Cacher {
     inner: Arc<dyn Storage>,
     prefix: String,
+    /// False for a resource with no watch cache: every read and watch goes to `inner`.
+    caching: bool,
     state: Mutex<State>,
     /// The revision of the last change the shared watch has applied, to whichever cache it
     /// belonged: every cache is current at least up to it.
@@ -219,24 +257,26 @@ pub struct Cacher {
 pub const FRESH_WAIT: Duration = Duration::from_millis(50);
 
 impl Cacher {
-    /// Lists each of `prefixes` from etcd into a cache of its own, then keeps every cache
-    /// current from ONE etcd watch of `root` (the prefix they all share) until `shutdown`.
-    /// Changes reach the caches in etcd's order, so once the watch has delivered revision R
-    /// every cache holds exactly etcd's state at R (see [`Cacher::fresh_at`]).
+    /// Lists each of `prefixes` that is cached (`true` beside it) from etcd into a cache of
+    /// its own, then keeps every cache current from ONE etcd watch of `root` (the prefix they
+    /// all share) until `shutdown`. Changes reach the caches in etcd's order, so once the
+    /// watch has delivered revision R every cache holds exactly etcd's state at R (see
+    /// [`Cacher::fresh_at`]). An uncached prefix gets a `Cacher` that passes everything on.
     pub async fn start_all(
         inner: Arc<dyn Storage>,
         root: String,
-        prefixes: Vec<String>,
+        prefixes: Vec<(String, bool)>,
         history_bytes: usize,
         tracker: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Vec<Arc<Cacher>>, StorageError> {
         let (observed_tx, observed) = watch::channel(0);
         let mut cachers = Vec::with_capacity(prefixes.len());
-        for prefix in prefixes {
+        for (prefix, caching) in prefixes {
             let cacher = Arc::new(Cacher {
                 inner: inner.clone(),
                 prefix,
+                caching,
                 state: Mutex::new(State {
                     buffer: WATCHER_BUFFER,
                     history_bytes,
@@ -244,19 +284,28 @@ impl Cacher {
                 }),
                 observed: observed.clone(),
             });
-            cacher.relist().await?;
+            if caching {
+                cacher.relist().await?;
+            }
             cachers.push(cacher);
         }
-        let from = cachers.iter().map(|c| c.lock().rev).min().unwrap_or(0);
+        let (fed, unfed): (Vec<_>, Vec<_>) = cachers.iter().cloned().partition(|c| c.caching);
+        let from = fed.iter().map(|c| c.lock().rev).min().unwrap_or(0);
         observed_tx.send_replace(from);
         let feed = Feed {
             inner,
             root,
-            cachers: cachers.clone(),
+            cachers: fed,
+            uncached: unfed.iter().map(|c| c.prefix.clone()).collect(),
             observed: observed_tx,
         };
         tracker.spawn(async move { feed.run(shutdown).await });
         Ok(cachers)
+    }
+
+    /// Whether this resource has a watch cache: when not, reads must go to storage.
+    pub fn caching(&self) -> bool {
+        self.caching
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -282,6 +331,9 @@ impl Cacher {
     /// waiting up to `wait` for the shared watch to get there. False when it did not: the
     /// read must then go to etcd (e.g. the last write was to a key outside the caches' root).
     pub async fn fresh_at(&self, rev: i64, wait: Duration) -> bool {
+        if !self.caching {
+            return false;
+        }
         if self.revision() >= rev {
             return true;
         }
@@ -300,13 +352,22 @@ impl Cacher {
         (state, rev)
     }
 
-    /// The cached objects under `prefix` and the revision they are current at, plus a watch
-    /// of every later change: the two are taken atomically, so nothing falls between them.
-    pub fn snapshot_and_watch(&self, prefix: &str) -> (Vec<Stored>, i64, WatchStream) {
+    /// The objects under `prefix` and the revision they are current at, plus a watch of every
+    /// later change: nothing falls between the two. From the cache, taken atomically; without
+    /// one, a list from storage and a watch from its revision (upstream's etcd watcher).
+    pub async fn list_and_watch(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<Stored>, i64, WatchStream), StorageError> {
+        if !self.caching {
+            let (items, rev) = self.inner.list(prefix).await?;
+            let stream = self.inner.watch(prefix, rev).await?;
+            return Ok((items, rev, stream));
+        }
         let (mut state, rev) = self.current();
         let items = Self::snapshot(&state, prefix);
         let rx = state.register(prefix, rev, 0);
-        (items, rev, rx)
+        Ok((items, rev, rx))
     }
 
     /// The cached objects under `prefix` ("any" freshness, as resourceVersion=0 asks for).
@@ -374,6 +435,8 @@ struct Feed {
     inner: Arc<dyn Storage>,
     root: String,
     cachers: Vec<Arc<Cacher>>,
+    /// The prefixes under the root with no cache: followed for their revisions only.
+    uncached: Vec<String>,
     observed: watch::Sender<i64>,
 }
 
@@ -384,7 +447,7 @@ impl Feed {
         loop {
             let from = *self.observed.borrow();
             let stream = tokio::select! {
-                s = self.inner.watch_changes(&self.root, from) => s,
+                s = self.inner.watch_changes(&self.root, from, &self.uncached) => s,
                 () = shutdown.cancelled() => return,
             };
             match stream {
@@ -503,6 +566,9 @@ impl Storage for Cacher {
     /// A watch from `after`, served from the history; when the history no longer reaches back
     /// that far, a stream holding only the 410 (an `ERROR` event on the wire, as upstream).
     async fn watch(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError> {
+        if !self.caching {
+            return self.inner.watch(prefix, after).await;
+        }
         let mut state = self.lock();
         if let Some(stream) = state.watch_from(prefix, after) {
             return Ok(stream);
@@ -565,6 +631,36 @@ mod tests {
     }
 
     #[test]
+    fn a_decoded_object_counts_at_what_its_maps_and_strings_take_not_its_json() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "default", "uid": "0d6c1e2a",
+                "labels": {"app": "web", "tier": "front"}, "resourceVersion": "12"},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox:1",
+                "command": ["sleep", "3600"], "resources": {}}]},
+            "status": {"phase": "Pending", "qosClass": "BestEffort"}});
+        let json = serde_json::to_vec(&pod).expect("serializes").len();
+        let value = value_size(&pod);
+        // Every map holds at least one (hash, key, value) entry per field and a table of
+        // indices: far more than the field's bytes in JSON.
+        let fields = 20;
+        let floor = fields * (size_of::<u64>() + size_of::<String>() + size_of::<Value>());
+        assert!(value >= floor, "{value} < {floor}");
+        assert!(value > 4 * json, "{value} vs {json} bytes of JSON");
+        // An event counts the value once and its two encodings beside it.
+        let event = StorageEvent::new(
+            EventType::Added,
+            "/r/pods/a/web".into(),
+            Arc::new(pod),
+            None,
+            1,
+        );
+        assert_eq!(
+            event_size(&event),
+            "/r/pods/a/web".len() + value + 2 * approx_size(&event.object)
+        );
+    }
+
+    #[test]
     fn history_bound_holds_with_every_event_encoded() {
         let mut state = state(10);
         state.history_bytes = 10 << 20;
@@ -581,7 +677,7 @@ mod tests {
                 let encoded = e
                     .object_encoded(|_| Some(Bytes::from(vec![0; json])))
                     .map_or(0, Bytes::len);
-                e.key.len() + approx_size(&e.object) + json + encoded
+                e.key.len() + value_size(&e.object) + json + encoded
             })
             .sum();
         assert!(
@@ -736,6 +832,7 @@ mod tests {
             inner: storage.clone(),
             root: "/r/".into(),
             cachers: caches.clone(),
+            uncached: Vec::new(),
             observed,
         };
         feed.apply(Arc::new(event(7, "/r/a/1")));
@@ -759,7 +856,7 @@ mod tests {
         Cacher::start_all(
             storage.clone(),
             "/r/".into(),
-            vec!["/r/a/".into(), "/r/b/".into()],
+            vec![("/r/a/".into(), true), ("/r/b/".into(), true)],
             usize::MAX,
             &tracker,
             CancellationToken::new(),
@@ -807,6 +904,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_uncached_resource_holds_nothing_and_is_read_and_watched_from_storage() {
+        let storage = MemoryStorage::new();
+        storage
+            .create("/r/e/old", json!({"metadata": {"name": "old"}}), None)
+            .await
+            .expect("create");
+        let caches = Cacher::start_all(
+            storage.clone(),
+            "/r/".into(),
+            vec![("/r/a/".into(), true), ("/r/e/".into(), false)],
+            usize::MAX,
+            &TaskTracker::new(),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("caches start");
+        let (cached, uncached) = (&caches[0], &caches[1]);
+        assert!(cached.caching() && !uncached.caching());
+        let (items, rev, mut stream) = uncached.list_and_watch("/r/e/").await.expect("list");
+        assert_eq!(items.len(), 1, "the list comes from storage");
+        let written = storage
+            .create("/r/e/new", json!({"metadata": {"name": "new"}}), None)
+            .await
+            .expect("create")
+            .rev;
+        let event = stream.recv().await.expect("an event").expect("a change");
+        assert_eq!((event.key.as_str(), event.rev), ("/r/e/new", written));
+        assert!(event.rev > rev);
+        // Nothing of it is kept, and a consistent read of it is never claimed from memory...
+        assert!(uncached.cached("/r/e/new").is_none());
+        assert!(!uncached.fresh_at(written, Duration::from_millis(20)).await);
+        // ...while the caches still follow its revisions: a write of it is no reason for a
+        // cached resource's consistent read to go to storage.
+        assert!(cached.fresh_at(written, Duration::from_secs(5)).await);
+        let mut resumed = uncached.watch("/r/e/", rev).await.expect("watch");
+        let again = resumed.recv().await.expect("an event").expect("a change");
+        assert_eq!(
+            again.rev, written,
+            "a watch from a revision is storage's own"
+        );
+    }
+
+    #[tokio::test]
     async fn a_watch_from_a_shared_revision_misses_nothing_after_it() {
         let storage = MemoryStorage::new();
         let caches = start(&storage).await;
@@ -816,7 +956,10 @@ mod tests {
             .expect("create");
         let now = storage.current_revision().await.expect("revision");
         assert!(caches[0].fresh_at(now, Duration::from_secs(5)).await);
-        let (items, rev, mut stream) = caches[0].snapshot_and_watch("/r/a/");
+        let (items, rev, mut stream) = caches[0]
+            .list_and_watch("/r/a/")
+            .await
+            .expect("a list and a watch");
         assert!(items.is_empty());
         assert_eq!(rev, now);
         let created = storage

@@ -518,22 +518,30 @@ impl Storage for EtcdStorage {
     }
 
     async fn watch(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError> {
-        self.watch_decoding(prefix, after, true).await
+        self.watch_decoding(prefix, after, true, Arc::from([]))
+            .await
     }
 
-    async fn watch_changes(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError> {
-        self.watch_decoding(prefix, after, false).await
+    async fn watch_changes(
+        &self,
+        prefix: &str,
+        after: i64,
+        skip: &[String],
+    ) -> Result<WatchStream, StorageError> {
+        self.watch_decoding(prefix, after, false, skip.into()).await
     }
 }
 
 impl EtcdStorage {
     /// An etcd watch of `prefix`; a modification's previous state is decoded only when
-    /// `with_prev` (a delete's always is: it is the deleted object's last state).
+    /// `with_prev` (a delete's always is: it is the deleted object's last state), and a change
+    /// under one of `skip` not at all: it comes with its key, its revision and a `Null` object.
     async fn watch_decoding(
         &self,
         prefix: &str,
         after: i64,
         with_prev: bool,
+        skip: Arc<[String]>,
     ) -> Result<WatchStream, StorageError> {
         let mut client = self.watcher.clone();
         let options = WatchOptions::new()
@@ -576,7 +584,20 @@ impl EtcdStorage {
                     return;
                 }
                 for event in resp.events() {
-                    let item = convert_event(event, &encryption, with_prev);
+                    let skipped = event.kv().filter(|kv| {
+                        skip.iter()
+                            .any(|prefix| kv.key().starts_with(prefix.as_bytes()))
+                    });
+                    let item = match skipped {
+                        Some(kv) => Ok(StorageEvent::new(
+                            EventType::Modified,
+                            String::from_utf8_lossy(kv.key()).into_owned(),
+                            Arc::new(Value::Null),
+                            None,
+                            kv.mod_revision(),
+                        )),
+                        None => convert_event(event, &encryption, with_prev),
+                    };
                     if tx.send(item.map(Arc::new)).await.is_err() {
                         return;
                     }

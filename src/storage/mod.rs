@@ -220,8 +220,15 @@ pub trait Storage: Send + Sync {
 
     /// As [`Storage::watch`], for a watcher that keeps every object itself (the watch cache):
     /// a modification need not carry its previous state, which such a watcher already holds,
-    /// and a store may leave it out rather than decode it.
-    async fn watch_changes(&self, prefix: &str, after: i64) -> Result<WatchStream, StorageError> {
+    /// and a store may leave it out rather than decode it. A change under one of `skip` (what
+    /// the watcher follows only for its revision) may come with a `Null` object, undecoded.
+    async fn watch_changes(
+        &self,
+        prefix: &str,
+        after: i64,
+        skip: &[String],
+    ) -> Result<WatchStream, StorageError> {
+        let _ = skip;
         self.watch(prefix, after).await
     }
 

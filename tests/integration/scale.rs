@@ -248,6 +248,33 @@ async fn ten_thousand_pods_and_events_page_watch_and_delete() {
         .collect();
     assert_eq!(distinct.len(), COUNT);
 
+    // Events have no watch cache (upstream's default): the same watch is served by etcd, a
+    // list at one revision and then its changes, and a new Event arrives after every old one.
+    let resp = raw
+        .send(
+            "GET",
+            &format!("/api/v1/namespaces/{NS}/events?watch=1&resourceVersion=0&timeoutSeconds=300"),
+            "application/json",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    events
+        .create(&PostParams::default(), &event(NS, "late"))
+        .await
+        .expect("one more event");
+    let seen = read_events(resp, COUNT + 1, Duration::from_secs(300)).await;
+    assert_eq!(seen.len(), COUNT + 1);
+    assert!(seen.iter().all(|e| e["type"] == "ADDED"));
+    let late = &seen[COUNT]["object"];
+    assert_eq!(late["involvedObject"]["name"], "late", "{late}");
+    let distinct: HashSet<&str> = seen
+        .iter()
+        .filter_map(|e| e["object"]["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(distinct.len(), COUNT + 1);
+
     // Once etcd forgot the token's revision, the token is 410 Gone.
     let mut etcd = etcd_client::Client::connect([cluster.etcd_url.as_str()], None)
         .await
