@@ -95,12 +95,23 @@ where
 
 /// Resident memory of `pid` in bytes (`VmRSS`), or 0 if it cannot be read.
 pub fn rss_bytes(pid: u32) -> u64 {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+    proc_kib(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+/// Proportional memory of `pid` in bytes (`Pss`): its resident pages, each page it shares
+/// with other processes (the binary's code, mapped by every component) divided among them;
+/// 0 if it cannot be read.
+pub fn pss_bytes(pid: u32) -> u64 {
+    proc_kib(&format!("/proc/{pid}/smaps_rollup"), "Pss:")
+}
+
+/// A `<field> <n> kB` line of a `/proc` file, in bytes.
+fn proc_kib(path: &str, field: &str) -> u64 {
+    let Ok(text) = std::fs::read_to_string(path) else {
         return 0;
     };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kib| kib * 1024)
 }

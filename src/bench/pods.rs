@@ -629,16 +629,11 @@ pub async fn on_the_node(
         .sum::<Duration>()
         .saturating_sub(before.values().sum());
     let share = used.as_secs_f64() / window.as_secs_f64();
-    let rss = components.rss();
-    let total: u64 = rss.values().sum();
-    let cells: Vec<String> = rss
-        .iter()
-        .map(|(n, b)| format!("{n} {:.1} MB", *b as f64 / 1e6))
-        .collect();
+    let (total, text) = components.memory();
     report.push(
         Row::figures(
             &format!("idle with {} Pods running: memory", sizes.burst),
-            format!("{:.1} MB ({})", total as f64 / 1e6, cells.join(", ")),
+            text,
             String::new(),
             None,
         )
