@@ -280,7 +280,7 @@ fn decode_at(kv: &KeyValue, rev: i64, encryption: &Encryption) -> Result<Stored,
             key: key.clone(),
             reason,
         })?;
-    let mut value: Value = serde_json::from_slice(&plain).map_err(|e| StorageError::Corrupt {
+    let mut value = super::json::from_slice(&plain).map_err(|e| StorageError::Corrupt {
         key: key.clone(),
         reason: e.to_string(),
     })?;

@@ -13,6 +13,7 @@ mod cacher;
 pub mod compactor;
 pub mod encryption;
 mod etcd;
+mod json;
 mod lease;
 mod memory;
 mod metrics;

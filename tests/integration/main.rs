@@ -34,6 +34,7 @@ mod replicasets;
 mod scale;
 mod scheduler;
 mod serviceaccounts;
+mod storage;
 mod streaming;
 mod top;
 mod up;
