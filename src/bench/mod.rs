@@ -115,30 +115,61 @@ impl Sizes {
 /// The cluster's own processes, by the word their command line carries.
 #[derive(Debug, Clone)]
 pub struct Components {
-    pids: Vec<(String, u32)>,
+    processes: Vec<up::ProcessRecord>,
 }
 
 impl Components {
     fn from_state(state: &up::State) -> Self {
         Self {
-            pids: state
+            processes: state
                 .processes
                 .iter()
                 .filter(|p| p.marker != "etcd")
-                .map(|p| (p.marker.clone(), p.pid))
+                .cloned()
                 .collect(),
         }
     }
 
     pub fn pid(&self, marker: &str) -> Option<u32> {
-        self.pids.iter().find(|(m, _)| m == marker).map(|(_, p)| *p)
+        self.processes
+            .iter()
+            .find(|p| p.marker == marker)
+            .map(|p| p.pid)
+    }
+
+    /// Fails if a component is no longer running: what was measured without it means
+    /// nothing. Its log is copied to `out` first, since the cluster's files are deleted.
+    fn check_running(&self, during: &str, out: &Path) -> Result<(), BenchError> {
+        let gone: Vec<&up::ProcessRecord> = self
+            .processes
+            .iter()
+            .filter(|p| !up::alive(p.pid, &p.marker))
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let _ = std::fs::create_dir_all(out);
+        let named: Vec<String> = gone
+            .iter()
+            .map(|p| {
+                let kept = out.join(format!("{}.log", p.marker));
+                match std::fs::copy(&p.log, &kept) {
+                    Ok(_) => format!("the {} (its log: {})", p.name, kept.display()),
+                    Err(e) => format!("the {} (its log {}: {e})", p.name, p.log.display()),
+                }
+            })
+            .collect();
+        Err(BenchError::Wrong(format!(
+            "{} exited during the {during} workload: figures measured without it mean nothing",
+            named.join(" and ")
+        )))
     }
 
     /// Each component's resident memory.
     pub fn rss(&self) -> BTreeMap<String, u64> {
-        self.pids
+        self.processes
             .iter()
-            .map(|(m, p)| (m.clone(), rss_bytes(*p)))
+            .map(|p| (p.marker.clone(), rss_bytes(p.pid)))
             .collect()
     }
 
@@ -148,7 +179,7 @@ impl Components {
     pub fn memory(&self) -> (u64, String) {
         let rss = self.rss();
         let total: u64 = rss.values().sum();
-        let shared: u64 = self.pids.iter().map(|(_, p)| pss_bytes(*p)).sum();
+        let shared: u64 = self.processes.iter().map(|p| pss_bytes(p.pid)).sum();
         let each: Vec<String> = rss
             .iter()
             .map(|(n, b)| format!("{n} {:.1} MB", *b as f64 / 1e6))
@@ -164,9 +195,9 @@ impl Components {
 
     /// Each component's CPU time so far.
     pub fn cpu(&self) -> BTreeMap<String, Duration> {
-        self.pids
+        self.processes
             .iter()
-            .map(|(m, p)| (m.clone(), cpu_time(*p)))
+            .map(|p| (p.marker.clone(), cpu_time(p.pid)))
             .collect()
     }
 }
@@ -433,20 +464,86 @@ async fn run_on(
         api::reads(&api, &etcd, sizes, report).await?;
         pods::cache_ratio(&etcd, &components, report).await?;
         pods::delete_all(&api, api::NAMESPACE).await?;
+        components.check_running("api", &options.out)?;
     }
     if options.runs(Workload::Watch) {
         println!("Watching ...");
         let apiserver = components.pid("apiserver").unwrap_or(0);
         api::watch_fan_out(&api, &etcd, apiserver, sizes, &tasks, report).await?;
+        components.check_running("watch", &options.out)?;
     }
     if options.runs(Workload::Node) {
         println!("Starting Pods on the node ...");
         pods::on_the_node(&api, &state.cluster, &components, sizes, report).await?;
+        components.check_running("node", &options.out)?;
     }
     if options.runs(Workload::ControlPlane) {
         println!("Scheduling onto Node objects ...");
         pods::control_plane(&api, &etcd, &components, &idle, sizes, report).await?;
+        components.check_running("control-plane", &options.out)?;
     }
     tasks.close();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, pid: u32, log: PathBuf) -> up::ProcessRecord {
+        up::ProcessRecord {
+            name: name.into(),
+            pid,
+            marker: name.into(),
+            log,
+            ..up::ProcessRecord::default()
+        }
+    }
+
+    #[test]
+    fn a_component_gone_mid_run_fails_the_bench_and_its_log_is_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        /// Stopped even when an assertion fails.
+        struct Child(std::process::Child);
+        impl Drop for Child {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let sleeping = Child(Command::new("sleep").arg("30").spawn().expect("sleep runs"));
+        let mut exited = Command::new("sleep").arg("0").spawn().expect("sleep runs");
+        exited.wait().expect("it exits");
+        let log = dir.path().join("state.log");
+        std::fs::write(&log, "leaderelection lost\n").expect("log written");
+        let out = dir.path().join("out");
+
+        let running = Components {
+            processes: vec![record("sleep", sleeping.0.id(), log.clone())],
+        };
+        assert!(running.check_running("api", &out).is_ok());
+
+        let components = Components {
+            processes: vec![
+                record("sleep", sleeping.0.id(), log.clone()),
+                record("sleep", exited.id(), log),
+            ],
+        };
+        let error = components
+            .check_running("control-plane", &out)
+            .expect_err("a component is gone")
+            .to_string();
+        let kept = out.join("sleep.log");
+        assert_eq!(
+            error,
+            format!(
+                "the sleep (its log: {}) exited during the control-plane workload: figures measured without it mean nothing",
+                kept.display()
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(&kept).expect("kept"),
+            "leaderelection lost\n"
+        );
+    }
 }

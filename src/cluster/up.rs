@@ -110,7 +110,7 @@ fn read_state(dir: &Path) -> Option<State> {
 }
 
 /// Whether `pid` is a live process whose command line mentions `name`.
-fn alive(pid: u32, name: &str) -> bool {
+pub(crate) fn alive(pid: u32, name: &str) -> bool {
     if pid == 0 {
         return false;
     }
