@@ -148,6 +148,12 @@ mod tests {
                 "{text:?} was accepted"
             );
         }
+        // serde_json's nesting limit holds for this visitor too: deep input is an error, not
+        // a stack overflow.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(from_slice(deep.as_bytes()).is_err());
+        let deep = format!("{}1{}", r#"{"a":"#.repeat(100_000), "}".repeat(100_000));
+        assert!(from_slice(deep.as_bytes()).is_err());
     }
 
     #[test]
