@@ -195,6 +195,7 @@ impl State {
             Some(Change::Deleted(node)) => {
                 self.nodes
                     .remove(node.metadata.name.as_deref().unwrap_or_default());
+                shrink_sparse(&mut self.nodes);
                 self.stale = true;
             }
             None => {}
@@ -213,6 +214,7 @@ impl State {
                     self.queue.remove(gone);
                     self.assumed.remove(gone);
                 }
+                shrink_sparse(&mut self.pods);
                 self.stale = true;
                 self.queue.move_all_to_active(Instant::now());
             }
@@ -221,6 +223,7 @@ impl State {
                 let id = uid(&pod);
                 let before = self.placement(&id);
                 self.pods.remove(&id);
+                shrink_sparse(&mut self.pods);
                 self.assumed.remove(&id);
                 self.queue.remove(&id);
                 self.reaccount(&id, before.clone());
@@ -377,6 +380,17 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
     Ok(())
 }
 
+/// Gives a map's room back once it holds less than a quarter of what it has room for: a map
+/// never shrinks by itself, and Pods and Nodes are stored in place (a Pod takes over 2 KB
+/// before anything on the heap), so one that had held 10,000 Pods would keep ~35 MB after
+/// they were gone. Shrinking to twice what is left costs a pass over it after at least as
+/// many removals, so it adds a constant per removal.
+fn shrink_sparse<V>(map: &mut HashMap<String, V>) {
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
 /// Reads a watch in a task of its own into an unbounded queue, as client-go's reflector feeds
 /// its DeltaFIFO: the API server ends a watcher that reads too slowly with 410 (and a relist of
 /// every Pod), and a scheduling loop busy with thousands of Pods must not be that watcher.
@@ -531,6 +545,35 @@ mod tests {
 
     fn node(v: serde_json::Value) -> Node {
         serde_json::from_value(v).expect("a Node")
+    }
+
+    #[test]
+    fn a_map_that_held_ten_thousand_pods_gives_their_room_back_as_they_go() {
+        let mut pods: HashMap<String, Pod> = (0..10_000)
+            .map(|i| (format!("uid-{i}"), Pod::default()))
+            .collect();
+        let full = pods.capacity();
+        assert!(full >= 10_000);
+        let mut shrinks = 0;
+        for i in 10..10_000 {
+            let before = pods.capacity();
+            pods.remove(&format!("uid-{i}"));
+            shrink_sparse(&mut pods);
+            // (A removal alone lowers the reported capacity by a slot or so; a shrink halves it.)
+            shrinks += usize::from(pods.capacity() <= before / 2);
+        }
+        assert_eq!(pods.len(), 10);
+        assert!(pods.capacity() <= 64, "{} of room kept", pods.capacity());
+        assert!((0..10).all(|i| pods.contains_key(&format!("uid-{i}"))));
+        // Each shrink follows at least as many removals as what is left: a handful, not one
+        // per removal.
+        assert!((1..=10).contains(&shrinks), "{shrinks} shrinks");
+        // A map that is small to begin with is left alone.
+        let mut few: HashMap<String, Pod> = HashMap::with_capacity(32);
+        few.insert("a".into(), Pod::default());
+        let room = few.capacity();
+        shrink_sparse(&mut few);
+        assert_eq!(few.capacity(), room);
     }
 
     #[test]
