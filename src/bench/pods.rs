@@ -629,6 +629,15 @@ pub async fn on_the_node(
         .sum::<Duration>()
         .saturating_sub(before.values().sum());
     let share = used.as_secs_f64() / window.as_secs_f64();
+    // Each component's part, so the row says where the idle time goes.
+    let each: Vec<String> = after
+        .iter()
+        .map(|(name, cpu)| {
+            let spent = cpu.saturating_sub(before.get(name).copied().unwrap_or_default());
+            let part = spent.as_secs_f64() / window.as_secs_f64();
+            format!("{name} {:.2} %", part * 100.0)
+        })
+        .collect();
     let (total, text) = components.memory();
     report.push(
         Row::figures(
@@ -642,7 +651,7 @@ pub async fn on_the_node(
     report.push(
         Row::figures(
             &format!("idle with {} Pods running: CPU", sizes.burst),
-            format!("{:.2} % of a core", share * 100.0),
+            format!("{:.2} % of a core ({})", share * 100.0, each.join(", ")),
             String::new(),
             None,
         )
