@@ -66,6 +66,8 @@ pub struct Sizes {
     pub burst: usize,
     pub churn_bursts: usize,
     pub churn_pods: usize,
+    /// How long the idle figures are taken over. The full run's window is the kubelet's
+    /// longest resync, so every running Pod's periodic sync falls in it.
     pub idle_secs: f64,
 }
 
@@ -84,7 +86,7 @@ impl Sizes {
             burst: 100,
             churn_bursts: 3,
             churn_pods: 3000,
-            idle_secs: 10.0,
+            idle_secs: crate::kubelet::RESYNC_LONGEST.as_secs_f64(),
         }
     }
 

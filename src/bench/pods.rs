@@ -651,7 +651,12 @@ pub async fn on_the_node(
     report.push(
         Row::figures(
             &format!("idle with {} Pods running: CPU", sizes.burst),
-            format!("{:.2} % of a core ({})", share * 100.0, each.join(", ")),
+            format!(
+                "{:.2} % of a core over {:.0} s ({})",
+                share * 100.0,
+                window.as_secs_f64(),
+                each.join(", ")
+            ),
             String::new(),
             None,
         )

@@ -24,6 +24,7 @@ mod probes;
 mod pull_secrets;
 pub mod runtime;
 mod server;
+mod sources;
 mod stats;
 mod status;
 pub mod streaming;
@@ -42,6 +43,8 @@ use kube::Api;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+pub use pod_worker::RESYNC_LONGEST;
 
 use crate::client::{Change, EventRecorder, Relist};
 use mailbox::Mailbox;
@@ -193,6 +196,7 @@ pub async fn run(
             .unwrap_or_default(),
         root_dir: config.root_dir.clone(),
         tracker: tracker.clone(),
+        sources: sources::Sources::new(client.clone()),
     });
     let pods = watcher::watcher(
         Api::<Pod>::all(client.clone()),

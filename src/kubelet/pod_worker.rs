@@ -25,6 +25,7 @@ use super::labels;
 use super::mailbox::Inbox;
 use super::probes::{self, ProbeContext, ProbeTable};
 use super::runtime::{ContainerSpec, ContainerState, Mount, RunState, Runtime, SandboxSpec};
+use super::sources::Sources;
 use super::status::{self, Observed, ProbeResults, Waiting};
 use super::volumes;
 use crate::client::{EventRecorder, ObjectRef};
@@ -33,11 +34,12 @@ use crate::meta::quantity::Quantity;
 /// Crash-loop back-off: 10 s doubling to 5 min (`backOffPeriod`, `MaxContainerBackOff`).
 const BACKOFF_START: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
-/// A periodic resync, as the kubelet's, in case an engine event was missed.
-const RESYNC: Duration = Duration::from_secs(10);
-/// How often ConfigMap, Secret and downward-API files are brought up to date in running Pods
-/// (upstream: its sync period, a minute, plus its cache's lag).
-const VOLUME_RESYNC: Duration = RESYNC;
+/// A periodic resync in case an engine event was missed: upstream's sync frequency, a minute,
+/// stretched by up to half as much at random so Pods started together do not resync together.
+const RESYNC: Duration = Duration::from_secs(60);
+const RESYNC_SPREAD: Duration = Duration::from_secs(30);
+/// The longest a Pod goes without a sync.
+pub const RESYNC_LONGEST: Duration = RESYNC.saturating_add(RESYNC_SPREAD);
 /// How soon a volume that could not be set up is tried again: at first soon (what it waits
 /// for, a ConfigMap, a token, often comes moments later), then every 2 s.
 const MOUNT_RETRY_FIRST: Duration = Duration::from_millis(200);
@@ -58,6 +60,8 @@ pub struct Shared {
     pub services: Vec<(String, String)>,
     pub root_dir: PathBuf,
     pub tracker: TaskTracker,
+    /// The ConfigMaps and Secrets the Pods use, as their watches last saw them.
+    pub sources: Sources,
 }
 
 /// Where a worker is in its Pod's life (upstream's `SyncPod`, `TerminatingPod`, `TerminatedPod`).
@@ -116,12 +120,31 @@ struct Worker {
     poke_rx: Option<mpsc::Receiver<()>>,
     last_status: Option<serde_json::Value>,
     wake_at: Option<Instant>,
-    /// When the API-data volumes were last brought up to date.
-    volumes_synced: Option<Instant>,
+    /// What the API-data volumes were last written from.
+    volumes_written: Option<Written>,
+    /// The ConfigMaps and Secrets this worker registered with [`Sources`], by name.
+    used: Used,
     /// The last wait before setting the volumes up again, while they fail.
     mount_retry: Option<Duration>,
     /// The service account tokens issued for the Pod's projected volumes.
     tokens: HashMap<volumes::TokenSource, IssuedToken>,
+}
+
+/// What a Pod's API-data volumes were written from: while it stays the same and no token is
+/// due, their files are up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Written {
+    /// The mailbox version of the Pod (the downward API reads its labels and annotations).
+    pod_version: u64,
+    /// The sum of the change counts of the objects read (see [`super::sources::Cache::changes`]).
+    source_changes: u64,
+}
+
+/// The names of the ConfigMaps and Secrets a worker registered as using.
+#[derive(Debug, Default)]
+struct Used {
+    config_maps: std::collections::BTreeSet<String>,
+    secrets: std::collections::BTreeSet<String>,
 }
 
 /// A token the kubelet holds for a Pod, and when it is to be replaced.
@@ -148,10 +171,8 @@ pub async fn run(shared: Arc<Shared>, mut rx: watch::Receiver<Inbox>, shutdown: 
         if worker.lifecycle == Lifecycle::Terminated {
             break;
         }
-        let wake = worker
-            .wake_at
-            .unwrap_or_else(|| Instant::now() + RESYNC)
-            .min(Instant::now() + RESYNC);
+        let resync = Instant::now() + RESYNC + RESYNC_SPREAD.mul_f64(rand::random_range(0.0..1.0));
+        let wake = worker.wake_at.map_or(resync, |at| at.min(resync));
         tokio::select! {
             // A kubelet shutting down leaves its Pods running, whatever else is ready.
             biased;
@@ -171,6 +192,7 @@ pub async fn run(shared: Arc<Shared>, mut rx: watch::Receiver<Inbox>, shutdown: 
     for stop in worker.probe_stops.values() {
         stop.cancel();
     }
+    worker.release_sources();
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -302,7 +324,8 @@ impl Worker {
             poke_rx: Some(poke_rx),
             last_status: None,
             wake_at: None,
-            volumes_synced: None,
+            volumes_written: None,
+            used: Used::default(),
             mount_retry: None,
             tokens: HashMap::new(),
         }
@@ -902,7 +925,7 @@ impl Worker {
     /// The container's environment, reading the ConfigMaps and Secrets it names; upstream's
     /// message when one is missing.
     async fn environment(
-        &self,
+        &mut self,
         container: &Container,
         pod_ip: &str,
     ) -> Result<Vec<(String, String)>, String> {
@@ -912,6 +935,7 @@ impl Worker {
             secrets,
             tokens: Vec::new(),
         };
+        self.register_sources(&needs);
         let mut read = volumes::Inputs::default();
         self.read_sources(&needs, &mut read).await?;
         let sources = env::Sources {
@@ -980,8 +1004,9 @@ impl Worker {
     }
 
     /// Sets up every volume: directories for emptyDir and hostPath, and the files of
-    /// ConfigMap, Secret, downward-API and projected volumes, which are brought up to date
-    /// every [`VOLUME_RESYNC`]. The error is upstream's `MountVolume.SetUp failed` message.
+    /// ConfigMap, Secret, downward-API and projected volumes, which are written again when
+    /// what they are made from changes: the Pod, an object it reads, a token due for renewal.
+    /// The error is upstream's `MountVolume.SetUp failed` message.
     async fn mount_volumes(&mut self, pod_ip: &str) -> Result<(), String> {
         let spec = self.pod.spec.clone().unwrap_or_default();
         let all = spec.volumes.unwrap_or_default();
@@ -1013,24 +1038,28 @@ impl Worker {
                 }
             }
         }
-        let due = self
-            .volumes_synced
-            .is_none_or(|at| at.elapsed() >= VOLUME_RESYNC);
         let api_data: Vec<_> = all
             .iter()
             .filter(|v| volumes::Kind::of(v).is_some())
             .collect();
-        if !due || api_data.is_empty() {
+        let now = Instant::now();
+        let token_due = self.tokens.values().any(|t| now >= t.refresh_at);
+        if api_data.is_empty() || (self.volumes_written == Some(self.written()) && !token_due) {
             return Ok(());
         }
+        let needs: Vec<volumes::Needs> = api_data.iter().map(|v| volumes::needs(v)).collect();
+        for needed in &needs {
+            self.register_sources(needed);
+        }
+        // Taken before anything is read, so that a change landing meanwhile is written next.
+        let written = self.written();
         let mut inputs = volumes::Inputs::default();
-        for volume in &api_data {
+        for (volume, needed) in api_data.iter().zip(needs) {
             let failed = |e: String| set_up_failed(&volume.name, e);
-            let needs = volumes::needs(volume);
-            self.read_sources(&needs, &mut inputs)
+            self.read_sources(&needed, &mut inputs)
                 .await
                 .map_err(failed)?;
-            for wanted in needs.tokens {
+            for wanted in needed.tokens {
                 let token = self.token(&wanted).await.map_err(failed)?;
                 inputs.tokens.insert(wanted, token);
             }
@@ -1047,37 +1076,82 @@ impl Worker {
             volumes::write(std::path::Path::new(&path), &payload)
                 .map_err(|e| failed(e.to_string()))?;
         }
-        self.volumes_synced = Some(Instant::now());
+        self.volumes_written = Some(written);
         Ok(())
     }
 
-    /// Reads the ConfigMaps and Secrets `needs` names that `inputs` does not hold yet.
+    /// What the volumes would be written from now: the Pod's version and the change counts
+    /// of the objects it reads.
+    fn written(&self) -> Written {
+        let namespace = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let sources = &self.shared.sources;
+        let config_maps = self.used.config_maps.iter();
+        let secrets = self.used.secrets.iter();
+        Written {
+            pod_version: self.seen_version,
+            source_changes: config_maps
+                .map(|name| sources.config_maps.changes(namespace, name))
+                .chain(secrets.map(|name| sources.secrets.changes(namespace, name)))
+                .sum(),
+        }
+    }
+
+    /// Drops this worker's registrations: the watches of objects no other Pod uses end.
+    fn release_sources(&mut self) {
+        let namespace = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let uid = self.uid();
+        let sources = &self.shared.sources;
+        for name in std::mem::take(&mut self.used.config_maps) {
+            sources.config_maps.unregister(&namespace, &name, &uid);
+        }
+        for name in std::mem::take(&mut self.used.secrets) {
+            sources.secrets.unregister(&namespace, &name, &uid);
+        }
+    }
+
+    /// Registers this worker as using the ConfigMaps and Secrets `needs` names, so their
+    /// changes wake it.
+    fn register_sources(&mut self, needs: &volumes::Needs) {
+        let namespace = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+        let uid = self.pod.metadata.uid.as_deref().unwrap_or("");
+        let sources = &self.shared.sources;
+        for name in &needs.config_maps {
+            if self.used.config_maps.insert(name.clone()) {
+                sources
+                    .config_maps
+                    .register(namespace, name, uid, self.poke_tx.clone());
+            }
+        }
+        for name in &needs.secrets {
+            if self.used.secrets.insert(name.clone()) {
+                sources
+                    .secrets
+                    .register(namespace, name, uid, self.poke_tx.clone());
+            }
+        }
+    }
+
+    /// Reads the ConfigMaps and Secrets `needs` names that `inputs` does not hold yet, as their
+    /// watches last saw them.
     async fn read_sources(
         &self,
         needs: &volumes::Needs,
         inputs: &mut volumes::Inputs,
     ) -> Result<(), String> {
-        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
         let namespace = self.pod.metadata.namespace.as_deref().unwrap_or("default");
-        let client = self.shared.client.clone();
+        let sources = &self.shared.sources;
         for name in &needs.config_maps {
             if inputs.config_maps.contains_key(name) {
                 continue;
             }
-            let found = Api::<ConfigMap>::namespaced(client.clone(), namespace)
-                .get_opt(name)
-                .await
-                .map_err(|e| format!("couldn't get configMap {namespace}/{name}: {e}"))?;
+            let found = sources.config_maps.get(namespace, name).await?;
             inputs.config_maps.insert(name.clone(), found);
         }
         for name in &needs.secrets {
             if inputs.secrets.contains_key(name) {
                 continue;
             }
-            let found = Api::<Secret>::namespaced(client.clone(), namespace)
-                .get_opt(name)
-                .await
-                .map_err(|e| format!("couldn't get secret {namespace}/{name}: {e}"))?;
+            let found = sources.secrets.get(namespace, name).await?;
             inputs.secrets.insert(name.clone(), found);
         }
         Ok(())

@@ -49,6 +49,7 @@ async fn rig() -> Rig {
         services: Vec::new(),
         root_dir: root.path().to_path_buf(),
         tracker: TaskTracker::new(),
+        sources: super::super::sources::Sources::new(api.client()),
     });
     Rig {
         fake,

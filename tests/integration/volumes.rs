@@ -97,8 +97,13 @@ async fn config_map_files_appear_whole_and_follow_changes() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // A changed ConfigMap reaches the running container within the kubelet's sync period,
-    // as a new version: the old one is gone, never half of each.
+    // The kubelet follows each object its Pod reads with a watch of that one object (the
+    // namespaced watches; the controller manager's cover the cluster): `my-config` and the
+    // account volume's `kube-root-ca.crt`. It reads none of them again by GET.
+    assert_eq!(namespaced_config_map_watches(&cluster), 2);
+
+    // A changed ConfigMap reaches the running container, as a new version: the old one is
+    // gone, never half of each.
     let changed = cluster.kubectl_ok(&[
         "create",
         "configmap",
@@ -114,6 +119,8 @@ async fn config_map_files_appear_whole_and_follow_changes() {
         "-f",
         &dir.join("changed.yaml").display().to_string(),
     ]);
+    // (`kubectl replace` reads the object once for its resourceVersion.)
+    let gets = config_map_gets(&cluster);
     cluster.kubectl_until(
         &["exec", "alpine", "--", "cat", "/etc/config/something"],
         Duration::from_secs(30),
@@ -130,6 +137,40 @@ async fn config_map_files_appear_whole_and_follow_changes() {
         "one version, its link and one file: {listing}"
     );
     assert!(!names.contains(&"prometheus-conf.yml"), "{listing}");
+    assert_eq!(config_map_gets(&cluster), gets);
+
+    // With the Pod gone, nothing is watched for it any more.
+    cluster.kubectl_ok(&["delete", "pod", "alpine", "--wait=true"]);
+    cluster.kubectl_until(
+        &["get", "--raw", "/metrics"],
+        Duration::from_secs(30),
+        |metrics| watches_in(metrics) == 0,
+    );
+}
+
+/// The line of `/metrics` counting the namespaced watches of ConfigMaps in flight.
+const NAMESPACED_WATCHES: &str = r#"apiserver_longrunning_requests{verb="WATCH",dry_run="",group="",version="v1",resource="configmaps",subresource="",scope="namespace",component="apiserver"} "#;
+
+fn watches_in(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(NAMESPACED_WATCHES))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+fn namespaced_config_map_watches(cluster: &UpCluster) -> u64 {
+    watches_in(&cluster.kubectl_ok(&["get", "--raw", "/metrics"]))
+}
+
+/// How many single ConfigMaps the API server has been asked for by GET.
+fn config_map_gets(cluster: &UpCluster) -> u64 {
+    let metrics = cluster.kubectl_ok(&["get", "--raw", "/metrics"]);
+    let prefix = r#"apiserver_request_total{verb="GET",dry_run="",group="",version="v1",resource="configmaps",subresource="",scope="resource","#;
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 #[tokio::test]
