@@ -94,6 +94,12 @@ fn encode(code: StatusCode, value: &Value, output: Output, warnings: &[String]) 
             "application/json",
             serde_json::to_vec(value).expect("a JSON value always serializes"),
         ),
+        Output::Metadata { version, .. } => respond(
+            code,
+            "application/json",
+            serde_json::to_vec(&table::partial(value, version.api_version()))
+                .expect("a JSON value always serializes"),
+        ),
     };
     for warning in warnings {
         let text = format!(
@@ -855,13 +861,19 @@ async fn resource_request(
         }
         ("get", "" | "status" | "ephemeralcontainers") => {
             let obj = store.get(&ns, &path.name).await?;
-            if output == Output::Table {
-                let include = Include::parse(query.get("includeObject"))?;
-                let meta = json!({"resourceVersion": object::resource_version(&obj)});
-                let t = table::table(store.strategy.as_ref(), &[obj], include, meta, true);
-                return Ok(encode(StatusCode::OK, &t, Output::Json, &[]));
+            match output {
+                Output::Table => {
+                    let include = Include::parse(query.get("includeObject"))?;
+                    let meta = json!({"resourceVersion": object::resource_version(&obj)});
+                    let t = table::table(store.strategy.as_ref(), &[obj], include, meta, true);
+                    Ok(encode(StatusCode::OK, &t, Output::Json, &[]))
+                }
+                Output::Metadata { list: true, .. } => Err(ApiError::not_acceptable(format!(
+                    "you requested PartialObjectMetadataList, but the requested object is not a list ({})",
+                    table::go_type(info.group, info.kind, false)
+                ))),
+                _ => Ok(encode(StatusCode::OK, &obj, output, &[])),
             }
-            Ok(encode(StatusCode::OK, &obj, output, &[]))
         }
         ("create", "") if collection => {
             let (bytes, ct) = read_body(req).await?;
@@ -1014,17 +1026,22 @@ async fn resource_request(
             let list = json!({"kind": list_kind(&store), "apiVersion": info.api_version(),
                 "metadata": {"resourceVersion": done.resource_version.to_string()},
                 "items": done.listed.iter().map(|o| o.as_ref()).collect::<Vec<_>>()});
-            Ok(encode(StatusCode::OK, &list, output.plain(), &[]))
+            let output = match output {
+                Output::Metadata { .. } => Output::Json,
+                other => other.plain(),
+            };
+            Ok(encode(StatusCode::OK, &list, output, &[]))
         }
         _ => Err(ApiError::method_not_supported(gr, verb)),
     }
 }
 
 impl Output {
-    /// Tables are only for reads; writes answer with the object.
+    /// Tables and lists of metadata are only for reads; writes answer with the object (or
+    /// its metadata).
     fn plain(self) -> Output {
         match self {
-            Output::Table => Output::Json,
+            Output::Table | Output::Metadata { list: true, .. } => Output::Json,
             other => other,
         }
     }
@@ -1076,10 +1093,27 @@ async fn list(
     if let Some(remaining) = result.remaining {
         meta["remainingItemCount"] = json!(remaining);
     }
-    if output == Output::Table {
-        let include = Include::parse(query.get("includeObject"))?;
-        let t = table::table(store.strategy.as_ref(), &result.items, include, meta, true);
-        return Ok(encode(StatusCode::OK, &t, Output::Json, &[]));
+    match output {
+        Output::Table => {
+            let include = Include::parse(query.get("includeObject"))?;
+            let t = table::table(store.strategy.as_ref(), &result.items, include, meta, true);
+            return Ok(encode(StatusCode::OK, &t, Output::Json, &[]));
+        }
+        Output::Metadata {
+            list: true,
+            version,
+        } => {
+            let list = table::partial_list(&result.items, meta, version.api_version());
+            return Ok(encode(StatusCode::OK, &list, Output::Json, &[]));
+        }
+        Output::Metadata { list: false, .. } => {
+            let info = store.info();
+            return Err(ApiError::not_acceptable(format!(
+                "you requested PartialObjectMetadata, but the requested object is a list ({})",
+                table::go_type(info.group, info.kind, true)
+            )));
+        }
+        _ => {}
     }
     let body = ListBody {
         kind: list_kind(store),
@@ -1124,6 +1158,20 @@ async fn watch(
         Output::Table => Some(Include::parse(query.get("includeObject"))?),
         _ => None,
     };
+    let metadata = match output {
+        Output::Metadata {
+            list: false,
+            version,
+        } => Some(version),
+        Output::Metadata { list: true, .. } => {
+            let info = store.info();
+            return Err(ApiError::not_acceptable(format!(
+                "you requested PartialObjectMetadataList, but the requested object is not a list ({})",
+                table::go_type(info.group, info.kind, false)
+            )));
+        }
+        _ => None,
+    };
     let timeout = query
         .count("timeoutSeconds")?
         .map(|s| Duration::from_secs(s as u64));
@@ -1143,6 +1191,7 @@ async fn watch(
     let params = watch::WatchParams {
         protobuf: output == Output::Protobuf,
         table: include,
+        metadata,
         bookmarks,
         timeout,
         start_rv: rv.unwrap_or(0),

@@ -164,8 +164,43 @@ pub enum Output {
     Yaml,
     /// `application/json;as=Table;v=v1;g=meta.k8s.io`
     Table,
+    /// `application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io` (`list`: `as=…List`):
+    /// objects reduced to their metadata, in `meta.k8s.io/<version>`.
+    Metadata {
+        list: bool,
+        version: MetaVersion,
+    },
     /// `application/vnd.kubernetes.protobuf` (watches: `;stream=watch` frames).
     Protobuf,
+}
+
+/// The `meta.k8s.io` version a Table or metadata answer is given in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaVersion {
+    V1,
+    V1beta1,
+}
+
+impl MetaVersion {
+    /// The version an `Accept` entry names (`v`), when it names one that exists; one that
+    /// names none means v1.
+    fn of(params: &HashMap<String, String>) -> Option<MetaVersion> {
+        if params.get("g").is_some_and(|g| g != "meta.k8s.io") {
+            return None;
+        }
+        match params.get("v").map(String::as_str) {
+            None | Some("v1") => Some(MetaVersion::V1),
+            Some("v1beta1") => Some(MetaVersion::V1beta1),
+            Some(_) => None,
+        }
+    }
+
+    pub fn api_version(self) -> &'static str {
+        match self {
+            MetaVersion::V1 => "meta.k8s.io/v1",
+            MetaVersion::V1beta1 => "meta.k8s.io/v1beta1",
+        }
+    }
 }
 
 /// The entries of an `Accept` header in the client's order: each media type (lower-cased)
@@ -185,8 +220,9 @@ pub fn accept_entries(
 }
 
 /// Picks the response form from an `Accept` header, as the server's negotiation does: the
-/// first listed type it can produce wins. Tables are JSON only (kubectl asks for them in JSON);
-/// a protobuf Table entry is passed over for the next.
+/// first listed type it can produce wins. Tables and metadata-only answers are JSON only
+/// (kubectl asks for Tables in JSON; client-go's metadata client lists JSON after protobuf); a
+/// protobuf entry with `as=` is passed over for the next.
 pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Output::Json);
@@ -195,10 +231,17 @@ pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
         let as_kind = params.get("as").map(String::as_str);
         match (media.as_str(), as_kind) {
             ("application/json" | "*/*" | "application/*", Some("Table")) => {
-                let group_ok = params.get("g").is_none_or(|g| g == "meta.k8s.io");
-                let version_ok = params.get("v").is_none_or(|v| v == "v1" || v == "v1beta1");
-                if group_ok && version_ok {
+                if MetaVersion::of(&params).is_some() {
                     return Ok(Output::Table);
+                }
+            }
+            (
+                "application/json" | "*/*" | "application/*",
+                Some(kind @ ("PartialObjectMetadata" | "PartialObjectMetadataList")),
+            ) => {
+                if let Some(version) = MetaVersion::of(&params) {
+                    let list = kind == "PartialObjectMetadataList";
+                    return Ok(Output::Metadata { list, version });
                 }
             }
             ("application/json" | "*/*" | "application/*", None) => return Ok(Output::Json),
@@ -290,6 +333,58 @@ mod tests {
             406
         );
         assert_eq!(negotiate(Some("application")).expect_err("bad").code, 406);
+    }
+
+    #[test]
+    fn metadata_clients_negotiate_partial_objects() {
+        let list = |version| {
+            Ok(Output::Metadata {
+                list: true,
+                version,
+            })
+        };
+        // kube-rs's `list_metadata` and `watch_metadata`.
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            )),
+            list(MetaVersion::V1)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+            )),
+            Ok(Output::Metadata {
+                list: false,
+                version: MetaVersion::V1
+            })
+        );
+        // client-go's metadata client names protobuf first: JSON is what it gets.
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1,application/json")),
+            list(MetaVersion::V1beta1)
+        );
+        // Another group or version is not this conversion: the next entry is taken.
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadataList;g=apps;v=v1,application/json"
+            )),
+            Ok(Output::Json)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v2"
+            ))
+            .expect_err("no such version")
+            .code,
+            406
+        );
+        assert_eq!(
+            negotiate(Some("application/json;as=Pod;g=meta.k8s.io;v=v1"))
+                .expect_err("not a conversion")
+                .code,
+            406
+        );
     }
 
     #[test]

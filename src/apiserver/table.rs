@@ -1,4 +1,6 @@
-//! Server-side `Table` output (`meta.k8s.io/v1`), which `kubectl get` prints column by column.
+//! Server-side `Table` output (`meta.k8s.io/v1`), which `kubectl get` prints column by column,
+//! and objects reduced to their metadata (`PartialObjectMetadata`), which metadata-only clients
+//! (client-go's metadata informers, kube-rs's `metadata_watcher`) ask for.
 
 use std::sync::Arc;
 
@@ -28,14 +30,41 @@ impl Include {
     }
 }
 
+/// `obj` reduced to its metadata, as a `PartialObjectMetadata` of `api_version`.
+pub fn partial(obj: &Value, api_version: &str) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": api_version,
+        "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+    })
+}
+
+/// A `PartialObjectMetadataList` of `items`, with the list's own `metadata`.
+pub fn partial_list(items: &[Arc<Value>], metadata: Value, api_version: &str) -> Value {
+    let items: Vec<Value> = items.iter().map(|o| partial(o, api_version)).collect();
+    json!({
+        "kind": "PartialObjectMetadataList",
+        "apiVersion": api_version,
+        "metadata": metadata,
+        "items": items,
+    })
+}
+
+/// Go's name of the type a request's answer has before it is reduced (`*core.Pod`,
+/// `*apps.DeploymentList`), for the message of an `as=` that does not fit it.
+pub fn go_type(group: &str, kind: &str, list: bool) -> String {
+    let package = match group.split('.').next() {
+        None | Some("") => "core",
+        Some(first) => first,
+    };
+    let suffix = if list { "List" } else { "" };
+    format!("*{package}.{kind}{suffix}")
+}
+
 fn row(strategy: &dyn Strategy, obj: &Value, include: Include, now: jiff::Timestamp) -> Value {
     let object = match include {
         Include::None => Value::Null,
-        Include::Metadata => json!({
-            "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
-        }),
+        Include::Metadata => partial(obj, "meta.k8s.io/v1"),
         Include::Object => obj.clone(),
     };
     json!({"cells": strategy.row(obj, now), "object": object})

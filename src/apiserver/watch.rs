@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::protobuf;
+use super::request::MetaVersion;
 use super::table::{self, Include};
 use crate::meta::{object, ApiError};
 use crate::registry::{Store, Watch, WatchEvent};
@@ -37,6 +38,8 @@ pub struct WatchParams {
     /// Frames in protobuf (`;stream=watch`) rather than JSON lines.
     pub protobuf: bool,
     pub table: Option<Include>,
+    /// Objects reduced to their metadata, as `PartialObjectMetadata` of this version.
+    pub metadata: Option<MetaVersion>,
     pub bookmarks: bool,
     pub timeout: Option<Duration>,
     /// The resourceVersion the watch started from, for bookmarks before any event.
@@ -102,13 +105,17 @@ fn unencodable(protobuf: bool) -> Bytes {
         .unwrap_or_else(|| value_frame("ERROR", &e.to_status()))
 }
 
-fn bookmark(store: &Store, rv: i64, initial_end: bool) -> Value {
+fn bookmark(store: &Store, params: &WatchParams, rv: i64, initial_end: bool) -> Value {
     let info = store.info();
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta})
+    let mark = json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta});
+    match params.metadata {
+        Some(version) => table::partial(&mark, version.api_version()),
+        None => mark,
+    }
 }
 
 /// Pumps `watch` into `tx` until it ends; returns when the client is gone or time is up.
@@ -136,7 +143,7 @@ pub async fn pump(
             event = watch.next() => event,
             () = tokio::time::sleep_until(bookmark_at) => {
                 if params.bookmarks {
-                    let mark = bookmark(&store, last_rv, false);
+                    let mark = bookmark(&store, &params, last_rv, false);
                     let line = own_frame(params.protobuf, "BOOKMARK", &mark)
                         .unwrap_or_else(|| unencodable(params.protobuf));
                     let _ = tx.send(line).await;
@@ -155,10 +162,15 @@ pub async fn pump(
             Some(WatchEvent::Changed(kind, event)) => {
                 // The event's revision is its object's resourceVersion.
                 last_rv = last_rv.max(event.rev);
-                match params.table {
+                match (params.table, params.metadata) {
+                    // Metadata is cut out per watcher; it is small beside the object.
+                    (_, Some(version)) => {
+                        let partial = table::partial(&event.object, version.api_version());
+                        value_frame(kind.as_str(), &partial)
+                    }
                     // A row is made per watcher: its AGE is "now", and only a watcher's first
                     // Table carries the column definitions.
-                    Some(include) => {
+                    (Some(include), None) => {
                         let obj = &event.object;
                         let meta = json!({"resourceVersion": object::resource_version(obj)});
                         let t = table::table(
@@ -171,19 +183,19 @@ pub async fn pump(
                         first_table = false;
                         value_frame(kind.as_str(), &t)
                     }
-                    None if params.protobuf => match event_protobuf_frame(kind, &event) {
+                    (None, None) if params.protobuf => match event_protobuf_frame(kind, &event) {
                         Some(line) => line,
                         None => {
                             let _ = tx.send(unencodable(true)).await;
                             return;
                         }
                     },
-                    None => event_frame(kind, &event),
+                    (None, None) => event_frame(kind, &event),
                 }
             }
             Some(WatchEvent::InitialEventsEnd(rv)) => {
                 last_rv = last_rv.max(rv);
-                let mark = bookmark(&store, rv, true);
+                let mark = bookmark(&store, &params, rv, true);
                 own_frame(params.protobuf, "BOOKMARK", &mark)
                     .unwrap_or_else(|| unencodable(params.protobuf))
             }

@@ -10,8 +10,8 @@
 //!   dependent, then loses the finalizer.
 //!
 //! It watches every kind the API server serves that can be listed, watched and deleted
-//! (upstream `GetDeletableResources`, Events aside as upstream ignores them), as
-//! [`DynamicObject`]s, and finds them again by discovery every [`DISCOVERY_PERIOD`], so a kind
+//! (upstream `GetDeletableResources`, Events aside as upstream ignores them), for their
+//! metadata only ([`PartialObjectMeta`], as upstream's metadata informers), and finds them again by discovery every [`DISCOVERY_PERIOD`], so a kind
 //! served later is collected without a change here. An owner the watches do not hold is
 //! looked up with a live GET before its dependents are judged, as upstream verifies "virtual"
 //! owners: a lagging watch never gets a dependent deleted.
@@ -31,6 +31,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
     Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
 };
+use kube::core::PartialObjectMeta;
 use kube::discovery::{verbs, Discovery, Scope};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt as _};
@@ -137,7 +138,7 @@ struct Hold {
 pub struct GarbageCollector {
     client: kube::Client,
     kinds: Kinds,
-    stores: Vec<(Kind, Store<DynamicObject>)>,
+    stores: Vec<(Kind, Store<PartialObjectMeta>)>,
     /// Owner references confirmed to name nothing (upstream `absentOwnerCache`).
     absent: HashSet<String>,
     holds: HashMap<String, Hold>,
@@ -204,7 +205,8 @@ impl GarbageCollector {
         for kind in &kinds.watched {
             let writer = reflector::store::Writer::new(kind.resource.clone());
             stores.push((kind.clone(), writer.as_reader()));
-            let api = Api::<DynamicObject>::all_with(client.clone(), &kind.resource);
+            // Metadata-only requests: the collector needs no more of any object.
+            let api = Api::<PartialObjectMeta>::all_with(client.clone(), &kind.resource);
             let changed = changed.clone();
             let plural = kind.resource.plural.clone();
             streams.push(
@@ -269,7 +271,7 @@ impl GarbageCollector {
 
     /// One look at every watched object.
     async fn pass(&mut self) {
-        let snapshot: Vec<(Kind, Vec<Arc<DynamicObject>>)> = self
+        let snapshot: Vec<(Kind, Vec<Arc<PartialObjectMeta>>)> = self
             .stores
             .iter()
             .map(|(kind, store)| (kind.clone(), store.state()))
@@ -381,7 +383,7 @@ impl GarbageCollector {
         }
         let owner = self
             .api(kind, dependent.namespace())
-            .get_opt(&reference.name)
+            .get_metadata_opt(&reference.name)
             .await?;
         match owner {
             Some(owner) if owner.metadata.uid.as_deref() == Some(reference.uid.as_str()) => {
@@ -495,7 +497,7 @@ impl GarbageCollector {
     async fn remove_finalizer(&self, node: &Node<'_>, finalizer: &str) -> Result<(), kube::Error> {
         let api = self.api(node.kind, node.namespace());
         for attempt in 1..=FINALIZER_TRIES {
-            let Some(current) = api.get_opt(node.name()).await? else {
+            let Some(current) = api.get_metadata_opt(node.name()).await? else {
                 return Ok(());
             };
             if current.metadata.uid.as_deref() != Some(node.uid()) {
@@ -559,7 +561,7 @@ fn unblock_patch(node: &Node<'_>) -> Value {
 
 /// A merge patch that leaves the finalizers without `finalizer`, conditional on the
 /// resourceVersion it was computed from.
-fn remove_finalizer_patch(current: &DynamicObject, finalizer: &str) -> Value {
+fn remove_finalizer_patch(current: &PartialObjectMeta, finalizer: &str) -> Value {
     let left: Vec<&String> = current
         .metadata
         .finalizers
@@ -629,7 +631,7 @@ mod tests {
             patch,
             json!({"metadata": {"uid": "dep", "ownerReferences": [{"$patch": "delete", "uid": "a"}]}})
         );
-        let obj: DynamicObject = serde_json::from_value(json!({"metadata": {"name": "x",
+        let obj: PartialObjectMeta = serde_json::from_value(json!({"metadata": {"name": "x",
             "uid": "u", "resourceVersion": "7", "finalizers": ["a", "orphan"]}}))
         .expect("object");
         assert_eq!(
@@ -640,7 +642,7 @@ mod tests {
             remove_finalizer_patch(&obj, "a")["metadata"]["finalizers"],
             json!(["orphan"])
         );
-        let only: DynamicObject =
+        let only: PartialObjectMeta =
             serde_json::from_value(json!({"metadata": {"name": "x", "finalizers": ["orphan"]}}))
                 .expect("object");
         assert_eq!(

@@ -106,6 +106,126 @@ async fn kube_client_lists_watches_with_resume_creates_patches_and_deletes() {
     assert!(first.is_some());
 }
 
+/// Sends a GET with `accept` and answers the status code and the body as JSON.
+async fn get_as(client: &kube::Client, path: &str, accept: &str) -> (u16, serde_json::Value) {
+    let request = http::Request::get(path)
+        .header(http::header::ACCEPT, accept)
+        .body(Vec::new())
+        .expect("request");
+    let response = client.send(request.map(kube::client::Body::from)).await;
+    let response = response.expect("an answer");
+    let code = response.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    (code, serde_json::from_slice(&bytes).expect("JSON"))
+}
+
+/// Metadata-only reads (kube-rs's `*_metadata` calls and `metadata_watcher`, client-go's
+/// metadata client): objects reduced to `PartialObjectMetadata`, lists to
+/// `PartialObjectMetadataList`, and upstream's 406 for a form that does not fit the answer.
+#[tokio::test]
+async fn metadata_only_reads_answer_as_upstream() {
+    use kube::core::PartialObjectMeta;
+    let cluster = TestCluster::builder().start().await;
+    let client = cluster.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("one"))
+        .await
+        .expect("create");
+
+    let list = pods
+        .list_metadata(&ListParams::default().labels("app=demo"))
+        .await
+        .expect("list_metadata");
+    assert_eq!(list.items.len(), 1);
+    let item = &list.items[0];
+    assert_eq!(item.metadata.name.as_deref(), Some("one"));
+    let types = item.types.as_ref().expect("each item says what it is");
+    assert_eq!(
+        (types.api_version.as_str(), types.kind.as_str()),
+        ("meta.k8s.io/v1", "PartialObjectMetadata")
+    );
+    let one: PartialObjectMeta<Pod> = pods.get_metadata("one").await.expect("get_metadata");
+    assert_eq!(
+        one.metadata.labels.as_ref().and_then(|l| l.get("app")),
+        Some(&"demo".to_string())
+    );
+
+    // On the wire: the metadata and nothing else; the list keeps its own metadata.
+    let path = "/api/v1/namespaces/default/pods";
+    let json_list = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+    let (code, body) = get_as(&client, &format!("{path}?limit=1"), json_list).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["kind"], "PartialObjectMetadataList");
+    assert_eq!(body["apiVersion"], "meta.k8s.io/v1");
+    assert!(body["metadata"]["resourceVersion"].is_string(), "{body}");
+    let mut keys: Vec<&String> = body["items"][0]
+        .as_object()
+        .expect("an item")
+        .keys()
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["apiVersion", "kind", "metadata"], "{body}");
+    // client-go's metadata client names protobuf first, then JSON in v1beta1.
+    let client_go = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1,application/json";
+    let (code, body) = get_as(&client, &format!("{path}/one"), client_go).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["apiVersion"], "meta.k8s.io/v1beta1");
+    assert_eq!(body["metadata"]["name"], "one");
+    assert!(body.get("spec").is_none(), "{body}");
+
+    // The form must fit the answer, as upstream's 406s say.
+    let (code, body) = get_as(&client, &format!("{path}/one"), json_list).await;
+    assert_eq!(code, 406, "{body}");
+    assert_eq!(
+        body["message"],
+        "you requested PartialObjectMetadataList, but the requested object is not a list (*core.Pod)"
+    );
+    let json_one = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+    let (code, body) = get_as(&client, path, json_one).await;
+    assert_eq!(code, 406, "{body}");
+    assert_eq!(
+        body["message"],
+        "you requested PartialObjectMetadata, but the requested object is a list (*core.PodList)"
+    );
+
+    // kube-rs's watcher of metadata lists, then watches: a new Pod arrives as its metadata.
+    let metadata: Api<PartialObjectMeta<Pod>> = Api::namespaced(client.clone(), "default");
+    let watcher = kube::runtime::watcher(metadata, kube::runtime::watcher::Config::default());
+    let mut watcher = Box::pin(watcher);
+    let mut seen_two = None;
+    let mut created = false;
+    while seen_two.is_none() {
+        let event = tokio::time::timeout(Duration::from_secs(10), watcher.next())
+            .await
+            .expect("an event in time")
+            .expect("a stream")
+            .expect("a good event");
+        match event {
+            kube::runtime::watcher::Event::InitDone if !created => {
+                pods.create(&PostParams::default(), &pod("two"))
+                    .await
+                    .expect("create two");
+                created = true;
+            }
+            kube::runtime::watcher::Event::Apply(p)
+                if p.metadata.name.as_deref() == Some("two") =>
+            {
+                seen_two = Some(p);
+            }
+            _ => {}
+        }
+    }
+    let two = seen_two.expect("seen");
+    assert_eq!(
+        two.types.map(|t| t.kind).as_deref(),
+        Some("PartialObjectMetadata")
+    );
+    assert!(two.metadata.uid.is_some());
+}
+
 #[tokio::test]
 async fn python_kubernetes_client_drives_the_api() {
     let cluster = TestCluster::builder().start().await;

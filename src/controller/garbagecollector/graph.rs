@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{ApiResource, DynamicObject, PropagationPolicy};
+use kube::api::{ApiResource, PropagationPolicy};
+use kube::core::PartialObjectMeta;
 
 use crate::meta::object::{FINALIZER_FOREGROUND, FINALIZER_ORPHAN};
 
@@ -27,7 +28,7 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 #[derive(Debug, Clone, Copy)]
 pub struct Node<'a> {
     pub kind: &'a Kind,
-    pub obj: &'a DynamicObject,
+    pub obj: &'a PartialObjectMeta,
 }
 
 impl<'a> Node<'a> {
@@ -108,7 +109,7 @@ pub struct Graph<'a> {
 }
 
 impl<'a> Graph<'a> {
-    pub fn build(snapshot: &'a [(Kind, Vec<Arc<DynamicObject>>)]) -> Graph<'a> {
+    pub fn build(snapshot: &'a [(Kind, Vec<Arc<PartialObjectMeta>>)]) -> Graph<'a> {
         let nodes: Vec<Node<'a>> = snapshot
             .iter()
             .flat_map(|(kind, objects)| {
@@ -293,7 +294,7 @@ mod tests {
         }
     }
 
-    fn obj(name: &str, uid: &str, extra: serde_json::Value) -> Arc<DynamicObject> {
+    fn obj(name: &str, uid: &str, extra: serde_json::Value) -> Arc<PartialObjectMeta> {
         let mut value = json!({"metadata": {"name": name, "namespace": "default", "uid": uid,
             "resourceVersion": "1"}});
         if let Some(meta) = extra.get("metadata").and_then(|m| m.as_object()) {
@@ -310,9 +311,9 @@ mod tests {
     }
 
     fn snapshot(
-        sets: Vec<Arc<DynamicObject>>,
-        pods: Vec<Arc<DynamicObject>>,
-    ) -> Vec<(Kind, Vec<Arc<DynamicObject>>)> {
+        sets: Vec<Arc<PartialObjectMeta>>,
+        pods: Vec<Arc<PartialObjectMeta>>,
+    ) -> Vec<(Kind, Vec<Arc<PartialObjectMeta>>)> {
         vec![
             (kind("apps", "ReplicaSet", "replicasets", true), sets),
             (kind("", "Pod", "pods", true), pods),
