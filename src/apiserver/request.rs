@@ -230,19 +230,21 @@ pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
     for (media, params) in accept_entries(accept) {
         let as_kind = params.get("as").map(String::as_str);
         match (media.as_str(), as_kind) {
-            ("application/json" | "*/*" | "application/*", Some("Table")) => {
-                if MetaVersion::of(&params).is_some() {
-                    return Ok(Output::Table);
-                }
+            ("application/json" | "*/*" | "application/*", Some("Table"))
+                if MetaVersion::of(&params).is_some() =>
+            {
+                return Ok(Output::Table);
             }
             (
                 "application/json" | "*/*" | "application/*",
                 Some(kind @ ("PartialObjectMetadata" | "PartialObjectMetadataList")),
             ) => {
-                if let Some(version) = MetaVersion::of(&params) {
-                    let list = kind == "PartialObjectMetadataList";
-                    return Ok(Output::Metadata { list, version });
-                }
+                // Another group or version is not this conversion: the next entry is taken.
+                let Some(version) = MetaVersion::of(&params) else {
+                    continue;
+                };
+                let list = kind == "PartialObjectMetadataList";
+                return Ok(Output::Metadata { list, version });
             }
             ("application/json" | "*/*" | "application/*", None) => return Ok(Output::Json),
             ("application/yaml", None) => return Ok(Output::Yaml),
