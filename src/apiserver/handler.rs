@@ -1104,7 +1104,7 @@ async fn list(
             version,
         } => {
             let list = table::partial_list(&result.items, meta, version.api_version());
-            return Ok(encode(StatusCode::OK, &list, Output::Json, &[]));
+            return Ok(respond(StatusCode::OK, "application/json", list));
         }
         Output::Metadata { list: false, .. } => {
             let info = store.info();

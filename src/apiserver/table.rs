@@ -30,24 +30,43 @@ impl Include {
     }
 }
 
-/// `obj` reduced to its metadata, as a `PartialObjectMetadata` of `api_version`.
-pub fn partial(obj: &Value, api_version: &str) -> Value {
-    json!({
-        "kind": "PartialObjectMetadata",
-        "apiVersion": api_version,
-        "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
-    })
+/// An object reduced to its metadata: a `PartialObjectMetadata` of `api_version`, written
+/// from the object's own metadata without copying it.
+#[derive(serde::Serialize)]
+pub struct Partial<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    metadata: &'a Value,
 }
 
-/// A `PartialObjectMetadataList` of `items`, with the list's own `metadata`.
-pub fn partial_list(items: &[Arc<Value>], metadata: Value, api_version: &str) -> Value {
-    let items: Vec<Value> = items.iter().map(|o| partial(o, api_version)).collect();
-    json!({
-        "kind": "PartialObjectMetadataList",
-        "apiVersion": api_version,
-        "metadata": metadata,
-        "items": items,
-    })
+/// `obj` reduced to its metadata (an object without any has empty metadata).
+pub fn partial<'a>(obj: &'a Value, api_version: &'a str) -> Partial<'a> {
+    static EMPTY: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
+    Partial {
+        kind: "PartialObjectMetadata",
+        api_version,
+        metadata: obj.get("metadata").unwrap_or(&EMPTY),
+    }
+}
+
+/// A `PartialObjectMetadataList` of `items`, with the list's own `metadata`, as JSON.
+pub fn partial_list(items: &[Arc<Value>], metadata: Value, api_version: &str) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct List<'a> {
+        kind: &'static str,
+        #[serde(rename = "apiVersion")]
+        api_version: &'a str,
+        metadata: Value,
+        items: Vec<Partial<'a>>,
+    }
+    let list = List {
+        kind: "PartialObjectMetadataList",
+        api_version,
+        metadata,
+        items: items.iter().map(|o| partial(o, api_version)).collect(),
+    };
+    serde_json::to_vec(&list).expect("a JSON value always serializes")
 }
 
 /// Go's name of the type a request's answer has before it is reduced (`*core.Pod`,
@@ -64,7 +83,7 @@ pub fn go_type(group: &str, kind: &str, list: bool) -> String {
 fn row(strategy: &dyn Strategy, obj: &Value, include: Include, now: jiff::Timestamp) -> Value {
     let object = match include {
         Include::None => Value::Null,
-        Include::Metadata => partial(obj, "meta.k8s.io/v1"),
+        Include::Metadata => json!(partial(obj, "meta.k8s.io/v1")),
         Include::Object => obj.clone(),
     };
     json!({"cells": strategy.row(obj, now), "object": object})

@@ -71,8 +71,9 @@ fn event_frame(kind: EventType, event: &StorageEvent) -> Bytes {
     frame(kind.as_str(), event.object_json())
 }
 
-/// A line for an object made for this watcher alone: a bookmark, an error, a Table.
-fn value_frame(kind: &str, object: &Value) -> Bytes {
+/// A line for an object made for this watcher alone: a bookmark, an error, a Table, an
+/// object's metadata.
+fn value_frame(kind: &str, object: &impl serde::Serialize) -> Bytes {
     let json = serde_json::to_vec(object).expect("a JSON value always serializes");
     frame(kind, &json)
 }
@@ -113,7 +114,7 @@ fn bookmark(store: &Store, params: &WatchParams, rv: i64, initial_end: bool) -> 
     }
     let mark = json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta});
     match params.metadata {
-        Some(version) => table::partial(&mark, version.api_version()),
+        Some(version) => json!(table::partial(&mark, version.api_version())),
         None => mark,
     }
 }
