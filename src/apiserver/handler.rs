@@ -504,7 +504,7 @@ pub(super) fn attributes<'a>(
 }
 
 /// The value a field selector requires `field` to equal exactly, if it does.
-fn exact_field<'a>(query: &'a Query, field: &str) -> Option<&'a str> {
+pub(super) fn exact_field<'a>(query: &'a Query, field: &str) -> Option<&'a str> {
     query.get("fieldSelector")?.split(',').find_map(|term| {
         let (key, value) = term
             .split_once("==")

@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::handler::exact_field;
 use super::request::{parse_resource_path, Query};
 use crate::registry::Registry as Kinds;
 use crate::storage::{EtcdMetrics, LATENCY_BUCKETS};
@@ -88,7 +89,13 @@ impl RequestLabels {
         if !served {
             return None;
         }
-        let scope = if !p.name.is_empty() {
+        // A list or watch selecting one object by `metadata.name` names it, as upstream's
+        // request info does; a create is about one object too (upstream's `CleanScope`).
+        let read = matches!(verb.as_str(), "GET" | "HEAD");
+        let selected = read
+            && p.name.is_empty()
+            && exact_field(query, "metadata.name").is_some_and(is_path_segment_name);
+        let scope = if !p.name.is_empty() || selected || verb == "POST" {
             "resource"
         } else if !p.namespace.is_empty() {
             "namespace"
@@ -99,7 +106,8 @@ impl RequestLabels {
         let watch = query.flag("watch").unwrap_or(false);
         verb = match verb.as_str() {
             "GET" if watch => "WATCH".into(),
-            "GET" if p.name.is_empty() => "LIST".into(),
+            // A read of one selected object counts as a GET, as upstream's `CanonicalVerb`.
+            "GET" if scope != "resource" => "LIST".into(),
             _ if matches!(p.subresource.as_str(), "exec" | "attach" | "portforward") => {
                 "CONNECT".into()
             }
@@ -122,6 +130,11 @@ impl RequestLabels {
             component,
         })
     }
+}
+
+/// Whether `name` can stand in a path as one segment (upstream's `IsValidPathSegmentName`).
+fn is_path_segment_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '%'])
 }
 
 fn latency_histogram() -> Histogram {
@@ -307,7 +320,33 @@ mod tests {
                 "POST",
                 "/api/v1/namespaces/d/pods",
                 "dryRun=All",
-                Some("POST pods  namespace All"),
+                Some("POST pods  resource All"),
+            ),
+            // One object selected by name (a kubelet's watch of a ConfigMap) is a `resource`
+            // read, and a list of it counts as a GET, as upstream counts them.
+            (
+                "GET",
+                "/api/v1/namespaces/d/configmaps",
+                "watch=true&fieldSelector=metadata.name%3Dcfg",
+                Some("WATCH configmaps  resource "),
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/d/configmaps",
+                "fieldSelector=metadata.name%3Dcfg",
+                Some("GET configmaps  resource "),
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/d/configmaps",
+                "fieldSelector=metadata.name%3D..",
+                Some("LIST configmaps  namespace "),
+            ),
+            (
+                "GET",
+                "/api/v1/configmaps",
+                "fieldSelector=metadata.name!%3Dcfg",
+                Some("LIST configmaps  cluster "),
             ),
             (
                 "POST",

@@ -859,8 +859,7 @@ impl Worker {
     /// Pulls `image` with the credentials the Pod's image pull secrets hold for its registry,
     /// each in turn until one works, or anonymously when none applies. Secrets that cannot be
     /// read are named in upstream's warning, and the pull goes on without them.
-    async fn pull(&self, image: &str) -> Result<(), super::runtime::RuntimeError> {
-        use k8s_openapi::api::core::v1::Secret;
+    async fn pull(&mut self, image: &str) -> Result<(), super::runtime::RuntimeError> {
         let names: Vec<String> = self
             .pod
             .spec
@@ -871,11 +870,14 @@ impl Worker {
             .map(|r| r.name)
             .filter(|n| !n.is_empty())
             .collect();
+        self.register_sources(&volumes::Needs {
+            secrets: names.clone(),
+            ..volumes::Needs::default()
+        });
         let namespace = self.pod.metadata.namespace.as_deref().unwrap_or("default");
-        let api: Api<Secret> = Api::namespaced(self.shared.client.clone(), namespace);
         let (mut secrets, mut missing) = (Vec::new(), Vec::new());
         for name in names {
-            match api.get_opt(&name).await {
+            match self.shared.sources.secrets.get(namespace, &name).await {
                 Ok(Some(secret)) => secrets.push(secret),
                 _ => missing.push(name),
             }

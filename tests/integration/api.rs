@@ -561,7 +561,7 @@ async fn metrics_and_health_checks_read_as_upstreams() {
     cluster.kubectl_ok(&["get", "pod", "db"]);
     let metrics = cluster.kubectl_ok(&["get", "--raw", "/metrics"]);
     for wanted in [
-        r#"apiserver_request_total{verb="POST",dry_run="",group="",version="v1",resource="pods",subresource="",scope="namespace",component="apiserver",code="201"} 1"#,
+        r#"apiserver_request_total{verb="POST",dry_run="",group="",version="v1",resource="pods",subresource="",scope="resource",component="apiserver",code="201"} 1"#,
         r#"apiserver_request_total{verb="LIST",dry_run="",group="",version="v1",resource="pods",subresource="",scope="namespace",component="apiserver",code="200"}"#,
         r#"apiserver_request_total{verb="GET",dry_run="",group="",version="v1",resource="pods",subresource="",scope="resource",component="apiserver",code="200"}"#,
         r#"apiserver_request_duration_seconds_bucket{le="0.005",verb="POST""#,
