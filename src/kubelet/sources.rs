@@ -1,10 +1,11 @@
 //! The ConfigMaps and Secrets the node's Pods use, each kept current by a watch of that one
 //! object (upstream's watch-based manager).
 //!
-//! A pod worker registers what its Pod refers to when it starts and drops the registration when
-//! it ends. The first registration of an object starts a watch selecting it by
-//! `metadata.name` (the one list and watch the node authorizer lets a kubelet make); the last
-//! one going stops it. Reads are served from what the watch last saw, so a running Pod's
+//! A pod worker registers each object its Pod reads (for volumes, the environment, image pull
+//! secrets) before it first reads it, and drops its registrations when it ends (upstream
+//! registers them all when the Pod arrives). The first registration of an object starts a
+//! watch selecting it by `metadata.name` (the one list and watch the node authorizer lets a
+//! kubelet make); the last one going stops it. Reads are served from what the watch last saw, so a running Pod's
 //! volumes cost nothing until their data changes. A change pokes every worker that uses the
 //! object, which then brings its files up to date at once, where upstream's kubelet waits for
 //! its next sync, up to a minute later.
