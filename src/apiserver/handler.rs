@@ -868,10 +868,9 @@ async fn resource_request(
                     let t = table::table(store.strategy.as_ref(), &[obj], include, meta, true);
                     Ok(encode(StatusCode::OK, &t, Output::Json, &[]))
                 }
-                Output::Metadata { list: true, .. } => Err(ApiError::not_acceptable(format!(
-                    "you requested PartialObjectMetadataList, but the requested object is not a list ({})",
-                    table::go_type(info.group, info.kind, false)
-                ))),
+                Output::Metadata { list: true, .. } => {
+                    Err(table::metadata_form_refused(info.group, info.kind, true))
+                }
                 _ => Ok(encode(StatusCode::OK, &obj, output, &[])),
             }
         }
@@ -1108,10 +1107,7 @@ async fn list(
         }
         Output::Metadata { list: false, .. } => {
             let info = store.info();
-            return Err(ApiError::not_acceptable(format!(
-                "you requested PartialObjectMetadata, but the requested object is a list ({})",
-                table::go_type(info.group, info.kind, true)
-            )));
+            return Err(table::metadata_form_refused(info.group, info.kind, false));
         }
         _ => {}
     }
@@ -1165,10 +1161,7 @@ async fn watch(
         } => Some(version),
         Output::Metadata { list: true, .. } => {
             let info = store.info();
-            return Err(ApiError::not_acceptable(format!(
-                "you requested PartialObjectMetadataList, but the requested object is not a list ({})",
-                table::go_type(info.group, info.kind, false)
-            )));
+            return Err(table::metadata_form_refused(info.group, info.kind, true));
         }
         _ => None,
     };

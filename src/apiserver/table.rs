@@ -69,15 +69,26 @@ pub fn partial_list(items: &[Arc<Value>], metadata: Value, api_version: &str) ->
     serde_json::to_vec(&list).expect("a JSON value always serializes")
 }
 
-/// Go's name of the type a request's answer has before it is reduced (`*core.Pod`,
-/// `*apps.DeploymentList`), for the message of an `as=` that does not fit it.
-pub fn go_type(group: &str, kind: &str, list: bool) -> String {
+/// Upstream's 406 for a metadata form that does not fit the answer: `asked_list` when the list
+/// form was asked of one object, else the single form of a list. The message names the Go type
+/// the answer has before it is reduced (`*core.Pod`, `*apps.DeploymentList`).
+pub fn metadata_form_refused(group: &str, kind: &str, asked_list: bool) -> ApiError {
     let package = match group.split('.').next() {
         None | Some("") => "core",
         Some(first) => first,
     };
-    let suffix = if list { "List" } else { "" };
-    format!("*{package}.{kind}{suffix}")
+    let message = if asked_list {
+        format!(
+            "you requested PartialObjectMetadataList, but the requested object is not a list \
+             (*{package}.{kind})"
+        )
+    } else {
+        format!(
+            "you requested PartialObjectMetadata, but the requested object is a list \
+             (*{package}.{kind}List)"
+        )
+    };
+    ApiError::not_acceptable(message)
 }
 
 fn row(strategy: &dyn Strategy, obj: &Value, include: Include, now: jiff::Timestamp) -> Value {

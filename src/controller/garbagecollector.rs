@@ -11,7 +11,8 @@
 //!
 //! It watches every kind the API server serves that can be listed, watched and deleted
 //! (upstream `GetDeletableResources`, Events aside as upstream ignores them), for their
-//! metadata only ([`PartialObjectMeta`], as upstream's metadata informers), and finds them again by discovery every [`DISCOVERY_PERIOD`], so a kind
+//! metadata only ([`PartialObjectMeta`], as upstream's metadata informers), and finds them again
+//! by discovery every [`DISCOVERY_PERIOD`], so a kind
 //! served later is collected without a change here. An owner the watches do not hold is
 //! looked up with a live GET before its dependents are judged, as upstream verifies "virtual"
 //! owners: a lagging watch never gets a dependent deleted.

@@ -5,10 +5,10 @@
 //! secrets) before it first reads it, and drops its registrations when it ends (upstream
 //! registers them all when the Pod arrives). The first registration of an object starts a
 //! watch selecting it by `metadata.name` (the one list and watch the node authorizer lets a
-//! kubelet make); the last one going stops it. Reads are served from what the watch last saw, so a running Pod's
-//! volumes cost nothing until their data changes. A change pokes every worker that uses the
-//! object, which then brings its files up to date at once, where upstream's kubelet waits for
-//! its next sync, up to a minute later.
+//! kubelet make); the last one going stops it. Reads are served from what the watch last saw,
+//! so a running Pod's volumes cost nothing until their data changes. A change pokes every
+//! worker that uses the object, which then brings its files up to date at once, where
+//! upstream's kubelet waits for its next sync, up to a minute later.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
