@@ -2,8 +2,6 @@
 //! and objects reduced to their metadata (`PartialObjectMetadata`), which metadata-only clients
 //! (client-go's metadata informers, kube-rs's `metadata_watcher`) ask for.
 
-use std::sync::Arc;
-
 use serde_json::{json, Value};
 
 use crate::meta::ApiError;
@@ -51,7 +49,11 @@ pub fn partial<'a>(obj: &'a Value, api_version: &'a str) -> Partial<'a> {
 }
 
 /// A `PartialObjectMetadataList` of `items`, with the list's own `metadata`, as JSON.
-pub fn partial_list(items: &[Arc<Value>], metadata: Value, api_version: &str) -> Vec<u8> {
+pub fn partial_list<'a>(
+    items: impl IntoIterator<Item = &'a Value>,
+    metadata: Value,
+    api_version: &'a str,
+) -> Vec<u8> {
     #[derive(serde::Serialize)]
     struct List<'a> {
         kind: &'static str,
@@ -64,7 +66,7 @@ pub fn partial_list(items: &[Arc<Value>], metadata: Value, api_version: &str) ->
         kind: "PartialObjectMetadataList",
         api_version,
         metadata,
-        items: items.iter().map(|o| partial(o, api_version)).collect(),
+        items: items.into_iter().map(|o| partial(o, api_version)).collect(),
     };
     serde_json::to_vec(&list).expect("a JSON value always serializes")
 }
@@ -102,16 +104,16 @@ fn row(strategy: &dyn Strategy, obj: &Value, include: Include, now: jiff::Timest
 
 /// A Table of `items`. `with_columns` is false for watch events after the first, which
 /// kubectl reads as "same columns as before".
-pub fn table(
+pub fn table<'a>(
     strategy: &dyn Strategy,
-    items: &[Arc<Value>],
+    items: impl IntoIterator<Item = &'a Value>,
     include: Include,
     metadata: Value,
     with_columns: bool,
 ) -> Value {
     let now = jiff::Timestamp::now();
     let rows: Vec<Value> = items
-        .iter()
+        .into_iter()
         .map(|obj| row(strategy, obj, include, now))
         .collect();
     json!({

@@ -176,7 +176,7 @@ pub async fn pump(
                         let meta = json!({"resourceVersion": object::resource_version(obj)});
                         let t = table::table(
                             store.strategy.as_ref(),
-                            std::slice::from_ref(obj),
+                            [obj.as_ref()],
                             include,
                             meta,
                             first_table,

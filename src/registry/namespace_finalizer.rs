@@ -71,7 +71,7 @@ async fn sweep(namespaces: &Store, stores: &[Arc<Store>]) -> Result<(), ApiError
             },
         )
         .await?;
-    for ns in listed.items {
+    for ns in listed.items.into_iter().map(|s| s.object) {
         let name = object::name(&ns);
         if super::store::terminating(&ns) && waits_on_us(&ns) && !UNDELETABLE.contains(&name) {
             finalize(namespaces, stores, name).await?;
@@ -126,7 +126,7 @@ async fn finalize(namespaces: &Store, stores: &[Arc<Store>], name: &str) -> Resu
         remaining
             .by_resource
             .insert(format!("{}.{}", info.plural, info.group), left.items.len());
-        for obj in &left.items {
+        for obj in left.objects() {
             for finalizer in obj["metadata"]["finalizers"]
                 .as_array()
                 .into_iter()

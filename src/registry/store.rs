@@ -105,10 +105,18 @@ pub struct ListOptions {
 
 #[derive(Debug)]
 pub struct ListResult {
-    pub items: Vec<Arc<Value>>,
+    /// The objects, each with its JSON (shared with the watch cache when listed from it).
+    pub items: Vec<Stored>,
     pub resource_version: i64,
     pub continue_token: Option<String>,
     pub remaining: Option<usize>,
+}
+
+impl ListResult {
+    /// The objects listed, in order.
+    pub fn objects(&self) -> impl Iterator<Item = &Value> {
+        self.items.iter().map(|s| s.object.as_ref())
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -680,7 +688,7 @@ impl Store {
                     options.label.as_ref(),
                     options.field.as_ref(),
                 ) {
-                    out.push(stored.object);
+                    out.push(stored);
                 }
             }
             if !more {
@@ -720,7 +728,7 @@ impl Store {
             out.push(stored);
         }
         ListResult {
-            items: out.into_iter().map(|s| s.object).collect(),
+            items: out,
             resource_version: rev,
             continue_token,
             remaining,
@@ -747,13 +755,7 @@ impl Store {
                     options.label.as_ref(),
                     options.field.as_ref(),
                 ) {
-                    let added = storage::StorageEvent::new(
-                        EventType::Added,
-                        stored.key,
-                        stored.object,
-                        None,
-                        stored.rev,
-                    );
+                    let added = storage::StorageEvent::added(stored);
                     pending.push_back(WatchEvent::Changed(EventType::Added, Arc::new(added)));
                 }
             }
@@ -1112,8 +1114,7 @@ impl Store {
             done.resource_version = done.resource_version.max(page.resource_version);
             // Collected first: a lazy map would make this future's Send-ness unprovable.
             let deletions: Vec<_> = page
-                .items
-                .iter()
+                .objects()
                 .map(|obj| self.delete(object::namespace(obj), object::name(obj), options))
                 .collect();
             let results: Vec<_> = futures::stream::iter(deletions)
@@ -1128,7 +1129,7 @@ impl Store {
                     Err(e) => return Err(e),
                 }
             }
-            done.listed.extend(page.items);
+            done.listed.extend(page.items.into_iter().map(|s| s.object));
             match page.continue_token {
                 Some(token) => continue_token = Some(token),
                 None => return Ok(done),

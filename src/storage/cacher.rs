@@ -40,8 +40,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    CheckDelete, EventType, Storage, StorageError, StorageEvent, Stored, TryUpdate, WatchItem,
-    WatchStream,
+    CheckDelete, EventType, Json, Storage, StorageError, StorageEvent, Stored, TryUpdate,
+    WatchItem, WatchStream,
 };
 
 /// Events a watcher may have queued before it counts as too slow.
@@ -123,9 +123,37 @@ fn event_size(event: &StorageEvent) -> usize {
     event.key.len() + value_size(&event.object) + 2 * approx_size(&event.object)
 }
 
+/// A cached object and its JSON, shared with the event that made it this state.
+#[derive(Clone)]
+struct Cached {
+    object: Arc<Value>,
+    rev: i64,
+    json: Json,
+}
+
+impl Cached {
+    /// The state a change left, sharing the change's encoding.
+    fn of(event: &StorageEvent) -> Cached {
+        Cached {
+            object: event.object.clone(),
+            rev: event.rev,
+            json: event.json.clone(),
+        }
+    }
+
+    fn stored(&self, key: &str) -> Stored {
+        Stored {
+            key: key.to_string(),
+            object: self.object.clone(),
+            rev: self.rev,
+            json: self.json.clone(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    objects: BTreeMap<String, Arc<Value>>,
+    objects: BTreeMap<String, Cached>,
     /// The revision of the last event applied (or of the initial list).
     rev: i64,
     /// The revision of the last list from storage: changes up to it are in `objects`
@@ -168,15 +196,15 @@ impl State {
     fn apply(&mut self, mut event: StorageEvent) {
         match event.kind {
             EventType::Deleted => {
-                let previous = self.objects.remove(&event.key);
+                let previous = self.objects.remove(&event.key).map(|c| c.object);
                 event.prev = previous.or(event.prev.take());
             }
             EventType::Added => {
-                self.objects.insert(event.key.clone(), event.object.clone());
+                self.objects.insert(event.key.clone(), Cached::of(&event));
             }
             EventType::Modified => {
-                let previous = self.objects.insert(event.key.clone(), event.object.clone());
-                event.prev = previous.or(event.prev.take());
+                let previous = self.objects.insert(event.key.clone(), Cached::of(&event));
+                event.prev = previous.map(|c| c.object).or(event.prev.take());
             }
         }
         self.rev = self.rev.max(event.rev);
@@ -322,7 +350,17 @@ impl Cacher {
     async fn relist(&self) -> Result<(), StorageError> {
         let (items, rev) = self.inner.list(&self.prefix).await?;
         let mut state = self.lock();
-        state.objects = items.into_iter().map(|s| (s.key, s.object)).collect();
+        state.objects = items
+            .into_iter()
+            .map(|s| {
+                let cached = Cached {
+                    object: s.object,
+                    rev: s.rev,
+                    json: s.json,
+                };
+                (s.key, cached)
+            })
+            .collect();
         state.rev = rev;
         state.listed = rev;
         state.oldest = rev;
@@ -386,28 +424,14 @@ impl Cacher {
             .objects
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| Stored {
-                key: k.clone(),
-                rev: crate::meta::object::resource_version(v)
-                    .parse()
-                    .unwrap_or_default(),
-                object: v.clone(),
-            })
+            .map(|(k, c)| c.stored(k))
             .collect()
     }
 
     /// The cached copy of one object: a write's first guess, or what a reader that may lag
     /// behind by an event uses (authentication, admission); never a client's read.
     pub(crate) fn cached(&self, key: &str) -> Option<Stored> {
-        let object = self.lock().objects.get(key)?.clone();
-        let rev = crate::meta::object::resource_version(&object)
-            .parse()
-            .ok()?;
-        Some(Stored {
-            key: key.to_string(),
-            object,
-            rev,
-        })
+        Some(self.lock().objects.get(key)?.stored(key))
     }
 
     /// The revision the cache is current at.
@@ -724,10 +748,36 @@ mod tests {
     }
 
     #[test]
+    fn a_listed_object_shares_the_encoding_of_the_change_that_made_it() {
+        let mut state = state(10);
+        let mut watcher = state.register("/r/pods/", 0, 0);
+        state.apply(big(1, "/r/pods/a/p", 100));
+        let event = watcher.try_recv().expect("an event").expect("not an error");
+        let sent = event.object_json().clone();
+        let listed = Cacher::snapshot(&state, "/r/pods/");
+        assert_eq!(
+            listed[0].object_json().as_ptr(),
+            sent.as_ptr(),
+            "encoded once"
+        );
+        assert_eq!(listed[0].rev, 1);
+
+        // A change makes a new state with an encoding of its own; the old one stays as it was.
+        state.apply(big(2, "/r/pods/a/p", 200));
+        let relisted = Cacher::snapshot(&state, "/r/pods/");
+        let json: Value = serde_json::from_slice(relisted[0].object_json()).expect("JSON");
+        assert_eq!(json, *relisted[0].object);
+        assert_eq!(json["data"].as_str().map(str::len), Some(200));
+        assert_eq!(relisted[0].rev, 2);
+        let old: Value = serde_json::from_slice(listed[0].object_json()).expect("JSON");
+        assert_eq!(old["data"].as_str().map(str::len), Some(100));
+    }
+
+    #[test]
     fn a_modification_shares_the_cached_previous_state() {
         let mut state = state(10);
         state.apply(big(1, "/r/pods/a/p", 100));
-        let cached = state.objects["/r/pods/a/p"].clone();
+        let cached = state.objects["/r/pods/a/p"].object.clone();
         state.apply(big(2, "/r/pods/a/p", 100));
         let last = state.history.back().expect("event");
         let prev = last.prev.as_ref().expect("prev");

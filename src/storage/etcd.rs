@@ -285,11 +285,7 @@ fn decode_at(kv: &KeyValue, rev: i64, encryption: &Encryption) -> Result<Stored,
         reason: e.to_string(),
     })?;
     object::set_resource_version(&mut value, rev);
-    Ok(Stored {
-        key,
-        object: Arc::new(value),
-        rev,
-    })
+    Ok(Stored::new(key, Arc::new(value), rev))
 }
 
 /// The bytes stored for an object: its JSON without `metadata.resourceVersion`, written
@@ -377,11 +373,7 @@ impl Storage for EtcdStorage {
         let rev = header_revision(resp.header());
         let mut value = object;
         object::set_resource_version(&mut value, rev);
-        Ok(Stored {
-            key: key.to_string(),
-            object: Arc::new(value),
-            rev,
-        })
+        Ok(Stored::new(key.to_string(), Arc::new(value), rev))
     }
 
     /// One count-only read of a single key: etcd answers it from its index, and every
@@ -462,11 +454,7 @@ impl Storage for EtcdStorage {
                 let rev = header_revision(resp.header());
                 let mut value = updated;
                 object::set_resource_version(&mut value, rev);
-                return Ok(Stored {
-                    key: key.to_string(),
-                    object: Arc::new(value),
-                    rev,
-                });
+                return Ok(Stored::new(key.to_string(), Arc::new(value), rev));
             }
             // Someone else wrote in between: read again and re-apply, as GuaranteedUpdate does.
         }
@@ -508,11 +496,7 @@ impl Storage for EtcdStorage {
                 let rev = header_revision(resp.header());
                 let mut last = (*current.object).clone();
                 object::set_resource_version(&mut last, rev);
-                return Ok(Stored {
-                    key: key.to_string(),
-                    object: Arc::new(last),
-                    rev,
-                });
+                return Ok(Stored::new(key.to_string(), Arc::new(last), rev));
             }
         }
     }

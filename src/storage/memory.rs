@@ -35,11 +35,7 @@ struct State {
 
 impl State {
     fn stored(key: &str, value: &Arc<Value>, rev: i64) -> Stored {
-        Stored {
-            key: key.to_string(),
-            object: Arc::new(with_rv(value, rev)),
-            rev,
-        }
+        Stored::new(key.to_string(), Arc::new(with_rv(value, rev)), rev)
     }
 
     /// Records a change and hands it to every watcher of its key; a watcher that cannot keep
@@ -66,11 +62,7 @@ impl State {
                 _ => {
                     out.insert(
                         event.key.clone(),
-                        Stored {
-                            key: event.key.clone(),
-                            object: event.object.clone(),
-                            rev: event.rev,
-                        },
+                        Stored::new(event.key.clone(), event.object.clone(), event.rev),
                     );
                 }
             }

@@ -32,12 +32,51 @@ pub use etcd::{key_after, EtcdStorage, Page, LIST_PAGE};
 pub use memory::MemoryStorage;
 pub use metrics::{EtcdMetrics, LATENCY_BUCKETS};
 
+/// An object's compact JSON, encoded at most once, by whoever first needs it, and then shared
+/// by everything holding the same state of the object: the watch cache, the event of the change
+/// that made it, and every list and initial watch event that returns it (upstream: the watch
+/// cache's `cachingObject`). Whoever shares it never changes the object it encodes.
+#[derive(Debug, Clone, Default)]
+pub struct Json(Arc<OnceLock<Bytes>>);
+
+impl Json {
+    /// `object`'s JSON (which must be the object this encoding belongs to): encoded on the
+    /// first call, and a clone of the returned `Bytes` is the same allocation.
+    pub fn of(&self, object: &Value) -> &Bytes {
+        self.0.get_or_init(|| {
+            Bytes::from(
+                serde_json::to_vec(object)
+                    .expect("a JSON value has string keys only, so it always serializes"),
+            )
+        })
+    }
+}
+
 /// An object as read from storage, with its resourceVersion already set.
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub key: String,
     pub object: Arc<Value>,
     pub rev: i64,
+    /// The object's JSON: shared with the watch cache when read from it, so a list of cached
+    /// objects encodes each at most once per change.
+    json: Json,
+}
+
+impl Stored {
+    pub fn new(key: String, object: Arc<Value>, rev: i64) -> Stored {
+        Stored {
+            key,
+            object,
+            rev,
+            json: Json::default(),
+        }
+    }
+
+    /// The object as compact JSON, encoded once (see [`Json`]).
+    pub fn object_json(&self) -> &Bytes {
+        self.json.of(&self.object)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +111,7 @@ pub struct StorageEvent {
     pub object: Arc<Value>,
     pub prev: Option<Arc<Value>>,
     pub rev: i64,
-    json: OnceLock<Bytes>,
+    json: Json,
     /// The object in another encoding (protobuf), made and shared as `json` is.
     encoded: OnceLock<Option<Bytes>>,
 }
@@ -91,7 +130,7 @@ impl StorageEvent {
             object,
             prev,
             rev,
-            json: OnceLock::new(),
+            json: Json::default(),
             encoded: OnceLock::new(),
         }
     }
@@ -99,12 +138,22 @@ impl StorageEvent {
     /// The object as compact JSON, encoded on the first call and shared by every later one
     /// (a clone of the returned `Bytes` is the same allocation).
     pub fn object_json(&self) -> &Bytes {
-        self.json.get_or_init(|| {
-            Bytes::from(
-                serde_json::to_vec(self.object.as_ref())
-                    .expect("a JSON value has string keys only, so it always serializes"),
+        self.json.of(&self.object)
+    }
+
+    /// An ADDED event of an object already read, sharing its encoding (a watch's initial
+    /// events, made from the cache).
+    pub fn added(stored: Stored) -> StorageEvent {
+        StorageEvent {
+            json: stored.json,
+            ..StorageEvent::new(
+                EventType::Added,
+                stored.key,
+                stored.object,
+                None,
+                stored.rev,
             )
-        })
+        }
     }
 
     /// The object in the watchers' other encoding (the API server's protobuf), made by
