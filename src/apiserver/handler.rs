@@ -1124,14 +1124,13 @@ async fn list(
         metadata: meta,
     };
     if output == Output::Json {
-        return Ok(respond(
-            StatusCode::OK,
-            "application/json",
-            json_list(
-                &head,
-                result.items.iter().map(|s| s.object_json()).collect(),
-            ),
-        ));
+        let items = result.items.iter().map(|s| s.object_json().clone());
+        let mut resp = Response::new(JsonList::new(&head, items.collect()).boxed());
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        return Ok(resp);
     }
     let mut list = serde_json::to_value(&head).map_err(ApiError::internal)?;
     list["items"] = result.objects().cloned().collect();
@@ -1147,24 +1146,78 @@ struct ListHead {
     metadata: Value,
 }
 
-/// A JSON list written from its items' own encodings, each made once per change of the object
-/// and shared with the watch cache: encoding every item again was most of a 10,000-Pod LIST.
-fn json_list(head: &ListHead, encoded: Vec<&Bytes>) -> Vec<u8> {
-    let head = serde_json::to_vec(head).expect("a list's head always serializes");
-    let size =
-        head.len() + ",\"items\":[]".len() + encoded.iter().map(|b| b.len() + 1).sum::<usize>();
-    let mut out = Vec::with_capacity(size);
-    // The head is a JSON map: its closing brace gives way to the items.
-    out.extend_from_slice(&head[..head.len() - 1]);
-    out.extend_from_slice(b",\"items\":[");
-    for (i, item) in encoded.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+/// What a [`JsonList`] copies its items into before it hands them to the connection.
+const LIST_CHUNK: usize = 64 * 1024;
+
+/// A JSON list as a response body, made from its items' own encodings: each is encoded once
+/// per change of the object and shared with the watch cache (encoding every item again was
+/// most of a 10,000-Pod LIST). Items are copied into chunks of about [`LIST_CHUNK`] bytes as
+/// the connection takes them, so the client reads the first while later ones are copied and
+/// no copy of the whole list is held. Its exact size is known, so it keeps a `content-length`.
+struct JsonList {
+    /// The list's fields before its items, then `"items":[`; empty once sent.
+    head: Bytes,
+    items: std::vec::IntoIter<Bytes>,
+    /// Whether an item was sent (the next one needs a comma).
+    started: bool,
+    ended: bool,
+    left: u64,
+}
+
+impl JsonList {
+    fn new(head: &ListHead, items: Vec<Bytes>) -> JsonList {
+        let mut start = serde_json::to_vec(head).expect("a list's head always serializes");
+        // The head is a JSON map: its closing brace gives way to the items.
+        start.pop();
+        start.extend_from_slice(b",\"items\":[");
+        let commas = items.len().saturating_sub(1);
+        let size = start.len() + items.iter().map(Bytes::len).sum::<usize>() + commas + 2;
+        JsonList {
+            head: Bytes::from(start),
+            items: items.into_iter(),
+            started: false,
+            ended: false,
+            left: size as u64,
         }
-        out.extend_from_slice(item);
     }
-    out.extend_from_slice(b"]}");
-    out
+}
+
+impl hyper::body::Body for JsonList {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if self.ended {
+            return std::task::Poll::Ready(None);
+        }
+        let mut chunk = Vec::with_capacity(LIST_CHUNK + 1024);
+        chunk.extend_from_slice(&std::mem::take(&mut self.head));
+        while chunk.len() < LIST_CHUNK {
+            let Some(item) = self.items.next() else {
+                chunk.extend_from_slice(b"]}");
+                self.ended = true;
+                break;
+            };
+            if self.started {
+                chunk.push(b',');
+            }
+            self.started = true;
+            chunk.extend_from_slice(&item);
+        }
+        self.left -= chunk.len() as u64;
+        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
+    }
 }
 
 async fn watch(
@@ -1255,24 +1308,31 @@ async fn bind(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_list_of_encoded_items_is_the_list_serialized_whole() {
+    #[tokio::test]
+    async fn a_list_of_encoded_items_is_the_list_serialized_whole() {
         let head = || ListHead {
             kind: "PodList".into(),
             api_version: "v1".into(),
             metadata: json!({"resourceVersion": "7", "continue": "x\"y"}),
         };
-        let items = [json!({"metadata": {"name": "a"}}), json!({"a": [1, "é"]})];
+        // Two small items, then enough to span several chunks.
+        let mut items = vec![json!({"metadata": {"name": "a"}}), json!({"a": [1, "é"]})];
+        items.extend(
+            (0..300).map(|i| json!({"metadata": {"name": format!("p{i}")}, "x": "y".repeat(1000)})),
+        );
         let encoded: Vec<Bytes> = items
             .iter()
             .map(|i| Bytes::from(serde_json::to_vec(i).expect("JSON")))
             .collect();
-        for n in 0..=items.len() {
-            let written = json_list(&head(), encoded[..n].iter().collect());
+        for n in [0, 1, 2, items.len()] {
+            let body = JsonList::new(&head(), encoded[..n].to_vec());
+            let size = hyper::body::Body::size_hint(&body).exact();
+            let written = body.collect().await.expect("a body").to_bytes();
+            assert_eq!(size, Some(written.len() as u64));
             let mut whole = serde_json::to_value(head()).expect("JSON");
             whole["items"] = Value::Array(items[..n].to_vec());
             assert_eq!(
-                String::from_utf8(written).expect("UTF-8"),
+                String::from_utf8(written.to_vec()).expect("UTF-8"),
                 serde_json::to_string(&whole).expect("JSON"),
                 "{n} items"
             );

@@ -139,15 +139,14 @@ fn report_creates(report: &mut Report, level: usize, ours: &Run, floor: &Run) {
     report.series(&format!("etcd put ×{level}"), &floor.latencies);
 }
 
-/// Whether a LIST answered `bytes` as long as the checked `first` answer: nothing is written
-/// while the LISTs run, so any other length is a wrong answer.
-fn same_length(bytes: &Bytes, first: &Bytes) -> Result<(), BenchError> {
-    if bytes.len() == first.len() {
+/// Whether a LIST answered `size` bytes, as many as the checked `first` answer: nothing is
+/// written while the LISTs run, so any other length is a wrong answer.
+fn same_length(size: usize, first: &Bytes) -> Result<(), BenchError> {
+    if size == first.len() {
         Ok(())
     } else {
         Err(BenchError::Wrong(format!(
-            "a LIST answered {} bytes where the first answered {}",
-            bytes.len(),
+            "a LIST answered {size} bytes where the first answered {}",
             first.len()
         )))
     }
@@ -198,14 +197,15 @@ pub async fn reads(
             )))
         }
     };
-    // A LIST's latency ends with its last byte: the client's decoding is its own (the floor's
-    // decoding stands for the server's, which must decode what etcd stores). The first answer
-    // is checked item by item, untimed; every timed one must be as long.
+    // A LIST's latency ends with its last byte: the client's decoding, and its copying of the
+    // answer into one buffer, are its own (the floor's decoding stands for the server's, which
+    // must decode what etcd stores). The first answer is checked item by item, untimed; every
+    // timed one must be as long.
     let first = api.call(Method::GET, &list, None).await?;
     check(&first, total)?;
     let ours = concurrently(sizes.lists, 1, |_| async {
-        let bytes = api.call(Method::GET, &list, None).await?;
-        same_length(&bytes, &first)
+        let size = api.call_size(Method::GET, &list).await?;
+        same_length(size, &first)
     })
     .await?;
     let prefix = format!("/registry/pods/{NAMESPACE}/");

@@ -222,6 +222,35 @@ impl Api {
         Ok(bytes)
     }
 
+    /// Sends a request and reads the whole response without keeping it: how many bytes it
+    /// had. For large answers whose time ends with their last byte; anything but 2xx is an
+    /// error.
+    pub async fn call_size(&self, method: Method, path: &str) -> Result<usize, LoadError> {
+        let response = self.send(method.clone(), path, None).await?;
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut size = 0;
+        let mut kept = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|source| self.http_error(source))?;
+            if let Some(data) = frame.data_ref() {
+                size += data.len();
+                if !status.is_success() {
+                    kept.extend_from_slice(data);
+                }
+            }
+        }
+        if !status.is_success() {
+            return Err(LoadError::Status {
+                method,
+                path: path.to_string(),
+                status,
+                body: String::from_utf8_lossy(&kept).into_owned(),
+            });
+        }
+        Ok(size)
+    }
+
     fn http_error(&self, source: hyper::Error) -> LoadError {
         LoadError::Http {
             server: self.dialer.server.clone(),
