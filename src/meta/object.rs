@@ -11,32 +11,33 @@ pub const FINALIZER_ORPHAN: &str = "orphan";
 /// (upstream `metav1.FinalizerDeleteDependents`).
 pub const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
 
-/// `metadata.name`, or "" when absent.
-pub fn name(obj: &Value) -> &str {
-    obj.pointer("/metadata/name")
+/// A string field of `metadata`, or "" when absent. Read map by map: a JSON pointer splits
+/// and unescapes its path on every call, and these are read for every object a list scans.
+fn metadata_str<'a>(obj: &'a Value, field: &str) -> &'a str {
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
         .and_then(Value::as_str)
         .unwrap_or("")
+}
+
+/// `metadata.name`, or "" when absent.
+pub fn name(obj: &Value) -> &str {
+    metadata_str(obj, "name")
 }
 
 /// `metadata.namespace`, or "" when absent.
 pub fn namespace(obj: &Value) -> &str {
-    obj.pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    metadata_str(obj, "namespace")
 }
 
 /// `metadata.uid`, or "" when absent.
 pub fn uid(obj: &Value) -> &str {
-    obj.pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    metadata_str(obj, "uid")
 }
 
 /// `metadata.resourceVersion`, or "" when absent.
 pub fn resource_version(obj: &Value) -> &str {
-    obj.pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    metadata_str(obj, "resourceVersion")
 }
 
 /// `metadata.labels` as a sorted map; non-string values are skipped.

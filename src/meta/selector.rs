@@ -140,7 +140,13 @@ impl LabelRequirement {
     /// Upstream `Requirement.Matches`: `!=` and `notin` also match objects lacking the key;
     /// `>`/`<` never match a value that is not a 64-bit integer.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let actual = labels.get(&self.key);
+        self.matches_with(|key| labels.get(key).map(String::as_str))
+    }
+
+    /// [`LabelRequirement::matches`] against labels read by `label` (a key's value, None when
+    /// absent), e.g. straight from an object without copying its labels.
+    pub fn matches_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        let actual = label(&self.key);
         match self.operator {
             LabelOperator::In | LabelOperator::Equals | LabelOperator::DoubleEquals => {
                 actual.is_some_and(|v| self.has_value(v))
@@ -245,6 +251,12 @@ impl LabelSelector {
     /// True when every requirement holds for `labels`.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.requirements.iter().all(|r| r.matches(labels))
+    }
+
+    /// True when every requirement holds for the labels `label` reads (see
+    /// [`LabelRequirement::matches_with`]).
+    pub fn matches_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str> + Copy) -> bool {
+        self.requirements.iter().all(|r| r.matches_with(label))
     }
 
     /// The single value the selector pins `label` to (`label=v`, `label==v` or `label in (v)`),

@@ -252,27 +252,29 @@ impl TypedStrategy for PodStrategy {
     }
 
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
-        let text = |pointer: &str| {
-            obj.pointer(pointer)
+        // Read field by field: a JSON pointer would split and unescape its path on every
+        // object a selector list scans.
+        let at = |map: &str, key: &str| obj.get(map).and_then(|m| m.get(key));
+        let text = |map: &str, key: &str| {
+            at(map, key)
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string()
         };
         Some(match field {
-            "metadata.name" => text("/metadata/name"),
-            "metadata.namespace" => text("/metadata/namespace"),
-            "spec.nodeName" => text("/spec/nodeName"),
-            "spec.restartPolicy" => text("/spec/restartPolicy"),
-            "spec.schedulerName" => text("/spec/schedulerName"),
-            "spec.serviceAccountName" => text("/spec/serviceAccountName"),
-            "spec.hostNetwork" => obj
-                .pointer("/spec/hostNetwork")
+            "metadata.name" => text("metadata", "name"),
+            "metadata.namespace" => text("metadata", "namespace"),
+            "spec.nodeName" => text("spec", "nodeName"),
+            "spec.restartPolicy" => text("spec", "restartPolicy"),
+            "spec.schedulerName" => text("spec", "schedulerName"),
+            "spec.serviceAccountName" => text("spec", "serviceAccountName"),
+            "spec.hostNetwork" => at("spec", "hostNetwork")
                 .and_then(Value::as_bool)
                 .unwrap_or(false)
                 .to_string(),
-            "status.phase" => text("/status/phase"),
-            "status.podIP" => text("/status/podIP"),
-            "status.nominatedNodeName" => text("/status/nominatedNodeName"),
+            "status.phase" => text("status", "phase"),
+            "status.podIP" => text("status", "podIP"),
+            "status.nominatedNodeName" => text("status", "nominatedNodeName"),
             _ => return None,
         })
     }

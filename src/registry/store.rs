@@ -620,7 +620,10 @@ impl Store {
                 }
             };
         if from_cache {
-            let (items, rev) = self.storage.list_cached(&prefix);
+            let (label, field) = (options.label.as_ref(), options.field.as_ref());
+            let (items, rev) = self
+                .storage
+                .list_cached(&prefix, |o| self.matches(o, label, field));
             return Ok(self.limit_cached(items, rev, options));
         }
         let (from, rev) = match &continued {
@@ -702,12 +705,10 @@ impl Store {
         }
     }
 
-    /// Applies selectors and the limit to a list served from the watch cache; a continuation
-    /// of it is read from etcd at the cache's revision.
+    /// Applies the limit to a list served from the watch cache, its selectors applied already;
+    /// a continuation of it is read from etcd at the cache's revision.
     fn limit_cached(&self, items: Vec<Stored>, rev: i64, options: &ListOptions) -> ListResult {
-        let mut matching = items
-            .into_iter()
-            .filter(|s| self.matches(&s.object, options.label.as_ref(), options.field.as_ref()));
+        let mut matching = items.into_iter();
         let mut out: Vec<Stored> = Vec::new();
         let limit = options.limit.filter(|l| *l > 0);
         let mut continue_token = None;
@@ -1442,8 +1443,13 @@ fn selected(
     label: Option<&LabelSelector>,
     field: Option<&FieldSelector>,
 ) -> bool {
-    label.is_none_or(|l| l.is_empty() || l.matches(&object::labels(obj)))
-        && field.is_none_or(|f| f.matches(|name| strategy.field_value(obj, name)))
+    let labels = obj
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object);
+    label.is_none_or(|l| {
+        l.is_empty() || l.matches_with(|key| labels?.get(key).and_then(Value::as_str))
+    }) && field.is_none_or(|f| f.matches(|name| strategy.field_value(obj, name)))
 }
 
 /// A watch of one kind, filtered by selectors.

@@ -413,17 +413,27 @@ impl Cacher {
         Ok((items, rev, rx))
     }
 
-    /// The cached objects under `prefix` ("any" freshness, as resourceVersion=0 asks for).
-    pub fn list_cached(&self, prefix: &str) -> (Vec<Stored>, i64) {
+    /// The cached objects under `prefix` that `keep` selects ("any" freshness, as
+    /// resourceVersion=0 asks for). They are selected before they are copied out, so a list
+    /// that selects few of many costs what it returns.
+    pub fn list_cached(&self, prefix: &str, keep: impl Fn(&Value) -> bool) -> (Vec<Stored>, i64) {
         let (state, rev) = self.current();
-        (Self::snapshot(&state, prefix), rev)
+        (Self::selected(&state, prefix, keep), rev)
     }
 
     fn snapshot(state: &State, prefix: &str) -> Vec<Stored> {
+        Self::selected(state, prefix, |_| true)
+    }
+
+    fn selected(state: &State, prefix: &str, keep: impl Fn(&Value) -> bool) -> Vec<Stored> {
         state
             .objects
-            .range(prefix.to_string()..)
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, c)| keep(&c.object))
             .map(|(k, c)| c.stored(k))
             .collect()
     }
@@ -899,7 +909,7 @@ mod tests {
         };
         feed.apply(Arc::new(event(7, "/r/a/1")));
         feed.apply(Arc::new(event(7, "/r/a/2")));
-        assert_eq!(caches[0].list_cached("/r/a/").0.len(), 2);
+        assert_eq!(caches[0].list_cached("/r/a/", |_| true).0.len(), 2);
     }
 
     #[test]
@@ -936,7 +946,7 @@ mod tests {
             .expect("create");
         let caches = start(&storage).await;
         let (a, b) = (&caches[0], &caches[1]);
-        assert_eq!(a.list_cached("/r/a/").0.len(), 1);
+        assert_eq!(a.list_cached("/r/a/", |_| true).0.len(), 1);
         // A write to b's resource only: a is current at its revision too, once the watch
         // has delivered it, so a consistent read of a may be served from memory.
         let written = storage
@@ -947,8 +957,8 @@ mod tests {
         let now = storage.current_revision().await.expect("revision");
         assert_eq!(now, written);
         assert!(a.fresh_at(now, Duration::from_secs(5)).await);
-        assert_eq!(a.list_cached("/r/a/").1, written);
-        assert_eq!(b.list_cached("/r/b/").0.len(), 1);
+        assert_eq!(a.list_cached("/r/a/", |_| true).1, written);
+        assert_eq!(b.list_cached("/r/b/", |_| true).0.len(), 1);
         // A revision etcd has not reached is never claimed.
         assert!(!a.fresh_at(now + 1, Duration::from_millis(20)).await);
     }
