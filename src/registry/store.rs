@@ -1443,12 +1443,13 @@ fn selected(
     label: Option<&LabelSelector>,
     field: Option<&FieldSelector>,
 ) -> bool {
-    let labels = obj
-        .get("metadata")
-        .and_then(|m| m.get("labels"))
-        .and_then(Value::as_object);
     label.is_none_or(|l| {
-        l.is_empty() || l.matches_with(|key| labels?.get(key).and_then(Value::as_str))
+        let labels = || {
+            obj.get("metadata")
+                .and_then(|m| m.get("labels"))
+                .and_then(Value::as_object)
+        };
+        l.is_empty() || l.matches_with(|key| labels()?.get(key).and_then(Value::as_str))
     }) && field.is_none_or(|f| f.matches(|name| strategy.field_value(obj, name)))
 }
 
