@@ -40,6 +40,11 @@ pub fn resource_version(obj: &Value) -> &str {
     metadata_str(obj, "resourceVersion")
 }
 
+/// The value of label `key`, or None when absent or not a string (as [`labels`] skips it).
+pub fn label<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.get("metadata")?.get("labels")?.get(key)?.as_str()
+}
+
 /// `metadata.labels` as a sorted map; non-string values are skipped.
 pub fn labels(obj: &Value) -> BTreeMap<String, String> {
     obj.pointer("/metadata/labels")

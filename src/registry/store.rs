@@ -1443,14 +1443,8 @@ fn selected(
     label: Option<&LabelSelector>,
     field: Option<&FieldSelector>,
 ) -> bool {
-    label.is_none_or(|l| {
-        let labels = || {
-            obj.get("metadata")
-                .and_then(|m| m.get("labels"))
-                .and_then(Value::as_object)
-        };
-        l.is_empty() || l.matches_with(|key| labels()?.get(key).and_then(Value::as_str))
-    }) && field.is_none_or(|f| f.matches(|name| strategy.field_value(obj, name)))
+    label.is_none_or(|l| l.is_empty() || l.matches_with(|key| object::label(obj, key)))
+        && field.is_none_or(|f| f.matches(|name| strategy.field_value(obj, name)))
 }
 
 /// A watch of one kind, filtered by selectors.

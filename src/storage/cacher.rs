@@ -414,8 +414,9 @@ impl Cacher {
     }
 
     /// The cached objects under `prefix` that `keep` selects ("any" freshness, as
-    /// resourceVersion=0 asks for). They are selected before they are copied out, so a list
-    /// that selects few of many costs what it returns.
+    /// resourceVersion=0 asks for). They are selected before they are copied out, so what is
+    /// not selected is never copied; every object under `prefix` is still looked at, with the
+    /// cache's lock held (there is no index by field or label yet).
     pub fn list_cached(&self, prefix: &str, keep: impl Fn(&Value) -> bool) -> (Vec<Stored>, i64) {
         let (state, rev) = self.current();
         (Self::selected(&state, prefix, keep), rev)
