@@ -302,6 +302,14 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Starts jemalloc's background thread, which gives freed memory back to the system after a
+/// short decay even when the process is idle (without it, only a later allocation does).
+fn return_freed_memory() {
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "jemalloc's background thread did not start: freed memory returns more slowly");
+    }
+}
+
 /// Cancels `token` on SIGINT or SIGTERM.
 fn cancel_on_signals(token: CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -396,15 +404,14 @@ async fn run() -> anyhow::Result<()> {
                     &args.api_audiences,
                 )?),
             };
-            if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
-                tracing::warn!(error = %e, "jemalloc's background thread did not start: freed memory returns more slowly");
-            }
+            return_freed_memory();
             rkube::apiserver::run(listener, extra, config, shutdown).await?;
         }
         Commands::Scheduler { kubeconfig } => {
             let shutdown = CancellationToken::new();
             cancel_on_signals(shutdown.clone())?;
             let client = rkube::client::for_component(&kubeconfig, "kube-scheduler").await?;
+            return_freed_memory();
             rkube::scheduler::run(client, shutdown).await?;
         }
         Commands::ControllerManager(args) => {
@@ -443,6 +450,7 @@ async fn run() -> anyhow::Result<()> {
                     &args.kubeconfig,
                 )?,
             };
+            return_freed_memory();
             controller::run(client, config, shutdown).await?;
         }
         Commands::Kubelet(args) => {
@@ -526,6 +534,7 @@ async fn run() -> anyhow::Result<()> {
                     _ => None,
                 },
             };
+            return_freed_memory();
             rkube::kubelet::run(client, std::sync::Arc::new(runtime), config, shutdown).await?;
         }
         Commands::Up(args) => {

@@ -69,6 +69,10 @@ pub struct Sizes {
     /// How long the idle figures are taken over. The full run's window is the kubelet's
     /// longest resync, so every running Pod's periodic sync falls in it.
     pub idle_secs: f64,
+    /// How long memory is given to come back after the bursts: the watch cache's history
+    /// keeps changes for [`crate::storage::cacher::HISTORY_FRESH`], then the allocator gives
+    /// the pages back.
+    pub settle_secs: f64,
 }
 
 impl Sizes {
@@ -87,6 +91,7 @@ impl Sizes {
             churn_bursts: 3,
             churn_pods: 3000,
             idle_secs: crate::kubelet::RESYNC_LONGEST.as_secs_f64(),
+            settle_secs: 150.0,
         }
     }
 
@@ -105,6 +110,7 @@ impl Sizes {
             churn_bursts: 1,
             churn_pods: 100,
             idle_secs: 1.0,
+            settle_secs: 2.0,
         }
     }
 

@@ -16,7 +16,11 @@
 //! estimate of the memory the events hold: each decoded object as its maps and strings take
 //! it, several times its JSON, and its two shared encodings; `--watch-cache-history-mib`,
 //! [`DEFAULT_HISTORY_MIB`] MiB per resource by default), so neither a few large objects
-//! updated often nor a burst of ordinary ones can make it grow without bound. A modification
+//! updated often nor a burst of ordinary ones can make it grow without bound. Past the newest
+//! [`HISTORY_FLOOR`], a change is also forgotten once it is [`HISTORY_FRESH`] old (upstream's
+//! `eventFreshDuration`), so the memory a burst took comes back when the cluster goes quiet;
+//! a watcher that is current (it saw the last change, or a later bookmark) resumes all the
+//! same. A modification
 //! shares its previous state with the cached object instead of keeping a copy. A watch from a
 //! resourceVersion older than the history is answered as upstream's `watch_cache.go` does: one
 //! `ERROR` event, 410 `too old resource version: <requested> (<oldest available>)`, where the
@@ -31,7 +35,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::mem::size_of;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -50,6 +54,14 @@ pub const WATCHER_BUFFER: usize = 1000;
 pub const HISTORY: usize = 10_000;
 /// The default bound of one resource's history, in MiB.
 pub const DEFAULT_HISTORY_MIB: usize = 64;
+/// How long a change stays in the history once more than [`HISTORY_FLOOR`] are kept:
+/// upstream's `eventFreshDuration`, a bookmark's period and a margin, so a watcher that saw
+/// its last bookmark can still resume from it.
+pub const HISTORY_FRESH: Duration = Duration::from_secs(75);
+/// The newest changes kept however old they are (upstream's lower bound of the history).
+pub const HISTORY_FLOOR: usize = 100;
+/// How often the shared watch looks for changes that have grown stale.
+const SWEEP: Duration = Duration::from_secs(10);
 
 struct Slot {
     prefix: String,
@@ -123,6 +135,12 @@ fn event_size(event: &StorageEvent) -> usize {
     event.key.len() + value_size(&event.object) + 2 * approx_size(&event.object)
 }
 
+/// A change in the history and when it reached the cache.
+struct Change {
+    event: Arc<StorageEvent>,
+    at: Instant,
+}
+
 /// A cached object and its JSON, shared with the event that made it this state.
 #[derive(Clone)]
 struct Cached {
@@ -161,7 +179,7 @@ struct State {
     listed: i64,
     /// Every change after this revision is in `history`.
     oldest: i64,
-    history: VecDeque<Arc<StorageEvent>>,
+    history: VecDeque<Change>,
     /// The estimated size of `history`, bounded by `history_bytes`.
     history_size: usize,
     history_bytes: usize,
@@ -211,15 +229,38 @@ impl State {
         let event = Arc::new(event);
         self.watchers.retain_mut(|slot| State::offer(slot, &event));
         self.history_size += event_size(&event);
-        self.history.push_back(event);
+        self.history.push_back(Change {
+            event,
+            at: Instant::now(),
+        });
         while self.history.len() > HISTORY
             || (self.history_size > self.history_bytes && self.history.len() > 1)
         {
-            let Some(dropped) = self.history.pop_front() else {
-                break;
-            };
-            self.history_size = self.history_size.saturating_sub(event_size(&dropped));
-            self.oldest = self.oldest.max(dropped.rev);
+            self.forget_oldest();
+        }
+    }
+
+    /// Drops the oldest change: a watch can no longer start before it.
+    fn forget_oldest(&mut self) {
+        if let Some(dropped) = self.history.pop_front() {
+            self.history_size = self.history_size.saturating_sub(event_size(&dropped.event));
+            self.oldest = self.oldest.max(dropped.event.rev);
+        }
+    }
+
+    /// Forgets the changes older than [`HISTORY_FRESH`] at `now`, keeping the newest
+    /// [`HISTORY_FLOOR`], and gives back the room the history had grown to.
+    fn forget_stale(&mut self, now: Instant) {
+        while self.history.len() > HISTORY_FLOOR
+            && self
+                .history
+                .front()
+                .is_some_and(|c| now.saturating_duration_since(c.at) > HISTORY_FRESH)
+        {
+            self.forget_oldest();
+        }
+        if self.history.capacity() > 4 * self.history.len().max(HISTORY_FLOOR) {
+            self.history.shrink_to_fit();
         }
     }
 
@@ -227,7 +268,7 @@ impl State {
     /// it is in the history (upstream: the oldest event's resourceVersion minus one).
     fn oldest_watchable(&self) -> i64 {
         match self.history.front() {
-            Some(first) => self.oldest.max(first.rev - 1),
+            Some(first) => self.oldest.max(first.event.rev - 1),
             None => self.oldest.max(self.rev),
         }
     }
@@ -251,7 +292,7 @@ impl State {
             given: false,
             tx,
         };
-        for event in &self.history {
+        for Change { event, .. } in &self.history {
             if event.rev > after
                 && event.key.starts_with(prefix)
                 && slot.tx.try_send(Ok(event.clone())).is_ok()
@@ -269,7 +310,7 @@ impl State {
         if after < self.oldest_watchable() {
             return None;
         }
-        let backlog = self.history.iter().filter(|e| e.rev > after).count();
+        let backlog = self.history.iter().filter(|c| c.event.rev > after).count();
         Some(self.register(prefix, after, backlog))
     }
 }
@@ -454,10 +495,8 @@ impl Cacher {
     /// answers an old resourceVersion exactly as etcd would: 410 Expired.
     pub fn compacted(&self, rev: i64) {
         let mut state = self.lock();
-        while state.history.front().is_some_and(|e| e.rev <= rev) {
-            if let Some(dropped) = state.history.pop_front() {
-                state.history_size = state.history_size.saturating_sub(event_size(&dropped));
-            }
+        while state.history.front().is_some_and(|c| c.event.rev <= rev) {
+            state.forget_oldest();
         }
         state.oldest = state.oldest.max(rev.min(state.rev));
     }
@@ -484,6 +523,8 @@ impl Feed {
     /// Follows etcd from the caches' revision; on a broken watch it reconnects, and when the
     /// history it needs was compacted away it relists every cache and expires its watchers.
     async fn run(&self, shutdown: CancellationToken) {
+        let mut sweep = tokio::time::interval(SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let from = *self.observed.borrow();
             let stream = tokio::select! {
@@ -494,6 +535,13 @@ impl Feed {
                 Ok(mut stream) => loop {
                     let item = tokio::select! {
                         item = stream.recv() => item,
+                        _ = sweep.tick() => {
+                            let now = Instant::now();
+                            for cacher in &self.cachers {
+                                cacher.lock().forget_stale(now);
+                            }
+                            continue;
+                        }
                         () = shutdown.cancelled() => return,
                     };
                     match item {
@@ -664,7 +712,12 @@ mod tests {
         }
         assert!(state.history_size <= 10 << 20, "{}", state.history_size);
         assert!(state.history.len() < 10, "{}", state.history.len());
-        let oldest = state.history.front().expect("the newest events stay").rev;
+        let oldest = state
+            .history
+            .front()
+            .expect("the newest events stay")
+            .event
+            .rev;
         assert_eq!(state.oldest_watchable(), oldest - 1);
         assert!(state.watch_from("/r/pods/", oldest - 2).is_none());
         assert!(state.watch_from("/r/pods/", oldest - 1).is_some());
@@ -719,7 +772,7 @@ mod tests {
         let held: usize = state
             .history
             .iter()
-            .map(|e| {
+            .map(|Change { event: e, .. }| {
                 let json = e.object_json().len();
                 let encoded = e
                     .object_encoded(|_| Some(Bytes::from(vec![0; json])))
@@ -791,11 +844,35 @@ mod tests {
         let cached = state.objects["/r/pods/a/p"].object.clone();
         state.apply(big(2, "/r/pods/a/p", 100));
         let last = state.history.back().expect("event");
-        let prev = last.prev.as_ref().expect("prev");
+        let prev = last.event.prev.as_ref().expect("prev");
         assert!(
             Arc::ptr_eq(prev, &cached),
             "no second copy of the old state"
         );
+    }
+
+    #[test]
+    fn stale_changes_are_forgotten_past_the_newest_floor() {
+        let mut state = state(10);
+        let total = HISTORY_FLOOR as i64 + 50;
+        for rev in 1..=total {
+            state.apply(event(rev, &format!("/r/pods/a/p{rev}")));
+        }
+        state.forget_stale(Instant::now());
+        assert_eq!(state.history.len(), total as usize, "nothing is stale yet");
+
+        state.forget_stale(Instant::now() + HISTORY_FRESH + Duration::from_secs(1));
+        assert_eq!(state.history.len(), HISTORY_FLOOR);
+        let oldest = state.oldest_watchable();
+        assert_eq!(oldest, total - HISTORY_FLOOR as i64);
+        assert!(state.watch_from("/r/pods/", oldest - 1).is_none());
+        assert!(state.watch_from("/r/pods/", oldest).is_some());
+        // A watcher that saw the last change resumes however long the cluster was quiet.
+        let mut current = state.watch_from("/r/pods/", total).expect("current");
+        state.apply(event(total + 1, "/r/pods/a/next"));
+        let next = current.try_recv().expect("an event").expect("not an error");
+        assert_eq!(next.rev, total + 1);
+        assert_eq!(state.objects.len(), total as usize + 1, "objects stay");
     }
 
     #[test]

@@ -509,7 +509,9 @@ async fn limits_and_security_settings_reach_the_engine_and_oom_is_reported() {
         .expect("host config");
     assert_eq!(host.privileged, Some(true));
 
-    // 200 MiB into a shell variable under a 20 MiB limit: the kernel kills it.
+    // 200 MiB into a shell variable under a 20 MiB limit: the kernel kills it. The engine
+    // may record the kill after the exit, so the state is read once both events are out.
+    let mut events = fx.rt.events((s(TEST_LABEL), fx.prefix.clone()));
     let hog = fx
         .run(&ContainerSpec {
             memory_limit: Some(20 << 20),
@@ -520,7 +522,18 @@ async fn limits_and_security_settings_reach_the_engine_and_oom_is_reported() {
             )
         })
         .await;
-    let state = fx.wait_exited(&hog, Duration::from_secs(60)).await;
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !(seen.contains(&s("oom")) && seen.contains(&s("die"))) {
+        let event = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("no oom+die for {hog} in time; saw {seen:?}"))
+            .expect("the stream does not end");
+        if event.id == hog {
+            seen.push(event.action);
+        }
+    }
+    let state = fx.rt.inspect(&hog).await.expect("inspect");
     assert!(state.oom_killed, "{state:?}");
     assert_eq!(state.exit_code, 137);
 }
