@@ -281,6 +281,12 @@ impl AdmissionSources<'_> {
     }
 }
 
+/// Whether a list selects nothing out: upstream counts the items left after a page only then.
+fn unfiltered(options: &ListOptions) -> bool {
+    options.label.as_ref().is_none_or(|l| l.is_empty())
+        && options.field.as_ref().is_none_or(|f| f.is_empty())
+}
+
 /// Translates a storage failure into the API error about `name`.
 pub fn storage_error(gr: GroupResource<'_>, name: &str, err: StorageError) -> ApiError {
     match err {
@@ -621,10 +627,24 @@ impl Store {
             };
         if from_cache {
             let (label, field) = (options.label.as_ref(), options.field.as_ref());
-            let (items, rev) = self
+            let limit = options.limit.filter(|l| *l > 0);
+            let page = self
                 .storage
-                .list_cached(&prefix, |o| self.matches(o, label, field));
-            return Ok(self.limit_cached(items, rev, options));
+                .list_cached(&prefix, |o| self.matches(o, label, field), limit);
+            // A continuation is read from etcd at the cache's revision.
+            let continue_token = page.next.map(|start| {
+                ContinueToken {
+                    rv: page.rev,
+                    start,
+                }
+                .encode(&self.prefix)
+            });
+            return Ok(ListResult {
+                items: page.items,
+                resource_version: page.rev,
+                continue_token,
+                remaining: page.left.filter(|_| unfiltered(options)),
+            });
         }
         let (from, rev) = match &continued {
             Some(token) => (token.start.clone(), token.rv),
@@ -655,8 +675,7 @@ impl Store {
         let page_size = limit.map_or(storage::LIST_PAGE, |l| {
             (l as i64).saturating_add(1).min(storage::LIST_PAGE)
         });
-        let unfiltered = options.label.as_ref().is_none_or(|l| l.is_empty())
-            && options.field.as_ref().is_none_or(|f| f.is_empty());
+        let unfiltered = unfiltered(options);
         let mut from = from.to_string();
         let mut rev = rev;
         let mut out = Vec::new();
@@ -702,37 +721,6 @@ impl Store {
                     remaining: None,
                 });
             }
-        }
-    }
-
-    /// Applies the limit to a list served from the watch cache, its selectors applied already;
-    /// a continuation of it is read from etcd at the cache's revision.
-    fn limit_cached(&self, items: Vec<Stored>, rev: i64, options: &ListOptions) -> ListResult {
-        let mut matching = items.into_iter();
-        let mut out: Vec<Stored> = Vec::new();
-        let limit = options.limit.filter(|l| *l > 0);
-        let mut continue_token = None;
-        let mut remaining = None;
-        for stored in matching.by_ref() {
-            if limit.is_some_and(|l| out.len() >= l) {
-                let rest = 1 + matching.count();
-                remaining = Some(rest);
-                continue_token = Some(
-                    ContinueToken {
-                        rv: rev,
-                        start: stored.key.clone(),
-                    }
-                    .encode(&self.prefix),
-                );
-                break;
-            }
-            out.push(stored);
-        }
-        ListResult {
-            items: out,
-            resource_version: rev,
-            continue_token,
-            remaining,
         }
     }
 

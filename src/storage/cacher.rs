@@ -135,6 +135,18 @@ fn event_size(event: &StorageEvent) -> usize {
     event.key.len() + value_size(&event.object) + 2 * approx_size(&event.object)
 }
 
+/// A page of a list served from the cache.
+#[derive(Debug)]
+pub struct CachedPage {
+    pub items: Vec<Stored>,
+    /// The revision the cache was current at.
+    pub rev: i64,
+    /// When the limit cut the list short: the key of the first selected object left out.
+    pub next: Option<String>,
+    /// How many objects under the prefix, selected or not, are left from `next` on.
+    pub left: Option<usize>,
+}
+
 /// A change in the history and when it reached the cache.
 struct Change {
     event: Arc<StorageEvent>,
@@ -454,30 +466,57 @@ impl Cacher {
         Ok((items, rev, rx))
     }
 
-    /// The cached objects under `prefix` that `keep` selects ("any" freshness, as
-    /// resourceVersion=0 asks for). They are selected before they are copied out, so what is
-    /// not selected is never copied; every object under `prefix` is still looked at, with the
-    /// cache's lock held (there is no index by field or label yet).
-    pub fn list_cached(&self, prefix: &str, keep: impl Fn(&Value) -> bool) -> (Vec<Stored>, i64) {
+    /// The first `limit` (or all) cached objects under `prefix` that `keep` selects, as
+    /// current as the cache is. They are selected before they are copied out, so what is not
+    /// selected is never copied, and the looking stops at the first selected object past the
+    /// limit; up to there every object is looked at, with the cache's lock held (there is no
+    /// index by field or label yet).
+    pub fn list_cached(
+        &self,
+        prefix: &str,
+        keep: impl Fn(&Value) -> bool,
+        limit: Option<usize>,
+    ) -> CachedPage {
         let (state, rev) = self.current();
-        (Self::selected(&state, prefix, keep), rev)
+        let mut objects = Self::under(&state, prefix);
+        let mut items = Vec::new();
+        let mut next = None;
+        for (key, cached) in objects.by_ref() {
+            if !keep(&cached.object) {
+                continue;
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                next = Some(key.clone());
+                break;
+            }
+            items.push(cached.stored(key));
+        }
+        let left = next.is_some().then(|| 1 + objects.count());
+        CachedPage {
+            items,
+            rev,
+            next,
+            left,
+        }
     }
 
     fn snapshot(state: &State, prefix: &str) -> Vec<Stored> {
-        Self::selected(state, prefix, |_| true)
+        Self::under(state, prefix)
+            .map(|(k, c)| c.stored(k))
+            .collect()
     }
 
-    fn selected(state: &State, prefix: &str, keep: impl Fn(&Value) -> bool) -> Vec<Stored> {
+    fn under<'a>(
+        state: &'a State,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Cached)> + 'a {
         state
             .objects
             .range::<str, _>((
                 std::ops::Bound::Included(prefix),
                 std::ops::Bound::Unbounded,
             ))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(_, c)| keep(&c.object))
-            .map(|(k, c)| c.stored(k))
-            .collect()
+            .take_while(move |(k, _)| k.starts_with(prefix))
     }
 
     /// The cached copy of one object: a write's first guess, or what a reader that may lag
@@ -987,7 +1026,10 @@ mod tests {
         };
         feed.apply(Arc::new(event(7, "/r/a/1")));
         feed.apply(Arc::new(event(7, "/r/a/2")));
-        assert_eq!(caches[0].list_cached("/r/a/", |_| true).0.len(), 2);
+        assert_eq!(
+            caches[0].list_cached("/r/a/", |_| true, None).items.len(),
+            2
+        );
     }
 
     #[test]
@@ -1024,7 +1066,7 @@ mod tests {
             .expect("create");
         let caches = start(&storage).await;
         let (a, b) = (&caches[0], &caches[1]);
-        assert_eq!(a.list_cached("/r/a/", |_| true).0.len(), 1);
+        assert_eq!(a.list_cached("/r/a/", |_| true, None).items.len(), 1);
         // A write to b's resource only: a is current at its revision too, once the watch
         // has delivered it, so a consistent read of a may be served from memory.
         let written = storage
@@ -1035,10 +1077,63 @@ mod tests {
         let now = storage.current_revision().await.expect("revision");
         assert_eq!(now, written);
         assert!(a.fresh_at(now, Duration::from_secs(5)).await);
-        assert_eq!(a.list_cached("/r/a/", |_| true).1, written);
-        assert_eq!(b.list_cached("/r/b/", |_| true).0.len(), 1);
+        assert_eq!(a.list_cached("/r/a/", |_| true, None).rev, written);
+        assert_eq!(b.list_cached("/r/b/", |_| true, None).items.len(), 1);
         // A revision etcd has not reached is never claimed.
         assert!(!a.fresh_at(now + 1, Duration::from_millis(20)).await);
+    }
+
+    #[tokio::test]
+    async fn a_limited_list_stops_at_the_first_selected_object_past_the_limit() {
+        let storage = MemoryStorage::new();
+        for i in 1..=6 {
+            let odd = i % 2 == 1;
+            storage
+                .create(
+                    &format!("/r/a/{i}"),
+                    json!({"metadata": {"name": i.to_string()}, "odd": odd}),
+                    None,
+                )
+                .await
+                .expect("create");
+        }
+        let caches = start(&storage).await;
+        let names = |page: &CachedPage| -> Vec<String> {
+            page.items
+                .iter()
+                .map(|s| {
+                    s.object["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect()
+        };
+        let all = caches[0].list_cached("/r/a/", |_| true, Some(2));
+        assert_eq!(names(&all), ["1", "2"]);
+        assert_eq!(all.next.as_deref(), Some("/r/a/3"));
+        assert_eq!(all.left, Some(4), "3 to 6 are left");
+
+        let looked = std::cell::Cell::new(0);
+        let odd = caches[0].list_cached(
+            "/r/a/",
+            |o| {
+                looked.set(looked.get() + 1);
+                o["odd"] == json!(true)
+            },
+            Some(2),
+        );
+        assert_eq!(names(&odd), ["1", "3"]);
+        assert_eq!(odd.next.as_deref(), Some("/r/a/5"));
+        assert_eq!(
+            looked.get(),
+            5,
+            "nothing past the next selected object is looked at"
+        );
+
+        let whole = caches[0].list_cached("/r/a/", |_| true, Some(6));
+        assert_eq!(whole.items.len(), 6);
+        assert_eq!((whole.next, whole.left), (None, None));
     }
 
     #[tokio::test]
