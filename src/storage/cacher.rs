@@ -20,11 +20,11 @@
 //! [`HISTORY_FLOOR`], a change is also forgotten once it is [`HISTORY_FRESH`] old (upstream's
 //! `eventFreshDuration`), so the memory a burst took comes back when the cluster goes quiet;
 //! a watcher that is current (it saw the last change, or a later bookmark) resumes all the
-//! same. A modification
-//! shares its previous state with the cached object instead of keeping a copy. A watch from a
-//! resourceVersion older than the history is answered as upstream's `watch_cache.go` does: one
-//! `ERROR` event, 410 `too old resource version: <requested> (<oldest available>)`, where the
-//! bracketed number is the oldest resourceVersion a watch can still start from.
+//! same. A modification shares its previous state with the cached object instead of keeping
+//! a copy. A watch from a resourceVersion older than the history is answered as upstream's
+//! `watch_cache.go` does: one `ERROR` event, 410 `too old resource version: <requested>
+//! (<oldest available>)`, where the bracketed number is the oldest resourceVersion a watch can
+//! still start from.
 //!
 //! A resource may also go uncached (upstream's `--watch-cache-sizes=<resource>#0`, the default
 //! for Events): its reads and watches then all go to etcd, and it holds no memory here.
@@ -468,9 +468,9 @@ impl Cacher {
 
     /// The first `limit` (or all) cached objects under `prefix` that `keep` selects, as
     /// current as the cache is. They are selected before they are copied out, so what is not
-    /// selected is never copied, and the looking stops at the first selected object past the
-    /// limit; up to there every object is looked at, with the cache's lock held (there is no
-    /// index by field or label yet).
+    /// selected is never copied, and selecting stops at the first selected object past the
+    /// limit (the objects after it are only counted); up to there every object is looked at,
+    /// with the cache's lock held (there is no index by field or label yet).
     pub fn list_cached(
         &self,
         prefix: &str,

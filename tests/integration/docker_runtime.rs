@@ -14,8 +14,36 @@ use futures::StreamExt;
 use rkube::kubelet::docker::{DockerRuntime, CPU_PERIOD_US};
 use rkube::kubelet::pause::{TarWriter, PAUSE_DIGEST_LABEL};
 use rkube::kubelet::runtime::{
-    ContainerSpec, ContainerState, LogOptions, Mount, RunState, Runtime, RuntimeError, SandboxSpec,
+    ContainerSpec, ContainerState, LogOptions, Mount, RunState, Runtime, RuntimeError,
+    RuntimeEvent, SandboxSpec,
 };
+
+/// Reads `events` until container `id` has had every one of `actions`, within `within`;
+/// returns every event read, the other containers' included, in order.
+async fn until_actions(
+    events: &mut futures::stream::BoxStream<'static, RuntimeEvent>,
+    id: &str,
+    actions: &[&str],
+    within: Duration,
+) -> Vec<RuntimeEvent> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut read: Vec<RuntimeEvent> = Vec::new();
+    let had =
+        |read: &[RuntimeEvent], action: &str| read.iter().any(|e| e.id == id && e.action == action);
+    while !actions.iter().all(|a| had(&read, a)) {
+        let seen: Vec<&str> = read
+            .iter()
+            .filter(|e| e.id == id)
+            .map(|e| e.action.as_str())
+            .collect();
+        let event = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {actions:?} for {id} in time; saw {seen:?}"))
+            .expect("the stream does not end");
+        read.push(event);
+    }
+    read
+}
 
 /// The label every object of a test carries, valued with the test's prefix.
 const TEST_LABEL: &str = "io.rkube.test";
@@ -522,17 +550,7 @@ async fn limits_and_security_settings_reach_the_engine_and_oom_is_reported() {
             )
         })
         .await;
-    let mut seen: Vec<String> = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !(seen.contains(&s("oom")) && seen.contains(&s("die"))) {
-        let event = tokio::time::timeout_at(deadline, events.next())
-            .await
-            .unwrap_or_else(|_| panic!("no oom+die for {hog} in time; saw {seen:?}"))
-            .expect("the stream does not end");
-        if event.id == hog {
-            seen.push(event.action);
-        }
-    }
+    until_actions(&mut events, &hog, &["oom", "die"], Duration::from_secs(60)).await;
     let state = fx.rt.inspect(&hog).await.expect("inspect");
     assert!(state.oom_killed, "{state:?}");
     assert_eq!(state.exit_code, 137);
@@ -743,12 +761,14 @@ async fn events_arrive_for_start_and_die() {
     let job = fx.run(&fx.spec("job", &sandbox, "sleep 1; exit 3")).await;
 
     let mut seen: Vec<String> = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !(seen.contains(&s("start")) && seen.contains(&s("die"))) {
-        let event = tokio::time::timeout_at(deadline, events.next())
-            .await
-            .unwrap_or_else(|_| panic!("no start+die for {job} in time; saw {seen:?}"))
-            .expect("the stream does not end");
+    for event in until_actions(
+        &mut events,
+        &job,
+        &["start", "die"],
+        Duration::from_secs(30),
+    )
+    .await
+    {
         assert_eq!(event.labels.get(TEST_LABEL), Some(&fx.prefix));
         assert!(event.time.is_some());
         if event.id != job {
