@@ -198,7 +198,7 @@ pub async fn serve(
         let wanted: Vec<Arc<Value>> = listed
             .items
             .into_iter()
-            .map(|p| p.object)
+            .map(|p| p.object.into_arc())
             .filter(|p| name.is_empty() || p.pointer("/metadata/name") == Some(&json!(name)))
             .collect();
         let mut by_node: BTreeMap<String, Vec<Arc<Value>>> = BTreeMap::new();
@@ -255,7 +255,7 @@ pub async fn serve(
             .await?
             .items
             .into_iter()
-            .map(|n| n.object)
+            .map(|n| n.object.into_arc())
             .filter(|n| name.is_empty() || n.pointer("/metadata/name") == Some(&json!(name)))
             .collect();
         let summaries = futures::future::join_all(listed.iter().map(|n| {

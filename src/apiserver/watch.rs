@@ -176,7 +176,7 @@ pub async fn pump(
                         let meta = json!({"resourceVersion": object::resource_version(obj)});
                         let t = table::table(
                             store.strategy.as_ref(),
-                            [obj.as_ref()],
+                            [&**obj],
                             include,
                             meta,
                             first_table,

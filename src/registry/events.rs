@@ -72,6 +72,24 @@ impl TypedStrategy for EventStrategy {
         super::keep_all_but_status(new, old);
     }
 
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ]
+    }
+
     /// Upstream `EventToSelectableFields` (plus the metadata fields every kind has).
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
         let pointer = match field {

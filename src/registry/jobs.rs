@@ -458,6 +458,10 @@ impl TypedStrategy for JobStrategy {
         super::GarbageCollectionPolicy::OrphanDependents
     }
 
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &["metadata.name", "metadata.namespace", "status.successful"]
+    }
+
     /// Upstream `JobToSelectableFields`: `status.successful` besides the name and namespace.
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
         match field {

@@ -138,6 +138,10 @@ pub trait Strategy: Send + Sync {
     /// The value of a selectable field, or None when the kind does not support selecting on it.
     fn field_value(&self, obj: &Value, field: &str) -> Option<String>;
 
+    /// Every field [`Strategy::field_value`] answers for: what the watch cache keeps of each
+    /// object for field selectors.
+    fn selectable_fields(&self) -> &'static [&'static str];
+
     /// The grace period a delete gets: None deletes at once, Some(n) marks the object for
     /// deletion in n seconds and leaves it to its owner (the kubelet) to finish.
     fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64>;
@@ -320,6 +324,11 @@ pub trait TypedStrategy: Send + Sync + 'static {
         default_field_value(self.info(), obj, field)
     }
 
+    /// See [`Strategy::selectable_fields`].
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        default_selectable_fields(self.info())
+    }
+
     /// See [`Strategy::delete_grace`].
     fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
         let _ = (obj, requested);
@@ -442,6 +451,10 @@ impl<S: TypedStrategy> Strategy for S {
         TypedStrategy::field_value(self, obj, field)
     }
 
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        TypedStrategy::selectable_fields(self)
+    }
+
     fn delete_grace(&self, obj: &Value, requested: Option<i64>) -> Option<i64> {
         TypedStrategy::delete_grace(self, obj, requested)
     }
@@ -522,6 +535,16 @@ pub fn validate_meta(
     field_error::validate_object_meta(&meta, namespaced, name_fn)
 }
 
+/// The fields [`default_field_value`] answers for.
+pub fn default_selectable_fields(info: &ResourceInfo) -> &'static [&'static str] {
+    const METADATA: &[&str] = &["metadata.name", "metadata.namespace"];
+    if info.namespaced {
+        METADATA
+    } else {
+        &METADATA[..1]
+    }
+}
+
 /// `metadata.name` and `metadata.namespace` are selectable on every kind.
 pub fn default_field_value(info: &ResourceInfo, obj: &Value, field: &str) -> Option<String> {
     match field {
@@ -544,4 +567,32 @@ pub fn since(value: Option<&Value>, now: Timestamp) -> String {
         .and_then(Value::as_str)
         .and_then(|s| s.parse::<Timestamp>().ok());
     crate::meta::duration::since(when, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The watch cache keeps a value for each listed field and selects by those alone, so a
+    /// field the kind answers for but does not list would never match from the cache.
+    #[test]
+    fn every_kind_lists_exactly_the_fields_it_selects_by() {
+        let kinds = kinds(std::time::Duration::from_secs(3600));
+        let names: Vec<&str> = kinds
+            .iter()
+            .flat_map(|k| k.selectable_fields().iter().copied())
+            .chain(["spec.containers", "status", "nope"])
+            .collect();
+        let probe = serde_json::json!({"metadata": {}});
+        for kind in &kinds {
+            let plural = kind.info().plural;
+            for name in &names {
+                assert_eq!(
+                    kind.field_value(&probe, name).is_some(),
+                    kind.selectable_fields().contains(name),
+                    "{plural}: {name}"
+                );
+            }
+        }
+    }
 }

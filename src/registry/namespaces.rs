@@ -175,6 +175,10 @@ impl TypedStrategy for NamespaceStrategy {
         super::keep_all_but_status(new, old);
     }
 
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &["metadata.name", "status.phase"]
+    }
+
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
         match field {
             "status.phase" => Some(

@@ -130,6 +130,10 @@ impl TypedStrategy for NodeStrategy {
         super::keep_all_but_status(new, old);
     }
 
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &["metadata.name", "spec.unschedulable"]
+    }
+
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
         match field {
             "spec.unschedulable" => Some(

@@ -251,6 +251,21 @@ impl TypedStrategy for PodStrategy {
         pod::validate_pod_ephemeral_containers_update(new, old)
     }
 
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &[
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ]
+    }
+
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
         // Read field by field: a JSON pointer would split and unescape its path on every
         // object a selector list scans.

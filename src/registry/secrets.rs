@@ -168,6 +168,10 @@ impl TypedStrategy for SecretStrategy {
         errors
     }
 
+    fn selectable_fields(&self) -> &'static [&'static str] {
+        &["metadata.name", "metadata.namespace", "type"]
+    }
+
     fn field_value(&self, obj: &Value, field: &str) -> Option<String> {
         match field {
             "type" => Some(obj["type"].as_str().unwrap_or("").to_string()),

@@ -24,7 +24,9 @@ use crate::meta::managed_fields;
 use crate::meta::patch::{apply_patch, PatchSchema, PatchType};
 use crate::meta::selector::{FieldSelector, LabelSelector};
 use crate::meta::{object, ApiError, Cause, GroupResource};
-use crate::storage::{self, Cacher, EventType, Storage, StorageError, Stored, WatchStream};
+use crate::storage::{
+    self, Attrs, AttrsOf, Cacher, EventType, Storage, StorageError, Stored, WatchStream,
+};
 
 /// How often generateName may collide before the create fails (upstream: 7 since v1.32).
 const GENERATE_NAME_TRIES: usize = 8;
@@ -115,7 +117,7 @@ pub struct ListResult {
 impl ListResult {
     /// The objects listed, in order.
     pub fn objects(&self) -> impl Iterator<Item = &Value> {
-        self.items.iter().map(|s| s.object.as_ref())
+        self.items.iter().map(|s| &*s.object)
     }
 }
 
@@ -189,7 +191,8 @@ impl Registry {
             .map(|s| {
                 let info = s.info();
                 let cached = !UNCACHED.contains(&(info.group, info.plural));
-                (storage::list_prefix(prefix, info.plural, ""), cached)
+                let prefix = storage::list_prefix(prefix, info.plural, "");
+                (prefix, cached.then(|| attrs_of(s.clone())))
             })
             .collect();
         let root = format!("{}/", prefix.trim_end_matches('/'));
@@ -558,7 +561,7 @@ impl Store {
     /// behind them), never for a client's GET, which must see its own writes.
     pub async fn get_cached(&self, namespace: &str, name: &str) -> Result<Arc<Value>, ApiError> {
         match self.storage.cached(&self.key(namespace, name)) {
-            Some(found) => Ok(found.object),
+            Some(found) => Ok(found.object.into_arc()),
             None => self.get(namespace, name).await,
         }
     }
@@ -567,7 +570,7 @@ impl Store {
         self.storage
             .get(&self.key(namespace, name))
             .await
-            .map(|s| s.object)
+            .map(|s| s.object.into_arc())
             .map_err(|e| storage_error(self.gr(), name, e))
     }
 
@@ -628,9 +631,22 @@ impl Store {
         if from_cache {
             let (label, field) = (options.label.as_ref(), options.field.as_ref());
             let limit = options.limit.filter(|l| *l > 0);
-            let page = self
-                .storage
-                .list_cached(&prefix, |o| self.matches(o, label, field), limit);
+            let fields = self.strategy.selectable_fields();
+            let page = self.storage.list_cached(
+                &prefix,
+                |attrs| {
+                    selected_by(
+                        label,
+                        field,
+                        |key| attrs.label(key),
+                        |name| {
+                            let at = fields.iter().position(|known| *known == name)?;
+                            attrs.field(at).map(str::to_string)
+                        },
+                    )
+                },
+                limit,
+            );
             // A continuation is read from etcd at the cache's revision.
             let continue_token = page.next.map(|start| {
                 ContinueToken {
@@ -1118,7 +1134,8 @@ impl Store {
                     Err(e) => return Err(e),
                 }
             }
-            done.listed.extend(page.items.into_iter().map(|s| s.object));
+            done.listed
+                .extend(page.items.into_iter().map(|s| s.object.into_arc()));
             match page.continue_token {
                 Some(token) => continue_token = Some(token),
                 None => return Ok(done),
@@ -1424,6 +1441,17 @@ pub(crate) fn generated_name(base: &str) -> String {
     format!("{base}{suffix}")
 }
 
+/// How the watch cache of `strategy`'s kind takes what selectors read of its objects.
+fn attrs_of(strategy: Arc<dyn Strategy>) -> AttrsOf {
+    Arc::new(move |obj| {
+        let fields = strategy.selectable_fields().iter();
+        Attrs::new(
+            storage::labels(obj),
+            fields.map(|f| strategy.field_value(obj, f).unwrap_or_default()),
+        )
+    })
+}
+
 /// Whether `obj` matches the label and field selectors (absent ones match everything).
 fn selected(
     strategy: &dyn Strategy,
@@ -1431,8 +1459,24 @@ fn selected(
     label: Option<&LabelSelector>,
     field: Option<&FieldSelector>,
 ) -> bool {
-    label.is_none_or(|l| l.is_empty() || l.matches_with(|key| object::label(obj, key)))
-        && field.is_none_or(|f| f.matches(|name| strategy.field_value(obj, name)))
+    selected_by(
+        label,
+        field,
+        |key| object::label(obj, key),
+        |name| strategy.field_value(obj, name),
+    )
+}
+
+/// Whether an object whose labels and fields read as `label_of` and `field_of` answer
+/// matches the selectors: a decoded object's, or what the watch cache keeps of one.
+fn selected_by<'a>(
+    label: Option<&LabelSelector>,
+    field: Option<&FieldSelector>,
+    label_of: impl Fn(&str) -> Option<&'a str> + Copy,
+    field_of: impl Fn(&str) -> Option<String>,
+) -> bool {
+    label.is_none_or(|l| l.is_empty() || l.matches_with(label_of))
+        && field.is_none_or(|f| f.matches(field_of))
 }
 
 /// A watch of one kind, filtered by selectors.
@@ -1468,8 +1512,14 @@ impl Watch {
                     return Some(WatchEvent::Error(storage_error(gr, "", e)));
                 }
             };
-            let now = self.matches(&event.object);
-            let before = event.prev.as_deref().is_some_and(|p| self.matches(p));
+            // Without selectors neither state is read: one the cache kept as JSON stays so.
+            let filtered =
+                self.label.as_ref().is_some_and(|l| !l.is_empty()) || self.field.is_some();
+            let now = !filtered || self.matches(&event.object);
+            let before = event
+                .prev
+                .as_ref()
+                .is_some_and(|p| !filtered || self.matches(p));
             let kind = match event.kind {
                 EventType::Added if now => EventType::Added,
                 EventType::Modified if now && before => EventType::Modified,

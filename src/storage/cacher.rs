@@ -12,19 +12,25 @@
 //! ConsistentListFromCache without etcd's progress requests, which etcd 3.4 cannot be trusted
 //! with; a write outside the root (nothing of rkube's) sends the read to etcd instead.
 //!
-//! The history is bounded twice: at most [`HISTORY`] events and at most `history_bytes` (an
-//! estimate of the memory the events hold: each decoded object as its maps and strings take
-//! it, several times its JSON, and its two shared encodings; `--watch-cache-history-mib`,
-//! [`DEFAULT_HISTORY_MIB`] MiB per resource by default), so neither a few large objects
-//! updated often nor a burst of ordinary ones can make it grow without bound. Past the newest
-//! [`HISTORY_FLOOR`], a change is also forgotten once it is [`HISTORY_FRESH`] old (upstream's
-//! `eventFreshDuration`), so the memory a burst took comes back when the cluster goes quiet;
-//! a watcher that is current (it saw the last change, or a later bookmark) resumes all the
-//! same. A modification shares its previous state with the cached object instead of keeping
-//! a copy. A watch from a resourceVersion older than the history is answered as upstream's
-//! `watch_cache.go` does: one `ERROR` event, 410 `too old resource version: <requested>
-//! (<oldest available>)`, where the bracketed number is the oldest resourceVersion a watch can
-//! still start from.
+//! The cache keeps each object as its JSON alone (shared with the change that made that
+//! state), beside its labels and the values of its kind's selectable fields ([`Attrs`]): a
+//! decoded Pod takes about seven times its JSON, a LIST sends the JSON as it is, and a selector
+//! LIST reads the attributes. An object is decoded again where something reads it (a GET from
+//! the cache, a table, protobuf, admission), and that copy lives as long as its reader. Each
+//! change reaches the watchers decoded, as the shared etcd watch decoded it; the history keeps
+//! it as JSON too, decoded again only for a watcher that resumes from it and filters.
+//!
+//! The history is bounded twice: at most [`HISTORY`] events and at most `history_bytes` (what the
+//! events hold: each new state's JSON and the protobuf a replay may make of it;
+//! `--watch-cache-history-mib`, [`DEFAULT_HISTORY_MIB`] MiB per resource by default), so neither a
+//! few large objects updated often nor a burst of ordinary ones can make it grow without bound.
+//! Past the newest [`HISTORY_FLOOR`], a change is also forgotten once it is [`HISTORY_FRESH`] old
+//! (upstream's `eventFreshDuration`), so the memory a burst took comes back when the cluster goes
+//! quiet; a watcher that is current (it saw the last change, or a later bookmark) resumes all the
+//! same. A modification shares its previous state with the cached object instead of keeping a copy.
+//! A watch from a resourceVersion older than the history is answered as upstream's `watch_cache.go`
+//! does: one `ERROR` event, 410 `too old resource version: <requested> (<oldest available>)`, where
+//! the bracketed number is the oldest resourceVersion a watch can still start from.
 //!
 //! A resource may also go uncached (upstream's `--watch-cache-sizes=<resource>#0`, the default
 //! for Events): its reads and watches then all go to etcd, and it holds no memory here.
@@ -44,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{
-    CheckDelete, EventType, Json, Storage, StorageError, StorageEvent, Stored, TryUpdate,
+    CheckDelete, EventType, Object, Storage, StorageError, StorageEvent, Stored, TryUpdate,
     WatchItem, WatchStream,
 };
 
@@ -73,66 +79,66 @@ struct Slot {
     tx: mpsc::Sender<WatchItem>,
 }
 
-/// An estimate of a JSON value's compact serialized size.
-fn approx_size(value: &Value) -> usize {
-    match value {
-        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
-        Value::String(s) => s.len() + 2,
-        Value::Array(items) => 2 + items.iter().map(approx_size).sum::<usize>(),
-        Value::Object(map) => {
-            2 + map
-                .iter()
-                .map(|(k, v)| k.len() + 4 + approx_size(v))
-                .sum::<usize>()
-        }
-    }
-}
-
-/// What a JSON value takes in memory: its own node and everything it holds on the heap.
-/// Cached objects come from [`super::json::from_slice`], sized to their contents: each map
-/// keeps one (hash, key, value) entry per field and a table of indices (the fewest buckets,
-/// a power of two, that hold them at most 7/8 full; each an index and a control byte). For a
-/// running Pod, a Node and an Event this came to the byte what a counting allocator counted.
-fn value_size(value: &Value) -> usize {
-    size_of::<Value>() + heap_size(value)
-}
-
-fn heap_size(value: &Value) -> usize {
-    match value {
-        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
-        Value::String(s) => s.capacity(),
-        Value::Array(items) => {
-            items.capacity() * size_of::<Value>() + items.iter().map(heap_size).sum::<usize>()
-        }
-        Value::Object(map) if map.is_empty() => 0,
-        Value::Object(map) => {
-            let buckets = match map.len() {
-                n if n < 4 => 4,
-                n if n < 8 => 8,
-                n => (n * 8 / 7).next_power_of_two(),
-            };
-            let entry = size_of::<u64>() + size_of::<String>() + size_of::<Value>();
-            // The control bytes repeat the first group's (16) after the last bucket.
-            map.len() * entry
-                + buckets * (size_of::<usize>() + 1)
-                + 16
-                + map
-                    .iter()
-                    .map(|(k, v)| k.capacity() + heap_size(v))
-                    .sum::<usize>()
-        }
-    }
-}
-
 fn event_size(event: &StorageEvent) -> usize {
-    // `prev` is shared with the object cached before (or with an earlier event), so only the
-    // new state counts: once as a value, once as the JSON its first watcher encodes and every
-    // other shares (`StorageEvent::object_json`), and once as the protobuf its first protobuf
-    // watcher encodes (`StorageEvent::object_encoded`; field tags and lengths take no more room
-    // than JSON's quoted names and punctuation, so the JSON's size bounds it). Both encodings
-    // are made lazily, after the event was counted, so they are counted up front whether or
-    // not they are ever made.
-    event.key.len() + value_size(&event.object) + 2 * approx_size(&event.object)
+    // The history keeps each change's states as their JSON alone. `prev` is shared with the
+    // object cached before (or with an earlier change), so only the new state counts: once as
+    // its JSON, and once as the protobuf a replay to a protobuf watcher may make of it (field
+    // tags and lengths take no more room than JSON's quoted names and punctuation, so the
+    // JSON's size bounds it), counted up front whether or not it is ever made.
+    size_of::<Change>()
+        + size_of::<StorageEvent>()
+        + event.key.len()
+        + 2 * event.object.json().len()
+}
+
+/// What a selector reads of a cached object: its labels and the values of the fields its kind
+/// can select by, taken when the object is cached so that a selector list never decodes it.
+#[derive(Debug, Clone, Default)]
+pub struct Attrs {
+    labels: Vec<(Box<str>, Box<str>)>,
+    fields: Vec<Box<str>>,
+}
+
+impl Attrs {
+    /// `labels` as the object has them; `fields` in the order of the kind's selectable fields.
+    pub fn new<'a>(
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+        fields: impl IntoIterator<Item = String>,
+    ) -> Attrs {
+        Attrs {
+            labels: labels
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            fields: fields.into_iter().map(String::into_boxed_str).collect(),
+        }
+    }
+
+    /// The value of label `key`, if the object has it.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
+    }
+
+    /// The value of the kind's selectable field at `index` in its list.
+    pub fn field(&self, index: usize) -> Option<&str> {
+        self.fields.get(index).map(|f| &**f)
+    }
+}
+
+/// How a cache takes the [`Attrs`] of the objects it holds.
+pub type AttrsOf = Arc<dyn Fn(&Value) -> Attrs + Send + Sync>;
+
+/// An object's labels, as [`Attrs::new`] takes them.
+pub fn labels(object: &Value) -> impl Iterator<Item = (&str, &str)> {
+    object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
 }
 
 /// A page of a list served from the cache.
@@ -153,21 +159,25 @@ struct Change {
     at: Instant,
 }
 
-/// A cached object and its JSON, shared with the event that made it this state.
+/// A cached object, kept as its JSON (shared with the event that made it this state) and
+/// what selectors read of it.
 #[derive(Clone)]
 struct Cached {
-    object: Arc<Value>,
+    object: Object,
     rev: i64,
-    json: Json,
+    attrs: Attrs,
 }
 
 impl Cached {
-    /// The state a change left, sharing the change's encoding.
-    fn of(event: &StorageEvent) -> Cached {
+    /// The state `object` (decoded) is at `rev`.
+    fn of(object: &Object, rev: i64, attrs_of: Option<&AttrsOf>) -> Cached {
         Cached {
-            object: event.object.clone(),
-            rev: event.rev,
-            json: event.json.clone(),
+            attrs: match attrs_of {
+                Some(attrs_of) => attrs_of(object),
+                None => Attrs::new(labels(object), []),
+            },
+            object: object.compact(),
+            rev,
         }
     }
 
@@ -176,7 +186,6 @@ impl Cached {
             key: key.to_string(),
             object: self.object.clone(),
             rev: self.rev,
-            json: self.json.clone(),
         }
     }
 }
@@ -197,6 +206,8 @@ struct State {
     history_bytes: usize,
     watchers: Vec<Slot>,
     buffer: usize,
+    /// How this cache takes its objects' [`Attrs`]; without it, their labels alone.
+    attrs_of: Option<AttrsOf>,
 }
 
 impl State {
@@ -224,25 +235,30 @@ impl State {
     }
 
     fn apply(&mut self, mut event: StorageEvent) {
+        let cached = || Cached::of(&event.object, event.rev, self.attrs_of.as_ref());
         match event.kind {
             EventType::Deleted => {
                 let previous = self.objects.remove(&event.key).map(|c| c.object);
                 event.prev = previous.or(event.prev.take());
             }
             EventType::Added => {
-                self.objects.insert(event.key.clone(), Cached::of(&event));
+                let cached = cached();
+                self.objects.insert(event.key.clone(), cached);
             }
             EventType::Modified => {
-                let previous = self.objects.insert(event.key.clone(), Cached::of(&event));
+                let cached = cached();
+                let previous = self.objects.insert(event.key.clone(), cached);
                 event.prev = previous.map(|c| c.object).or(event.prev.take());
             }
         }
         self.rev = self.rev.max(event.rev);
+        // The watchers get the change as it was decoded; the history keeps its JSON alone.
+        let kept = Arc::new(event.compact());
         let event = Arc::new(event);
         self.watchers.retain_mut(|slot| State::offer(slot, &event));
-        self.history_size += event_size(&event);
+        self.history_size += event_size(&kept);
         self.history.push_back(Change {
-            event,
+            event: kept,
             at: Instant::now(),
         });
         while self.history.len() > HISTORY
@@ -343,22 +359,23 @@ pub struct Cacher {
 pub const FRESH_WAIT: Duration = Duration::from_millis(50);
 
 impl Cacher {
-    /// Lists each of `prefixes` that is cached (`true` beside it) from etcd into a cache of
-    /// its own, then keeps every cache current from ONE etcd watch of `root` (the prefix they
+    /// Lists each of `prefixes` that is cached (beside it: how the cache takes its objects'
+    /// [`Attrs`]; None for no cache) from etcd into a cache of its own, then keeps every cache current from ONE etcd watch of `root` (the prefix they
     /// all share) until `shutdown`. Changes reach the caches in etcd's order, so once the
     /// watch has delivered revision R every cache holds exactly etcd's state at R (see
     /// [`Cacher::fresh_at`]). An uncached prefix gets a `Cacher` that passes everything on.
     pub async fn start_all(
         inner: Arc<dyn Storage>,
         root: String,
-        prefixes: Vec<(String, bool)>,
+        prefixes: Vec<(String, Option<AttrsOf>)>,
         history_bytes: usize,
         tracker: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Vec<Arc<Cacher>>, StorageError> {
         let (observed_tx, observed) = watch::channel(0);
         let mut cachers = Vec::with_capacity(prefixes.len());
-        for (prefix, caching) in prefixes {
+        for (prefix, attrs_of) in prefixes {
+            let caching = attrs_of.is_some();
             let cacher = Arc::new(Cacher {
                 inner: inner.clone(),
                 prefix,
@@ -366,6 +383,7 @@ impl Cacher {
                 state: Mutex::new(State {
                     buffer: WATCHER_BUFFER,
                     history_bytes,
+                    attrs_of,
                     ..State::default()
                 }),
                 observed: observed.clone(),
@@ -403,14 +421,11 @@ impl Cacher {
     async fn relist(&self) -> Result<(), StorageError> {
         let (items, rev) = self.inner.list(&self.prefix).await?;
         let mut state = self.lock();
+        let attrs_of = state.attrs_of.clone();
         state.objects = items
             .into_iter()
             .map(|s| {
-                let cached = Cached {
-                    object: s.object,
-                    rev: s.rev,
-                    json: s.json,
-                };
+                let cached = Cached::of(&s.object, s.rev, attrs_of.as_ref());
                 (s.key, cached)
             })
             .collect();
@@ -474,7 +489,7 @@ impl Cacher {
     pub fn list_cached(
         &self,
         prefix: &str,
-        keep: impl Fn(&Value) -> bool,
+        keep: impl Fn(&Attrs) -> bool,
         limit: Option<usize>,
     ) -> CachedPage {
         let (state, rev) = self.current();
@@ -482,7 +497,7 @@ impl Cacher {
         let mut items = Vec::new();
         let mut next = None;
         for (key, cached) in objects.by_ref() {
-            if !keep(&cached.object) {
+            if !keep(&cached.attrs) {
                 continue;
             }
             if limit.is_some_and(|l| items.len() >= l) {
@@ -737,8 +752,9 @@ mod tests {
     fn big(rev: i64, key: &str, bytes: usize) -> StorageEvent {
         let mut e = event(rev, key);
         e.kind = EventType::Modified;
-        e.object = Arc::new(json!({"metadata": {"name": key}, "data": "x".repeat(bytes)}));
-        e.prev = Some(Arc::new(json!({})));
+        let object = json!({"metadata": {"name": key}, "data": "x".repeat(bytes)});
+        e.object = Object::decoded(Arc::new(object));
+        e.prev = Some(Object::decoded(Arc::new(json!({}))));
         e
     }
 
@@ -763,39 +779,44 @@ mod tests {
     }
 
     #[test]
-    fn a_decoded_object_counts_at_what_its_maps_and_strings_take_not_its_json() {
-        let pod = super::super::json::from_slice(
-            br#"{"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "web", "namespace": "default", "uid": "0d6c1e2a",
-                "labels": {"app": "web", "tier": "front"}, "resourceVersion": "12"},
-            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox:1",
-                "command": ["sleep", "3600"], "resources": {}}]},
-            "status": {"phase": "Pending", "qosClass": "BestEffort"}}"#,
-        )
-        .expect("parses");
-        let json = serde_json::to_vec(&pod).expect("serializes").len();
-        let value = value_size(&pod);
-        // Every map holds at least one (hash, key, value) entry per field and a table of
-        // indices: far more than the field's bytes in JSON.
-        let fields = 20;
-        let floor = fields * (size_of::<u64>() + size_of::<String>() + size_of::<Value>());
-        assert!(value >= floor, "{value} < {floor}");
-        assert!(value > 4 * json, "{value} vs {json} bytes of JSON");
-        // An event's budget covers the value and both encodings its watchers may make, as
-        // they are actually made.
+    fn the_cache_keeps_objects_as_json_and_decodes_them_where_read() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "a", "labels": {"app": "web"},
+                "resourceVersion": "1"},
+            "spec": {"nodeName": "n1"}});
+        let mut state = state(10);
+        state.attrs_of = Some(Arc::new(|o: &Value| {
+            let node = o["spec"]["nodeName"].as_str().unwrap_or("").to_string();
+            Attrs::new(labels(o), [node])
+        }));
+        let mut watcher = state.register("/r/pods/", 0, 0);
         let event = StorageEvent::new(
             EventType::Added,
             "/r/pods/a/web".into(),
-            Arc::new(pod),
+            Arc::new(pod.clone()),
             None,
             1,
         );
-        let made = event.object_json().len();
-        assert_eq!(made, json);
+        state.apply(event);
+        let live = watcher.try_recv().expect("an event").expect("not an error");
+        assert!(live.object.is_decoded(), "watchers get the change decoded");
+        let cached = &state.objects["/r/pods/a/web"];
+        assert!(!cached.object.is_decoded(), "the cache keeps JSON");
+        assert_eq!(cached.attrs.label("app"), Some("web"));
+        assert_eq!(cached.attrs.field(0), Some("n1"));
+        let kept = &state.history.back().expect("a change").event;
+        assert!(!kept.object.is_decoded(), "so does the history");
+        assert_eq!(
+            kept.object.json().as_ptr(),
+            live.object_json().as_ptr(),
+            "one encoding for the watchers, the history and the cache"
+        );
+        let listed = Cacher::snapshot(&state, "/r/pods/");
+        assert_eq!(*listed[0].object, pod, "decoded when read");
+        assert!(!state.objects["/r/pods/a/web"].object.is_decoded());
         assert!(
-            event_size(&event) >= "/r/pods/a/web".len() + value + 2 * made,
-            "{} < the value ({value}) and two encodings of {made} bytes",
-            event_size(&event)
+            event_size(kept) >= "/r/pods/a/web".len() + 2 * live.object_json().len(),
+            "the history counts the JSON and the protobuf a replay may make"
         );
     }
 
@@ -816,7 +837,7 @@ mod tests {
                 let encoded = e
                     .object_encoded(|_| Some(Bytes::from(vec![0; json])))
                     .map_or(0, Bytes::len);
-                e.key.len() + value_size(&e.object) + json + encoded
+                e.key.len() + json + encoded
             })
             .sum();
         assert!(
@@ -839,8 +860,17 @@ mod tests {
             .map(|w| w.try_recv().expect("an event").expect("not an error"))
             .collect();
         let first = got[0].object_json();
+        for event in &got[..3] {
+            assert!(
+                Arc::ptr_eq(event, &got[0]),
+                "one event for all live watchers"
+            );
+        }
+        assert!(
+            !got[3].object.is_decoded(),
+            "a replay is the history's copy"
+        );
         for event in &got {
-            assert!(Arc::ptr_eq(event, &got[0]), "one event for all");
             let json = event.object_json();
             assert_eq!(json.as_ptr(), first.as_ptr(), "encoded once, then shared");
         }
@@ -880,12 +910,13 @@ mod tests {
     fn a_modification_shares_the_cached_previous_state() {
         let mut state = state(10);
         state.apply(big(1, "/r/pods/a/p", 100));
-        let cached = state.objects["/r/pods/a/p"].object.clone();
+        let cached = state.objects["/r/pods/a/p"].object.json().clone();
         state.apply(big(2, "/r/pods/a/p", 100));
         let last = state.history.back().expect("event");
         let prev = last.event.prev.as_ref().expect("prev");
-        assert!(
-            Arc::ptr_eq(prev, &cached),
+        assert_eq!(
+            prev.json().as_ptr(),
+            cached.as_ptr(),
             "no second copy of the old state"
         );
     }
@@ -1043,12 +1074,19 @@ mod tests {
         assert_eq!(state.rev, 2);
     }
 
+    fn by_labels() -> AttrsOf {
+        Arc::new(|o: &Value| Attrs::new(labels(o), []))
+    }
+
     async fn start(storage: &Arc<MemoryStorage>) -> Vec<Arc<Cacher>> {
         let tracker = TaskTracker::new();
         Cacher::start_all(
             storage.clone(),
             "/r/".into(),
-            vec![("/r/a/".into(), true), ("/r/b/".into(), true)],
+            vec![
+                ("/r/a/".into(), Some(by_labels())),
+                ("/r/b/".into(), Some(by_labels())),
+            ],
             usize::MAX,
             &tracker,
             CancellationToken::new(),
@@ -1091,7 +1129,7 @@ mod tests {
             storage
                 .create(
                     &format!("/r/a/{i}"),
-                    json!({"metadata": {"name": i.to_string()}, "odd": odd}),
+                    json!({"metadata": {"name": i.to_string(), "labels": {"odd": odd.to_string()}}}),
                     None,
                 )
                 .await
@@ -1119,7 +1157,7 @@ mod tests {
             "/r/a/",
             |o| {
                 looked.set(looked.get() + 1);
-                o["odd"] == json!(true)
+                o.label("odd") == Some("true")
             },
             Some(2),
         );
@@ -1158,7 +1196,7 @@ mod tests {
         let caches = Cacher::start_all(
             storage.clone(),
             "/r/".into(),
-            vec![("/r/a/".into(), true), ("/r/e/".into(), false)],
+            vec![("/r/a/".into(), Some(by_labels())), ("/r/e/".into(), None)],
             usize::MAX,
             &TaskTracker::new(),
             CancellationToken::new(),

@@ -619,8 +619,8 @@ pub(super) fn convert_event(
             Ok(StorageEvent::new(
                 kind,
                 current.key,
-                current.object,
-                prev.map(|p| p.object),
+                current.object.into_arc(),
+                prev.map(|p| p.object.into_arc()),
                 rev,
             ))
         }
@@ -631,11 +631,11 @@ pub(super) fn convert_event(
                 reason: "delete event without its previous value".into(),
             })?;
             let gone = decode_at(last, rev, encryption)?;
-            let prev = Some(gone.object.clone());
+            let prev = Some(gone.object.arc().clone());
             Ok(StorageEvent::new(
                 EventType::Deleted,
                 gone.key,
-                gone.object,
+                gone.object.into_arc(),
                 prev,
                 rev,
             ))

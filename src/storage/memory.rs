@@ -62,7 +62,7 @@ impl State {
                 _ => {
                     out.insert(
                         event.key.clone(),
-                        Stored::new(event.key.clone(), event.object.clone(), event.rev),
+                        Stored::new(event.key.clone(), event.object.arc().clone(), event.rev),
                     );
                 }
             }
@@ -140,7 +140,7 @@ impl Storage for MemoryStorage {
         state.publish(StorageEvent::new(
             EventType::Added,
             key.to_string(),
-            stored.object.clone(),
+            stored.object.arc().clone(),
             None,
             rev,
         ));
@@ -232,8 +232,8 @@ impl Storage for MemoryStorage {
         state.publish(StorageEvent::new(
             EventType::Modified,
             key.to_string(),
-            stored.object.clone(),
-            Some(current.object),
+            stored.object.arc().clone(),
+            Some(current.object.into_arc()),
             rev,
         ));
         Ok(stored)
@@ -255,8 +255,8 @@ impl Storage for MemoryStorage {
         state.publish(StorageEvent::new(
             EventType::Deleted,
             key.to_string(),
-            last.object.clone(),
-            Some(current.object),
+            last.object.arc().clone(),
+            Some(current.object.into_arc()),
             rev,
         ));
         Ok(last)

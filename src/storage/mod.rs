@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 
 use crate::meta::ApiError;
 
-pub use cacher::{Cacher, DEFAULT_HISTORY_MIB, FRESH_WAIT};
+pub use cacher::{labels, Attrs, AttrsOf, Cacher, DEFAULT_HISTORY_MIB, FRESH_WAIT};
 pub use etcd::{key_after, EtcdStorage, Page, LIST_PAGE};
 pub use memory::MemoryStorage;
 pub use metrics::{EtcdMetrics, LATENCY_BUCKETS};
@@ -50,32 +50,112 @@ impl Json {
             )
         })
     }
+
+    /// The encoding, if it was made.
+    fn made(&self) -> Option<&Bytes> {
+        self.0.get()
+    }
+}
+
+/// One state of an object, held decoded, as its JSON, or both. The watch cache keeps the
+/// objects it holds as their JSON alone (a decoded Pod takes about seven times its JSON) and
+/// they are decoded again only where something reads them: a selector, a table, protobuf, an
+/// admission check. Reading one (it dereferences to its [`Value`]) decodes it once, and the
+/// copy is kept for as long as this handle lives.
+#[derive(Debug, Clone)]
+pub struct Object {
+    json: Json,
+    value: OnceLock<Arc<Value>>,
+}
+
+impl Object {
+    /// An object already decoded; its JSON is made when first asked for.
+    pub fn decoded(value: Arc<Value>) -> Object {
+        Object {
+            json: Json::default(),
+            value: OnceLock::from(value),
+        }
+    }
+
+    /// An object kept as its JSON, which must have been encoded already: decoded when read.
+    fn encoded(json: Json) -> Object {
+        debug_assert!(json.made().is_some(), "an encoded object has its JSON");
+        Object {
+            json,
+            value: OnceLock::new(),
+        }
+    }
+
+    /// The object, decoded on the first read of this handle.
+    pub fn arc(&self) -> &Arc<Value> {
+        self.value.get_or_init(|| {
+            let bytes = self.json.made().map(Bytes::as_ref).unwrap_or_default();
+            // The JSON was encoded from a value that `json::from_slice` had decoded from
+            // etcd, so it decodes again; were it ever not to, the reader gets `null`, not a
+            // panic.
+            Arc::new(json::from_slice(bytes).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "a cached object no longer decodes");
+                Value::Null
+            }))
+        })
+    }
+
+    /// The object, decoded if it was not, as an owned handle.
+    pub fn into_arc(self) -> Arc<Value> {
+        self.arc();
+        self.value.into_inner().unwrap_or_default()
+    }
+
+    /// Whether the object is held decoded.
+    pub fn is_decoded(&self) -> bool {
+        self.value.get().is_some()
+    }
+
+    /// The object as compact JSON, encoded once and shared by every holder of this state
+    /// (see [`Json`]).
+    pub fn json(&self) -> &Bytes {
+        match self.json.made() {
+            Some(bytes) => bytes,
+            None => self.json.of(self.arc()),
+        }
+    }
+
+    /// The same state kept as its JSON alone (encoded now if it was not), sharing the
+    /// encoding: what the watch cache holds.
+    fn compact(&self) -> Object {
+        self.json();
+        Object::encoded(self.json.clone())
+    }
+}
+
+impl std::ops::Deref for Object {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        self.arc()
+    }
 }
 
 /// An object as read from storage, with its resourceVersion already set.
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub key: String,
-    pub object: Arc<Value>,
+    pub object: Object,
     pub rev: i64,
-    /// The object's JSON: shared with the watch cache when read from it, so a list of cached
-    /// objects encodes each at most once per change.
-    json: Json,
 }
 
 impl Stored {
     pub fn new(key: String, object: Arc<Value>, rev: i64) -> Stored {
         Stored {
             key,
-            object,
+            object: Object::decoded(object),
             rev,
-            json: Json::default(),
         }
     }
 
     /// The object as compact JSON, encoded once (see [`Json`]).
     pub fn object_json(&self) -> &Bytes {
-        self.json.of(&self.object)
+        self.object.json()
     }
 }
 
@@ -108,11 +188,10 @@ impl EventType {
 pub struct StorageEvent {
     pub kind: EventType,
     pub key: String,
-    pub object: Arc<Value>,
-    pub prev: Option<Arc<Value>>,
+    pub object: Object,
+    pub prev: Option<Object>,
     pub rev: i64,
-    json: Json,
-    /// The object in another encoding (protobuf), made and shared as `json` is.
+    /// The object in another encoding (protobuf), made and shared as its JSON is.
     encoded: OnceLock<Option<Bytes>>,
 }
 
@@ -127,10 +206,9 @@ impl StorageEvent {
         StorageEvent {
             kind,
             key,
-            object,
-            prev,
+            object: Object::decoded(object),
+            prev: prev.map(Object::decoded),
             rev,
-            json: Json::default(),
             encoded: OnceLock::new(),
         }
     }
@@ -138,21 +216,32 @@ impl StorageEvent {
     /// The object as compact JSON, encoded on the first call and shared by every later one
     /// (a clone of the returned `Bytes` is the same allocation).
     pub fn object_json(&self) -> &Bytes {
-        self.json.of(&self.object)
+        self.object.json()
     }
 
     /// An ADDED event of an object already read, sharing its encoding (a watch's initial
     /// events, made from the cache).
     pub fn added(stored: Stored) -> StorageEvent {
         StorageEvent {
-            json: stored.json,
-            ..StorageEvent::new(
-                EventType::Added,
-                stored.key,
-                stored.object,
-                None,
-                stored.rev,
-            )
+            kind: EventType::Added,
+            key: stored.key,
+            object: stored.object,
+            prev: None,
+            rev: stored.rev,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// The same change with both states kept as their JSON alone (what the watch cache's
+    /// history holds); the other encoding is made again if a replay needs it.
+    fn compact(&self) -> StorageEvent {
+        StorageEvent {
+            kind: self.kind,
+            key: self.key.clone(),
+            object: self.object.compact(),
+            prev: self.prev.as_ref().map(Object::compact),
+            rev: self.rev,
+            encoded: OnceLock::new(),
         }
     }
 
@@ -160,7 +249,7 @@ impl StorageEvent {
     /// `encode` on the first call and shared by every later one; None if it has none.
     pub fn object_encoded(&self, encode: impl FnOnce(&Value) -> Option<Bytes>) -> Option<&Bytes> {
         self.encoded
-            .get_or_init(|| encode(self.object.as_ref()))
+            .get_or_init(|| encode(self.object.arc()))
             .as_ref()
     }
 }

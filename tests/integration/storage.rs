@@ -57,7 +57,7 @@ async fn a_skipped_prefix_arrives_with_key_and_revision_and_no_object() {
     assert_eq!(second.rev, decoded.rev);
     assert_eq!(second.kind, EventType::Added);
     assert_eq!(
-        second.object, decoded.object,
+        *second.object, *decoded.object,
         "the rest is decoded as stored"
     );
 

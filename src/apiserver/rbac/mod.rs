@@ -430,7 +430,7 @@ async fn follow(view: Arc<RbacView>, kind: Kind, store: Arc<Store>, shutdown: Ca
                     match event {
                         Some(WatchEvent::Changed(event_type, event)) => {
                             if let Some(list) = initial.as_mut() {
-                                list.push(event.object.clone());
+                                list.push(event.object.arc().clone());
                                 continue;
                             }
                             view.write().apply(
