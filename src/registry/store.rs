@@ -532,16 +532,22 @@ impl Store {
         let mut tries = 0;
         loop {
             let name = object::name(&obj).to_string();
+            // Only a generated name may be tried again, with the object: otherwise it is
+            // handed over, not copied.
+            let attempt = match generate {
+                Some(_) => obj.clone(),
+                None => std::mem::take(&mut obj),
+            };
             match self
                 .storage
                 .create(
                     &self.key(namespace, &name),
-                    obj.clone(),
+                    attempt,
                     self.strategy.time_to_live(),
                 )
                 .await
             {
-                Ok(stored) => return Ok(((*stored.object).clone(), warnings)),
+                Ok(stored) => return Ok((stored.object.into_value(), warnings)),
                 Err(StorageError::AlreadyExists(_)) if generate.is_some() => {
                     tries += 1;
                     if tries >= GENERATE_NAME_TRIES {
@@ -1050,7 +1056,7 @@ impl Store {
             }
             Err(e) => return Err(storage_error(self.gr(), name, e)),
         };
-        let obj = self.finish_if_finalized(namespace, name, &stored).await?;
+        let obj = self.finish_if_finalized(namespace, name, stored).await?;
         Ok((obj, warnings))
     }
 
@@ -1060,7 +1066,7 @@ impl Store {
         &self,
         namespace: &str,
         name: &str,
-        stored: &Stored,
+        stored: Stored,
     ) -> Result<Value, ApiError> {
         let obj = &*stored.object;
         let marked = obj.pointer("/metadata/deletionTimestamp").is_some();
@@ -1080,12 +1086,13 @@ impl Store {
                 })
                 .await;
             return match deleted {
-                Ok(last) => Ok((*last.object).clone()),
-                Err(StorageError::NotFound(_)) => Ok(obj.clone()),
+                Ok(last) => Ok(last.object.into_value()),
+                Err(StorageError::NotFound(_)) => Ok(stored.object.into_value()),
                 Err(e) => Err(storage_error(self.gr(), name, e)),
             };
         }
-        Ok(obj.clone())
+        // The written object is this result's alone: it is handed over, not copied.
+        Ok(stored.object.into_value())
     }
 
     /// Upstream's `DeleteCollection`: deletes every object of this kind in `namespace` (every

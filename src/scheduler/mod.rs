@@ -13,6 +13,7 @@ pub mod message;
 mod queue;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt as _;
 use kube::Api;
 use serde_json::json;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,6 +52,11 @@ const BATCH: usize = 100;
 /// its client's QPS limit the same way).
 const WRITES_IN_FLIGHT: usize = 64;
 
+/// How many writes may be waiting, in flight or not, before the loop places no more Pods until
+/// some are done: each waiting write holds its request's future (kilobytes), and ten thousand
+/// Pods placed at once, each with a write waiting, left tens of megabytes behind them.
+const WRITES_WAITING: usize = 4 * WRITES_IN_FLIGHT;
+
 /// What the scheduler sends to the API server, and where the answers go.
 struct Writes {
     client: kube::Client,
@@ -58,18 +64,71 @@ struct Writes {
     tracker: TaskTracker,
     bound_tx: mpsc::Sender<BindOutcome>,
     in_flight: Arc<Semaphore>,
+    backlog: Backlog,
 }
 
 impl Writes {
     /// Runs `write` beside the scheduling loop once one of the [`WRITES_IN_FLIGHT`] is free.
     fn spawn(&self, write: impl std::future::Future<Output = ()> + Send + 'static) {
         let in_flight = self.in_flight.clone();
+        let waiting = self.backlog.enter();
         self.tracker.spawn(async move {
+            let _waiting = waiting;
             let Ok(_permit) = in_flight.acquire_owned().await else {
                 return;
             };
             write.await;
         });
+    }
+}
+
+/// The writes spawned and not yet done, up to a limit.
+#[derive(Debug)]
+struct Backlog {
+    waiting: Arc<AtomicUsize>,
+    done: Arc<Notify>,
+    limit: usize,
+}
+
+/// One write counted in its [`Backlog`] until it is done or dropped.
+struct Waiting {
+    waiting: Arc<AtomicUsize>,
+    done: Arc<Notify>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.done.notify_one();
+    }
+}
+
+impl Backlog {
+    fn new(limit: usize) -> Backlog {
+        Backlog {
+            waiting: Arc::default(),
+            done: Arc::default(),
+            limit,
+        }
+    }
+
+    /// Counts one more write, until the returned guard is dropped.
+    fn enter(&self) -> Waiting {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        Waiting {
+            waiting: self.waiting.clone(),
+            done: self.done.clone(),
+        }
+    }
+
+    /// Whether the limit is reached: no Pod is placed until a write is done.
+    fn full(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) >= self.limit
+    }
+
+    /// Returns once a write is done (at once if one was done since the last call).
+    async fn done(&self) {
+        self.done.notified().await;
     }
 }
 
@@ -328,13 +387,17 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
         tracker: tracker.clone(),
         bound_tx,
         in_flight: Arc::new(Semaphore::new(WRITES_IN_FLIGHT)),
+        backlog: Backlog::new(WRITES_WAITING),
     };
     let mut state = State::default();
     let mut rng = rand::rng();
     tracing::info!("scheduler started");
     loop {
         let now = Instant::now();
-        let wake = if state.queue.has_ready(now) {
+        let wake = if writes.backlog.full() {
+            // Woken by a write that is done, or by a change.
+            now + Duration::from_secs(3600)
+        } else if state.queue.has_ready(now) {
             now
         } else {
             state
@@ -346,6 +409,7 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
             event = nodes.recv() => state.on_node_event(event.ok_or(SchedulerError::WatchEnded { what: "node" })?),
             event = pods.recv() => state.on_pod_event(event.ok_or(SchedulerError::WatchEnded { what: "pod" })?),
             Some(outcome) = bound_rx.recv() => on_bound(&mut state, outcome),
+            () = writes.backlog.done(), if writes.backlog.full() => {}
             () = tokio::time::sleep_until(wake) => {}
             () = shutdown.cancelled() => break,
         }
@@ -367,6 +431,9 @@ pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<()
         }
         // A batch at a time, so changes keep coming in while thousands of Pods wait.
         for _ in 0..BATCH {
+            if writes.backlog.full() {
+                break;
+            }
             let Some(id) = state.queue.pop(Instant::now()) else {
                 break;
             };
@@ -575,6 +642,27 @@ mod tests {
         let room = few.capacity();
         shrink_sparse(&mut few);
         assert_eq!(few.capacity(), room);
+    }
+
+    #[tokio::test]
+    async fn a_full_backlog_is_freed_and_woken_by_each_write_done() {
+        let backlog = Backlog::new(2);
+        let first = backlog.enter();
+        assert!(!backlog.full());
+        let second = backlog.enter();
+        assert!(backlog.full(), "two writes waiting of two");
+        drop(first);
+        assert!(!backlog.full(), "a write done frees its place");
+        // The loop waits for a write to be done only once the backlog is full: a write done
+        // before it began waiting still wakes it.
+        let third = backlog.enter();
+        assert!(backlog.full());
+        drop(second);
+        tokio::time::timeout(Duration::from_secs(5), backlog.done())
+            .await
+            .expect("woken by the write that was done");
+        drop(third);
+        assert_eq!(backlog.waiting.load(Ordering::Relaxed), 0);
     }
 
     #[test]

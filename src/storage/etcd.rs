@@ -362,7 +362,7 @@ impl Storage for EtcdStorage {
         };
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, bytes.clone(), options)]);
+            .and_then([TxnOp::put(key, bytes, options)]);
         let started = Instant::now();
         let resp = client.txn(txn).await;
         self.metrics.observe("create", key, started);

@@ -106,6 +106,12 @@ impl Object {
         self.value.into_inner().unwrap_or_default()
     }
 
+    /// The object itself: taken when this was its only holder (as a write's result is),
+    /// copied otherwise.
+    pub fn into_value(self) -> Value {
+        Arc::try_unwrap(self.into_arc()).unwrap_or_else(|shared| (*shared).clone())
+    }
+
     /// Whether the object is held decoded.
     pub fn is_decoded(&self) -> bool {
         self.value.get().is_some()

@@ -49,6 +49,63 @@ fn free_port() -> u16 {
         .expect("the loopback interface has free ports")
 }
 
+/// Starts a one-member etcd in `dir` on free ports and waits until it answers. A port that
+/// was free when picked may be taken before etcd binds it (another test's process): etcd
+/// then exits, and it is started again on other ports.
+async fn start_etcd(dir: &std::path::Path) -> (Process, String) {
+    let log_path = dir.join("etcd.log");
+    for _ in 0..3 {
+        let (client_port, peer_port) = (free_port(), free_port());
+        let etcd_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let etcd_log = std::fs::File::create(&log_path).expect("log file");
+        let _ = std::fs::remove_dir_all(dir.join("etcd"));
+        let etcd = Command::new("etcd")
+            .args(["--name", "test", "--data-dir"])
+            .arg(dir.join("etcd"))
+            .args([
+                "--listen-client-urls",
+                &etcd_url,
+                "--advertise-client-urls",
+                &etcd_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &format!("test={peer_url}")])
+            .args(["--logger", "zap", "--log-level", "error"])
+            .args(rkube::cluster::up::SINGLE_MEMBER_ETCD_FLAGS)
+            .stdout(Stdio::null())
+            .stderr(etcd_log)
+            .spawn()
+            .expect("etcd runs (scripts/test installs etcd-server)");
+        let mut etcd = Process(etcd);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(storage) =
+                rkube::storage::EtcdStorage::connect(std::slice::from_ref(&etcd_url)).await
+            {
+                if storage.healthy().await {
+                    return (etcd, etcd_url);
+                }
+            }
+            if etcd.0.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("etcd did not start within 20 s:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    panic!("etcd exited three times on ports it was given:\n{log}");
+}
+
 impl TestCluster {
     pub fn builder() -> TestClusterBuilder {
         TestClusterBuilder {
@@ -275,34 +332,6 @@ impl TestClusterBuilder {
     pub async fn start(self) -> TestCluster {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
-        let (client_port, peer_port) = (free_port(), free_port());
-        let etcd_url = format!("http://127.0.0.1:{client_port}");
-        let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let etcd_log = std::fs::File::create(dir.path().join("etcd.log")).expect("log file");
-        let etcd = Command::new("etcd")
-            .args(["--name", "test", "--data-dir"])
-            .arg(dir.path().join("etcd"))
-            .args([
-                "--listen-client-urls",
-                &etcd_url,
-                "--advertise-client-urls",
-                &etcd_url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-            ])
-            .args(["--initial-cluster", &format!("test={peer_url}")])
-            .args(["--logger", "zap", "--log-level", "error"])
-            .args(rkube::cluster::up::SINGLE_MEMBER_ETCD_FLAGS)
-            .stdout(Stdio::null())
-            .stderr(etcd_log)
-            .spawn()
-            .expect("etcd runs (scripts/test installs etcd-server)");
-        let etcd = Process(etcd);
-
         let certs = dir.path().join("certs");
         let ca = pki::Ca::load_or_create(&certs).expect("CA");
         let serving = ca
@@ -317,18 +346,7 @@ impl TestClusterBuilder {
             .issue_client(&certs, "admin", "kubernetes-admin", &["system:masters"])
             .expect("admin cert");
 
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(storage) =
-                rkube::storage::EtcdStorage::connect(std::slice::from_ref(&etcd_url)).await
-            {
-                if storage.healthy().await {
-                    break;
-                }
-            }
-            assert!(Instant::now() < deadline, "etcd did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (etcd, etcd_url) = start_etcd(dir.path()).await;
 
         let log = std::fs::File::create(dir.path().join("apiserver.log")).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rkube"));

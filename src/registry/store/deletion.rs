@@ -225,7 +225,7 @@ impl Store {
             })
             .await
             .map_err(|e| storage_error(self.gr(), name, e))?;
-        Ok(((*last.object).clone(), true))
+        Ok((last.object.into_value(), true))
     }
 }
 
