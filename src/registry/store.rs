@@ -1453,7 +1453,7 @@ fn attrs_of(strategy: Arc<dyn Strategy>) -> AttrsOf {
     Arc::new(move |obj| {
         let fields = strategy.selectable_fields().iter();
         Attrs::new(
-            storage::labels(obj),
+            object::labels(obj),
             fields.map(|f| strategy.field_value(obj, f).unwrap_or_default()),
         )
     })

@@ -49,6 +49,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::meta::object;
+
 use super::{
     CheckDelete, EventType, Object, Storage, StorageError, StorageEvent, Stored, TryUpdate,
     WatchItem, WatchStream,
@@ -100,9 +102,10 @@ pub struct Attrs {
 }
 
 impl Attrs {
-    /// `labels` as the object has them; `fields` in the order of the kind's selectable fields.
-    pub fn new<'a>(
-        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    /// `labels` as the object has them ([`object::labels`]); `fields` in the order of the
+    /// kind's selectable fields.
+    pub fn new(
+        labels: impl IntoIterator<Item = (String, String)>,
         fields: impl IntoIterator<Item = String>,
     ) -> Attrs {
         Attrs {
@@ -130,16 +133,6 @@ impl Attrs {
 
 /// How a cache takes the [`Attrs`] of the objects it holds.
 pub type AttrsOf = Arc<dyn Fn(&Value) -> Attrs + Send + Sync>;
-
-/// An object's labels, as [`Attrs::new`] takes them.
-pub fn labels(object: &Value) -> impl Iterator<Item = (&str, &str)> {
-    object
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
-}
 
 /// A page of a list served from the cache.
 #[derive(Debug)]
@@ -174,7 +167,7 @@ impl Cached {
         Cached {
             attrs: match attrs_of {
                 Some(attrs_of) => attrs_of(object),
-                None => Attrs::new(labels(object), []),
+                None => Attrs::new(object::labels(object), []),
             },
             object: object.compact(),
             rev,
@@ -235,21 +228,15 @@ impl State {
     }
 
     fn apply(&mut self, mut event: StorageEvent) {
-        let cached = || Cached::of(&event.object, event.rev, self.attrs_of.as_ref());
-        match event.kind {
-            EventType::Deleted => {
-                let previous = self.objects.remove(&event.key).map(|c| c.object);
-                event.prev = previous.or(event.prev.take());
+        let previous = match event.kind {
+            EventType::Deleted => self.objects.remove(&event.key),
+            EventType::Added | EventType::Modified => {
+                let cached = Cached::of(&event.object, event.rev, self.attrs_of.as_ref());
+                self.objects.insert(event.key.clone(), cached)
             }
-            EventType::Added => {
-                let cached = cached();
-                self.objects.insert(event.key.clone(), cached);
-            }
-            EventType::Modified => {
-                let cached = cached();
-                let previous = self.objects.insert(event.key.clone(), cached);
-                event.prev = previous.map(|c| c.object).or(event.prev.take());
-            }
+        };
+        if event.kind != EventType::Added {
+            event.prev = previous.map(|c| c.object).or(event.prev.take());
         }
         self.rev = self.rev.max(event.rev);
         // The watchers get the change as it was decoded; the history keeps its JSON alone.
@@ -360,10 +347,11 @@ pub const FRESH_WAIT: Duration = Duration::from_millis(50);
 
 impl Cacher {
     /// Lists each of `prefixes` that is cached (beside it: how the cache takes its objects'
-    /// [`Attrs`]; None for no cache) from etcd into a cache of its own, then keeps every cache current from ONE etcd watch of `root` (the prefix they
-    /// all share) until `shutdown`. Changes reach the caches in etcd's order, so once the
-    /// watch has delivered revision R every cache holds exactly etcd's state at R (see
-    /// [`Cacher::fresh_at`]). An uncached prefix gets a `Cacher` that passes everything on.
+    /// [`Attrs`]; None for no cache) from etcd into a cache of its own, then keeps every cache
+    /// current from ONE etcd watch of `root` (the prefix they all share) until `shutdown`.
+    /// Changes reach the caches in etcd's order, so once the watch has delivered revision R
+    /// every cache holds exactly etcd's state at R (see [`Cacher::fresh_at`]). An uncached
+    /// prefix gets a `Cacher` that passes everything on.
     pub async fn start_all(
         inner: Arc<dyn Storage>,
         root: String,
@@ -787,7 +775,7 @@ mod tests {
         let mut state = state(10);
         state.attrs_of = Some(Arc::new(|o: &Value| {
             let node = o["spec"]["nodeName"].as_str().unwrap_or("").to_string();
-            Attrs::new(labels(o), [node])
+            Attrs::new(object::labels(o), [node])
         }));
         let mut watcher = state.register("/r/pods/", 0, 0);
         let event = StorageEvent::new(
@@ -1075,7 +1063,7 @@ mod tests {
     }
 
     fn by_labels() -> AttrsOf {
-        Arc::new(|o: &Value| Attrs::new(labels(o), []))
+        Arc::new(|o: &Value| Attrs::new(object::labels(o), []))
     }
 
     async fn start(storage: &Arc<MemoryStorage>) -> Vec<Arc<Cacher>> {

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 
 use crate::meta::ApiError;
 
-pub use cacher::{labels, Attrs, AttrsOf, Cacher, DEFAULT_HISTORY_MIB, FRESH_WAIT};
+pub use cacher::{Attrs, AttrsOf, Cacher, DEFAULT_HISTORY_MIB, FRESH_WAIT};
 pub use etcd::{key_after, EtcdStorage, Page, LIST_PAGE};
 pub use memory::MemoryStorage;
 pub use metrics::{EtcdMetrics, LATENCY_BUCKETS};
